@@ -1,0 +1,213 @@
+"""Load the user's parameters.py, apply command-line overrides, and validate into one frozen object.
+
+parameters.py is plain Python so values may be computed; every lowercase top-level name must be a
+known parameter (a typo is an error, not a silently ignored setting). Helper names start with `_`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import importlib.util
+import types
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInputError
+
+REBALANCE_NAMES = ("daily", "weekly", "monthly", "quarterly", "yearly", "never")
+FILL_TIMINGS = ("open", "close")
+UNFILLED_POLICIES = ("cancel", "carry")
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameters:
+    """Every backtest setting; parameters.py documents each one for users."""
+
+    # data
+    source: str = "simulated"
+    index: str = "TOP100"
+    datalog_dir: str = "datalog"
+    datasets_dir: str = "datasets"
+    results_dir: str = "results"
+    dataset_version: str | None = None
+    # simulated market (D2)
+    seed: int = 42
+    sim_n_tickers: int = 300
+    sim_index_size: int = 100
+    sim_start: dt.date = dt.date(2005, 1, 1)
+    sim_end: dt.date = dt.date(2024, 12, 31)
+    # point-in-time fundamentals (D6): days after period end when a vendor gives no announcement date
+    fundamental_lag_days: dict[str, int] = dataclasses.field(default_factory=lambda: {"default": 45})
+    # backtest window and schedule (E1)
+    start: dt.date = dt.date(2007, 1, 1)
+    end: dt.date = dt.date(2024, 12, 31)
+    heartbeat: str = "daily"
+    rebalance: str | int = "monthly"
+    lookback_days: int = 260
+    # portfolio and orders (E4, E8)
+    starting_cash: float = 1_000_000.0
+    cash_buffer: float = 0.01
+    no_trade_band: float = 0.002
+    fractional_shares: bool = False
+    min_trade_value: float = 0.0
+    max_leverage: float = 1.0
+    # fills and costs (E3, E5)
+    fill_timing: str = "open"
+    volume_cap: float = 0.10
+    unfilled: str = "cancel"
+    slippage_bps: float = 5.0
+    commission_rate: float = 0.0005
+    commission_min: float = 1.0
+    commission_per_share: float = 0.0
+    # evaluation (V1)
+    risk_free_rate: float = 0.02
+    # the weighting rule
+    algorithm: str = "algorithm.py"
+
+    def replace(self, **changes: Any) -> Parameters:
+        """A validated copy with some fields changed (used for CLI overrides and trials)."""
+        return validate(dataclasses.replace(self, **changes))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly values (dates as ISO strings), for the run archive."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.isoformat() if isinstance(v, dt.date) else v
+        return out
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Parameters)}
+DATE_FIELDS = {"sim_start", "sim_end", "start", "end"}
+
+
+def parse_date(value: Any, field: str) -> dt.date:
+    """Accept a date, a datetime or an ISO string ('2012-10-01'); anything else is named as bad."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise BadInputError(f"parameter '{field}': {value!r} is not a date; write it as 'YYYY-MM-DD'")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in DATE_FIELDS:
+        return parse_date(value, name)
+    default = FIELDS[name].default
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes"):
+                return True
+            if value.lower() in ("0", "false", "no"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise BadInputError(f"parameter '{name}': {value!r} is not true/false")
+    if isinstance(default, float) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise BadInputError(f"parameter '{name}': {value!r} is not a number") from None
+    if isinstance(default, int) and not isinstance(default, bool):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise BadInputError(f"parameter '{name}': {value!r} is not a whole number") from None
+    if name == "rebalance" and isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+def validate(p: Parameters) -> Parameters:
+    """Check ranges and choices; return the same object so calls can be chained."""
+
+    def bad(field: str, why: str) -> BadInputError:
+        return BadInputError(f"parameter '{field}' = {getattr(p, field)!r}: {why}")
+
+    if p.start > p.end:
+        raise bad("start", f"is after end ({p.end}); the backtest runs from start to end inclusive")
+    if p.sim_start >= p.sim_end:
+        raise bad("sim_start", "must be before sim_end")
+    if p.heartbeat != "daily":
+        raise bad("heartbeat", "only 'daily' heartbeats are supported in this version")
+    if isinstance(p.rebalance, int):
+        if p.rebalance < 1:
+            raise bad("rebalance", "every-N-heartbeats must be a positive whole number")
+    elif p.rebalance not in REBALANCE_NAMES:
+        raise bad("rebalance", f"choose one of {', '.join(REBALANCE_NAMES)} or a whole number N")
+    if p.fill_timing not in FILL_TIMINGS:
+        raise bad("fill_timing", f"choose one of {FILL_TIMINGS}")
+    if p.unfilled not in UNFILLED_POLICIES:
+        raise bad("unfilled", f"choose one of {UNFILLED_POLICIES}")
+    for name in ("starting_cash",):
+        if not getattr(p, name) > 0:
+            raise bad(name, "must be positive")
+    for name in ("cash_buffer", "no_trade_band"):
+        if not 0 <= getattr(p, name) < 1:
+            raise bad(name, "must be a fraction in [0, 1)")
+    if not 0 < p.volume_cap <= 1:
+        raise bad("volume_cap", "must be a fraction of the day's volume in (0, 1]")
+    for name in ("slippage_bps", "commission_rate", "commission_min", "commission_per_share",
+                 "min_trade_value", "lookback_days"):
+        if getattr(p, name) < 0:
+            raise bad(name, "must not be negative")
+    if p.max_leverage < 1:
+        raise bad("max_leverage", "must be at least 1 (1 = no leverage)")
+    if p.sim_n_tickers < 10 or not 1 <= p.sim_index_size <= p.sim_n_tickers:
+        raise bad("sim_index_size", "needs 1 <= sim_index_size <= sim_n_tickers and at least 10 tickers")
+    if not isinstance(p.fundamental_lag_days, dict) or not all(
+        isinstance(v, int) and v >= 0 for v in p.fundamental_lag_days.values()
+    ):
+        raise bad("fundamental_lag_days", "must map metric names (and 'default') to whole days >= 0")
+    if not p.source or not p.source.isalnum() or p.source != p.source.lower():
+        raise bad("source", "must be a lowercase vendor name such as 'simulated'")
+    return p
+
+
+def load_parameters(path: str | Path, overrides: dict[str, Any] | None = None) -> Parameters:
+    """Execute parameters.py, keep its public names, apply overrides, and validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"parameters file {path} not found; pass --parameters PATH")
+    spec = importlib.util.spec_from_file_location("_user_parameters", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file: report it, never a bare traceback
+        raise BadInputError(f"{path}: could not run it ({type(exc).__name__}: {exc})") from exc
+    values: dict[str, Any] = {}
+    for name, value in vars(module).items():
+        if name.startswith("_") or isinstance(value, types.ModuleType) or callable(value):
+            continue
+        if name not in FIELDS:
+            hint = difflib.get_close_matches(name, FIELDS, n=1)
+            raise BadInputError(
+                f"{path}: unknown parameter '{name}'"
+                + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                + "; prefix helper variables with '_'"
+            )
+        values[name] = value
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for name in list(values):
+        if name not in FIELDS:
+            raise BadInputError(f"unknown parameter '{name}' given on the command line")
+        values[name] = _coerce(name, values[name])
+    return validate(Parameters(**values))
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """Turn ['rebalance=quarterly', 'seed=7'] from --set into a dict (strings are coerced later)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInputError(f"--set {item!r}: write it as name=value")
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,222 @@
+"""Build versioned feather datasets from the datalog (D5), and read them back.
+
+    datasets/CURRENT              name of the version in use (replaced atomically)
+    datasets/v000003/             one complete build: <table>.feather + manifest.json
+
+A build reads only the logs that the current version's manifest does not list, merges them into
+the previous version's tables and resolves conflicts so that the latest query wins (by log
+timestamp). The new version is written to a hidden temporary folder, renamed into place, and only
+then does CURRENT switch to it; a crash at any moment leaves the previous version in use.
+Rebuilding from an empty datasets/ gives tables identical (same SHA-256) to incremental builds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+from tqdm import tqdm
+
+from . import __version__
+from .datalog import LogName, list_logs, read_log
+from .errors import BadInputError
+from .storage import atomic_write_text, fsync_dir, sha256_file
+
+log = logging.getLogger(__name__)
+
+# table -> (key columns for "latest query wins", whether a newer log replaces the whole group)
+TABLES: dict[str, tuple[list[str], bool]] = {
+    "market": (["source", "ticker", "date"], False),
+    "fundamentals": (["source", "ticker", "period_end", "announcement_date", "metric"], False),
+    "constituents": (["source", "index", "date"], True),  # a newer list replaces the whole list
+    "metadata": (["source", "ticker"], False),
+    "corporate_actions": (["source", "ticker", "date", "action"], False),
+}
+_TABLE_OF_TYPE = {
+    "ticker_market_data": "market",
+    "ticker_fundamental_data": "fundamentals",
+    "constituent_list": "constituents",
+    "metadata_array": "metadata",
+    "corporate_actions": "corporate_actions",
+}
+_SORT = {
+    "market": ["source", "ticker", "date"],
+    "fundamentals": ["source", "ticker", "metric", "period_end", "announcement_date"],
+    "constituents": ["source", "index", "date", "ticker"],
+    "metadata": ["source", "ticker"],
+    "corporate_actions": ["source", "ticker", "date", "action"],
+}
+
+
+@dataclasses.dataclass
+class BuildResult:
+    version: str | None
+    new_logs: int
+    skipped_logs: list[str]
+    rows: dict[str, int]
+    up_to_date: bool = False
+
+
+def current_version(datasets_dir: str | Path) -> str | None:
+    """The version name CURRENT points to, or None before the first build."""
+    pointer = Path(datasets_dir) / "CURRENT"
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    if not (Path(datasets_dir) / name / "manifest.json").is_file():
+        raise BadInputError(f"{pointer} names version '{name}', which is missing; rebuild with 02")
+    return name
+
+
+def read_manifest(datasets_dir: str | Path, version: str) -> dict:
+    return json.loads((Path(datasets_dir) / version / "manifest.json").read_text())
+
+
+def load_tables(datasets_dir: str | Path, version: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
+    """Read every table of a dataset version (CURRENT by default)."""
+    version = version or current_version(datasets_dir)
+    if version is None:
+        raise BadInputError(f"no dataset in {datasets_dir}; run 02_build_datasets.py first")
+    folder = Path(datasets_dir) / version
+    if not (folder / "manifest.json").is_file():
+        raise BadInputError(f"dataset version {version} not found in {datasets_dir}")
+    return version, {name: feather.read_feather(folder / f"{name}.feather") for name in TABLES}
+
+
+def _log_to_frame(name: LogName, path: Path) -> tuple[str, pd.DataFrame]:
+    """One validated log -> rows of its table, tagged with source and log timestamp."""
+    frame = read_log(path, name)
+    table = _TABLE_OF_TYPE[name.data_type]
+    where = f"datalog file {path.name}"
+    if table in ("market", "fundamentals", "corporate_actions"):
+        frame.insert(0, "ticker", name.label)
+    if table == "market":
+        dup = frame["date"].duplicated(keep=False).to_numpy()
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            raise BadInputError(
+                f"{where}, row {i + 2}, field 'date': {frame['date'].iloc[i]:%Y-%m-%d} appears more "
+                "than once; a market log holds one row per date"
+            )
+    if table == "fundamentals":
+        metrics = [c for c in frame.columns if c not in ("ticker", "period_end", "announcement_date")]
+        frame = frame.melt(id_vars=["ticker", "period_end", "announcement_date"], value_vars=metrics,
+                           var_name="metric", value_name="value").dropna(subset=["value"])
+    if table == "corporate_actions":
+        bad = ~frame["action"].isin(["split", "dividend", "delisting"]).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise BadInputError(f"{where}, row {i + 2}, field 'action': {frame['action'].iloc[i]!r} is "
+                                "not one of split, dividend, delisting")
+    if table == "metadata":
+        frame = frame.astype(str)
+    frame.insert(0, "source", name.source)
+    frame["log_ts"] = np.int64(name.timestamp)
+    return table, frame
+
+
+def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Latest query wins per key; deterministic row order and dtypes."""
+    keys, whole_group = TABLES[table]
+    frame = frame.sort_values([*keys, "log_ts"], kind="stable")
+    if whole_group:
+        latest = frame.groupby(keys, dropna=False)["log_ts"].transform("max")
+        frame = frame[frame["log_ts"] == latest]
+    else:
+        # last non-missing value per column, so a newer partial response does not erase older fields
+        frame = frame.groupby(keys, dropna=False, sort=False).last().reset_index()
+    frame = frame.sort_values(_SORT[table], kind="stable").reset_index(drop=True)
+    for col in frame.columns:
+        if frame[col].dtype == object or str(frame[col].dtype) in ("str", "string"):
+            frame[col] = frame[col].astype(object)
+    return frame
+
+
+def _empty(table: str) -> pd.DataFrame:
+    cols = TABLES[table][0] + ["log_ts"]
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "log_ts" else object) for c in cols})
+
+
+def build(datalog_dir: str | Path, datasets_dir: str | Path, *, skip_bad_logs: bool = False,
+          full: bool = False, progress: bool = False) -> BuildResult:
+    """Fold the logs not yet in the current version into a new version and switch to it.
+
+    full=True ignores the current version and rebuilds from every log (the bootstrap path).
+    A bad log stops the build (BadInputError naming file, row, field) unless skip_bad_logs.
+    """
+    datasets_dir = Path(datasets_dir)
+    datasets_dir.mkdir(parents=True, exist_ok=True)
+    logs = list_logs(datalog_dir)
+    base = None if full else current_version(datasets_dir)
+    prev_logs: dict[str, str] = {}
+    if base:
+        prev_logs = {e["file"]: e["sha256"] for e in read_manifest(datasets_dir, base)["logs"]}
+    new = [(n, p) for n, p in logs if p.name not in prev_logs]
+    if base and not new:
+        return BuildResult(base, 0, [], {}, up_to_date=True)
+    if not logs:
+        raise BadInputError(f"the datalog {datalog_dir} holds no logfiles; run 01_query_vendor.py first")
+
+    parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+    if base:
+        _, previous = load_tables(datasets_dir, base)
+        for t, frame in previous.items():
+            parts[t].append(frame)
+    skipped, used = [], dict(prev_logs)
+    for name, path in tqdm(new, desc="reading datalog", unit="log", disable=not progress, leave=False):
+        try:
+            table, frame = _log_to_frame(name, path)
+        except BadInputError as exc:
+            if not skip_bad_logs:
+                raise
+            log.warning("skipped bad log: %s", exc)
+            skipped.append(path.name)
+            continue
+        parts[table].append(frame)
+        used[path.name] = sha256_file(path)
+
+    tables = {}
+    for t in TABLES:
+        frames = [f for f in parts[t] if len(f)]
+        tables[t] = _resolve(t, pd.concat(frames, ignore_index=True)) if frames else _empty(t)
+
+    version = _next_version(datasets_dir)
+    tmp = datasets_dir / f".{version}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    info = {}
+    for t, frame in tables.items():
+        path = tmp / f"{t}.feather"
+        feather.write_feather(pa.Table.from_pandas(frame, preserve_index=False), path,
+                              compression="zstd")
+        info[t] = {"rows": len(frame), "sha256": sha256_file(path)}
+    manifest = {
+        "version": version,
+        "previous_version": base,
+        "builder": f"equity_backtest {__version__}",
+        "logs": [{"file": f, "sha256": used[f]} for f in sorted(used)],
+        "new_logs": len(new) - len(skipped),
+        "skipped_logs": skipped,
+        "tables": info,
+    }
+    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, datasets_dir / version)
+    fsync_dir(datasets_dir)
+    atomic_write_text(datasets_dir / "CURRENT", version + "\n")
+    log.info("dataset %s built from %d new logs (%d skipped)", version, len(new) - len(skipped), len(skipped))
+    return BuildResult(version, len(new) - len(skipped), skipped, {t: len(f) for t, f in tables.items()})
+
+
+def _next_version(datasets_dir: Path) -> str:
+    numbers = [int(p.name[1:]) for p in datasets_dir.iterdir()
+               if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit()]
+    return f"v{max(numbers, default=0) + 1:06d}"

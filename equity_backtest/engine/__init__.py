@@ -1,0 +1,1 @@
+"""The trading engine: clock -> orders -> broker (fills, costs) -> ledger, driven by the heartbeat loop."""

@@ -1,0 +1,228 @@
+"""Load one dataset version into dense arrays (trading days x tickers) for one source and index.
+
+The universe is every ticker that was ever a member of the index (delisted names included), so
+the backtest is free of survivorship bias. Prices are raw (unadjusted); splits, dividends and
+delistings are kept as per-day events that the engine applies. Fundamentals carry the trading-day
+index from which they are public (D6), constituents an as-of index by list date (E2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import Parameters
+from .datasets import load_tables
+from .errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+MARKET_FIELDS = ("open", "high", "low", "close", "volume", "market_cap")
+
+
+@dataclasses.dataclass
+class Events:
+    """Per-day corporate actions: day index -> (ticker indices, values)."""
+
+    splits: dict[int, tuple[np.ndarray, np.ndarray]]
+    dividends: dict[int, tuple[np.ndarray, np.ndarray]]
+    delistings: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclasses.dataclass
+class FundamentalSeries:
+    """One metric's reports sorted by (ticker, period end, public day) for as-of lookups."""
+
+    ticker: np.ndarray  # int codes into Panel.tickers
+    period_end: np.ndarray  # datetime64[ns]
+    public_day: np.ndarray  # first trading-day index at whose close the value is known
+    value: np.ndarray
+
+
+@dataclasses.dataclass
+class Panel:
+    source: str
+    index: str
+    dataset_version: str
+    dates: pd.DatetimeIndex
+    tickers: np.ndarray
+    fields: dict[str, np.ndarray]  # MARKET_FIELDS -> T x N float arrays, NaN where not traded
+    mark: np.ndarray  # T x N last known close while listed (NaN before listing and after delisting)
+    total_return: np.ndarray  # T x N daily total return per share held at the previous close
+    events: Events
+    list_dates: pd.DatetimeIndex
+    membership: np.ndarray  # L x N bool
+    list_of_day: np.ndarray  # T int: index of the latest list dated on or before each day (-1: none)
+    fundamentals: dict[str, FundamentalSeries]
+    metadata: pd.DataFrame  # indexed by ticker
+
+    @property
+    def ticker_index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tickers)}
+
+    def members(self, t: int) -> np.ndarray:
+        """Bool mask of the index members in force at the close of day t."""
+        k = self.list_of_day[t]
+        return self.membership[k] if k >= 0 else np.zeros(len(self.tickers), dtype=bool)
+
+    def day(self, date) -> int:
+        """Index of the last trading day on or before `date` (-1 if before the data)."""
+        return int(self.dates.searchsorted(pd.Timestamp(date), side="right")) - 1
+
+
+def load_panel(params: Parameters, extra_tickers: tuple[str, ...] = ()) -> Panel:
+    """Read the dataset version named in params (or CURRENT) and build the dense panel."""
+    version, tables = load_tables(Path(params.datasets_dir), params.dataset_version)
+    return panel_from_tables(version, tables, params, extra_tickers)
+
+
+def panel_from_tables(version: str, tables: dict[str, pd.DataFrame], params: Parameters,
+                      extra_tickers: tuple[str, ...] = ()) -> Panel:
+    src = params.source
+    cons = tables["constituents"]
+    cons = cons[(cons["source"] == src) & (cons["index"] == params.index)]
+    if cons.empty:
+        known = sorted({f"{s}/{i}" for s, i in zip(tables["constituents"]["source"],
+                                                     tables["constituents"]["index"], strict=True)})
+        raise BadInputError(
+            f"dataset {version} has no constituent lists for source '{src}' and index "
+            f"'{params.index}'; available: {', '.join(known) or 'none'}. Check 'source' and 'index'."
+        )
+    tickers = np.array(sorted(set(cons["ticker"]) | set(extra_tickers)), dtype=object)
+    code = {t: i for i, t in enumerate(tickers)}
+    N = len(tickers)
+
+    market = tables["market"]
+    market = market[(market["source"] == src) & market["ticker"].isin(code)]
+    if market.empty:
+        raise BadInputError(f"dataset {version} has no market data for the members of {params.index}")
+    all_dates = pd.DatetimeIndex(np.unique(market["date"].to_numpy()))
+    dates = all_dates[all_dates <= pd.Timestamp(params.end)]
+    T = len(dates)
+    if T == 0:
+        raise BadInputError(f"no trading days on or before end={params.end} in dataset {version}")
+    rows_all = all_dates.searchsorted(market["date"].to_numpy())
+    cols = market["ticker"].map(code).to_numpy()
+    keep = rows_all < T
+    rows, cols_k = rows_all[keep], cols[keep]
+    fields = {}
+    for f in MARKET_FIELDS:
+        arr = np.full((T, N), np.nan)
+        arr[rows, cols_k] = market[f].to_numpy(dtype=float)[keep]
+        fields[f] = arr
+    # last row with data per ticker on the full calendar, to spot series that just stop
+    last_row_full = np.full(N, -1)
+    np.maximum.at(last_row_full, cols, rows_all)
+
+    events = _events(tables["corporate_actions"], src, code, dates, all_dates, fields["close"], last_row_full)
+    mark = pd.DataFrame(fields["close"]).ffill().to_numpy(copy=True)
+    for t, (idx, _) in events.delistings.items():
+        mark[t:, idx] = np.nan  # never carried at a stale price after delisting
+    total_return = _total_return(mark, events)
+
+    list_dates = pd.DatetimeIndex(np.unique(cons["date"].to_numpy()))
+    membership = np.zeros((len(list_dates), N), dtype=bool)
+    membership[list_dates.searchsorted(cons["date"].to_numpy()), cons["ticker"].map(code).to_numpy()] = True
+    list_of_day = list_dates.searchsorted(dates, side="right") - 1
+
+    meta = tables["metadata"]
+    meta = meta[meta["source"] == src].drop(columns=["source", "log_ts"]).set_index("ticker")
+    meta = meta.reindex(pd.Index(tickers, name="ticker"))
+    return Panel(src, params.index, version, dates, tickers, fields, mark, total_return, events, list_dates, membership,
+                 list_of_day, _fundamentals(tables["fundamentals"], src, code, dates, params), meta)
+
+
+def _total_return(mark: np.ndarray, events: Events) -> np.ndarray:
+    """Return of holding one share from the previous close to this close: splits multiply the
+    share count, dividends arrive as cash, a delisting pays its value (takeover or recovery)."""
+    factor = np.ones_like(mark)
+    income = np.zeros_like(mark)
+    for t, (idx, val) in events.splits.items():
+        factor[t, idx] *= val
+    for t, (idx, val) in events.dividends.items():
+        income[t, idx] += val
+    now = mark.copy()
+    for t, (idx, val) in events.delistings.items():
+        now[t, idx] = val
+        factor[t, idx] = 1.0
+    ret = np.full_like(mark, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret[1:] = (now[1:] * factor[1:] + income[1:]) / mark[:-1] - 1.0
+    return ret
+
+
+def _by_day(frame: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for t, grp in frame.groupby("t", sort=True):
+        out[int(t)] = (grp["i"].to_numpy(dtype=np.int64), grp["value"].to_numpy(dtype=float))
+    return out
+
+
+def _events(ca: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, all_dates: pd.DatetimeIndex,
+            close: np.ndarray, last_row_full: np.ndarray) -> Events:
+    ca = ca[(ca["source"] == src) & ca["ticker"].isin(code)].copy()
+    ca["i"] = ca["ticker"].map(code)
+    ca["t"] = dates.searchsorted(ca["date"].to_numpy())  # a non-trading date applies the next trading day
+    ca = ca[ca["t"] < len(dates)]
+    bad_split = (ca["action"] == "split") & ~(ca["value"] > 0)
+    if bad_split.any():
+        row = ca[bad_split].iloc[0]
+        raise BadInputError(f"corporate action for {row['ticker']} on {row['date']:%Y-%m-%d}: split ratio "
+                            f"{row['value']} must be positive")
+    delist = ca[ca["action"] == "delisting"].sort_values("t").drop_duplicates("i", keep="first")
+    # a price series that stops before the data does, with no delisting record: close at last price
+    recorded = set(delist["i"])
+    T_full, T = len(all_dates), len(dates)
+    synthetic = []
+    for i in np.flatnonzero((last_row_full >= 0) & (last_row_full < T_full - 1)):
+        t = int(last_row_full[i]) + 1
+        if i not in recorded and t < T:
+            synthetic.append({"i": i, "t": t, "value": close[t - 1, i]})
+            log.warning("%s stops trading after %s with no delisting record; closing any holding at its "
+                        "last price %.4g", next(k for k, v in code.items() if v == i),
+                        dates[t - 1].date(), close[t - 1, i])
+    if synthetic:
+        delist = pd.concat([delist, pd.DataFrame(synthetic)], ignore_index=True)
+    return Events(
+        splits=_by_day(ca[ca["action"] == "split"]),
+        dividends=_by_day(ca[ca["action"] == "dividend"]),
+        delistings=_by_day(delist),
+    )
+
+
+def _fundamentals(fund: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex,
+                  params: Parameters) -> dict[str, FundamentalSeries]:
+    fund = fund[(fund["source"] == src) & fund["ticker"].isin(code)]
+    lags = params.fundamental_lag_days
+    out = {}
+    for metric, grp in fund.groupby("metric", sort=True):
+        lag = pd.Timedelta(days=lags.get(metric, lags.get("default", 45)))
+        public = grp["announcement_date"].fillna(grp["period_end"] + lag)
+        frame = pd.DataFrame({
+            "ticker": grp["ticker"].map(code).to_numpy(),
+            "period_end": grp["period_end"].to_numpy(),
+            "public_day": dates.searchsorted(public.to_numpy()),  # visible at that day's close
+            "value": grp["value"].to_numpy(dtype=float),
+        }).sort_values(["ticker", "period_end", "public_day"], kind="stable")
+        out[str(metric)] = FundamentalSeries(*(frame[c].to_numpy() for c in frame.columns))
+    return out
+
+
+def latest_fundamentals(series: FundamentalSeries, t: int, n_tickers: int) -> tuple[np.ndarray, np.ndarray]:
+    """As-of lookup at the close of day t: per ticker, the latest period public by then.
+
+    Returns (values, period_end) arrays of length n_tickers (NaN / NaT where nothing is known yet).
+    """
+    idx = np.flatnonzero(series.public_day <= t)
+    values = np.full(n_tickers, np.nan)
+    period = np.full(n_tickers, np.datetime64("NaT"), dtype="datetime64[ns]")
+    if len(idx):
+        tick = series.ticker[idx]
+        last = idx[np.r_[tick[1:] != tick[:-1], True]]
+        values[series.ticker[last]] = series.value[last]
+        period[series.ticker[last]] = series.period_end[last]
+    return values, period

@@ -1,0 +1,70 @@
+"""Atomic, write-once file operations so that nothing half-written is ever read as complete.
+
+Every file the pipeline produces is written to a temporary name beside its final place and then
+renamed into place (rename is atomic on POSIX file systems). Local paths only in this version; the
+functions are the single seam where fsspec URLs (O3) plug in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True) -> bool:
+    """Write `data` to `path` via a temp file + fsync + rename.
+
+    With overwrite=False an existing file is left untouched and False is returned (write-once).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if the target exists: never replaces a logged file
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        return True
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) -> bool:
+    """Text version of atomic_write_bytes (UTF-8, newlines as given)."""
+    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex digest of a file's bytes, for manifests."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Persist a directory entry (after a rename) where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,412 @@
+"""The simulated vendor (D2): a seeded random equity market that never depends on today's date.
+
+What it plants, so that later stages and tests can check they recover it:
+- market regimes (bull/bear by a monthly Markov chain) and one crash of about -35% in two months;
+- sector factors, firm betas and idiosyncratic volatilities;
+- factor premia in expected returns, set each month from what the firm's books and prices say:
+  value (book-to-market), quality (return on assets), 12-1 momentum, and low volatility;
+- IPOs, takeovers (paid in cash at a premium) and bankruptcies (a slide, then a small or zero
+  recovery), so an index of the top N by market cap churns and delisted names matter;
+- splits when a price runs high, quarterly dividends for payers, realistic daily volume;
+- quarterly fundamentals whose announcement date falls 20-50 days after the quarter end.
+
+All randomness comes from one numpy Generator seeded by `seed`; calendars come from `start`/`end`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..datalog import LogName, write_log
+
+log = logging.getLogger(__name__)
+
+SOURCE = "simulated"
+SECTORS = (
+    ("Information Technology", 0.14), ("Health Care", 0.12), ("Financials", 0.12),
+    ("Consumer Discretionary", 0.11), ("Industrials", 0.12), ("Communication Services", 0.06),
+    ("Consumer Staples", 0.07), ("Energy", 0.06), ("Utilities", 0.06), ("Real Estate", 0.06),
+    ("Materials", 0.08),
+)
+FUNDAMENTAL_METRICS = (
+    "revenue", "ebit", "net_income", "total_assets", "total_equity", "total_debt", "cash",
+    "current_assets", "current_liabilities", "net_fixed_assets", "shares_outstanding",
+    "operating_cash_flow", "capex",
+)
+# Annual expected-return premium per cross-sectional z-score (top minus bottom quintile ~2.8x this).
+PREMIA = {"value": 0.025, "quality": 0.025, "momentum": 0.03, "low_volatility": 0.02}
+TRADING_DAYS = 252
+_NAME_A = ("Ar", "Bel", "Cor", "Dal", "Ev", "Fal", "Gor", "Hal", "Ist", "Jor", "Kel", "Lum",
+           "Mar", "Nor", "Or", "Pel", "Quin", "Ros", "Sol", "Tor", "Ul", "Ver", "Wes", "Xan",
+           "Yor", "Zen")
+_NAME_B = ("ada", "ex", "ion", "ora", "ant", "ix", "on", "is", "ara", "um", "ent", "ora", "yx")
+_NAME_C = ("Holdings", "Group", "Corp", "Industries", "Systems", "Partners", "Technologies",
+           "Resources", "Brands", "Labs")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationSettings:
+    """What determines the simulated market: same settings, same market, byte for byte."""
+
+    n_tickers: int = 300
+    index_size: int = 100
+    start: dt.date = dt.date(2005, 1, 1)
+    end: dt.date = dt.date(2024, 12, 31)
+    seed: int = 42
+
+    @property
+    def index_name(self) -> str:
+        return f"TOP{self.index_size}"
+
+
+@dataclasses.dataclass
+class SimulatedMarket:
+    """The generated market as vendor-shaped tables, plus the ground truth that tests check."""
+
+    settings: SimulationSettings
+    calendar: pd.DatetimeIndex
+    metadata: pd.DataFrame
+    prices: pd.DataFrame
+    fundamentals: pd.DataFrame
+    corporate_actions: pd.DataFrame
+    constituents: pd.DataFrame
+    events: pd.DataFrame  # ground truth: ipo / takeover / bankruptcy / crash, with dates
+
+
+def trading_calendar(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    """Weekdays between start and end, less New Year's Day and Christmas (a fixed, simple calendar)."""
+    days = pd.bdate_range(start, end)
+    holiday = ((days.month == 1) & (days.day == 1)) | ((days.month == 12) & (days.day == 25))
+    return days[~holiday]
+
+
+def _tickers(rng: np.random.Generator, n: int) -> list[str]:
+    letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    seen: set[str] = set()
+    out = []
+    while len(out) < n:
+        k = int(rng.choice([3, 4], p=[0.4, 0.6]))
+        t = "".join(rng.choice(letters, size=k))
+        if t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+def _market_returns(rng: np.random.Generator, calendar: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Daily market returns from monthly regimes, with one planted crash. Returns (r, regime, crash)."""
+    months = calendar.to_period("M")
+    month_codes, month_index = np.unique(np.asarray(months.asi8), return_inverse=True)
+    n_months = len(month_codes)
+    regime = np.zeros(n_months, dtype=np.int8)  # 0 bull, 1 bear, 2 crash
+    for m in range(1, n_months):
+        p_switch = 0.035 if regime[m - 1] == 0 else 0.15
+        regime[m] = 1 - regime[m - 1] if rng.random() < p_switch else regime[m - 1]
+        regime[m] = min(regime[m], 1)
+    crash_start = int(rng.integers(int(0.3 * n_months), max(int(0.6 * n_months), int(0.3 * n_months) + 1)))
+    crash_end = min(crash_start + 2, n_months)
+    regime[crash_start:crash_end] = 2
+    mu = np.array([0.15, -0.12, -2.4])[regime][month_index] / TRADING_DAYS
+    sigma = np.array([0.13, 0.24, 0.50])[regime][month_index] / np.sqrt(TRADING_DAYS)
+    z = rng.standard_normal(len(calendar))
+    z -= z.mean()  # noise sums to zero: the long-run drift is what the regimes plant, not luck
+    r = mu + sigma * z
+    crash_days = np.flatnonzero((month_index >= crash_start) & (month_index < crash_end))
+    crash = (calendar[crash_days[0]], calendar[crash_days[-1]]) if len(crash_days) else None
+    return r, regime[month_index], crash
+
+
+def _zscore(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    z = np.zeros_like(x)
+    v = x[mask]
+    ok = np.isfinite(v)
+    if ok.sum() > 2:
+        mu, sd = v[ok].mean(), v[ok].std()
+        z[mask] = np.where(ok, (v - mu) / (sd if sd > 0 else 1.0), 0.0)
+    return np.clip(z, -3.0, 3.0)
+
+
+def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedMarket:
+    """Generate the whole market day by day (O(days x tickers) numpy work, a few seconds)."""
+    rng = np.random.default_rng(settings.seed)
+    cal = trading_calendar(settings.start, settings.end)
+    T, N = len(cal), settings.n_tickers
+    if T < 260:
+        raise ValueError("the simulated market needs at least about a year of trading days")
+
+    # --- static firm characteristics ---------------------------------------------------------
+    tickers = _tickers(rng, N)
+    sector_names = [s for s, _ in SECTORS]
+    sector_p = np.array([p for _, p in SECTORS])
+    sector = rng.choice(len(SECTORS), size=N, p=sector_p / sector_p.sum())
+    names = [
+        f"{_NAME_A[rng.integers(len(_NAME_A))]}{_NAME_B[rng.integers(len(_NAME_B))]} "
+        f"{_NAME_C[rng.integers(len(_NAME_C))]}"
+        for _ in range(N)
+    ]
+    ipo_day = np.where(rng.random(N) < 0.6, 0, rng.integers(1, int(0.95 * T), size=N))
+    beta = np.clip(rng.normal(1.0, 0.3, N), 0.3, 2.0)
+    idio_vol = np.clip(np.exp(rng.normal(np.log(0.25), 0.35, N)), 0.10, 0.70)
+    roa_level = rng.normal(0.05, 0.05, N)
+    bm_target = np.exp(rng.normal(np.log(0.5), 0.6, N))
+    turnover = np.exp(rng.normal(np.log(0.006), 0.5, N))
+    payer = rng.random(N) < 0.45
+    payout = rng.uniform(0.2, 0.6, N)
+    asset_turnover = rng.uniform(0.4, 1.5, N)
+    lev = rng.uniform(0.05, 0.45, N)
+    eq_ratio = np.clip(1.0 - lev - rng.uniform(0.1, 0.3, N), 0.15, 0.8)
+    cash_ratio = rng.uniform(0.03, 0.15, N)
+    ca_ratio = cash_ratio + rng.uniform(0.15, 0.35, N)
+    cl_ratio = rng.uniform(0.1, 0.3, N)
+    nfa_ratio = rng.uniform(0.1, 0.6, N)
+    capex_ratio = rng.uniform(0.02, 0.08, N)
+
+    # --- shocks drawn up front (deterministic whatever the loop does) -----------------------
+    m_ret, regime, crash = _market_returns(rng, cal)
+    sector_ret = 0.08 / np.sqrt(TRADING_DAYS) * rng.standard_normal((T, len(SECTORS)))
+    eps = rng.standard_normal((T, N))
+    gap_eps = rng.standard_normal((T, N))
+    hl_eps = np.abs(rng.standard_normal((T, 2, N)))
+    vol_eps = rng.standard_normal((T, N))
+
+    month_start = np.r_[True, cal.month[1:] != cal.month[:-1]]
+    quarter_end = np.r_[cal.quarter[1:] != cal.quarter[:-1], False] | (np.arange(T) == T - 1) & (
+        (cal[-1] + pd.offsets.BDay(1)).quarter != cal[-1].quarter
+    )
+    sd_daily = idio_vol / np.sqrt(TRADING_DAYS)
+
+    # --- state ---------------------------------------------------------------------------------
+    status = np.zeros(N, dtype=np.int8)  # 0 not listed yet, 1 trading, 2 delisted
+    price = np.full(N, np.nan)
+    shares = np.zeros(N)
+    tri = np.ones(N)  # total-return index, for momentum
+    tri_month: list[np.ndarray] = []
+    alpha = np.zeros(N)
+    roa = roa_level.copy()
+    scale = np.zeros(N)  # total assets
+    days_left = np.full(N, -1)  # trading days until delisting (>= 0 once a delisting is set)
+    delist_kind = np.zeros(N, dtype=np.int8)  # 1 bankruptcy, 2 takeover
+    delist_value = np.zeros(N)
+    div_day = np.full(N, -1)
+    div_amount = np.zeros(N)
+
+    out = {k: np.full((T, N), np.nan) for k in ("open", "high", "low", "close", "volume", "market_cap")}
+    actions: list[tuple[int, int, str, float]] = []
+    fundamentals: list[tuple] = []
+    constituents: list[tuple] = []
+    events: list[tuple] = []
+    if crash:
+        events.append(("", crash[0], "crash", float(crash[1].toordinal() - crash[0].toordinal())))
+
+    for t in tqdm(range(T), desc="simulating market", unit="day", disable=not progress, leave=False):
+        # IPOs at the start of the day
+        new = (ipo_day == t) & (status == 0)
+        if new.any():
+            k = int(new.sum())
+            price[new] = rng.uniform(10, 60, k)
+            mcap0 = np.exp(rng.normal(np.log(4e9 if t == 0 else 1.5e9), 1.1, k))
+            shares[new] = np.round(mcap0 / price[new])
+            scale[new] = mcap0 * bm_target[new] / eq_ratio[new]
+            status[new] = 1
+            if t > 0:
+                events.extend((tickers[i], cal[t], "ipo", float(price[i])) for i in np.flatnonzero(new))
+        live = status == 1
+        prev = price.copy()
+
+        if month_start[t]:
+            tri_month.append(tri.copy())
+            # planted premia from what the books and prices say now
+            mcap = price * shares
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value = np.log(scale * eq_ratio / mcap)
+                mom = np.log(tri_month[-2] / tri_month[-13]) if len(tri_month) >= 13 else np.zeros(N)
+            tot_vol = np.sqrt((beta * 0.16) ** 2 + idio_vol**2)
+            alpha = (
+                PREMIA["value"] * _zscore(value, live)
+                + PREMIA["quality"] * _zscore(roa, live)
+                + PREMIA["momentum"] * _zscore(mom, live)
+                - PREMIA["low_volatility"] * _zscore(tot_vol, live)
+            )
+            # premia are relative: the cap-weighted market earns the market's return, no more
+            cap_w = np.where(live, np.nan_to_num(mcap), 0.0)
+            alpha = np.where(live, alpha - (alpha * cap_w).sum() / cap_w.sum(), 0.0)
+            # delisting hazards (monthly), only for names not already on their way out
+            free = live & (days_left < 0)
+            stress = 3.0 if regime[t] >= 1 else 1.0
+            p_bankrupt = np.clip(0.0012 * np.exp(-30.0 * roa) * stress, 0, 0.2)
+            bankrupt = free & (rng.random(N) < p_bankrupt)
+            takeover = free & ~bankrupt & (rng.random(N) < 0.0015)
+            for i in np.flatnonzero(bankrupt):
+                days_left[i], delist_kind[i] = int(rng.integers(15, 30)), 1
+                delist_value[i] = 0.0 if rng.random() < 0.5 else rng.uniform(0.01, 0.15)
+            for i in np.flatnonzero(takeover):
+                days_left[i], delist_kind[i] = int(rng.integers(20, 60)), 2
+                delist_value[i] = price[i] * rng.uniform(1.15, 1.5)  # the deal price per share
+            # splits when the price has run high: effective today, before the open
+            split = live & (price > 120) & (days_left < 0) & (rng.random(N) < 0.5)
+            for i in np.flatnonzero(split):
+                ratio = float(rng.choice([2, 3, 4], p=[0.7, 0.2, 0.1]))
+                prev[i] /= ratio
+                price[i] /= ratio
+                shares[i] *= ratio
+                div_amount[i] /= ratio
+                actions.append((t, i, "split", ratio))
+
+        # daily total returns
+        r = alpha / TRADING_DAYS + beta * m_ret[t] + sector_ret[t, sector] + sd_daily * eps[t]
+        slide = live & (delist_kind == 1)
+        r[slide] = -0.08 + 0.03 * eps[t, slide]
+        deal = live & (delist_kind == 2)
+        if deal.any():
+            target = delist_value * 0.985
+            # announcement day: jump to just under the deal price; then trade tightly around it
+            r[deal] = np.where(prev[deal] < 0.9 * target[deal], target[deal] / prev[deal] - 1.0,
+                               0.002 * eps[t, deal])
+        r = np.maximum(r, -0.9)
+        tri = np.where(live, tri * (1.0 + r), tri)
+        dividend = np.where(live & (div_day == t), div_amount, 0.0)
+        close = prev * (1.0 + r) - dividend
+        close = np.maximum(close, 0.01)
+        open_ = (prev - dividend) * np.exp(0.25 * np.log1p(r) + 0.3 * sd_daily * gap_eps[t])
+        open_ = np.maximum(open_, 0.01)
+        high = np.maximum(open_, close) * (1.0 + 0.5 * sd_daily * hl_eps[t, 0])
+        low = np.maximum(np.minimum(open_, close) * (1.0 - 0.5 * sd_daily * hl_eps[t, 1]), 0.005)
+        vol = np.round(shares * turnover * np.exp(0.4 * vol_eps[t]) * (1.0 + 15.0 * np.abs(r)))
+        for i in np.flatnonzero(dividend > 0):
+            actions.append((t, i, "dividend", float(dividend[i])))
+            div_day[i] = -1
+
+        price = np.where(live, close, price)
+        for key, arr in (("open", open_), ("high", high), ("low", low), ("close", close),
+                         ("volume", vol), ("market_cap", close * shares)):
+            out[key][t, live] = arr[live]
+
+        # quarterly books (period end = calendar quarter end), announced 20-50 days later
+        if quarter_end[t]:
+            period_end = (cal[t] + pd.offsets.QuarterEnd(0)).normalize()
+            idx = np.flatnonzero(live)
+            mcap = price[idx] * shares[idx]
+            anchor = np.log(mcap * bm_target[idx] / eq_ratio[idx])
+            scale[idx] = np.exp(np.log(scale[idx]) + 0.3 * (anchor - np.log(scale[idx]))
+                                + rng.normal(0.005, 0.02, len(idx)))
+            roa[idx] = 0.8 * roa[idx] + 0.2 * roa_level[idx] + rng.normal(0, 0.01, len(idx))
+            s = scale[idx]
+            ni = roa[idx] * s / 4
+            interest = 0.05 * lev[idx] * s / 4
+            lag = rng.integers(20, 51, len(idx))
+            rev = s * asset_turnover[idx] / 4 * np.exp(rng.normal(0, 0.03, len(idx)))
+            cash = s * cash_ratio[idx] * np.exp(rng.normal(0, 0.1, len(idx)))
+            ocf = ni + 0.01 * s + rng.normal(0, 0.005, len(idx)) * s
+            for j, i in enumerate(idx):
+                announce = period_end + pd.Timedelta(days=int(lag[j]))
+                fundamentals.append((
+                    i, period_end, announce, rev[j], ni[j] / 0.75 + interest[j], ni[j], s[j],
+                    s[j] * eq_ratio[i], s[j] * lev[i], cash[j], max(s[j] * ca_ratio[i], cash[j]),
+                    s[j] * cl_ratio[i], s[j] * nfa_ratio[i], shares[i], ocf[j], s[j] * capex_ratio[i] / 4,
+                ))
+                if payer[i] and ni[j] > 0 and days_left[i] < 0:
+                    ex = int(np.searchsorted(cal.values, (announce + pd.Timedelta(days=14)).to_datetime64()))
+                    if ex < T:
+                        div_day[i] = ex
+                        div_amount[i] = min(payout[i] * ni[j] / shares[i], 0.2 * price[i])
+
+        # index list at the close of the first trading day of each month: top N by market cap
+        if month_start[t]:
+            members = live & (days_left != 0)
+            caps = np.where(members, price * shares, -np.inf)
+            top = np.argsort(-caps, kind="stable")[: min(settings.index_size, int(members.sum()))]
+            total = caps[top].sum()
+            constituents.extend((cal[t], tickers[i], caps[i] / total) for i in top)
+
+        # countdown to delisting: the day after the last trading day, holders get the value
+        on_way = live & (days_left >= 0)
+        for i in np.flatnonzero(on_way & (days_left == 0)):
+            status[i] = 2
+            if t + 1 < T:
+                kind = "bankruptcy" if delist_kind[i] == 1 else "takeover"
+                value = float(delist_value[i] * price[i]) if kind == "bankruptcy" else float(delist_value[i])
+                actions.append((t + 1, i, "delisting", value))
+                events.append((tickers[i], cal[t + 1], kind, value))
+        days_left[on_way] -= 1
+
+    return _assemble(settings, cal, tickers, names, sector_names, sector, ipo_day, out, actions,
+                     fundamentals, constituents, events)
+
+
+def _assemble(settings, cal, tickers, names, sector_names, sector, ipo_day, out, actions,
+              fundamentals, constituents, events) -> SimulatedMarket:
+    """Turn the simulation's arrays and event lists into vendor-shaped tables."""
+    T, N = out["close"].shape
+    rows, cols = np.nonzero(np.isfinite(out["close"]))
+    order = np.lexsort((rows, cols))
+    rows, cols = rows[order], cols[order]
+    prices = pd.DataFrame({"ticker": np.asarray(tickers, dtype=object)[cols], "date": cal[rows]})
+    for key in ("open", "high", "low", "close", "volume", "market_cap"):
+        prices[key] = out[key][rows, cols]
+
+    fund = pd.DataFrame(fundamentals, columns=["i", "period_end", "announcement_date", *FUNDAMENTAL_METRICS])
+    fund.insert(0, "ticker", [tickers[i] for i in fund.pop("i")])
+    ca = pd.DataFrame(
+        [(tickers[i], cal[t], kind, value) for t, i, kind, value in actions],
+        columns=["ticker", "date", "action", "value"],
+    )
+    # a company that is gone publishes no later report
+    delist = ca[ca.action == "delisting"].set_index("ticker")["date"]
+    gone = fund["ticker"].map(delist)
+    fund = fund[gone.isna() | (fund["announcement_date"] < gone)].reset_index(drop=True)
+    meta = pd.DataFrame({
+        "ticker": tickers,
+        "name": names,
+        "sector": [sector_names[s] for s in sector],
+        "isin": [f"ZZ{i:09d}{i % 10}" for i in range(N)],
+        "currency": "USD",
+        "listing_date": [cal[int(d)] for d in ipo_day],
+    })
+    cons = pd.DataFrame(constituents, columns=["date", "ticker", "weight"])
+    cons.insert(1, "index", settings.index_name)
+    ev = pd.DataFrame(events, columns=["ticker", "date", "event", "value"])
+    return SimulatedMarket(settings, cal, meta, prices, fund, ca.sort_values(["ticker", "date"], kind="stable"),
+                           cons, ev)
+
+
+def query_timestamp_base(settings: SimulationSettings) -> int:
+    """A fixed 'query time' (the day after the simulated end, UTC) so logs never depend on today."""
+    moment = dt.datetime.combine(settings.end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return int(moment.timestamp()) * 1_000_000
+
+
+def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> dict[str, int]:
+    """Simulate the market and write it to the datalog, one logfile per vendor-style query.
+
+    Rerunning with the same settings writes nothing new (identical files are already logged).
+    Returns counts of files written and already present.
+    """
+    market = simulate(settings, progress=progress)
+    base = query_timestamp_base(settings)
+    jobs: list[tuple[str, str, pd.DataFrame]] = []
+    for date, frame in market.constituents.groupby("date", sort=True):
+        jobs.append(("constituent_list", f"{date:%Y%m%d}_{settings.index_name}", frame))
+    jobs.append(("metadata_array", "universe", market.metadata))
+    by_ticker = {
+        "ticker_market_data": market.prices.groupby("ticker", sort=True),
+        "ticker_fundamental_data": market.fundamentals.groupby("ticker", sort=True),
+        "corporate_actions": market.corporate_actions.groupby("ticker", sort=True),
+    }
+    for data_type, groups in by_ticker.items():
+        for ticker, frame in groups:
+            jobs.append((data_type, str(ticker), frame.drop(columns="ticker")))
+    counts = {"written": 0, "already_logged": 0}
+    for k, (data_type, label, frame) in enumerate(
+        tqdm(jobs, desc="writing datalog", unit="log", disable=not progress, leave=False)
+    ):
+        _, written = write_log(datalog_dir, LogName(base + k, SOURCE, data_type, label), frame)
+        counts["written" if written else "already_logged"] += 1
+    log.info("simulated vendor: %d logfiles written, %d already logged", counts["written"],
+             counts["already_logged"])
+    return counts

@@ -1,0 +1,122 @@
+"""The read-only, point-in-time view that `compute_weights(view, params)` receives (E2, S1).
+
+Everything it returns is known at the close of `view.date`: members of the latest constituent
+list dated on or before that day, market fields up to that close, fundamentals from the day they
+became public, metadata, and the current portfolio. It is built only on rebalance days, from the
+panel's dense arrays, and every accessor returns a fresh pandas object, so changing what you get
+cannot change the backtest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .panel import MARKET_FIELDS, Panel, latest_fundamentals
+
+
+class View:
+    """What the algorithm may see at the close of one day."""
+
+    __slots__ = ("_panel", "_t", "_shares", "_cash", "_lookback")
+
+    def __init__(self, panel: Panel, t: int, shares: np.ndarray, cash: float, lookback: int):
+        self._panel = panel
+        self._t = t
+        self._shares = shares.copy()
+        self._cash = float(cash)
+        self._lookback = lookback
+
+    @property
+    def date(self) -> pd.Timestamp:
+        """The decision day; orders made now fill on the next trading day."""
+        return self._panel.dates[self._t]
+
+    @property
+    def universe(self) -> pd.Index:
+        """Tickers of the index members in force at this close (point in time, survivors and not)."""
+        return pd.Index(self._panel.tickers[self._panel.members(self._t)], name="ticker")
+
+    @property
+    def holdings(self) -> pd.Series:
+        """Shares currently held (non-zero positions only)."""
+        held = self._shares != 0
+        return pd.Series(self._shares[held], index=pd.Index(self._panel.tickers[held], name="ticker"),
+                         name="shares")
+
+    @property
+    def cash(self) -> float:
+        return self._cash
+
+    @property
+    def portfolio_value(self) -> float:
+        """Cash plus holdings marked at this close."""
+        return self._cash + float(np.nansum(self._shares * self._panel.mark[self._t]))
+
+    @property
+    def weights(self) -> pd.Series:
+        """Current weights of the holdings in portfolio value."""
+        held = self._shares != 0
+        value = self._shares[held] * self._panel.mark[self._t, held]
+        return pd.Series(value / self.portfolio_value, index=self.holdings.index, name="weight")
+
+    def _tickers_mask(self, tickers) -> np.ndarray:
+        if tickers is None:
+            return self._panel.members(self._t) | (self._shares != 0)
+        wanted = set(pd.Index(tickers))
+        return np.fromiter((t in wanted for t in self._panel.tickers), bool, len(self._panel.tickers))
+
+    def market(self, tickers=None) -> pd.DataFrame:
+        """Latest market fields at this close for the universe and holdings (or given tickers).
+
+        'close' is the last known close (carried over days without a trade); 'traded' says whether
+        the ticker traded today.
+        """
+        mask = self._tickers_mask(tickers)
+        data = {f: self._panel.fields[f][self._t, mask] for f in MARKET_FIELDS}
+        data["close"] = self._panel.mark[self._t, mask]
+        data["traded"] = np.isfinite(self._panel.fields["close"][self._t, mask])
+        return pd.DataFrame(data, index=pd.Index(self._panel.tickers[mask], name="ticker"))
+
+    def history(self, field: str = "close", days: int | None = None, tickers=None) -> pd.DataFrame:
+        """The last `days` trading days (default: parameters' lookback_days) of a market field,
+        up to and including this close. Raw prices: use returns() for split/dividend-proof returns."""
+        days = self._lookback if days is None else int(days)
+        lo = max(0, self._t - days + 1)
+        mask = self._tickers_mask(tickers)
+        source = self._panel.mark if field == "close" else self._panel.fields[field]
+        return pd.DataFrame(source[lo : self._t + 1][:, mask].copy(), index=self._panel.dates[lo : self._t + 1],
+                            columns=pd.Index(self._panel.tickers[mask], name="ticker"))
+
+    def returns(self, days: int | None = None, tickers=None) -> pd.DataFrame:
+        """Daily total returns (splits, dividends and delisting values accounted for) over the
+        lookback window, up to and including this close."""
+        days = self._lookback if days is None else int(days)
+        lo = max(1, self._t - days + 1)
+        mask = self._tickers_mask(tickers)
+        return pd.DataFrame(self._panel.total_return[lo : self._t + 1][:, mask].copy(),
+                            index=self._panel.dates[lo : self._t + 1],
+                            columns=pd.Index(self._panel.tickers[mask], name="ticker"))
+
+    def fundamentals(self, metrics=None, tickers=None) -> pd.DataFrame:
+        """Latest fundamentals publicly known at this close (one row per ticker, one column per metric)."""
+        p = self._panel
+        mask = self._tickers_mask(tickers)
+        names = list(p.fundamentals) if metrics is None else list(metrics)
+        data = {}
+        for m in names:
+            if m not in p.fundamentals:
+                data[m] = np.full(mask.sum(), np.nan)
+                continue
+            values, _ = latest_fundamentals(p.fundamentals[m], self._t, len(p.tickers))
+            data[m] = values[mask]
+        return pd.DataFrame(data, index=pd.Index(p.tickers[mask], name="ticker"))
+
+    @property
+    def metadata(self) -> pd.DataFrame:
+        """Names, sectors and identifiers of the universe and holdings."""
+        mask = self._tickers_mask(None)
+        return self._panel.metadata.loc[self._panel.tickers[mask]].copy()
+
+    def __repr__(self) -> str:
+        return f"<View {self.date:%Y-%m-%d}: {len(self.universe)} members, {len(self.holdings)} holdings>"
