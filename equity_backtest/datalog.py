@@ -141,7 +141,8 @@ def write_log(datalog_dir: str | Path, name: LogName, frame: pd.DataFrame) -> tu
 def read_log(path: str | Path, name: LogName | None = None) -> pd.DataFrame:
     """Read and validate one logfile into typed columns.
 
-    Raises BadInputError naming the file, row (1-based line number in the file) and field.
+    Raises BadInputError naming the file, row and field. Rows are counted as lines of the file,
+    the header being row 1, so "row 6" is what an editor shows as line 6.
     """
     path = Path(path)
     name = name or parse_name(path.name)
@@ -152,7 +153,10 @@ def read_log(path: str | Path, name: LogName | None = None) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise BadInputError(f"{where}: the file is empty; re-run the vendor query for it") from None
     except pd.errors.ParserError as exc:
-        raise BadInputError(f"{where}: not valid CSV ({exc}); check the delimiter and quoting") from None
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        detail = (f"row {m.group(2)}: expected {m.group(1)} fields, found {m.group(3)}" if m
+                  else f"not valid CSV ({str(exc).strip()})")
+        raise BadInputError(f"{where}, {detail}; check the delimiter and quoting, or re-export the file") from None
     raw.columns = [str(c).strip() for c in raw.columns]
     missing = [c for c in schema["required"] if c not in raw.columns]
     if missing:
@@ -177,7 +181,7 @@ def read_log(path: str | Path, name: LogName | None = None) -> pd.DataFrame:
 def _bad_row(where: str, col: str, raw: pd.Series, mask: np.ndarray, what: str) -> BadInputError:
     i = int(np.flatnonzero(mask)[0])
     return BadInputError(
-        f"{where}, row {i + 2} (line {i + 2}), field '{col}': {raw.iloc[i]!r} is not {what}; "
+        f"{where}, row {i + 2}, field '{col}': {raw.iloc[i]!r} is not {what}; "
         "fix the export or remove the file from the datalog and query again"
     )
 

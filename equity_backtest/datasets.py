@@ -99,12 +99,13 @@ def _log_to_frame(name: LogName, path: Path) -> tuple[str, pd.DataFrame]:
     if table in ("market", "fundamentals", "corporate_actions"):
         frame.insert(0, "ticker", name.label)
     if table == "market":
-        dup = frame["date"].duplicated(keep=False).to_numpy()
+        dup = frame["date"].duplicated(keep="first").to_numpy()
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
+            first = int(np.flatnonzero((frame["date"] == frame["date"].iloc[i]).to_numpy())[0])
             raise BadInputError(
                 f"{where}, row {i + 2}, field 'date': {frame['date'].iloc[i]:%Y-%m-%d} appears more "
-                "than once; a market log holds one row per date"
+                f"than once (first at row {first + 2}); a market log holds one row per date"
             )
     if table == "fundamentals":
         metrics = [c for c in frame.columns if c not in ("ticker", "period_end", "announcement_date")]

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..config import Parameters
-from ..errors import BacktestError
+from ..errors import BacktestError, BadInputError
 from ..panel import Panel
 from ..view import View
 from .broker import execute
@@ -124,8 +124,8 @@ def run_backtest(panel: Panel, params: Parameters, compute_weights: Callable, al
         if rebalance[t]:
             view = View(panel, t, ledger.shares, ledger.cash, params.lookback_days)
             allowed = panel.members(t) | (ledger.shares != 0)
-            target = validate_weights(compute_weights(view, params), dates[t], tickers, allowed,
-                                      priced[t], params.max_leverage, algorithm_name)
+            target = validate_weights(_call(compute_weights, view, params, algorithm_name), dates[t],
+                                      tickers, allowed, priced[t], params.max_leverage, algorithm_name)
             weight_rows.append((t, target))
             pending = weights_to_orders(target, ledger.shares, ledger.cash, panel.mark[t], params)
             has_pending = bool(pending.any())
@@ -140,6 +140,18 @@ def run_backtest(panel: Panel, params: Parameters, compute_weights: Callable, al
     return RunResult(runtime, ledger.trades_table(dates, tickers), ledger.cash_table(dates, tickers),
                      _positions(shares_hist[:n], panel, t0, log_rows[:n, 0]), _weights(weight_rows, dates, tickers),
                      status, message)
+
+
+def _call(compute_weights: Callable, view: View, params: Parameters, name: str):
+    """Call the user's rule; an exception in it is reported with the day, not as a bare traceback."""
+    try:
+        return compute_weights(view, params)
+    except BacktestError:
+        raise
+    except Exception as exc:
+        log.debug("compute_weights traceback", exc_info=True)
+        raise BadInputError(f"{name}: compute_weights raised {type(exc).__name__} on "
+                            f"{view.date:%Y-%m-%d}: {exc} (full traceback in run.log)") from exc
 
 
 def _check_fill(t: int, dates, fills, cash_before: float) -> None:

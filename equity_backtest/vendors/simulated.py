@@ -40,7 +40,7 @@ FUNDAMENTAL_METRICS = (
     "operating_cash_flow", "capex",
 )
 # Annual expected-return premium per cross-sectional z-score (top minus bottom quintile ~2.8x this).
-PREMIA = {"value": 0.025, "quality": 0.025, "momentum": 0.03, "low_volatility": 0.02}
+PREMIA = {"value": 0.04, "quality": 0.025, "momentum": 0.03, "low_volatility": 0.02}
 TRADING_DAYS = 252
 _NAME_A = ("Ar", "Bel", "Cor", "Dal", "Ev", "Fal", "Gor", "Hal", "Ist", "Jor", "Kel", "Lum",
            "Mar", "Nor", "Or", "Pel", "Quin", "Ros", "Sol", "Tor", "Ul", "Ver", "Wes", "Xan",
@@ -106,14 +106,14 @@ def _market_returns(rng: np.random.Generator, calendar: pd.DatetimeIndex) -> tup
     n_months = len(month_codes)
     regime = np.zeros(n_months, dtype=np.int8)  # 0 bull, 1 bear, 2 crash
     for m in range(1, n_months):
-        p_switch = 0.035 if regime[m - 1] == 0 else 0.15
+        p_switch = 0.03 if regime[m - 1] == 0 else 0.15
         regime[m] = 1 - regime[m - 1] if rng.random() < p_switch else regime[m - 1]
         regime[m] = min(regime[m], 1)
     crash_start = int(rng.integers(int(0.3 * n_months), max(int(0.6 * n_months), int(0.3 * n_months) + 1)))
     crash_end = min(crash_start + 2, n_months)
     regime[crash_start:crash_end] = 2
-    mu = np.array([0.15, -0.12, -2.4])[regime][month_index] / TRADING_DAYS
-    sigma = np.array([0.13, 0.24, 0.50])[regime][month_index] / np.sqrt(TRADING_DAYS)
+    mu = np.array([0.16, -0.08, -2.0])[regime][month_index] / TRADING_DAYS
+    sigma = np.array([0.13, 0.22, 0.45])[regime][month_index] / np.sqrt(TRADING_DAYS)
     z = rng.standard_normal(len(calendar))
     z -= z.mean()  # noise sums to zero: the long-run drift is what the regimes plant, not luck
     r = mu + sigma * z
@@ -266,8 +266,8 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
         if deal.any():
             target = delist_value * 0.985
             # announcement day: jump to just under the deal price; then trade tightly around it
-            r[deal] = np.where(prev[deal] < 0.9 * target[deal], target[deal] / prev[deal] - 1.0,
-                               0.002 * eps[t, deal])
+            gap = target[deal] / prev[deal] - 1.0
+            r[deal] = np.where(prev[deal] < 0.9 * target[deal], gap, 0.5 * gap + 0.002 * eps[t, deal])
         r = np.maximum(r, -0.9)
         tri = np.where(live, tri * (1.0 + r), tri)
         dividend = np.where(live & (div_day == t), div_amount, 0.0)
@@ -293,8 +293,10 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             idx = np.flatnonzero(live)
             mcap = price[idx] * shares[idx]
             anchor = np.log(mcap * bm_target[idx] / eq_ratio[idx])
-            scale[idx] = np.exp(np.log(scale[idx]) + 0.3 * (anchor - np.log(scale[idx]))
-                                + rng.normal(0.005, 0.02, len(idx)))
+            # book value tracks the firm's target book-to-market quickly, with its own noise, so
+            # value is a characteristic of the firm rather than a mirror of recent returns
+            scale[idx] = np.exp(np.log(scale[idx]) + 0.6 * (anchor - np.log(scale[idx]))
+                                + rng.normal(0.0, 0.05, len(idx)))
             roa[idx] = 0.8 * roa[idx] + 0.2 * roa_level[idx] + rng.normal(0, 0.01, len(idx))
             s = scale[idx]
             ni = roa[idx] * s / 4

@@ -1,0 +1,126 @@
+"""The run archive (E9): one folder per backtest holding everything needed to audit or repeat it.
+
+    results/<UTC time>__<source>__<index>__<algorithm>/
+        runtime_log.csv    one row per heartbeat: value, cash, orders, fills, costs, dividends...
+        trades.csv         every fill and every delisting close-out
+        cash_ledger.csv    every change of cash with the running balance
+        positions.feather  daily holdings: shares, close, value, weight
+        target_weights.csv what compute_weights returned on each rebalance day
+        benchmark.csv      the index's point-in-time cap-weighted total return, daily
+        metadata.csv       names and sectors of the universe
+        parameters.py      copy of the parameters file; parameters.json: the resolved values
+        <algorithm>.py     copy of the algorithm file
+        dataset.json       dataset version and table checksums used
+        versions.json      Python and package versions
+        run.json           status, window, final value; run.log: the run's log
+
+The folder is written under a hidden temporary name and renamed into place when complete, so a
+folder without the leading dot is always a finished run. Only run.log and run.json's
+`created_utc` carry wall-clock times: two runs with the same inputs differ nowhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+
+from . import __version__
+from .config import Parameters
+from .datasets import read_manifest
+from .engine.loop import RunResult
+from .errors import BadInputError
+from .panel import Panel
+from .storage import atomic_write_text, fsync_dir
+
+PACKAGES = ("numpy", "pandas", "pyarrow", "matplotlib", "tqdm")
+
+
+def run_name(now: dt.datetime, params: Parameters, algorithm_path: str | Path) -> str:
+    """`<YYYYmmddTHHMMSSZ>__<source>__<index>__<algorithm>`, so names sort by time."""
+    return f"{now:%Y%m%dT%H%M%SZ}__{params.source}__{params.index}__{Path(algorithm_path).stem}"
+
+
+def start_run_dir(run_dir: Path) -> Path:
+    """Create the hidden temporary folder a run writes into; refuses to overwrite an archive."""
+    if run_dir.exists():
+        raise BadInputError(f"run folder {run_dir} already exists; archives are never overwritten. "
+                            "Pass another --run-dir or leave it out")
+    tmp = run_dir.parent / f".{run_dir.name}.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)  # left by a run that was killed: never read as complete
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d"))
+
+
+def write_archive(tmp: Path, result: RunResult, params: Parameters, parameters_path: Path,
+                  algorithm_path: Path, panel: Panel, benchmark: pd.Series, datasets_dir: Path) -> None:
+    """Write every table and copy of the inputs into the temporary run folder."""
+    _csv(result.runtime_log, tmp / "runtime_log.csv")
+    _csv(result.trades, tmp / "trades.csv")
+    _csv(result.cash_ledger, tmp / "cash_ledger.csv")
+    _csv(result.target_weights, tmp / "target_weights.csv")
+    feather.write_feather(pa.Table.from_pandas(result.positions, preserve_index=False),
+                          tmp / "positions.feather", compression="zstd")
+    _csv(benchmark.rename("return").rename_axis("date").reset_index(), tmp / "benchmark.csv")
+    _csv(panel.metadata.reset_index(), tmp / "metadata.csv")
+    if parameters_path.is_file():
+        shutil.copyfile(parameters_path, tmp / "parameters.py")
+    shutil.copyfile(algorithm_path, tmp / algorithm_path.name)
+    _json(tmp / "parameters.json", params.as_dict())
+    manifest = read_manifest(datasets_dir, panel.dataset_version)
+    _json(tmp / "dataset.json", {"datasets_dir": str(datasets_dir), "version": panel.dataset_version,
+                                 "source": panel.source, "index": panel.index,
+                                 "tables": manifest.get("tables", {}), "logs": len(manifest.get("logs", []))})
+    versions = {"python": platform.python_version(), "equity_backtest": __version__}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            versions[pkg] = None
+    _json(tmp / "versions.json", versions)
+    rl = result.runtime_log
+    _json(tmp / "run.json", {
+        "status": result.status,
+        "message": result.message,
+        "algorithm": algorithm_path.name,
+        "start": f"{rl['date'].iloc[0]:%Y-%m-%d}",
+        "end": f"{rl['date'].iloc[-1]:%Y-%m-%d}",
+        "heartbeats": len(rl),
+        "starting_value": params.starting_cash,
+        "final_value": float(rl["value"].iloc[-1]),
+        "seed": params.seed,
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
+
+
+def finish_run_dir(tmp: Path, run_dir: Path) -> Path:
+    """Rename the finished temporary folder into place (atomic)."""
+    os.replace(tmp, run_dir)
+    fsync_dir(run_dir.parent)
+    return run_dir
+
+
+def _json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def latest_run(results_dir: str | Path) -> Path:
+    """The most recent finished run folder (names sort by time)."""
+    root = Path(results_dir)
+    runs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    if not runs:
+        raise BadInputError(f"no finished run in {root}; run 03_trade.py first or pass a run folder")
+    return runs[-1]

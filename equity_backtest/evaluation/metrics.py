@@ -1,0 +1,141 @@
+"""Performance metrics with pyfolio/empyrical conventions (V2): 252 trading days a year, sample
+standard deviation (ddof=1), compounded annual return. Each function's docstring is its
+definition; the test-suite checks them against empyrical-reloaded on the same returns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DAYS_PER_YEAR = 252
+
+
+def daily_risk_free(annual_rate: float) -> float:
+    """The daily rate that compounds to `annual_rate` over 252 days."""
+    return (1.0 + annual_rate) ** (1.0 / DAYS_PER_YEAR) - 1.0
+
+
+def cumulative_return(r: np.ndarray) -> float:
+    """prod(1 + r) - 1."""
+    return float(np.prod(1.0 + r) - 1.0)
+
+
+def annual_return(r: np.ndarray) -> float:
+    """CAGR: (1 + cumulative return) ** (252 / number of days) - 1."""
+    if len(r) == 0:
+        return float("nan")
+    return float((1.0 + cumulative_return(r)) ** (DAYS_PER_YEAR / len(r)) - 1.0)
+
+
+def annual_volatility(r: np.ndarray) -> float:
+    """Sample standard deviation of daily returns x sqrt(252)."""
+    return float(np.std(r, ddof=1) * np.sqrt(DAYS_PER_YEAR)) if len(r) > 1 else float("nan")
+
+
+def sharpe_ratio(r: np.ndarray, rf_daily: float = 0.0) -> float:
+    """mean(r - rf) / std(r - rf, ddof=1) x sqrt(252), with rf the daily risk-free rate."""
+    x = r - rf_daily
+    sd = np.std(x, ddof=1) if len(x) > 1 else 0.0
+    return float(np.mean(x) / sd * np.sqrt(DAYS_PER_YEAR)) if sd > 0 else float("nan")
+
+
+def sortino_ratio(r: np.ndarray, rf_daily: float = 0.0) -> float:
+    """mean(r - rf) x 252 / downside risk, where downside risk = sqrt(mean(min(r - rf, 0)^2)) x sqrt(252)."""
+    x = r - rf_daily
+    downside = np.sqrt(np.mean(np.minimum(x, 0.0) ** 2)) * np.sqrt(DAYS_PER_YEAR)
+    return float(np.mean(x) * DAYS_PER_YEAR / downside) if downside > 0 else float("nan")
+
+
+def drawdown(r: np.ndarray) -> np.ndarray:
+    """Drawdown after each day: wealth / running peak - 1, with the peak starting at 1 before day one."""
+    wealth = np.cumprod(1.0 + r)
+    peak = np.maximum.accumulate(np.r_[1.0, wealth])[1:]
+    return wealth / peak - 1.0
+
+
+def max_drawdown(r: np.ndarray) -> float:
+    """The most negative drawdown (e.g. -0.35 for a 35% peak-to-trough loss)."""
+    return float(drawdown(r).min()) if len(r) else float("nan")
+
+
+def calmar_ratio(r: np.ndarray) -> float:
+    """Annual return / |max drawdown|."""
+    mdd = max_drawdown(r)
+    return float(annual_return(r) / -mdd) if mdd < 0 else float("nan")
+
+
+def beta(r: np.ndarray, b: np.ndarray, rf_daily: float = 0.0) -> float:
+    """Cov(r - rf, b - rf) / Var(b - rf)."""
+    x, y = r - rf_daily, b - rf_daily
+    var = np.mean((y - y.mean()) ** 2)
+    return float(np.mean((x - x.mean()) * (y - y.mean())) / var) if var > 0 else float("nan")
+
+
+def alpha(r: np.ndarray, b: np.ndarray, rf_daily: float = 0.0) -> float:
+    """Annualised Jensen's alpha: (1 + mean((r - rf) - beta (b - rf))) ** 252 - 1."""
+    be = beta(r, b, rf_daily)
+    return float((1.0 + np.mean((r - rf_daily) - be * (b - rf_daily))) ** DAYS_PER_YEAR - 1.0)
+
+
+def tracking_error(r: np.ndarray, b: np.ndarray) -> float:
+    """Sample standard deviation of the active return r - b, x sqrt(252)."""
+    return annual_volatility(r - b)
+
+
+def information_ratio(r: np.ndarray, b: np.ndarray) -> float:
+    """mean(r - b) x 252 / tracking error (empyrical's excess_sharpe x sqrt(252))."""
+    te = tracking_error(r, b)
+    return float(np.mean(r - b) * DAYS_PER_YEAR / te) if te > 0 else float("nan")
+
+
+def return_metrics(r: np.ndarray, rf_daily: float) -> dict[str, float]:
+    """The return-based metrics of one daily return series."""
+    return {
+        "cumulative_return": cumulative_return(r),
+        "annual_return": annual_return(r),
+        "annual_volatility": annual_volatility(r),
+        "sharpe_ratio": sharpe_ratio(r, rf_daily),
+        "sortino_ratio": sortino_ratio(r, rf_daily),
+        "max_drawdown": max_drawdown(r),
+        "calmar_ratio": calmar_ratio(r),
+    }
+
+
+def relative_metrics(r: np.ndarray, b: np.ndarray, rf_daily: float) -> dict[str, float]:
+    """Metrics of the portfolio against its benchmark."""
+    return {
+        "alpha": alpha(r, b, rf_daily),
+        "beta": beta(r, b, rf_daily),
+        "tracking_error": tracking_error(r, b),
+        "information_ratio": information_ratio(r, b),
+        "correlation": float(np.corrcoef(r, b)[0, 1]) if len(r) > 2 and np.std(b) > 0 else float("nan"),
+    }
+
+
+def trading_metrics(runtime: pd.DataFrame, trades: pd.DataFrame, starting_value: float) -> dict[str, float]:
+    """Turnover and costs from the runtime log and trade list.
+
+    daily turnover = (bought + sold) / 2 / portfolio value at that close (one-way), averaged over
+    all days; costs = commission + slippage, as a share of traded value and of starting value.
+    """
+    value = runtime["value"].to_numpy()
+    traded = (runtime["bought"] + runtime["sold"]).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        daily_turnover = np.where(value > 0, traded / 2.0 / value, 0.0)
+    commission = float(runtime["commission"].sum())
+    slippage = float(runtime["slippage"].sum())
+    total_traded = float(traded.sum())
+    rebalance_trades = trades[trades["reason"] == "rebalance"] if len(trades) else trades
+    return {
+        "mean_daily_turnover": float(daily_turnover.mean()) if len(value) else float("nan"),
+        "annual_turnover": float(daily_turnover.mean() * DAYS_PER_YEAR) if len(value) else float("nan"),
+        "total_commission": commission,
+        "total_slippage": slippage,
+        "total_costs": commission + slippage,
+        "costs_pct_of_traded_value": (commission + slippage) / total_traded if total_traded > 0 else 0.0,
+        "costs_pct_of_starting_value": (commission + slippage) / starting_value,
+        "number_of_trades": int(len(rebalance_trades)),
+        "traded_value": total_traded,
+        "dividends_received": float(runtime["dividends"].sum()),
+    }

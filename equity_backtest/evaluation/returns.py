@@ -1,0 +1,45 @@
+"""Daily returns of a run from its archive (V1): portfolio, benchmark and risk-free."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import BadInputError
+from .metrics import daily_risk_free
+
+
+@dataclasses.dataclass
+class RunData:
+    run_dir: Path
+    runtime: pd.DataFrame
+    trades: pd.DataFrame
+    parameters: dict
+    run_info: dict
+    returns: pd.Series  # portfolio, daily; the first day's return is measured from starting cash
+    benchmark: pd.Series
+    rf_daily: float
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read what 03 wrote; a missing or partial folder is a clear error."""
+    run_dir = Path(run_dir)
+    needed = ["runtime_log.csv", "trades.csv", "benchmark.csv", "parameters.json", "run.json"]
+    missing = [f for f in needed if not (run_dir / f).is_file()]
+    if missing:
+        raise BadInputError(f"{run_dir} is not a finished run archive (missing {', '.join(missing)})")
+    runtime = pd.read_csv(run_dir / "runtime_log.csv", parse_dates=["date"])
+    trades = pd.read_csv(run_dir / "trades.csv", parse_dates=["date"])
+    bench = pd.read_csv(run_dir / "benchmark.csv", parse_dates=["date"]).set_index("date")["return"]
+    params = json.loads((run_dir / "parameters.json").read_text())
+    info = json.loads((run_dir / "run.json").read_text())
+    value = runtime.set_index("date")["value"]
+    previous = value.shift(1)
+    previous.iloc[0] = params["starting_cash"]
+    returns = (value / previous - 1.0).rename("portfolio")
+    bench = bench.reindex(returns.index).fillna(0.0).rename("benchmark")
+    return RunData(run_dir, runtime, trades, params, info, returns, bench,
+                   daily_risk_free(params["risk_free_rate"]))

@@ -1,0 +1,130 @@
+"""D5: versioned builds, latest query wins, incremental == bootstrap, crash safety, bad logs."""
+
+import shutil
+
+import pytest
+
+from equity_backtest import datasets
+from equity_backtest.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.errors import BadInputError
+from tests.conftest import tree_digest
+
+
+@pytest.fixture
+def store(tmp_path, small_store):
+    shutil.copytree(small_store / "datalog", tmp_path / "datalog")
+    return tmp_path
+
+
+def _tables_digest(root, version):
+    m = datasets.read_manifest(root / "datasets", version)
+    return {t: info["sha256"] for t, info in m["tables"].items()}
+
+
+def test_build_writes_version_manifest_and_switches_current(store):
+    r = datasets.build(store / "datalog", store / "datasets")
+    assert r.version == "v000001" and (store / "datasets" / "CURRENT").read_text().strip() == "v000001"
+    m = datasets.read_manifest(store / "datasets", "v000001")
+    assert len(m["logs"]) == len(list_logs(store / "datalog")) and m["previous_version"] is None
+    assert set(m["tables"]) == set(datasets.TABLES)
+    again = datasets.build(store / "datalog", store / "datasets")
+    assert again.up_to_date and again.version == "v000001"
+
+
+def test_incremental_build_equals_bootstrap_rebuild(store):
+    logs = list_logs(store / "datalog")
+    half = store / "half"
+    half.mkdir()
+    for _, path in logs[: len(logs) // 2]:
+        shutil.copy(path, half / path.name)
+    datasets.build(half, store / "datasets")
+    for _, path in logs[len(logs) // 2 :]:
+        shutil.copy(path, half / path.name)
+    r2 = datasets.build(half, store / "datasets")
+    assert r2.version == "v000002" and r2.new_logs == len(logs) - len(logs) // 2
+    boot = datasets.build(store / "datalog", store / "boot")
+    assert _tables_digest(store, "v000002") == {
+        t: i["sha256"] for t, i in datasets.read_manifest(store / "boot", boot.version)["tables"].items()}
+
+
+def test_latest_query_wins_and_exact_ticker_match(store):
+    datasets.build(store / "datalog", store / "datasets")
+    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data")
+    frame = read_log(path).iloc[:3].copy()
+    frame["close"] = [1.0, 2.0, 3.0]
+    newer = LogName(name.timestamp + 10**12, name.source, name.data_type, name.label)
+    write_log(store / "datalog", newer, frame)
+    # a ticker whose name contains the first one must not be touched (exact matching)
+    other = LogName(name.timestamp + 10**12 + 1, name.source, name.data_type, name.label + "X")
+    write_log(store / "datalog", other, frame.assign(close=[7.0, 7.0, 7.0]))
+    datasets.build(store / "datalog", store / "datasets")
+    _, t = datasets.load_tables(store / "datasets")
+    mk = t["market"].set_index(["ticker", "date"])
+    assert mk.loc[name.label, "close"].iloc[:3].tolist() == [1.0, 2.0, 3.0]
+    assert mk.loc[name.label, "open"].iloc[0] == frame["open"].iloc[0]  # other fields kept
+    assert mk.loc[name.label + "X", "close"].tolist() == [7.0, 7.0, 7.0]
+    # an older log written later in wall-clock terms still loses to the newer timestamp
+    older = LogName(name.timestamp - 1, name.source, name.data_type, name.label)
+    write_log(store / "datalog", older, frame.assign(close=[9.0, 9.0, 9.0]))
+    datasets.build(store / "datalog", store / "datasets")
+    _, t = datasets.load_tables(store / "datasets")
+    assert t["market"].set_index(["ticker", "date"]).loc[name.label, "close"].iloc[:3].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_newer_constituent_list_replaces_the_whole_list(store):
+    datasets.build(store / "datalog", store / "datasets")
+    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "constituent_list")
+    frame = read_log(path).iloc[:2]
+    write_log(store / "datalog", LogName(name.timestamp + 10**12, name.source, name.data_type, name.label), frame)
+    datasets.build(store / "datalog", store / "datasets")
+    _, t = datasets.load_tables(store / "datasets")
+    c = t["constituents"]
+    assert sorted(c[c["date"] == frame["date"].iloc[0]]["ticker"]) == sorted(frame["ticker"])
+
+
+def test_crashed_build_leaves_previous_version_in_use(store, monkeypatch):
+    datasets.build(store / "datalog", store / "datasets")
+    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data")
+    write_log(store / "datalog", LogName(name.timestamp + 10**12, name.source, name.data_type, name.label),
+              read_log(path).iloc[:1])
+
+    def boom(*a, **k):
+        raise OSError("disk full (simulated crash while writing the manifest)")
+
+    monkeypatch.setattr(datasets, "atomic_write_text", boom)
+    with pytest.raises(OSError):
+        datasets.build(store / "datalog", store / "datasets")
+    monkeypatch.undo()
+    assert datasets.current_version(store / "datasets") == "v000001"
+    version, tables = datasets.load_tables(store / "datasets")
+    assert version == "v000001" and len(tables["market"]) > 0
+    assert datasets.build(store / "datalog", store / "datasets").version == "v000002"
+
+
+def test_corrupt_log_stops_build_with_named_error_and_datalog_untouched(store):
+    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data")
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5].replace(",", ",abc,", 1)  # row 6 gains a field
+    path.write_text("\n".join(lines) + "\n")
+    before = tree_digest(store / "datalog")
+    with pytest.raises(BadInputError) as err:
+        datasets.build(store / "datalog", store / "datasets")
+    assert path.name in str(err.value) and "row 6: expected 7 fields, found 8" in str(err.value)
+    assert datasets.current_version(store / "datasets") is None
+    r = datasets.build(store / "datalog", store / "datasets", skip_bad_logs=True)
+    assert r.skipped_logs == [path.name]
+    assert path.name in datasets.read_manifest(store / "datasets", r.version)["skipped_logs"]
+    assert tree_digest(store / "datalog") == before
+
+
+def test_duplicate_dates_in_a_market_log_are_named(store):
+    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:4] + [lines[3]] + lines[4:]) + "\n")
+    with pytest.raises(BadInputError, match=r"row 5, field 'date'.*more than once \(first at row 4\)"):
+        datasets.build(store / "datalog", store / "datasets")
+
+
+def test_missing_version_is_a_clear_error(tmp_path):
+    with pytest.raises(BadInputError, match="run 02_build_datasets.py first"):
+        datasets.load_tables(tmp_path)
