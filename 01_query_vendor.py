@@ -12,21 +12,33 @@ from equity_backtest.vendors import simulated
 
 def main() -> int:
     parser = cli.parser(__doc__, window=False)
-    parser.add_argument("--datalog-dir", help="where logfiles go (default: parameters' datalog_dir)")
+    parser.add_argument(
+        "--datalog-dir", help="where logfiles go (default: parameters' datalog_dir)"
+    )
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("01_query_vendor"))
     params = cli.load(args, datalog_dir=args.datalog_dir)
 
     if params.source != simulated.SOURCE:
-        raise BadInputError(f"source '{params.source}' has no vendor in this version; use 'simulated'")
-    settings = simulated.SimulationSettings(params.sim_n_tickers, params.sim_index_size,
-                                            params.sim_start, params.sim_end, params.seed)
+        raise BadInputError(
+            f"source '{params.source}' has no vendor in this version; use 'simulated'"
+        )
+    settings = simulated.SimulationSettings(
+        params.sim_n_tickers, params.sim_index_size, params.sim_start, params.sim_end, params.seed
+    )
     if settings.index_name != params.index:
-        cli.log.warning("the simulated index is %s but parameters say index = %s",
-                        settings.index_name, params.index)
+        cli.log.warning(
+            "the simulated index is %s but parameters say index = %s",
+            settings.index_name,
+            params.index,
+        )
     counts = simulated.query(settings, params.datalog_dir, progress=cli.show_progress(args))
-    cli.log.info("datalog %s: %d logfiles written, %d already there", params.datalog_dir,
-                 counts["written"], counts["already_logged"])
+    cli.log.info(
+        "datalog %s: %d logfiles written, %d already there",
+        params.datalog_dir,
+        counts["written"],
+        counts["already_logged"],
+    )
     return 0
 
 

@@ -13,22 +13,38 @@ from equity_backtest import cli, datasets
 
 def main() -> int:
     parser = cli.parser(__doc__, window=False)
-    parser.add_argument("--full", action="store_true",
-                        help="rebuild from every logfile instead of only the new ones (bootstrap)")
-    parser.add_argument("--skip-bad-logs", action="store_true",
-                        help="leave out unreadable logfiles (with a warning) instead of stopping")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="rebuild from every logfile instead of only the new ones (bootstrap)",
+    )
+    parser.add_argument(
+        "--skip-bad-logs",
+        action="store_true",
+        help="leave out unreadable logfiles (with a warning) instead of stopping",
+    )
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("02_build_datasets"))
     params = cli.load(args)
 
-    result = datasets.build(params.datalog_dir, params.datasets_dir, skip_bad_logs=args.skip_bad_logs,
-                            full=args.full, progress=cli.show_progress(args))
+    result = datasets.build(
+        params.datalog_dir,
+        params.datasets_dir,
+        skip_bad_logs=args.skip_bad_logs,
+        full=args.full,
+        progress=cli.show_progress(args),
+    )
     if result.up_to_date:
         cli.log.info("datasets %s are up to date (version %s)", params.datasets_dir, result.version)
     else:
         rows = ", ".join(f"{t} {n:,d}" for t, n in result.rows.items())
-        cli.log.info("built %s/%s from %d new logfiles: %s", params.datasets_dir, result.version,
-                     result.new_logs, rows)
+        cli.log.info(
+            "built %s/%s from %d new logfiles: %s",
+            params.datasets_dir,
+            result.version,
+            result.new_logs,
+            rows,
+        )
     for name in result.skipped_logs:
         cli.log.warning("skipped bad logfile %s", name)
     return 0

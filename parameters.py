@@ -28,7 +28,9 @@ fundamental_lag_days = {"default": 45}
 start = "2007-01-01"  # first heartbeat (the first trading day on or after it)
 end = "2024-12-31"  # last heartbeat, inclusive
 heartbeat = "daily"  # the loop marks to market and fills orders every trading day
-rebalance = "monthly"  # when compute_weights runs: daily, weekly, monthly, quarterly, yearly, never, or N
+rebalance = (
+    "monthly"  # when compute_weights runs: daily, weekly, monthly, quarterly, yearly, never, or N
+)
 lookback_days = 260  # default history window (trading days) that view.history() returns
 
 # --- Portfolio and orders -----------------------------------------------------------------------
@@ -42,8 +44,12 @@ max_leverage = 1.0  # weights may sum to at most this (1.0 = no leverage)
 # --- Fills and costs ----------------------------------------------------------------------------
 fill_timing = "open"  # orders decided after day D's close fill at D+1's "open" or "close"
 volume_cap = 0.10  # fill at most this fraction of the day's volume per ticker
-unfilled = "cancel"  # what happens to the unfilled rest of an order: "cancel" or "carry" to next day
-slippage_bps = 5.0  # buys pay, sells give up, this many basis points of the price (half-spread + impact)
+unfilled = (
+    "cancel"  # what happens to the unfilled rest of an order: "cancel" or "carry" to next day
+)
+slippage_bps = (
+    5.0  # buys pay, sells give up, this many basis points of the price (half-spread + impact)
+)
 commission_rate = 0.0005  # commission as a fraction of traded value (5 bps)
 commission_min = 1.0  # minimum commission per trade (never more than the trade's value)
 commission_per_share = 0.0  # commission per share traded

@@ -52,8 +52,10 @@ def run_name(now: dt.datetime, params: Parameters, algorithm_path: str | Path) -
 def start_run_dir(run_dir: Path) -> Path:
     """Create the hidden temporary folder a run writes into; refuses to overwrite an archive."""
     if run_dir.exists():
-        raise BadInputError(f"run folder {run_dir} already exists; archives are never overwritten. "
-                            "Pass another --run-dir or leave it out")
+        raise BadInputError(
+            f"run folder {run_dir} already exists; archives are never overwritten. "
+            "Pass another --run-dir or leave it out"
+        )
     tmp = run_dir.parent / f".{run_dir.name}.partial"
     if tmp.exists():
         shutil.rmtree(tmp)  # left by a run that was killed: never read as complete
@@ -65,15 +67,26 @@ def _csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d"))
 
 
-def write_archive(tmp: Path, result: RunResult, params: Parameters, parameters_path: Path,
-                  algorithm_path: Path, panel: Panel, benchmark: pd.Series, datasets_dir: Path) -> None:
+def write_archive(
+    tmp: Path,
+    result: RunResult,
+    params: Parameters,
+    parameters_path: Path,
+    algorithm_path: Path,
+    panel: Panel,
+    benchmark: pd.Series,
+    datasets_dir: Path,
+) -> None:
     """Write every table and copy of the inputs into the temporary run folder."""
     _csv(result.runtime_log, tmp / "runtime_log.csv")
     _csv(result.trades, tmp / "trades.csv")
     _csv(result.cash_ledger, tmp / "cash_ledger.csv")
     _csv(result.target_weights, tmp / "target_weights.csv")
-    feather.write_feather(pa.Table.from_pandas(result.positions, preserve_index=False),
-                          tmp / "positions.feather", compression="zstd")
+    feather.write_feather(
+        pa.Table.from_pandas(result.positions, preserve_index=False),
+        tmp / "positions.feather",
+        compression="zstd",
+    )
     _csv(benchmark.rename("return").rename_axis("date").reset_index(), tmp / "benchmark.csv")
     _csv(panel.metadata.reset_index(), tmp / "metadata.csv")
     if parameters_path.is_file():
@@ -81,9 +94,17 @@ def write_archive(tmp: Path, result: RunResult, params: Parameters, parameters_p
     shutil.copyfile(algorithm_path, tmp / algorithm_path.name)
     _json(tmp / "parameters.json", params.as_dict())
     manifest = read_manifest(datasets_dir, panel.dataset_version)
-    _json(tmp / "dataset.json", {"datasets_dir": str(datasets_dir), "version": panel.dataset_version,
-                                 "source": panel.source, "index": panel.index,
-                                 "tables": manifest.get("tables", {}), "logs": len(manifest.get("logs", []))})
+    _json(
+        tmp / "dataset.json",
+        {
+            "datasets_dir": str(datasets_dir),
+            "version": panel.dataset_version,
+            "source": panel.source,
+            "index": panel.index,
+            "tables": manifest.get("tables", {}),
+            "logs": len(manifest.get("logs", [])),
+        },
+    )
     versions = {"python": platform.python_version(), "equity_backtest": __version__}
     for pkg in PACKAGES:
         try:
@@ -92,18 +113,21 @@ def write_archive(tmp: Path, result: RunResult, params: Parameters, parameters_p
             versions[pkg] = None
     _json(tmp / "versions.json", versions)
     rl = result.runtime_log
-    _json(tmp / "run.json", {
-        "status": result.status,
-        "message": result.message,
-        "algorithm": algorithm_path.name,
-        "start": f"{rl['date'].iloc[0]:%Y-%m-%d}",
-        "end": f"{rl['date'].iloc[-1]:%Y-%m-%d}",
-        "heartbeats": len(rl),
-        "starting_value": params.starting_cash,
-        "final_value": float(rl["value"].iloc[-1]),
-        "seed": params.seed,
-        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    })
+    _json(
+        tmp / "run.json",
+        {
+            "status": result.status,
+            "message": result.message,
+            "algorithm": algorithm_path.name,
+            "start": f"{rl['date'].iloc[0]:%Y-%m-%d}",
+            "end": f"{rl['date'].iloc[-1]:%Y-%m-%d}",
+            "heartbeats": len(rl),
+            "starting_value": params.starting_cash,
+            "final_value": float(rl["value"].iloc[-1]),
+            "seed": params.seed,
+            "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
 
 
 def finish_run_dir(tmp: Path, run_dir: Path) -> Path:
@@ -120,7 +144,13 @@ def _json(path: Path, obj) -> None:
 def latest_run(results_dir: str | Path) -> Path:
     """The most recent finished run folder (names sort by time)."""
     root = Path(results_dir)
-    runs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    runs = (
+        sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if root.is_dir()
+        else []
+    )
     if not runs:
-        raise BadInputError(f"no finished run in {root}; run 03_trade.py first or pass a run folder")
+        raise BadInputError(
+            f"no finished run in {root}; run 03_trade.py first or pass a run folder"
+        )
     return runs[-1]

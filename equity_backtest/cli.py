@@ -22,16 +22,30 @@ log = logging.getLogger("equity_backtest")
 
 def parser(description: str, *, window: bool = True) -> argparse.ArgumentParser:
     """An argument parser with the flags every script takes."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parameters", default="parameters.py", metavar="PATH",
-                   help="the parameters file (default: parameters.py)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override any parameter, e.g. --set rebalance=quarterly (repeatable)")
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--parameters",
+        default="parameters.py",
+        metavar="PATH",
+        help="the parameters file (default: parameters.py)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override any parameter, e.g. --set rebalance=quarterly (repeatable)",
+    )
     if window:
-        p.add_argument("--start", help="first day of the backtest, YYYY-MM-DD (overrides parameters.py)")
+        p.add_argument(
+            "--start", help="first day of the backtest, YYYY-MM-DD (overrides parameters.py)"
+        )
         p.add_argument("--end", help="last day of the backtest, YYYY-MM-DD (inclusive)")
-    p.add_argument("--quiet", action="store_true", help="print only warnings and errors; no progress bars")
+    p.add_argument(
+        "--quiet", action="store_true", help="print only warnings and errors; no progress bars"
+    )
     p.add_argument("--verbose", action="store_true", help="print debug messages")
     return p
 
@@ -53,7 +67,9 @@ def setup_logging(args: argparse.Namespace, log_file: Path | None = None) -> Non
         root.removeHandler(h)
     root.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    console.setLevel(
+        logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    )
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     root.addHandler(console)
     if log_file is not None:

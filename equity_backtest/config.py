@@ -39,7 +39,9 @@ class Parameters:
     sim_start: dt.date = dt.date(2005, 1, 1)
     sim_end: dt.date = dt.date(2024, 12, 31)
     # point-in-time fundamentals (D6): days after period end when a vendor gives no announcement date
-    fundamental_lag_days: dict[str, int] = dataclasses.field(default_factory=lambda: {"default": 45})
+    fundamental_lag_days: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"default": 45}
+    )
     # backtest window and schedule (E1)
     start: dt.date = dt.date(2007, 1, 1)
     end: dt.date = dt.date(2024, 12, 31)
@@ -154,18 +156,28 @@ def validate(p: Parameters) -> Parameters:
             raise bad(name, "must be a fraction in [0, 1)")
     if not 0 < p.volume_cap <= 1:
         raise bad("volume_cap", "must be a fraction of the day's volume in (0, 1]")
-    for name in ("slippage_bps", "commission_rate", "commission_min", "commission_per_share",
-                 "min_trade_value", "lookback_days"):
+    for name in (
+        "slippage_bps",
+        "commission_rate",
+        "commission_min",
+        "commission_per_share",
+        "min_trade_value",
+        "lookback_days",
+    ):
         if getattr(p, name) < 0:
             raise bad(name, "must not be negative")
     if p.max_leverage < 1:
         raise bad("max_leverage", "must be at least 1 (1 = no leverage)")
     if p.sim_n_tickers < 10 or not 1 <= p.sim_index_size <= p.sim_n_tickers:
-        raise bad("sim_index_size", "needs 1 <= sim_index_size <= sim_n_tickers and at least 10 tickers")
+        raise bad(
+            "sim_index_size", "needs 1 <= sim_index_size <= sim_n_tickers and at least 10 tickers"
+        )
     if not isinstance(p.fundamental_lag_days, dict) or not all(
         isinstance(v, int) and v >= 0 for v in p.fundamental_lag_days.values()
     ):
-        raise bad("fundamental_lag_days", "must map metric names (and 'default') to whole days >= 0")
+        raise bad(
+            "fundamental_lag_days", "must map metric names (and 'default') to whole days >= 0"
+        )
     if not p.source or not p.source.isalnum() or p.source != p.source.lower():
         raise bad("source", "must be a lowercase vendor name such as 'simulated'")
     return p

@@ -26,22 +26,41 @@ from .storage import atomic_write_bytes
 # Columns every logfile of a type must have; extra columns are allowed where noted.
 SCHEMAS: dict[str, dict] = {
     # label: <YYYYMMDD>_<INDEX>; members of an index on a list date (weight may be blank)
-    "constituent_list": {"required": ["date", "index", "ticker", "weight"], "numeric": ["weight"],
-                         "dates": ["date"], "extra_numeric": False},
+    "constituent_list": {
+        "required": ["date", "index", "ticker", "weight"],
+        "numeric": ["weight"],
+        "dates": ["date"],
+        "extra_numeric": False,
+    },
     # label: what was asked (an index name or 'universe'); one row per ticker
-    "metadata_array": {"required": ["ticker", "name", "sector"], "numeric": [], "dates": [],
-                       "extra_numeric": False},
+    "metadata_array": {
+        "required": ["ticker", "name", "sector"],
+        "numeric": [],
+        "dates": [],
+        "extra_numeric": False,
+    },
     # label: the ticker; raw (unadjusted) daily prices and volume
-    "ticker_market_data": {"required": ["date", "open", "high", "low", "close", "volume", "market_cap"],
-                           "numeric": ["open", "high", "low", "close", "volume", "market_cap"],
-                           "dates": ["date"], "extra_numeric": True},
+    "ticker_market_data": {
+        "required": ["date", "open", "high", "low", "close", "volume", "market_cap"],
+        "numeric": ["open", "high", "low", "close", "volume", "market_cap"],
+        "dates": ["date"],
+        "extra_numeric": True,
+    },
     # label: the ticker; one row per reported period, any further columns are numeric metrics
-    "ticker_fundamental_data": {"required": ["period_end", "announcement_date"], "numeric": [],
-                                "dates": ["period_end", "announcement_date"], "extra_numeric": True},
+    "ticker_fundamental_data": {
+        "required": ["period_end", "announcement_date"],
+        "numeric": [],
+        "dates": ["period_end", "announcement_date"],
+        "extra_numeric": True,
+    },
     # label: the ticker. Added type: splits, dividends and delisting values cannot be recovered
     # from raw prices alone, and the engine needs them to keep accounts right (E7).
-    "corporate_actions": {"required": ["date", "action", "value"], "numeric": ["value"],
-                          "dates": ["date"], "extra_numeric": False},
+    "corporate_actions": {
+        "required": ["date", "action", "value"],
+        "numeric": ["value"],
+        "dates": ["date"],
+        "extra_numeric": False,
+    },
 }
 DATA_TYPES = tuple(SCHEMAS)
 CORPORATE_ACTIONS = ("split", "dividend", "delisting")
@@ -115,7 +134,9 @@ def list_logs(datalog_dir: str | Path) -> list[tuple[LogName, Path]]:
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """Canonical CSV text for a log: fixed float formatting so bytes are reproducible."""
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g", date_format="%Y-%m-%d")
+    frame.to_csv(
+        buf, index=False, lineterminator="\n", float_format="%.10g", date_format="%Y-%m-%d"
+    )
     return buf.getvalue().encode("utf-8")
 
 
@@ -149,14 +170,21 @@ def read_log(path: str | Path, name: LogName | None = None) -> pd.DataFrame:
     schema = SCHEMAS[name.data_type]
     where = f"datalog file {path.name}"
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=True)
+        raw = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=True
+        )
     except pd.errors.EmptyDataError:
         raise BadInputError(f"{where}: the file is empty; re-run the vendor query for it") from None
     except pd.errors.ParserError as exc:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        detail = (f"row {m.group(2)}: expected {m.group(1)} fields, found {m.group(3)}" if m
-                  else f"not valid CSV ({str(exc).strip()})")
-        raise BadInputError(f"{where}, {detail}; check the delimiter and quoting, or re-export the file") from None
+        detail = (
+            f"row {m.group(2)}: expected {m.group(1)} fields, found {m.group(3)}"
+            if m
+            else f"not valid CSV ({str(exc).strip()})"
+        )
+        raise BadInputError(
+            f"{where}, {detail}; check the delimiter and quoting, or re-export the file"
+        ) from None
     raw.columns = [str(c).strip() for c in raw.columns]
     missing = [c for c in schema["required"] if c not in raw.columns]
     if missing:

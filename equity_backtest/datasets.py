@@ -80,7 +80,9 @@ def read_manifest(datasets_dir: str | Path, version: str) -> dict:
     return json.loads((Path(datasets_dir) / version / "manifest.json").read_text())
 
 
-def load_tables(datasets_dir: str | Path, version: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
+def load_tables(
+    datasets_dir: str | Path, version: str | None = None
+) -> tuple[str, dict[str, pd.DataFrame]]:
     """Read every table of a dataset version (CURRENT by default)."""
     version = version or current_version(datasets_dir)
     if version is None:
@@ -108,15 +110,23 @@ def _log_to_frame(name: LogName, path: Path) -> tuple[str, pd.DataFrame]:
                 f"than once (first at row {first + 2}); a market log holds one row per date"
             )
     if table == "fundamentals":
-        metrics = [c for c in frame.columns if c not in ("ticker", "period_end", "announcement_date")]
-        frame = frame.melt(id_vars=["ticker", "period_end", "announcement_date"], value_vars=metrics,
-                           var_name="metric", value_name="value").dropna(subset=["value"])
+        metrics = [
+            c for c in frame.columns if c not in ("ticker", "period_end", "announcement_date")
+        ]
+        frame = frame.melt(
+            id_vars=["ticker", "period_end", "announcement_date"],
+            value_vars=metrics,
+            var_name="metric",
+            value_name="value",
+        ).dropna(subset=["value"])
     if table == "corporate_actions":
         bad = ~frame["action"].isin(["split", "dividend", "delisting"]).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise BadInputError(f"{where}, row {i + 2}, field 'action': {frame['action'].iloc[i]!r} is "
-                                "not one of split, dividend, delisting")
+            raise BadInputError(
+                f"{where}, row {i + 2}, field 'action': {frame['action'].iloc[i]!r} is "
+                "not one of split, dividend, delisting"
+            )
     if table == "metadata":
         frame = frame.astype(str)
     frame.insert(0, "source", name.source)
@@ -146,8 +156,14 @@ def _empty(table: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "log_ts" else object) for c in cols})
 
 
-def build(datalog_dir: str | Path, datasets_dir: str | Path, *, skip_bad_logs: bool = False,
-          full: bool = False, progress: bool = False) -> BuildResult:
+def build(
+    datalog_dir: str | Path,
+    datasets_dir: str | Path,
+    *,
+    skip_bad_logs: bool = False,
+    full: bool = False,
+    progress: bool = False,
+) -> BuildResult:
     """Fold the logs not yet in the current version into a new version and switch to it.
 
     full=True ignores the current version and rebuilds from every log (the bootstrap path).
@@ -164,7 +180,9 @@ def build(datalog_dir: str | Path, datasets_dir: str | Path, *, skip_bad_logs: b
     if base and not new:
         return BuildResult(base, 0, [], {}, up_to_date=True)
     if not logs:
-        raise BadInputError(f"the datalog {datalog_dir} holds no logfiles; run 01_query_vendor.py first")
+        raise BadInputError(
+            f"the datalog {datalog_dir} holds no logfiles; run 01_query_vendor.py first"
+        )
 
     parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
     if base:
@@ -172,7 +190,9 @@ def build(datalog_dir: str | Path, datasets_dir: str | Path, *, skip_bad_logs: b
         for t, frame in previous.items():
             parts[t].append(frame)
     skipped, used = [], dict(prev_logs)
-    for name, path in tqdm(new, desc="reading datalog", unit="log", disable=not progress, leave=False):
+    for name, path in tqdm(
+        new, desc="reading datalog", unit="log", disable=not progress, leave=False
+    ):
         try:
             table, frame = _log_to_frame(name, path)
         except BadInputError as exc:
@@ -197,8 +217,9 @@ def build(datalog_dir: str | Path, datasets_dir: str | Path, *, skip_bad_logs: b
     info = {}
     for t, frame in tables.items():
         path = tmp / f"{t}.feather"
-        feather.write_feather(pa.Table.from_pandas(frame, preserve_index=False), path,
-                              compression="zstd")
+        feather.write_feather(
+            pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd"
+        )
         info[t] = {"rows": len(frame), "sha256": sha256_file(path)}
     manifest = {
         "version": version,
@@ -213,11 +234,21 @@ def build(datalog_dir: str | Path, datasets_dir: str | Path, *, skip_bad_logs: b
     os.replace(tmp, datasets_dir / version)
     fsync_dir(datasets_dir)
     atomic_write_text(datasets_dir / "CURRENT", version + "\n")
-    log.info("dataset %s built from %d new logs (%d skipped)", version, len(new) - len(skipped), len(skipped))
-    return BuildResult(version, len(new) - len(skipped), skipped, {t: len(f) for t, f in tables.items()})
+    log.info(
+        "dataset %s built from %d new logs (%d skipped)",
+        version,
+        len(new) - len(skipped),
+        len(skipped),
+    )
+    return BuildResult(
+        version, len(new) - len(skipped), skipped, {t: len(f) for t, f in tables.items()}
+    )
 
 
 def _next_version(datasets_dir: Path) -> str:
-    numbers = [int(p.name[1:]) for p in datasets_dir.iterdir()
-               if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit()]
+    numbers = [
+        int(p.name[1:])
+        for p in datasets_dir.iterdir()
+        if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit()
+    ]
     return f"v{max(numbers, default=0) + 1:06d}"

@@ -56,7 +56,9 @@ class Panel:
     events: Events
     list_dates: pd.DatetimeIndex
     membership: np.ndarray  # L x N bool
-    list_of_day: np.ndarray  # T int: index of the latest list dated on or before each day (-1: none)
+    list_of_day: (
+        np.ndarray
+    )  # T int: index of the latest list dated on or before each day (-1: none)
     fundamentals: dict[str, FundamentalSeries]
     metadata: pd.DataFrame  # indexed by ticker
 
@@ -80,14 +82,24 @@ def load_panel(params: Parameters, extra_tickers: tuple[str, ...] = ()) -> Panel
     return panel_from_tables(version, tables, params, extra_tickers)
 
 
-def panel_from_tables(version: str, tables: dict[str, pd.DataFrame], params: Parameters,
-                      extra_tickers: tuple[str, ...] = ()) -> Panel:
+def panel_from_tables(
+    version: str,
+    tables: dict[str, pd.DataFrame],
+    params: Parameters,
+    extra_tickers: tuple[str, ...] = (),
+) -> Panel:
     src = params.source
     cons = tables["constituents"]
     cons = cons[(cons["source"] == src) & (cons["index"] == params.index)]
     if cons.empty:
-        known = sorted({f"{s}/{i}" for s, i in zip(tables["constituents"]["source"],
-                                                     tables["constituents"]["index"], strict=True)})
+        known = sorted(
+            {
+                f"{s}/{i}"
+                for s, i in zip(
+                    tables["constituents"]["source"], tables["constituents"]["index"], strict=True
+                )
+            }
+        )
         raise BadInputError(
             f"dataset {version} has no constituent lists for source '{src}' and index "
             f"'{params.index}'; available: {', '.join(known) or 'none'}. Check 'source' and 'index'."
@@ -99,7 +111,9 @@ def panel_from_tables(version: str, tables: dict[str, pd.DataFrame], params: Par
     market = tables["market"]
     market = market[(market["source"] == src) & market["ticker"].isin(code)]
     if market.empty:
-        raise BadInputError(f"dataset {version} has no market data for the members of {params.index}")
+        raise BadInputError(
+            f"dataset {version} has no market data for the members of {params.index}"
+        )
     all_dates = pd.DatetimeIndex(np.unique(market["date"].to_numpy()))
     dates = all_dates[all_dates <= pd.Timestamp(params.end)]
     T = len(dates)
@@ -118,7 +132,9 @@ def panel_from_tables(version: str, tables: dict[str, pd.DataFrame], params: Par
     last_row_full = np.full(N, -1)
     np.maximum.at(last_row_full, cols, rows_all)
 
-    events = _events(tables["corporate_actions"], src, code, dates, all_dates, fields["close"], last_row_full)
+    events = _events(
+        tables["corporate_actions"], src, code, dates, all_dates, fields["close"], last_row_full
+    )
     mark = pd.DataFrame(fields["close"]).ffill().to_numpy(copy=True)
     for t, (idx, _) in events.delistings.items():
         mark[t:, idx] = np.nan  # never carried at a stale price after delisting
@@ -126,14 +142,30 @@ def panel_from_tables(version: str, tables: dict[str, pd.DataFrame], params: Par
 
     list_dates = pd.DatetimeIndex(np.unique(cons["date"].to_numpy()))
     membership = np.zeros((len(list_dates), N), dtype=bool)
-    membership[list_dates.searchsorted(cons["date"].to_numpy()), cons["ticker"].map(code).to_numpy()] = True
+    membership[
+        list_dates.searchsorted(cons["date"].to_numpy()), cons["ticker"].map(code).to_numpy()
+    ] = True
     list_of_day = list_dates.searchsorted(dates, side="right") - 1
 
     meta = tables["metadata"]
     meta = meta[meta["source"] == src].drop(columns=["source", "log_ts"]).set_index("ticker")
     meta = meta.reindex(pd.Index(tickers, name="ticker"))
-    return Panel(src, params.index, version, dates, tickers, fields, mark, total_return, events, list_dates, membership,
-                 list_of_day, _fundamentals(tables["fundamentals"], src, code, dates, params), meta)
+    return Panel(
+        src,
+        params.index,
+        version,
+        dates,
+        tickers,
+        fields,
+        mark,
+        total_return,
+        events,
+        list_dates,
+        membership,
+        list_of_day,
+        _fundamentals(tables["fundamentals"], src, code, dates, params),
+        meta,
+    )
 
 
 def _total_return(mark: np.ndarray, events: Events) -> np.ndarray:
@@ -162,17 +194,28 @@ def _by_day(frame: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _events(ca: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, all_dates: pd.DatetimeIndex,
-            close: np.ndarray, last_row_full: np.ndarray) -> Events:
+def _events(
+    ca: pd.DataFrame,
+    src: str,
+    code: dict,
+    dates: pd.DatetimeIndex,
+    all_dates: pd.DatetimeIndex,
+    close: np.ndarray,
+    last_row_full: np.ndarray,
+) -> Events:
     ca = ca[(ca["source"] == src) & ca["ticker"].isin(code)].copy()
     ca["i"] = ca["ticker"].map(code)
-    ca["t"] = dates.searchsorted(ca["date"].to_numpy())  # a non-trading date applies the next trading day
+    ca["t"] = dates.searchsorted(
+        ca["date"].to_numpy()
+    )  # a non-trading date applies the next trading day
     ca = ca[ca["t"] < len(dates)]
     bad_split = (ca["action"] == "split") & ~(ca["value"] > 0)
     if bad_split.any():
         row = ca[bad_split].iloc[0]
-        raise BadInputError(f"corporate action for {row['ticker']} on {row['date']:%Y-%m-%d}: split ratio "
-                            f"{row['value']} must be positive")
+        raise BadInputError(
+            f"corporate action for {row['ticker']} on {row['date']:%Y-%m-%d}: split ratio "
+            f"{row['value']} must be positive"
+        )
     delist = ca[ca["action"] == "delisting"].sort_values("t").drop_duplicates("i", keep="first")
     # a price series that stops before the data does, with no delisting record: close at last price
     recorded = set(delist["i"])
@@ -182,9 +225,13 @@ def _events(ca: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, all
         t = int(last_row_full[i]) + 1
         if i not in recorded and t < T:
             synthetic.append({"i": i, "t": t, "value": close[t - 1, i]})
-            log.warning("%s stops trading after %s with no delisting record; closing any holding at its "
-                        "last price %.4g", next(k for k, v in code.items() if v == i),
-                        dates[t - 1].date(), close[t - 1, i])
+            log.warning(
+                "%s stops trading after %s with no delisting record; closing any holding at its "
+                "last price %.4g",
+                next(k for k, v in code.items() if v == i),
+                dates[t - 1].date(),
+                close[t - 1, i],
+            )
     if synthetic:
         delist = pd.concat([delist, pd.DataFrame(synthetic)], ignore_index=True)
     return Events(
@@ -194,25 +241,30 @@ def _events(ca: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, all
     )
 
 
-def _fundamentals(fund: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex,
-                  params: Parameters) -> dict[str, FundamentalSeries]:
+def _fundamentals(
+    fund: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, params: Parameters
+) -> dict[str, FundamentalSeries]:
     fund = fund[(fund["source"] == src) & fund["ticker"].isin(code)]
     lags = params.fundamental_lag_days
     out = {}
     for metric, grp in fund.groupby("metric", sort=True):
         lag = pd.Timedelta(days=lags.get(metric, lags.get("default", 45)))
         public = grp["announcement_date"].fillna(grp["period_end"] + lag)
-        frame = pd.DataFrame({
-            "ticker": grp["ticker"].map(code).to_numpy(),
-            "period_end": grp["period_end"].to_numpy(),
-            "public_day": dates.searchsorted(public.to_numpy()),  # visible at that day's close
-            "value": grp["value"].to_numpy(dtype=float),
-        }).sort_values(["ticker", "period_end", "public_day"], kind="stable")
+        frame = pd.DataFrame(
+            {
+                "ticker": grp["ticker"].map(code).to_numpy(),
+                "period_end": grp["period_end"].to_numpy(),
+                "public_day": dates.searchsorted(public.to_numpy()),  # visible at that day's close
+                "value": grp["value"].to_numpy(dtype=float),
+            }
+        ).sort_values(["ticker", "period_end", "public_day"], kind="stable")
         out[str(metric)] = FundamentalSeries(*(frame[c].to_numpy() for c in frame.columns))
     return out
 
 
-def latest_fundamentals(series: FundamentalSeries, t: int, n_tickers: int) -> tuple[np.ndarray, np.ndarray]:
+def latest_fundamentals(
+    series: FundamentalSeries, t: int, n_tickers: int
+) -> tuple[np.ndarray, np.ndarray]:
     """As-of lookup at the close of day t: per ticker, the latest period public by then.
 
     Returns (values, period_end) arrays of length n_tickers (NaN / NaT where nothing is known yet).

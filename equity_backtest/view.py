@@ -41,8 +41,11 @@ class View:
     def holdings(self) -> pd.Series:
         """Shares currently held (non-zero positions only)."""
         held = self._shares != 0
-        return pd.Series(self._shares[held], index=pd.Index(self._panel.tickers[held], name="ticker"),
-                         name="shares")
+        return pd.Series(
+            self._shares[held],
+            index=pd.Index(self._panel.tickers[held], name="ticker"),
+            name="shares",
+        )
 
     @property
     def cash(self) -> float:
@@ -64,7 +67,9 @@ class View:
         if tickers is None:
             return self._panel.members(self._t) | (self._shares != 0)
         wanted = set(pd.Index(tickers))
-        return np.fromiter((t in wanted for t in self._panel.tickers), bool, len(self._panel.tickers))
+        return np.fromiter(
+            (t in wanted for t in self._panel.tickers), bool, len(self._panel.tickers)
+        )
 
     def market(self, tickers=None) -> pd.DataFrame:
         """Latest market fields at this close for the universe and holdings (or given tickers).
@@ -85,8 +90,11 @@ class View:
         lo = max(0, self._t - days + 1)
         mask = self._tickers_mask(tickers)
         source = self._panel.mark if field == "close" else self._panel.fields[field]
-        return pd.DataFrame(source[lo : self._t + 1][:, mask].copy(), index=self._panel.dates[lo : self._t + 1],
-                            columns=pd.Index(self._panel.tickers[mask], name="ticker"))
+        return pd.DataFrame(
+            source[lo : self._t + 1][:, mask].copy(),
+            index=self._panel.dates[lo : self._t + 1],
+            columns=pd.Index(self._panel.tickers[mask], name="ticker"),
+        )
 
     def returns(self, days: int | None = None, tickers=None) -> pd.DataFrame:
         """Daily total returns (splits, dividends and delisting values accounted for) over the
@@ -94,9 +102,11 @@ class View:
         days = self._lookback if days is None else int(days)
         lo = max(1, self._t - days + 1)
         mask = self._tickers_mask(tickers)
-        return pd.DataFrame(self._panel.total_return[lo : self._t + 1][:, mask].copy(),
-                            index=self._panel.dates[lo : self._t + 1],
-                            columns=pd.Index(self._panel.tickers[mask], name="ticker"))
+        return pd.DataFrame(
+            self._panel.total_return[lo : self._t + 1][:, mask].copy(),
+            index=self._panel.dates[lo : self._t + 1],
+            columns=pd.Index(self._panel.tickers[mask], name="ticker"),
+        )
 
     def fundamentals(self, metrics=None, tickers=None) -> pd.DataFrame:
         """Latest fundamentals publicly known at this close (one row per ticker, one column per metric)."""

@@ -19,29 +19,54 @@ from equity_backtest.config import Parameters
 from equity_backtest.vendors import simulated
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = dict(seed=7, sim_n_tickers=60, sim_index_size=20, index="TOP20",
-             sim_start=dt.date(2010, 1, 1), sim_end=dt.date(2013, 12, 31),
-             start=dt.date(2011, 1, 1), end=dt.date(2013, 12, 31))
+SMALL = dict(
+    seed=7,
+    sim_n_tickers=60,
+    sim_index_size=20,
+    index="TOP20",
+    sim_start=dt.date(2010, 1, 1),
+    sim_end=dt.date(2013, 12, 31),
+    start=dt.date(2011, 1, 1),
+    end=dt.date(2013, 12, 31),
+)
 
 
 def small_settings(**kw) -> simulated.SimulationSettings:
     p = {**SMALL, **kw}
-    return simulated.SimulationSettings(p["sim_n_tickers"], p["sim_index_size"], p["sim_start"], p["sim_end"],
-                                        p["seed"])
+    return simulated.SimulationSettings(
+        p["sim_n_tickers"], p["sim_index_size"], p["sim_start"], p["sim_end"], p["seed"]
+    )
 
 
 def params_for(root: Path, **kw) -> Parameters:
     """Parameters pointing at stores under `root`."""
-    return Parameters(**{**SMALL, "datalog_dir": str(root / "datalog"), "datasets_dir": str(root / "datasets"),
-                         "results_dir": str(root / "results"), **kw})
+    return Parameters(
+        **{
+            **SMALL,
+            "datalog_dir": str(root / "datalog"),
+            "datasets_dir": str(root / "datasets"),
+            "results_dir": str(root / "results"),
+            **kw,
+        }
+    )
 
 
 def write_parameters_file(path: Path, **kw) -> Path:
     """A parameters.py for the small market (values as Python literals)."""
-    values = {**SMALL, "datalog_dir": "datalog", "datasets_dir": "datasets", "results_dir": "results", **kw}
+    values = {
+        **SMALL,
+        "datalog_dir": "datalog",
+        "datasets_dir": "datasets",
+        "results_dir": "results",
+        **kw,
+    }
     lines = ["import datetime"]
     for k, v in values.items():
-        lines.append(f"{k} = datetime.date({v.year}, {v.month}, {v.day})" if isinstance(v, dt.date) else f"{k} = {v!r}")
+        lines.append(
+            f"{k} = datetime.date({v.year}, {v.month}, {v.day})"
+            if isinstance(v, dt.date)
+            else f"{k} = {v!r}"
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -59,7 +84,13 @@ def small_store(tmp_path_factory) -> Path:
 def project(tmp_path, small_store) -> Path:
     """A project folder with the four scripts, algorithm.py, a parameters.py and a copy of the
     small store: the layout a user has after forking the repository."""
-    for name in ("01_query_vendor.py", "02_build_datasets.py", "03_trade.py", "04_evaluate.py", "algorithm.py"):
+    for name in (
+        "01_query_vendor.py",
+        "02_build_datasets.py",
+        "03_trade.py",
+        "04_evaluate.py",
+        "algorithm.py",
+    ):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(small_store / "datalog", tmp_path / "datalog")
     shutil.copytree(small_store / "datasets", tmp_path / "datasets")
@@ -67,20 +98,33 @@ def project(tmp_path, small_store) -> Path:
     return tmp_path
 
 
-def run_script(cwd: Path, script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_script(
+    cwd: Path, script: str, *args: str, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run a numbered script as a user would, with the repository's package importable."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, script, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, script, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{script} {args} exited {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
+        raise AssertionError(
+            f"{script} {args} exited {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}"
+        )
     return proc
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under a folder, by relative path."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def panel_of(market: simulated.SimulatedMarket, **kw):
@@ -89,12 +133,30 @@ def panel_of(market: simulated.SimulatedMarket, **kw):
 
     from equity_backtest.panel import panel_from_tables
 
-    fund = market.fundamentals.melt(id_vars=["ticker", "period_end", "announcement_date"], var_name="metric")
-    tables = {"market": market.prices, "fundamentals": fund, "constituents": market.constituents,
-              "metadata": market.metadata.astype(str), "corporate_actions": market.corporate_actions}
+    fund = market.fundamentals.melt(
+        id_vars=["ticker", "period_end", "announcement_date"], var_name="metric"
+    )
+    tables = {
+        "market": market.prices,
+        "fundamentals": fund,
+        "constituents": market.constituents,
+        "metadata": market.metadata.astype(str),
+        "corporate_actions": market.corporate_actions,
+    }
     tables = {k: v.assign(source="simulated", log_ts=0) for k, v in tables.items()}
     s = market.settings
-    params = Parameters(**{**SMALL, "seed": s.seed, "sim_n_tickers": s.n_tickers, "sim_index_size": s.index_size,
-                           "index": s.index_name, "sim_start": s.start, "sim_end": s.end, "start": s.start,
-                           "end": s.end, **kw})
+    params = Parameters(
+        **{
+            **SMALL,
+            "seed": s.seed,
+            "sim_n_tickers": s.n_tickers,
+            "sim_index_size": s.index_size,
+            "index": s.index_name,
+            "sim_start": s.start,
+            "sim_end": s.end,
+            "start": s.start,
+            "end": s.end,
+            **kw,
+        }
+    )
     return panel_from_tables("in-memory", {k: pd.DataFrame(v) for k, v in tables.items()}, params)

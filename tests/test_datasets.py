@@ -23,7 +23,9 @@ def _tables_digest(root, version):
 
 def test_build_writes_version_manifest_and_switches_current(store):
     r = datasets.build(store / "datalog", store / "datasets")
-    assert r.version == "v000001" and (store / "datasets" / "CURRENT").read_text().strip() == "v000001"
+    assert (
+        r.version == "v000001" and (store / "datasets" / "CURRENT").read_text().strip() == "v000001"
+    )
     m = datasets.read_manifest(store / "datasets", "v000001")
     assert len(m["logs"]) == len(list_logs(store / "datalog")) and m["previous_version"] is None
     assert set(m["tables"]) == set(datasets.TABLES)
@@ -44,12 +46,16 @@ def test_incremental_build_equals_bootstrap_rebuild(store):
     assert r2.version == "v000002" and r2.new_logs == len(logs) - len(logs) // 2
     boot = datasets.build(store / "datalog", store / "boot")
     assert _tables_digest(store, "v000002") == {
-        t: i["sha256"] for t, i in datasets.read_manifest(store / "boot", boot.version)["tables"].items()}
+        t: i["sha256"]
+        for t, i in datasets.read_manifest(store / "boot", boot.version)["tables"].items()
+    }
 
 
 def test_latest_query_wins_and_exact_ticker_match(store):
     datasets.build(store / "datalog", store / "datasets")
-    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data")
+    name, path = next(
+        (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data"
+    )
     frame = read_log(path).iloc[:3].copy()
     frame["close"] = [1.0, 2.0, 3.0]
     newer = LogName(name.timestamp + 10**12, name.source, name.data_type, name.label)
@@ -68,14 +74,24 @@ def test_latest_query_wins_and_exact_ticker_match(store):
     write_log(store / "datalog", older, frame.assign(close=[9.0, 9.0, 9.0]))
     datasets.build(store / "datalog", store / "datasets")
     _, t = datasets.load_tables(store / "datasets")
-    assert t["market"].set_index(["ticker", "date"]).loc[name.label, "close"].iloc[:3].tolist() == [1.0, 2.0, 3.0]
+    assert t["market"].set_index(["ticker", "date"]).loc[name.label, "close"].iloc[:3].tolist() == [
+        1.0,
+        2.0,
+        3.0,
+    ]
 
 
 def test_a_newer_constituent_list_replaces_the_whole_list(store):
     datasets.build(store / "datalog", store / "datasets")
-    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "constituent_list")
+    name, path = next(
+        (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "constituent_list"
+    )
     frame = read_log(path).iloc[:2]
-    write_log(store / "datalog", LogName(name.timestamp + 10**12, name.source, name.data_type, name.label), frame)
+    write_log(
+        store / "datalog",
+        LogName(name.timestamp + 10**12, name.source, name.data_type, name.label),
+        frame,
+    )
     datasets.build(store / "datalog", store / "datasets")
     _, t = datasets.load_tables(store / "datasets")
     c = t["constituents"]
@@ -84,9 +100,14 @@ def test_a_newer_constituent_list_replaces_the_whole_list(store):
 
 def test_crashed_build_leaves_previous_version_in_use(store, monkeypatch):
     datasets.build(store / "datalog", store / "datasets")
-    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data")
-    write_log(store / "datalog", LogName(name.timestamp + 10**12, name.source, name.data_type, name.label),
-              read_log(path).iloc[:1])
+    name, path = next(
+        (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data"
+    )
+    write_log(
+        store / "datalog",
+        LogName(name.timestamp + 10**12, name.source, name.data_type, name.label),
+        read_log(path).iloc[:1],
+    )
 
     def boom(*a, **k):
         raise OSError("disk full (simulated crash while writing the manifest)")
@@ -102,7 +123,9 @@ def test_crashed_build_leaves_previous_version_in_use(store, monkeypatch):
 
 
 def test_corrupt_log_stops_build_with_named_error_and_datalog_untouched(store):
-    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data")
+    name, path = next(
+        (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data"
+    )
     lines = path.read_text().splitlines()
     lines[5] = lines[5].replace(",", ",abc,", 1)  # row 6 gains a field
     path.write_text("\n".join(lines) + "\n")
@@ -118,10 +141,14 @@ def test_corrupt_log_stops_build_with_named_error_and_datalog_untouched(store):
 
 
 def test_duplicate_dates_in_a_market_log_are_named(store):
-    name, path = next((n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data")
+    name, path = next(
+        (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data"
+    )
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:4] + [lines[3]] + lines[4:]) + "\n")
-    with pytest.raises(BadInputError, match=r"row 5, field 'date'.*more than once \(first at row 4\)"):
+    with pytest.raises(
+        BadInputError, match=r"row 5, field 'date'.*more than once \(first at row 4\)"
+    ):
         datasets.build(store / "datalog", store / "datasets")
 
 

@@ -32,12 +32,16 @@ def test_market_has_churn_delistings_splits_dividends(market):
     cons = market.constituents
     lists = [set(g["ticker"]) for _, g in cons.groupby("date")]
     assert len(lists) == 240 and all(len(s) == 100 for s in lists)
-    churn = [len(a - b) for a, b in zip(lists[1:], lists[:-1])]
+    churn = [len(a - b) for a, b in zip(lists[1:], lists[:-1], strict=False)]
     assert sum(churn) > 50  # membership changes over time
     ev = market.events["event"].value_counts()
     assert ev["bankruptcy"] >= 10 and ev["takeover"] >= 10 and ev["ipo"] >= 50 and ev["crash"] == 1
     ca = market.corporate_actions["action"].value_counts()
-    assert ca["split"] >= 5 and ca["dividend"] >= 1000 and ca["delisting"] == ev["bankruptcy"] + ev["takeover"]
+    assert (
+        ca["split"] >= 5
+        and ca["dividend"] >= 1000
+        and ca["delisting"] == ev["bankruptcy"] + ev["takeover"]
+    )
     bankrupt = set(market.events.loc[market.events.event == "bankruptcy", "ticker"])
     assert bankrupt & set(cons["ticker"])  # some index members go bankrupt
     assert market.metadata["sector"].nunique() == 11
@@ -46,8 +50,10 @@ def test_market_has_churn_delistings_splits_dividends(market):
 def test_bankruptcy_loses_most_value_and_takeover_pays_a_premium(market):
     ev = market.events.set_index("ticker")
     prices = market.prices.set_index(["ticker", "date"])["close"]
-    for kind, check in (("bankruptcy", lambda last, val: val <= 0.15 * last),
-                        ("takeover", lambda last, val: val >= 1.0 * last)):
+    for kind, check in (
+        ("bankruptcy", lambda last, val: val <= 0.15 * last),
+        ("takeover", lambda last, val: val >= 1.0 * last),
+    ):
         for ticker, row in ev[ev.event == kind].iterrows():
             last = prices.loc[ticker].iloc[-1]
             assert prices.loc[ticker].index.max() < row["date"]  # no trading on or after delisting
@@ -92,5 +98,7 @@ def test_planted_momentum_value_quality_premia_are_recoverable(market):
     assert _monthly_spread(monthly, np.log(book / caps)) > 0.0015  # value: book-to-market
     ni = f.pivot_table(index="month", columns="ticker", values="net_income", aggfunc="last")
     ta = f.pivot_table(index="month", columns="ticker", values="total_assets", aggfunc="last")
-    assert _monthly_spread(monthly, (ni / ta).reindex(monthly.index).ffill()) > 0.002  # quality: ROA
+    assert (
+        _monthly_spread(monthly, (ni / ta).reindex(monthly.index).ffill()) > 0.002
+    )  # quality: ROA
     assert _monthly_spread(monthly, monthly.rolling(12).std()) < -0.001  # low volatility wins

@@ -37,8 +37,16 @@ class Fills:
         return float(self.commission.sum() + self.slippage.sum())
 
 
-def execute(orders: np.ndarray, price: np.ndarray, volume: np.ndarray, held: np.ndarray, cash: float,
-            costs: CostModel, volume_cap: float, fractional: bool) -> Fills:
+def execute(
+    orders: np.ndarray,
+    price: np.ndarray,
+    volume: np.ndarray,
+    held: np.ndarray,
+    cash: float,
+    costs: CostModel,
+    volume_cap: float,
+    fractional: bool,
+) -> Fills:
     """Fill what can be filled of `orders` (shares, signed, length N) on one day."""
     idx = np.flatnonzero(orders)
     px = price[idx]
@@ -60,7 +68,9 @@ def execute(orders: np.ndarray, price: np.ndarray, volume: np.ndarray, held: np.
 
     buys = q > 0
     if buys.any():
-        for _ in range(30):  # scale buys into the cash available (min commissions make it iterative)
+        for _ in range(
+            30
+        ):  # scale buys into the cash available (min commissions make it iterative)
             fee = costs.commission(np.where(buys, q, 0.0), np.where(buys, q * fill_px, 0.0))
             need = float((q[buys] * fill_px[buys]).sum() + fee[buys].sum())
             if need <= available + 1e-9 * max(1.0, available):

@@ -27,5 +27,7 @@ class CostModel:
     def commission(self, shares: np.ndarray, notional: np.ndarray) -> np.ndarray:
         qty = np.abs(shares)
         value = np.abs(notional)
-        fee = np.maximum(self.commission_min, self.commission_rate * value + self.commission_per_share * qty)
+        fee = np.maximum(
+            self.commission_min, self.commission_rate * value + self.commission_per_share * qty
+        )
         return np.where(qty > 0, np.minimum(fee, value), 0.0)

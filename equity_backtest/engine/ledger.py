@@ -69,8 +69,20 @@ class Ledger:
         cols = ["date", "ticker", "shares", "price", "value", "commission", "slippage", "reason"]
         if not self._trades:
             return pd.DataFrame(columns=cols)
-        parts = [pd.DataFrame({"t": t, "i": i, "shares": q, "price": p, "commission": c, "slippage": s,
-                               "reason": r}) for t, i, q, p, c, s, r in self._trades]
+        parts = [
+            pd.DataFrame(
+                {
+                    "t": t,
+                    "i": i,
+                    "shares": q,
+                    "price": p,
+                    "commission": c,
+                    "slippage": s,
+                    "reason": r,
+                }
+            )
+            for t, i, q, p, c, s, r in self._trades
+        ]
         df = pd.concat(parts, ignore_index=True)
         df["date"] = dates[df.pop("t").to_numpy()]
         df["ticker"] = tickers[df.pop("i").to_numpy()]
@@ -81,7 +93,9 @@ class Ledger:
         cols = ["date", "kind", "ticker", "amount", "balance"]
         if not self._cash:
             return pd.DataFrame(columns=cols)
-        parts = [pd.DataFrame({"t": t, "kind": k, "i": i, "amount": a}) for t, k, i, a in self._cash]
+        parts = [
+            pd.DataFrame({"t": t, "kind": k, "i": i, "amount": a}) for t, k, i, a in self._cash
+        ]
         df = pd.concat(parts, ignore_index=True)
         df = df[df["amount"] != 0].reset_index(drop=True)
         df["date"] = dates[df.pop("t").to_numpy()]

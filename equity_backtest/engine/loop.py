@@ -31,8 +31,22 @@ from .orders import validate_weights, weights_to_orders
 
 log = logging.getLogger(__name__)
 
-RUNTIME_COLUMNS = ["date", "value", "cash", "holdings_value", "positions", "rebalance", "orders",
-                   "fills", "bought", "sold", "commission", "slippage", "dividends", "delisting_proceeds"]
+RUNTIME_COLUMNS = [
+    "date",
+    "value",
+    "cash",
+    "holdings_value",
+    "positions",
+    "rebalance",
+    "orders",
+    "fills",
+    "bought",
+    "sold",
+    "commission",
+    "slippage",
+    "dividends",
+    "delisting_proceeds",
+]
 
 
 class InvariantError(BacktestError):
@@ -52,8 +66,13 @@ class RunResult:
     message: str
 
 
-def run_backtest(panel: Panel, params: Parameters, compute_weights: Callable, algorithm_name: str = "algorithm",
-                 progress: bool = False) -> RunResult:
+def run_backtest(
+    panel: Panel,
+    params: Parameters,
+    compute_weights: Callable,
+    algorithm_name: str = "algorithm",
+    progress: bool = False,
+) -> RunResult:
     """Run the backtest over [params.start, params.end] and return the books as tables."""
     dates, tickers, N = panel.dates, panel.tickers, len(panel.tickers)
     t0, t1 = heartbeat_range(dates, params.start, params.end)
@@ -62,8 +81,12 @@ def run_backtest(panel: Panel, params: Parameters, compute_weights: Callable, al
     volume = panel.fields["volume"]
     mark0 = np.nan_to_num(panel.mark)
     priced = np.isfinite(panel.mark)
-    costs = CostModel(params.slippage_bps, params.commission_rate, params.commission_min,
-                      params.commission_per_share)
+    costs = CostModel(
+        params.slippage_bps,
+        params.commission_rate,
+        params.commission_min,
+        params.commission_per_share,
+    )
     ev = panel.events
     carry = params.unfilled == "carry"
 
@@ -91,8 +114,16 @@ def run_backtest(panel: Panel, params: Parameters, compute_weights: Callable, al
 
         if has_pending:
             cash_before = ledger.cash
-            fills = execute(pending, fill_px[t], volume[t], ledger.shares, ledger.cash, costs,
-                            params.volume_cap, params.fractional_shares)
+            fills = execute(
+                pending,
+                fill_px[t],
+                volume[t],
+                ledger.shares,
+                ledger.cash,
+                costs,
+                params.volume_cap,
+                params.fractional_shares,
+            )
             _check_fill(t, dates, fills, cash_before)
             ledger.apply(t, fills)
             traded = fills.shares * fills.mid
@@ -109,14 +140,21 @@ def run_backtest(panel: Panel, params: Parameters, compute_weights: Callable, al
 
         holdings = float(ledger.shares @ mark0[t])
         value = ledger.cash + holdings
-        row[0], row[1], row[2], row[3] = value, ledger.cash, holdings, np.count_nonzero(ledger.shares)
+        row[0], row[1], row[2], row[3] = (
+            value,
+            ledger.cash,
+            holdings,
+            np.count_nonzero(ledger.shares),
+        )
         shares_hist[t - t0] = ledger.shares
         if ledger.cash < -1e-6 * max(1.0, abs(value)):
             raise InvariantError(f"cash went negative ({ledger.cash:.2f}) on {dates[t]:%Y-%m-%d}")
         if value <= 1e-9 * params.starting_cash:
             status = "stopped: equity exhausted"
-            message = (f"portfolio equity is gone on {dates[t]:%Y-%m-%d} (value {value:.2f}); "
-                       "trading stopped")
+            message = (
+                f"portfolio equity is gone on {dates[t]:%Y-%m-%d} (value {value:.2f}); "
+                "trading stopped"
+            )
             log.warning(message)
             last = t
             break
@@ -124,8 +162,15 @@ def run_backtest(panel: Panel, params: Parameters, compute_weights: Callable, al
         if rebalance[t]:
             view = View(panel, t, ledger.shares, ledger.cash, params.lookback_days)
             allowed = panel.members(t) | (ledger.shares != 0)
-            target = validate_weights(_call(compute_weights, view, params, algorithm_name), dates[t],
-                                      tickers, allowed, priced[t], params.max_leverage, algorithm_name)
+            target = validate_weights(
+                _call(compute_weights, view, params, algorithm_name),
+                dates[t],
+                tickers,
+                allowed,
+                priced[t],
+                params.max_leverage,
+                algorithm_name,
+            )
             weight_rows.append((t, target))
             pending = weights_to_orders(target, ledger.shares, ledger.cash, panel.mark[t], params)
             has_pending = bool(pending.any())
@@ -137,9 +182,15 @@ def run_backtest(panel: Panel, params: Parameters, compute_weights: Callable, al
     runtime["rebalance"] = runtime["rebalance"].astype(bool)
     for col in ("positions", "orders", "fills"):
         runtime[col] = runtime[col].astype(np.int64)
-    return RunResult(runtime, ledger.trades_table(dates, tickers), ledger.cash_table(dates, tickers),
-                     _positions(shares_hist[:n], panel, t0, log_rows[:n, 0]), _weights(weight_rows, dates, tickers),
-                     status, message)
+    return RunResult(
+        runtime,
+        ledger.trades_table(dates, tickers),
+        ledger.cash_table(dates, tickers),
+        _positions(shares_hist[:n], panel, t0, log_rows[:n, 0]),
+        _weights(weight_rows, dates, tickers),
+        status,
+        message,
+    )
 
 
 def _call(compute_weights: Callable, view: View, params: Parameters, name: str):
@@ -150,8 +201,10 @@ def _call(compute_weights: Callable, view: View, params: Parameters, name: str):
         raise
     except Exception as exc:
         log.debug("compute_weights traceback", exc_info=True)
-        raise BadInputError(f"{name}: compute_weights raised {type(exc).__name__} on "
-                            f"{view.date:%Y-%m-%d}: {exc} (full traceback in run.log)") from exc
+        raise BadInputError(
+            f"{name}: compute_weights raised {type(exc).__name__} on "
+            f"{view.date:%Y-%m-%d}: {exc} (full traceback in run.log)"
+        ) from exc
 
 
 def _check_fill(t: int, dates, fills, cash_before: float) -> None:
@@ -159,7 +212,9 @@ def _check_fill(t: int, dates, fills, cash_before: float) -> None:
     lhs = fills.cash_flow + float((fills.shares * fills.mid).sum())
     rhs = -fills.costs
     if abs(lhs - rhs) > 1e-6 * max(1.0, abs(cash_before)):
-        raise InvariantError(f"value not conserved by fills on {dates[t]:%Y-%m-%d}: {lhs:.6f} != {rhs:.6f}")
+        raise InvariantError(
+            f"value not conserved by fills on {dates[t]:%Y-%m-%d}: {lhs:.6f} != {rhs:.6f}"
+        )
 
 
 def _positions(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) -> pd.DataFrame:
@@ -168,10 +223,25 @@ def _positions(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) ->
     t = rows + t0
     price = panel.mark[t, cols]
     value = shares[rows, cols] * price
-    return pd.DataFrame({"date": panel.dates[t], "ticker": panel.tickers[cols], "shares": shares[rows, cols],
-                         "price": price, "value": value, "weight": value / equity[rows]})
+    return pd.DataFrame(
+        {
+            "date": panel.dates[t],
+            "ticker": panel.tickers[cols],
+            "shares": shares[rows, cols],
+            "price": price,
+            "value": value,
+            "weight": value / equity[rows],
+        }
+    )
 
 
 def _weights(rows: list[tuple[int, np.ndarray]], dates, tickers) -> pd.DataFrame:
-    parts = [pd.DataFrame({"date": dates[t], "ticker": tickers[w > 0], "weight": w[w > 0]}) for t, w in rows]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["date", "ticker", "weight"])
+    parts = [
+        pd.DataFrame({"date": dates[t], "ticker": tickers[w > 0], "weight": w[w > 0]})
+        for t, w in rows
+    ]
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["date", "ticker", "weight"])
+    )

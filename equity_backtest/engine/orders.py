@@ -16,8 +16,15 @@ from ..config import Parameters
 from ..errors import BadInputError
 
 
-def validate_weights(weights, date: pd.Timestamp, tickers: np.ndarray, allowed: np.ndarray,
-                     priced: np.ndarray, max_leverage: float, source: str) -> np.ndarray:
+def validate_weights(
+    weights,
+    date: pd.Timestamp,
+    tickers: np.ndarray,
+    allowed: np.ndarray,
+    priced: np.ndarray,
+    max_leverage: float,
+    source: str,
+) -> np.ndarray:
     """Check the algorithm's output and return a dense weight vector over the panel's tickers.
 
     allowed: bool mask of tickers it may weight (universe members or current holdings).
@@ -29,44 +36,61 @@ def validate_weights(weights, date: pd.Timestamp, tickers: np.ndarray, allowed: 
     if isinstance(weights, dict):
         weights = pd.Series(weights, dtype=float)
     if not isinstance(weights, pd.Series):
-        raise BadInputError(f"{where} returned {type(weights).__name__}; return a pandas Series "
-                            "indexed by ticker with target weights as values")
+        raise BadInputError(
+            f"{where} returned {type(weights).__name__}; return a pandas Series "
+            "indexed by ticker with target weights as values"
+        )
     if weights.index.has_duplicates:
         dup = weights.index[weights.index.duplicated()][0]
         raise BadInputError(f"{where} returned ticker {dup!r} more than once")
     try:
         values = weights.to_numpy(dtype=float)
     except (TypeError, ValueError):
-        raise BadInputError(f"{where} returned non-numeric weights; weights must be numbers") from None
+        raise BadInputError(
+            f"{where} returned non-numeric weights; weights must be numbers"
+        ) from None
     code = {t: i for i, t in enumerate(tickers)}
     out = np.zeros(len(tickers))
     for ticker, w in zip(weights.index, values, strict=True):
         if not np.isfinite(w):
-            raise BadInputError(f"{where} returned weight {w} for {ticker!r}; weights must be finite numbers")
+            raise BadInputError(
+                f"{where} returned weight {w} for {ticker!r}; weights must be finite numbers"
+            )
         if w < 0:
-            raise BadInputError(f"{where} returned negative weight {w:g} for {ticker!r}; "
-                                "short positions are not allowed in this version")
+            raise BadInputError(
+                f"{where} returned negative weight {w:g} for {ticker!r}; "
+                "short positions are not allowed in this version"
+            )
         if w > max_leverage:
-            raise BadInputError(f"{where} returned weight {w:g} for {ticker!r}, above the allowed "
-                                f"leverage {max_leverage:g}")
+            raise BadInputError(
+                f"{where} returned weight {w:g} for {ticker!r}, above the allowed "
+                f"leverage {max_leverage:g}"
+            )
         if w == 0:
             continue
         i = code.get(ticker)
         if i is None or not allowed[i]:
-            raise BadInputError(f"{where} returned weight {w:g} for {ticker!r}, which is not in the "
-                                f"universe on that day nor held; weight only view.universe or holdings")
+            raise BadInputError(
+                f"{where} returned weight {w:g} for {ticker!r}, which is not in the "
+                f"universe on that day nor held; weight only view.universe or holdings"
+            )
         if not priced[i]:
-            raise BadInputError(f"{where} returned weight {w:g} for {ticker!r}, which has no price yet")
+            raise BadInputError(
+                f"{where} returned weight {w:g} for {ticker!r}, which has no price yet"
+            )
         out[i] = w
     total = out.sum()
     if total > max_leverage + 1e-9:
-        raise BadInputError(f"{where} returned weights summing to {total:.6g}, above the allowed "
-                            f"leverage {max_leverage:g}; scale them down")
+        raise BadInputError(
+            f"{where} returned weights summing to {total:.6g}, above the allowed "
+            f"leverage {max_leverage:g}; scale them down"
+        )
     return out
 
 
-def weights_to_orders(target: np.ndarray, shares: np.ndarray, cash: float, price: np.ndarray,
-                      params: Parameters) -> np.ndarray:
+def weights_to_orders(
+    target: np.ndarray, shares: np.ndarray, cash: float, price: np.ndarray, params: Parameters
+) -> np.ndarray:
     """Signed share quantities that move the portfolio from `shares` to `target` weights."""
     px = np.where(np.isfinite(price), price, 0.0)
     value = shares * px

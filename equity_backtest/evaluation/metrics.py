@@ -109,11 +109,15 @@ def relative_metrics(r: np.ndarray, b: np.ndarray, rf_daily: float) -> dict[str,
         "beta": beta(r, b, rf_daily),
         "tracking_error": tracking_error(r, b),
         "information_ratio": information_ratio(r, b),
-        "correlation": float(np.corrcoef(r, b)[0, 1]) if len(r) > 2 and np.std(b) > 0 else float("nan"),
+        "correlation": float(np.corrcoef(r, b)[0, 1])
+        if len(r) > 2 and np.std(b) > 0
+        else float("nan"),
     }
 
 
-def trading_metrics(runtime: pd.DataFrame, trades: pd.DataFrame, starting_value: float) -> dict[str, float]:
+def trading_metrics(
+    runtime: pd.DataFrame, trades: pd.DataFrame, starting_value: float
+) -> dict[str, float]:
     """Turnover and costs from the runtime log and trade list.
 
     daily turnover = (bought + sold) / 2 / portfolio value at that close (one-way), averaged over
@@ -129,11 +133,15 @@ def trading_metrics(runtime: pd.DataFrame, trades: pd.DataFrame, starting_value:
     rebalance_trades = trades[trades["reason"] == "rebalance"] if len(trades) else trades
     return {
         "mean_daily_turnover": float(daily_turnover.mean()) if len(value) else float("nan"),
-        "annual_turnover": float(daily_turnover.mean() * DAYS_PER_YEAR) if len(value) else float("nan"),
+        "annual_turnover": float(daily_turnover.mean() * DAYS_PER_YEAR)
+        if len(value)
+        else float("nan"),
         "total_commission": commission,
         "total_slippage": slippage,
         "total_costs": commission + slippage,
-        "costs_pct_of_traded_value": (commission + slippage) / total_traded if total_traded > 0 else 0.0,
+        "costs_pct_of_traded_value": (commission + slippage) / total_traded
+        if total_traded > 0
+        else 0.0,
         "costs_pct_of_starting_value": (commission + slippage) / starting_value,
         "number_of_trades": int(len(rebalance_trades)),
         "traded_value": total_traded,

@@ -23,11 +23,17 @@ def _png(fig) -> bytes:
 
 def equity_and_drawdown(returns: pd.Series, benchmark: pd.Series) -> bytes:
     """Cumulative return of the portfolio and the benchmark, and the portfolio's underwater curve."""
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True,
-                                   gridspec_kw={"height_ratios": [2.2, 1]})
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(10, 6.5), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]}
+    )
     ax1.plot(returns.index, np.cumprod(1 + returns.to_numpy()) - 1, label="portfolio", lw=1.4)
-    ax1.plot(benchmark.index, np.cumprod(1 + benchmark.to_numpy()) - 1, label="index (benchmark)",
-             lw=1.1, alpha=0.8)
+    ax1.plot(
+        benchmark.index,
+        np.cumprod(1 + benchmark.to_numpy()) - 1,
+        label="index (benchmark)",
+        lw=1.1,
+        alpha=0.8,
+    )
     ax1.set_ylabel("cumulative return")
     ax1.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax1.legend(loc="upper left")

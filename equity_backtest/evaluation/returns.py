@@ -30,7 +30,9 @@ def load_run(run_dir: str | Path) -> RunData:
     needed = ["runtime_log.csv", "trades.csv", "benchmark.csv", "parameters.json", "run.json"]
     missing = [f for f in needed if not (run_dir / f).is_file()]
     if missing:
-        raise BadInputError(f"{run_dir} is not a finished run archive (missing {', '.join(missing)})")
+        raise BadInputError(
+            f"{run_dir} is not a finished run archive (missing {', '.join(missing)})"
+        )
     runtime = pd.read_csv(run_dir / "runtime_log.csv", parse_dates=["date"])
     trades = pd.read_csv(run_dir / "trades.csv", parse_dates=["date"])
     bench = pd.read_csv(run_dir / "benchmark.csv", parse_dates=["date"]).set_index("date")["return"]
@@ -41,5 +43,13 @@ def load_run(run_dir: str | Path) -> RunData:
     previous.iloc[0] = params["starting_cash"]
     returns = (value / previous - 1.0).rename("portfolio")
     bench = bench.reindex(returns.index).fillna(0.0).rename("benchmark")
-    return RunData(run_dir, runtime, trades, params, info, returns, bench,
-                   daily_risk_free(params["risk_free_rate"]))
+    return RunData(
+        run_dir,
+        runtime,
+        trades,
+        params,
+        info,
+        returns,
+        bench,
+        daily_risk_free(params["risk_free_rate"]),
+    )

@@ -20,21 +20,50 @@ from . import metrics as m
 from .plots import equity_and_drawdown
 from .returns import RunData, load_run
 
-PERCENT = {"cumulative_return", "annual_return", "annual_volatility", "max_drawdown", "alpha",
-           "tracking_error", "mean_daily_turnover", "annual_turnover", "costs_pct_of_traded_value",
-           "costs_pct_of_starting_value", "risk_free_rate"}
-MONEY = {"total_commission", "total_slippage", "total_costs", "traded_value", "dividends_received",
-         "starting_value", "final_value"}
+PERCENT = {
+    "cumulative_return",
+    "annual_return",
+    "annual_volatility",
+    "max_drawdown",
+    "alpha",
+    "tracking_error",
+    "mean_daily_turnover",
+    "annual_turnover",
+    "costs_pct_of_traded_value",
+    "costs_pct_of_starting_value",
+    "risk_free_rate",
+}
+MONEY = {
+    "total_commission",
+    "total_slippage",
+    "total_costs",
+    "traded_value",
+    "dividends_received",
+    "starting_value",
+    "final_value",
+}
 LABELS = {
-    "cumulative_return": "Cumulative return", "annual_return": "Annual return (CAGR)",
-    "annual_volatility": "Annual volatility", "sharpe_ratio": "Sharpe ratio",
-    "sortino_ratio": "Sortino ratio", "max_drawdown": "Max drawdown", "calmar_ratio": "Calmar ratio",
-    "alpha": "Alpha (annual)", "beta": "Beta", "tracking_error": "Tracking error",
-    "information_ratio": "Information ratio", "correlation": "Correlation of daily returns",
-    "mean_daily_turnover": "Mean daily turnover", "annual_turnover": "Annual turnover",
-    "total_commission": "Commission", "total_slippage": "Slippage", "total_costs": "Total costs",
-    "costs_pct_of_traded_value": "Costs / traded value", "costs_pct_of_starting_value": "Costs / starting value",
-    "number_of_trades": "Number of trades", "traded_value": "Traded value",
+    "cumulative_return": "Cumulative return",
+    "annual_return": "Annual return (CAGR)",
+    "annual_volatility": "Annual volatility",
+    "sharpe_ratio": "Sharpe ratio",
+    "sortino_ratio": "Sortino ratio",
+    "max_drawdown": "Max drawdown",
+    "calmar_ratio": "Calmar ratio",
+    "alpha": "Alpha (annual)",
+    "beta": "Beta",
+    "tracking_error": "Tracking error",
+    "information_ratio": "Information ratio",
+    "correlation": "Correlation of daily returns",
+    "mean_daily_turnover": "Mean daily turnover",
+    "annual_turnover": "Annual turnover",
+    "total_commission": "Commission",
+    "total_slippage": "Slippage",
+    "total_costs": "Total costs",
+    "costs_pct_of_traded_value": "Costs / traded value",
+    "costs_pct_of_starting_value": "Costs / starting value",
+    "number_of_trades": "Number of trades",
+    "traded_value": "Traded value",
     "dividends_received": "Dividends received",
 }
 
@@ -46,8 +75,11 @@ def compute_metrics(run: RunData) -> dict:
     return {
         "run": run.run_dir.name,
         "status": run.run_info.get("status"),
-        "period": {"start": f"{run.returns.index[0]:%Y-%m-%d}", "end": f"{run.returns.index[-1]:%Y-%m-%d}",
-                   "days": len(r)},
+        "period": {
+            "start": f"{run.returns.index[0]:%Y-%m-%d}",
+            "end": f"{run.returns.index[-1]:%Y-%m-%d}",
+            "days": len(r),
+        },
         "risk_free_rate": float(run.parameters["risk_free_rate"]),
         "starting_value": start_value,
         "final_value": float(run.runtime["value"].iloc[-1]),
@@ -56,8 +88,8 @@ def compute_metrics(run: RunData) -> dict:
         "relative": m.relative_metrics(r, b, run.rf_daily),
         "trading": m.trading_metrics(run.runtime, run.trades, start_value),
         "conventions": "252 days/year; sample std (ddof=1); CAGR compounding; drawdown from a peak "
-                       "starting at the initial value; excess returns over the daily-compounded "
-                       "risk-free rate; daily turnover one-way: (bought + sold) / 2 / value",
+        "starting at the initial value; excess returns over the daily-compounded "
+        "risk-free rate; daily turnover one-way: (bought + sold) / 2 / value",
         "equity_backtest": __version__,
     }
 
@@ -78,8 +110,11 @@ def fmt(key: str, value) -> str:
 def _table(rows: list[tuple[str, list]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
-        "<tr><td>" + html.escape(LABELS.get(k, k)) + "</td>"
-        + "".join(f'<td data-key="{html.escape(k)}">{html.escape(fmt(k, v))}</td>' for v in vals) + "</tr>"
+        "<tr><td>"
+        + html.escape(LABELS.get(k, k))
+        + "</td>"
+        + "".join(f'<td data-key="{html.escape(k)}">{html.escape(fmt(k, v))}</td>' for v in vals)
+        + "</tr>"
         for k, vals in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -92,11 +127,12 @@ def render_html(metrics: dict, figures: dict[str, bytes]) -> str:
     trading_table = _table([(k, [v]) for k, v in metrics["trading"].items()], ["Trading", ""])
     images = "".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(png).decode()}"></figure>' for name, png in figures.items()
+        f'{base64.b64encode(png).decode()}"></figure>'
+        for name, png in figures.items()
     )
     per = metrics["period"]
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Tear sheet {html.escape(metrics['run'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Tear sheet {html.escape(metrics["run"])}</title>
 <style>
 body{{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1000px;color:#222}}
 table{{border-collapse:collapse;margin:1em 2em 1em 0;display:inline-table;vertical-align:top}}
@@ -104,14 +140,14 @@ td,th{{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}} td:fir
 img{{max-width:100%}} .meta{{color:#555}}
 </style></head><body>
 <h1>Tear sheet</h1>
-<p class="meta">Run <code>{html.escape(metrics['run'])}</code> ({html.escape(str(metrics['status']))}),
-{per['start']} to {per['end']} ({per['days']:,d} trading days).
-Starting value <span data-key="starting_value">{fmt('starting_value', metrics['starting_value'])}</span>,
-final value <span data-key="final_value">{fmt('final_value', metrics['final_value'])}</span>,
-risk-free rate <span data-key="risk_free_rate">{fmt('risk_free_rate', metrics['risk_free_rate'])}</span>.</p>
+<p class="meta">Run <code>{html.escape(metrics["run"])}</code> ({html.escape(str(metrics["status"]))}),
+{per["start"]} to {per["end"]} ({per["days"]:,d} trading days).
+Starting value <span data-key="starting_value">{fmt("starting_value", metrics["starting_value"])}</span>,
+final value <span data-key="final_value">{fmt("final_value", metrics["final_value"])}</span>,
+risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["risk_free_rate"])}</span>.</p>
 {images}
 {returns_table}{relative_table}{trading_table}
-<p class="meta">{html.escape(metrics['conventions'])}. Generated by equity_backtest {metrics['equity_backtest']}.</p>
+<p class="meta">{html.escape(metrics["conventions"])}. Generated by equity_backtest {metrics["equity_backtest"]}.</p>
 </body></html>
 """
 
@@ -121,10 +157,16 @@ def evaluate(run_dir: str | Path) -> dict:
     run = load_run(run_dir)
     metrics = compute_metrics(run)
     out = Path(run_dir)
-    atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=1, sort_keys=True) + "\n")
+    atomic_write_text(
+        out / "metrics.json", json.dumps(_jsonable(metrics), indent=1, sort_keys=True) + "\n"
+    )
     frame = run.returns.to_frame().join(run.benchmark)
-    atomic_write_text(out / "returns.csv", frame.rename_axis("date").reset_index().to_csv(
-        index=False, lineterminator="\n", date_format="%Y-%m-%d"))
+    atomic_write_text(
+        out / "returns.csv",
+        frame.rename_axis("date")
+        .reset_index()
+        .to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d"),
+    )
     figures = {"equity curve and drawdown": equity_and_drawdown(run.returns, run.benchmark)}
     atomic_write_bytes(out / "tearsheet.html", render_html(metrics, figures).encode("utf-8"))
     return metrics

@@ -29,25 +29,77 @@ log = logging.getLogger(__name__)
 
 SOURCE = "simulated"
 SECTORS = (
-    ("Information Technology", 0.14), ("Health Care", 0.12), ("Financials", 0.12),
-    ("Consumer Discretionary", 0.11), ("Industrials", 0.12), ("Communication Services", 0.06),
-    ("Consumer Staples", 0.07), ("Energy", 0.06), ("Utilities", 0.06), ("Real Estate", 0.06),
+    ("Information Technology", 0.14),
+    ("Health Care", 0.12),
+    ("Financials", 0.12),
+    ("Consumer Discretionary", 0.11),
+    ("Industrials", 0.12),
+    ("Communication Services", 0.06),
+    ("Consumer Staples", 0.07),
+    ("Energy", 0.06),
+    ("Utilities", 0.06),
+    ("Real Estate", 0.06),
     ("Materials", 0.08),
 )
 FUNDAMENTAL_METRICS = (
-    "revenue", "ebit", "net_income", "total_assets", "total_equity", "total_debt", "cash",
-    "current_assets", "current_liabilities", "net_fixed_assets", "shares_outstanding",
-    "operating_cash_flow", "capex",
+    "revenue",
+    "ebit",
+    "net_income",
+    "total_assets",
+    "total_equity",
+    "total_debt",
+    "cash",
+    "current_assets",
+    "current_liabilities",
+    "net_fixed_assets",
+    "shares_outstanding",
+    "operating_cash_flow",
+    "capex",
 )
 # Annual expected-return premium per cross-sectional z-score (top minus bottom quintile ~2.8x this).
 PREMIA = {"value": 0.04, "quality": 0.025, "momentum": 0.03, "low_volatility": 0.02}
 TRADING_DAYS = 252
-_NAME_A = ("Ar", "Bel", "Cor", "Dal", "Ev", "Fal", "Gor", "Hal", "Ist", "Jor", "Kel", "Lum",
-           "Mar", "Nor", "Or", "Pel", "Quin", "Ros", "Sol", "Tor", "Ul", "Ver", "Wes", "Xan",
-           "Yor", "Zen")
+_NAME_A = (
+    "Ar",
+    "Bel",
+    "Cor",
+    "Dal",
+    "Ev",
+    "Fal",
+    "Gor",
+    "Hal",
+    "Ist",
+    "Jor",
+    "Kel",
+    "Lum",
+    "Mar",
+    "Nor",
+    "Or",
+    "Pel",
+    "Quin",
+    "Ros",
+    "Sol",
+    "Tor",
+    "Ul",
+    "Ver",
+    "Wes",
+    "Xan",
+    "Yor",
+    "Zen",
+)
 _NAME_B = ("ada", "ex", "ion", "ora", "ant", "ix", "on", "is", "ara", "um", "ent", "ora", "yx")
-_NAME_C = ("Holdings", "Group", "Corp", "Industries", "Systems", "Partners", "Technologies",
-           "Resources", "Brands", "Labs")
+_NAME_C = (
+    "Holdings",
+    "Group",
+    "Corp",
+    "Industries",
+    "Systems",
+    "Partners",
+    "Technologies",
+    "Resources",
+    "Brands",
+    "Labs",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +151,9 @@ def _tickers(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
-def _market_returns(rng: np.random.Generator, calendar: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, tuple]:
+def _market_returns(
+    rng: np.random.Generator, calendar: pd.DatetimeIndex
+) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Daily market returns from monthly regimes, with one planted crash. Returns (r, regime, crash)."""
     months = calendar.to_period("M")
     month_codes, month_index = np.unique(np.asarray(months.asi8), return_inverse=True)
@@ -109,7 +163,9 @@ def _market_returns(rng: np.random.Generator, calendar: pd.DatetimeIndex) -> tup
         p_switch = 0.03 if regime[m - 1] == 0 else 0.15
         regime[m] = 1 - regime[m - 1] if rng.random() < p_switch else regime[m - 1]
         regime[m] = min(regime[m], 1)
-    crash_start = int(rng.integers(int(0.3 * n_months), max(int(0.6 * n_months), int(0.3 * n_months) + 1)))
+    crash_start = int(
+        rng.integers(int(0.3 * n_months), max(int(0.6 * n_months), int(0.3 * n_months) + 1))
+    )
     crash_end = min(crash_start + 2, n_months)
     regime[crash_start:crash_end] = 2
     mu = np.array([0.16, -0.08, -2.0])[regime][month_index] / TRADING_DAYS
@@ -196,7 +252,9 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     div_day = np.full(N, -1)
     div_amount = np.zeros(N)
 
-    out = {k: np.full((T, N), np.nan) for k in ("open", "high", "low", "close", "volume", "market_cap")}
+    out = {
+        k: np.full((T, N), np.nan) for k in ("open", "high", "low", "close", "volume", "market_cap")
+    }
     actions: list[tuple[int, int, str, float]] = []
     fundamentals: list[tuple] = []
     constituents: list[tuple] = []
@@ -204,7 +262,9 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     if crash:
         events.append(("", crash[0], "crash", float(crash[1].toordinal() - crash[0].toordinal())))
 
-    for t in tqdm(range(T), desc="simulating market", unit="day", disable=not progress, leave=False):
+    for t in tqdm(
+        range(T), desc="simulating market", unit="day", disable=not progress, leave=False
+    ):
         # IPOs at the start of the day
         new = (ipo_day == t) & (status == 0)
         if new.any():
@@ -215,7 +275,9 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             scale[new] = mcap0 * bm_target[new] / eq_ratio[new]
             status[new] = 1
             if t > 0:
-                events.extend((tickers[i], cal[t], "ipo", float(price[i])) for i in np.flatnonzero(new))
+                events.extend(
+                    (tickers[i], cal[t], "ipo", float(price[i])) for i in np.flatnonzero(new)
+                )
         live = status == 1
         prev = price.copy()
 
@@ -225,7 +287,9 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             mcap = price * shares
             with np.errstate(divide="ignore", invalid="ignore"):
                 value = np.log(scale * eq_ratio / mcap)
-                mom = np.log(tri_month[-2] / tri_month[-13]) if len(tri_month) >= 13 else np.zeros(N)
+                mom = (
+                    np.log(tri_month[-2] / tri_month[-13]) if len(tri_month) >= 13 else np.zeros(N)
+                )
             tot_vol = np.sqrt((beta * 0.16) ** 2 + idio_vol**2)
             alpha = (
                 PREMIA["value"] * _zscore(value, live)
@@ -267,7 +331,9 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             target = delist_value * 0.985
             # announcement day: jump to just under the deal price; then trade tightly around it
             gap = target[deal] / prev[deal] - 1.0
-            r[deal] = np.where(prev[deal] < 0.9 * target[deal], gap, 0.5 * gap + 0.002 * eps[t, deal])
+            r[deal] = np.where(
+                prev[deal] < 0.9 * target[deal], gap, 0.5 * gap + 0.002 * eps[t, deal]
+            )
         r = np.maximum(r, -0.9)
         tri = np.where(live, tri * (1.0 + r), tri)
         dividend = np.where(live & (div_day == t), div_amount, 0.0)
@@ -283,8 +349,14 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             div_day[i] = -1
 
         price = np.where(live, close, price)
-        for key, arr in (("open", open_), ("high", high), ("low", low), ("close", close),
-                         ("volume", vol), ("market_cap", close * shares)):
+        for key, arr in (
+            ("open", open_),
+            ("high", high),
+            ("low", low),
+            ("close", close),
+            ("volume", vol),
+            ("market_cap", close * shares),
+        ):
             out[key][t, live] = arr[live]
 
         # quarterly books (period end = calendar quarter end), announced 20-50 days later
@@ -295,8 +367,11 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             anchor = np.log(mcap * bm_target[idx] / eq_ratio[idx])
             # book value tracks the firm's target book-to-market quickly, with its own noise, so
             # value is a characteristic of the firm rather than a mirror of recent returns
-            scale[idx] = np.exp(np.log(scale[idx]) + 0.6 * (anchor - np.log(scale[idx]))
-                                + rng.normal(0.0, 0.05, len(idx)))
+            scale[idx] = np.exp(
+                np.log(scale[idx])
+                + 0.6 * (anchor - np.log(scale[idx]))
+                + rng.normal(0.0, 0.05, len(idx))
+            )
             roa[idx] = 0.8 * roa[idx] + 0.2 * roa_level[idx] + rng.normal(0, 0.01, len(idx))
             s = scale[idx]
             ni = roa[idx] * s / 4
@@ -307,13 +382,32 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             ocf = ni + 0.01 * s + rng.normal(0, 0.005, len(idx)) * s
             for j, i in enumerate(idx):
                 announce = period_end + pd.Timedelta(days=int(lag[j]))
-                fundamentals.append((
-                    i, period_end, announce, rev[j], ni[j] / 0.75 + interest[j], ni[j], s[j],
-                    s[j] * eq_ratio[i], s[j] * lev[i], cash[j], max(s[j] * ca_ratio[i], cash[j]),
-                    s[j] * cl_ratio[i], s[j] * nfa_ratio[i], shares[i], ocf[j], s[j] * capex_ratio[i] / 4,
-                ))
+                fundamentals.append(
+                    (
+                        i,
+                        period_end,
+                        announce,
+                        rev[j],
+                        ni[j] / 0.75 + interest[j],
+                        ni[j],
+                        s[j],
+                        s[j] * eq_ratio[i],
+                        s[j] * lev[i],
+                        cash[j],
+                        max(s[j] * ca_ratio[i], cash[j]),
+                        s[j] * cl_ratio[i],
+                        s[j] * nfa_ratio[i],
+                        shares[i],
+                        ocf[j],
+                        s[j] * capex_ratio[i] / 4,
+                    )
+                )
                 if payer[i] and ni[j] > 0 and days_left[i] < 0:
-                    ex = int(np.searchsorted(cal.values, (announce + pd.Timedelta(days=14)).to_datetime64()))
+                    ex = int(
+                        np.searchsorted(
+                            cal.values, (announce + pd.Timedelta(days=14)).to_datetime64()
+                        )
+                    )
                     if ex < T:
                         div_day[i] = ex
                         div_amount[i] = min(payout[i] * ni[j] / shares[i], 0.2 * price[i])
@@ -332,17 +426,45 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             status[i] = 2
             if t + 1 < T:
                 kind = "bankruptcy" if delist_kind[i] == 1 else "takeover"
-                value = float(delist_value[i] * price[i]) if kind == "bankruptcy" else float(delist_value[i])
+                value = (
+                    float(delist_value[i] * price[i])
+                    if kind == "bankruptcy"
+                    else float(delist_value[i])
+                )
                 actions.append((t + 1, i, "delisting", value))
                 events.append((tickers[i], cal[t + 1], kind, value))
         days_left[on_way] -= 1
 
-    return _assemble(settings, cal, tickers, names, sector_names, sector, ipo_day, out, actions,
-                     fundamentals, constituents, events)
+    return _assemble(
+        settings,
+        cal,
+        tickers,
+        names,
+        sector_names,
+        sector,
+        ipo_day,
+        out,
+        actions,
+        fundamentals,
+        constituents,
+        events,
+    )
 
 
-def _assemble(settings, cal, tickers, names, sector_names, sector, ipo_day, out, actions,
-              fundamentals, constituents, events) -> SimulatedMarket:
+def _assemble(
+    settings,
+    cal,
+    tickers,
+    names,
+    sector_names,
+    sector,
+    ipo_day,
+    out,
+    actions,
+    fundamentals,
+    constituents,
+    events,
+) -> SimulatedMarket:
     """Turn the simulation's arrays and event lists into vendor-shaped tables."""
     T, N = out["close"].shape
     rows, cols = np.nonzero(np.isfinite(out["close"]))
@@ -352,7 +474,9 @@ def _assemble(settings, cal, tickers, names, sector_names, sector, ipo_day, out,
     for key in ("open", "high", "low", "close", "volume", "market_cap"):
         prices[key] = out[key][rows, cols]
 
-    fund = pd.DataFrame(fundamentals, columns=["i", "period_end", "announcement_date", *FUNDAMENTAL_METRICS])
+    fund = pd.DataFrame(
+        fundamentals, columns=["i", "period_end", "announcement_date", *FUNDAMENTAL_METRICS]
+    )
     fund.insert(0, "ticker", [tickers[i] for i in fund.pop("i")])
     ca = pd.DataFrame(
         [(tickers[i], cal[t], kind, value) for t, i, kind, value in actions],
@@ -362,19 +486,29 @@ def _assemble(settings, cal, tickers, names, sector_names, sector, ipo_day, out,
     delist = ca[ca.action == "delisting"].set_index("ticker")["date"]
     gone = fund["ticker"].map(delist)
     fund = fund[gone.isna() | (fund["announcement_date"] < gone)].reset_index(drop=True)
-    meta = pd.DataFrame({
-        "ticker": tickers,
-        "name": names,
-        "sector": [sector_names[s] for s in sector],
-        "isin": [f"ZZ{i:09d}{i % 10}" for i in range(N)],
-        "currency": "USD",
-        "listing_date": [cal[int(d)] for d in ipo_day],
-    })
+    meta = pd.DataFrame(
+        {
+            "ticker": tickers,
+            "name": names,
+            "sector": [sector_names[s] for s in sector],
+            "isin": [f"ZZ{i:09d}{i % 10}" for i in range(N)],
+            "currency": "USD",
+            "listing_date": [cal[int(d)] for d in ipo_day],
+        }
+    )
     cons = pd.DataFrame(constituents, columns=["date", "ticker", "weight"])
     cons.insert(1, "index", settings.index_name)
     ev = pd.DataFrame(events, columns=["ticker", "date", "event", "value"])
-    return SimulatedMarket(settings, cal, meta, prices, fund, ca.sort_values(["ticker", "date"], kind="stable"),
-                           cons, ev)
+    return SimulatedMarket(
+        settings,
+        cal,
+        meta,
+        prices,
+        fund,
+        ca.sort_values(["ticker", "date"], kind="stable"),
+        cons,
+        ev,
+    )
 
 
 def query_timestamp_base(settings: SimulationSettings) -> int:
@@ -409,6 +543,9 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
     ):
         _, written = write_log(datalog_dir, LogName(base + k, SOURCE, data_type, label), frame)
         counts["written" if written else "already_logged"] += 1
-    log.info("simulated vendor: %d logfiles written, %d already logged", counts["written"],
-             counts["already_logged"])
+    log.info(
+        "simulated vendor: %d logfiles written, %d already logged",
+        counts["written"],
+        counts["already_logged"],
+    )
     return counts

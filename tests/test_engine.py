@@ -1,0 +1,226 @@
+"""E1-E7: clock, orders, the broker's fills and costs, and the ledger's corporate actions."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from equity_backtest.config import Parameters
+from equity_backtest.engine.broker import execute
+from equity_backtest.engine.clock import heartbeat_range, rebalance_days
+from equity_backtest.engine.costs import CostModel
+from equity_backtest.engine.ledger import Ledger
+from equity_backtest.engine.orders import validate_weights, weights_to_orders
+from equity_backtest.errors import BadInputError
+
+N = 6
+money = st.floats(0.0, 1e7, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    orders=arrays(float, N, elements=st.floats(-5e4, 5e4, allow_nan=False)),
+    price=arrays(float, N, elements=st.one_of(st.just(np.nan), st.floats(0.01, 1e3))),
+    volume=arrays(float, N, elements=st.one_of(st.just(0.0), st.floats(0, 1e6))),
+    held=arrays(float, N, elements=st.floats(0, 1e4)),
+    cash=money,
+    slippage=st.floats(0, 100),
+    rate=st.floats(0, 0.05),
+    minimum=st.floats(0, 50),
+    per_share=st.floats(0, 0.05),
+    cap=st.floats(0.01, 1.0),
+    fractional=st.booleans(),
+)
+def test_fills_conserve_value_up_to_costs_and_keep_cash_non_negative(
+    orders, price, volume, held, cash, slippage, rate, minimum, per_share, cap, fractional
+):
+    costs = CostModel(slippage, rate, minimum, per_share)
+    f = execute(orders, price, volume, held, cash, costs, cap, fractional)
+    ledger = Ledger(N, cash, held)
+    mid = np.nan_to_num(price)
+    before = ledger.cash + float(held @ mid)
+    ledger.apply(0, f)
+    after = ledger.cash + float(ledger.shares @ mid)
+    # cash + holdings at the reference price change only by the costs charged
+    assert after == pytest.approx(before - f.costs, rel=1e-9, abs=1e-6)
+    assert ledger.cash >= -1e-6
+    assert np.all(
+        np.abs(f.shares) <= cap * volume[f.idx] + 1e-9
+    )  # participation cap, buys and sells
+    assert np.all(ledger.shares >= -1e-9)  # never sells more than held
+    assert np.all(f.commission[f.shares == 0] == 0)  # no fill, no commission
+    assert np.all((f.shares == 0) | np.isfinite(price[f.idx]))  # no price, no fill
+    if not fractional:
+        assert np.all(f.shares == np.trunc(f.shares))
+
+
+def test_participation_cap_binds_on_a_sell():
+    f = execute(
+        np.array([-1000.0]),
+        np.array([10.0]),
+        np.array([2000.0]),
+        np.array([1000.0]),
+        0.0,
+        CostModel(),
+        0.1,
+        False,
+    )
+    assert f.shares.tolist() == [-200.0]
+
+
+def test_buys_scale_down_to_available_cash_after_sells_settle():
+    f = execute(
+        np.array([-10.0, 1000.0]),
+        np.array([100.0, 10.0]),
+        np.array([1e6, 1e6]),
+        np.array([10.0, 0.0]),
+        500.0,
+        CostModel(commission_rate=0.01, commission_min=5.0),
+        1.0,
+        False,
+    )
+    spent = f.shares[1] * f.price[1] + f.commission[1]
+    proceeds = -f.shares[0] * f.price[0] - f.commission[0]
+    assert f.shares[0] == -10 and 0 < f.shares[1] < 1000 and spent <= 500.0 + proceeds + 1e-9
+
+
+def test_commission_rules():
+    c = CostModel(commission_rate=0.001, commission_min=10.0, commission_per_share=0.01)
+    fee = c.commission(np.array([0.0, 100.0, 100_000.0, 1.0]), np.array([0.0, 1000.0, 1e7, 5.0]))
+    assert fee.tolist() == [
+        0.0,
+        10.0,
+        1e4 + 1e3,
+        5.0,
+    ]  # none for nothing; minimum; rate + per share; capped
+
+
+def test_split_changes_shares_not_value_and_dividend_is_cash():
+    ledger = Ledger(2, 100.0, np.array([10.0, 5.0]))
+    price_before, price_after = 60.0, 20.0
+    value_before = ledger.cash + 10 * price_before
+    ledger.split(3, np.array([0]), np.array([3.0]))
+    assert ledger.shares[0] == 30 and ledger.cash + ledger.shares[0] * price_after == value_before
+    ledger.dividend(4, np.array([1]), np.array([0.5]))
+    assert ledger.cash == 102.5
+    ledger.delist(5, np.array([1]), np.array([0.0]))  # bankruptcy with no recovery
+    assert ledger.shares[1] == 0 and ledger.cash == 102.5
+    trades = ledger.trades_table(pd.date_range("2020-01-01", periods=10), np.array(["A", "B"]))
+    assert trades["reason"].tolist() == ["delisting"] and trades["shares"].tolist() == [-5.0]
+
+
+def test_takeover_pays_the_deal_price():
+    ledger = Ledger(1, 0.0, np.array([100.0]))
+    assert ledger.delist(0, np.array([0]), np.array([42.5])) == 4250.0 and ledger.cash == 4250.0
+
+
+def test_cash_ledger_rebuilds_the_balance():
+    ledger = Ledger(2, 1000.0)
+    f = execute(
+        np.array([5.0, 3.0]),
+        np.array([10.0, 20.0]),
+        np.array([1e3, 1e3]),
+        np.zeros(2),
+        1000.0,
+        CostModel(commission_min=1.0),
+        1.0,
+        False,
+    )
+    ledger.apply(1, f)
+    ledger.dividend(2, np.array([0, 1]), np.array([1.0, 1.0]))
+    tab = ledger.cash_table(pd.date_range("2020-01-01", periods=3), np.array(["A", "B"]))
+    assert tab["balance"].iloc[-1] == pytest.approx(ledger.cash)
+    assert (tab["balance"] >= 0).all()
+
+
+def _p(**kw):
+    return Parameters(**{"cash_buffer": 0.0, "no_trade_band": 0.0, **kw})
+
+
+def test_weights_to_orders_band_whole_shares_and_closing():
+    price = np.array([10.0, 10.0, 10.0])
+    shares = np.array([50.0, 0.0, 20.0])
+    # equity 700 + 300 cash = 1000
+    orders = weights_to_orders(
+        np.array([0.501, 0.333, 0.0]), shares, 300.0, price, _p(no_trade_band=0.01)
+    )
+    assert orders.tolist() == [
+        0.0,
+        33.0,
+        -20.0,
+    ]  # within band: untouched; floor to whole shares; close
+    frac = weights_to_orders(
+        np.array([0.5, 0.333, 0.0]), shares, 300.0, price, _p(fractional_shares=True)
+    )
+    assert frac[1] == pytest.approx(33.3)
+    buffered = weights_to_orders(
+        np.array([0.0, 1.0, 0.0]), np.zeros(3), 1000.0, price, _p(cash_buffer=0.1)
+    )
+    assert buffered[1] == 90.0
+    small = weights_to_orders(
+        np.array([0.5, 0.001, 0.0]), shares, 300.0, price, _p(min_trade_value=50.0)
+    )
+    assert small.tolist() == [0.0, 0.0, -20.0]  # tiny buy skipped, the close still trades
+
+
+@pytest.mark.parametrize(
+    "weights,match",
+    [
+        (pd.Series({"A": np.nan}), "finite"),
+        (pd.Series({"A": -0.1}), "negative"),
+        (pd.Series({"A": 1.5}), "above the allowed leverage"),
+        (pd.Series({"A": 0.6, "B": 0.6}), "summing to 1.2"),
+        (pd.Series({"ZZZ": 0.1}), "not in the universe"),
+        (pd.Series({"C": 0.1}), "not in the universe"),
+        (pd.Series({"D": 0.1}), "no price"),
+        ([0.1, 0.2], "return a pandas Series"),
+    ],
+)
+def test_invalid_weights_are_named(weights, match):
+    with pytest.raises(BadInputError, match=match) as err:
+        validate_weights(
+            weights,
+            pd.Timestamp("2020-03-02"),
+            np.array(["A", "B", "C", "D"]),
+            np.array([True, True, False, True]),
+            np.array([True, True, True, False]),
+            1.0,
+            "algo.py",
+        )
+    assert "algo.py" in str(err.value) and "2020-03-02" in str(err.value)
+
+
+def test_valid_weights_become_a_dense_vector():
+    w = validate_weights(
+        pd.Series({"B": 0.0, "A": 0.25}),
+        pd.Timestamp("2020-03-02"),
+        np.array(["A", "B"]),
+        np.array([True, True]),
+        np.array([True, True]),
+        1.0,
+        "x",
+    )
+    assert w.tolist() == [0.25, 0.0]
+
+
+def test_clock_window_inclusive_and_rebalance_schedules():
+    dates = pd.bdate_range("2020-01-01", "2020-12-31")
+    t0, t1 = heartbeat_range(dates, "2020-01-04", "2020-06-30")
+    assert dates[t0] == pd.Timestamp("2020-01-06") and dates[t1] == pd.Timestamp("2020-06-30")
+    monthly = rebalance_days(dates, t0, t1, "monthly")
+    assert [d.strftime("%m-%d") for d in dates[monthly]] == [
+        "01-06",
+        "02-03",
+        "03-02",
+        "04-01",
+        "05-01",
+        "06-01",
+    ]
+    assert rebalance_days(dates, t0, t1, "never").sum() == 1
+    assert not rebalance_days(dates, t0, t1, "daily")[t1]  # nothing could fill after the last day
+    assert rebalance_days(dates, t0, t1, 5).sum() == len(range(t0, t1, 5))
+    assert rebalance_days(dates, t0, t1, "quarterly").sum() == 2
+    with pytest.raises(BadInputError, match="no trading days"):
+        heartbeat_range(dates, "2021-01-01", "2021-02-01")

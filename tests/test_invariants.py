@@ -1,0 +1,198 @@
+"""Correctness invariants of the whole chain datalog -> datasets -> panel -> view -> engine:
+no look-ahead, no survivorship bias, no stale prices."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from equity_backtest import datasets
+from equity_backtest.benchmark import index_returns
+from equity_backtest.config import Parameters
+from equity_backtest.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.engine.clock import heartbeat_range
+from equity_backtest.engine.loop import run_backtest
+from equity_backtest.panel import load_panel
+from equity_backtest.vendors import simulated
+from tests.conftest import SMALL, panel_of, params_for
+
+CUT = pd.Timestamp("2012-06-15")
+
+
+def peeking_strategy(view, params):
+    """Uses every part of the view (fundamentals, history, returns, market, holdings), so any
+    future data leaking into it would change its weights."""
+    u = view.universe
+    f = view.fundamentals(["total_equity", "net_income", "total_assets"], tickers=u)
+    mk = view.market(u)
+    hist = view.history("close", 60, tickers=u)
+    mom = hist.iloc[-1] / hist.iloc[0] - 1
+    vol = view.returns(40, tickers=u).std()
+    score = (
+        (f["total_equity"] / mk["market_cap"]).rank()
+        + mom.rank()
+        - vol.rank()
+        + (f["net_income"] / f["total_assets"]).rank()
+    )
+    score = score + 0.01 * view.weights.reindex(u).fillna(0)
+    top = score.dropna().sort_values(kind="stable").index[-8:]
+    return pd.Series(1 / 8, index=top)
+
+
+def _perturb_after(datalog, cut: pd.Timestamp) -> None:
+    """Change every price, volume, fundamental and corporate action dated after `cut`, and delete
+    the constituent lists dated after it. Perturbed logs get new names with a later timestamp
+    (the latest query wins), the way a vendor's revised data would arrive."""
+    rng = np.random.default_rng(0)
+    for name, path in list_logs(datalog):
+        frame = read_log(path, name)
+        if name.data_type == "constituent_list":
+            if frame["date"].iloc[0] > cut:
+                path.unlink()
+            continue
+        if name.data_type == "ticker_market_data":
+            late = frame["date"] > cut
+            for col in ("open", "high", "low", "close", "volume", "market_cap"):
+                frame.loc[late, col] *= rng.uniform(0.3, 3.0, late.sum())
+        elif name.data_type == "ticker_fundamental_data":
+            late = frame["announcement_date"] > cut
+            for col in frame.columns[2:]:
+                frame.loc[late, col] *= rng.uniform(-2.0, 3.0, late.sum())
+        elif name.data_type == "corporate_actions":
+            late = frame["date"] > cut
+            frame.loc[late, "value"] *= rng.uniform(0.5, 2.0, late.sum())
+        else:
+            continue
+        if late.any():
+            path.unlink()
+            write_log(
+                datalog, LogName(name.timestamp, name.source, name.data_type, name.label), frame
+            )
+
+
+def _until(frame: pd.DataFrame, cut) -> pd.DataFrame:
+    return frame[frame["date"] <= cut].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("rebalance", ["weekly", "daily"])
+def test_no_look_ahead_changing_data_after_d_changes_nothing_up_to_d(
+    tmp_path, small_store, rebalance
+):
+    results = []
+    for variant in ("original", "perturbed"):
+        root = tmp_path / variant
+        shutil.copytree(small_store / "datalog", root / "datalog")
+        if variant == "perturbed":
+            _perturb_after(root / "datalog", CUT)
+        datasets.build(root / "datalog", root / "datasets")
+        params = params_for(root, rebalance=rebalance, commission_min=1.0, volume_cap=0.05)
+        panel = load_panel(params)
+        results.append((run_backtest(panel, params, peeking_strategy), panel))
+    (a, pa_), (b, pb) = results
+    assert len(pa_.tickers) > len(pb.tickers)  # the later lists (and their new members) are gone
+    assert len(_until(a.trades, CUT)) > 20
+    for table in ("runtime_log", "trades", "cash_ledger", "positions", "target_weights"):
+        pd.testing.assert_frame_equal(
+            _until(getattr(a, table), CUT), _until(getattr(b, table), CUT)
+        )
+    # ...and the perturbation did change what came after
+    assert not a.runtime_log["value"].equals(b.runtime_log["value"])
+    t0, _ = heartbeat_range(pa_.dates, pa_.dates[0], CUT)
+    t1 = pa_.day(CUT)
+    pd.testing.assert_series_equal(index_returns(pa_, t0, t1), index_returns(pb, t0, t1))
+
+
+@pytest.fixture(scope="module")
+def big_market():
+    return simulated.simulate(simulated.SimulationSettings(seed=42))
+
+
+def _bankrupt_member(market):
+    """A bankruptcy of a ticker that was an index member in the month before it was delisted."""
+    ev = market.events[market.events["event"] == "bankruptcy"]
+    cons = market.constituents
+    for _, row in ev.iterrows():
+        lists = cons[
+            (cons["date"] < row["date"]) & (cons["date"] >= row["date"] - pd.Timedelta(days=62))
+        ]
+        if row["ticker"] in set(lists["ticker"]):
+            return row
+    raise AssertionError("no bankrupt index member in this simulated market")
+
+
+def test_bankrupt_member_hurts_a_portfolio_that_held_it(big_market):
+    row = _bankrupt_member(big_market)
+    ticker, delist_day = row["ticker"], row["date"]
+    start = delist_day - pd.Timedelta(days=75)
+    panel = panel_of(
+        big_market, start=start.date(), end=(delist_day + pd.Timedelta(days=30)).date()
+    )
+
+    def hold_it(view, params):
+        return (
+            pd.Series({ticker: 0.95})
+            if ticker in view.universe or ticker in view.holdings
+            else None
+        )
+
+    params = panel_params(panel, start, delist_day, rebalance="never")
+    result = run_backtest(panel, params, hold_it)
+    rl = result.runtime_log.set_index("date")
+    assert rl["value"].iloc[-1] < 0.25 * params.starting_cash  # the loss shows
+    closing = result.trades[result.trades["reason"] == "delisting"]
+    assert closing["ticker"].tolist() == [ticker] and closing["date"].iloc[0] == delist_day
+    assert closing["price"].iloc[0] == pytest.approx(row["value"])  # closed at the recovery value
+    assert result.positions[
+        result.positions["date"] >= delist_day
+    ].empty  # never held at a stale price
+    # the index holds it too: point in time, its slide and recovery value are in the benchmark
+    window = heartbeat_range(panel.dates, start, delist_day)
+    t, i = panel.day(delist_day), list(panel.tickers).index(ticker)
+    assert panel.total_return[t, i] == pytest.approx(row["value"] / panel.mark[t - 1, i] - 1)
+    with_it = (1 + index_returns(panel, *window)).prod()
+    panel.total_return[:, i] = 0.0
+    assert with_it < (1 + index_returns(panel, *window)).prod()
+
+
+def panel_params(panel, start, end, **kw) -> Parameters:
+    """Parameters for an in-memory panel run from `start` to a month after `end`."""
+    return Parameters(
+        **{
+            **SMALL,
+            "index": panel.index,
+            "start": pd.Timestamp(start).date(),
+            "end": (pd.Timestamp(end) + pd.Timedelta(days=30)).date(),
+            "commission_min": 0.0,
+            **kw,
+        }
+    )
+
+
+def test_a_series_that_stops_without_a_delisting_record_is_closed_at_its_last_price(big_market):
+    row = _bankrupt_member(big_market)
+    ticker, delist_day = row["ticker"], row["date"]
+    market = big_market
+    stripped = simulated.SimulatedMarket(
+        **{
+            **market.__dict__,
+            "corporate_actions": market.corporate_actions[
+                ~(
+                    (market.corporate_actions["ticker"] == ticker)
+                    & (market.corporate_actions["action"] == "delisting")
+                )
+            ],
+        }
+    )
+    start = delist_day - pd.Timedelta(days=75)
+    panel = panel_of(stripped, start=start.date(), end=(delist_day + pd.Timedelta(days=30)).date())
+    params = panel_params(panel, start, delist_day, rebalance="never")
+    result = run_backtest(panel, params, lambda v, p: pd.Series({ticker: 0.5}))
+    closing = result.trades[result.trades["reason"] == "delisting"]
+    last_close = market.prices[market.prices["ticker"] == ticker]["close"].iloc[-1]
+    assert closing["ticker"].tolist() == [ticker] and closing["price"].iloc[0] == pytest.approx(
+        last_close
+    )
+    assert result.positions[result.positions["date"] >= delist_day].empty

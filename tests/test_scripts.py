@@ -1,0 +1,176 @@
+"""End to end: the four numbered scripts as subprocesses in a project folder, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from equity_backtest.errors import EXIT_BAD_INPUT
+from equity_backtest.evaluation.tearsheet import fmt
+from tests.conftest import REPO, run_script, tree_digest, write_parameters_file
+
+pytestmark = pytest.mark.slow
+SCRIPTS = ("01_query_vendor.py", "02_build_datasets.py", "03_trade.py", "04_evaluate.py")
+
+
+class _Cells(HTMLParser):
+    """Collects the text of every element carrying a data-key attribute, in page order."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells: list[tuple[str, str]] = []
+        self._key = None
+
+    def handle_starttag(self, tag, attrs):
+        self._key = dict(attrs).get("data-key")
+
+    def handle_data(self, data):
+        if self._key is not None:
+            self.cells.append((self._key, data))
+            self._key = None
+
+
+def test_main_job_from_an_empty_folder(tmp_path):
+    for name in (*SCRIPTS, "algorithm.py"):
+        shutil.copy(REPO / name, tmp_path / name)
+    write_parameters_file(tmp_path / "parameters.py")
+    run_script(tmp_path, "01_query_vendor.py")
+    run_script(tmp_path, "02_build_datasets.py")
+    run_dir = Path(tmp_path / run_script(tmp_path, "03_trade.py").stdout.strip())
+    sheet = Path(tmp_path / run_script(tmp_path, "04_evaluate.py").stdout.strip())
+    assert sheet == run_dir / "tearsheet.html" and sheet.is_file()
+    assert re.fullmatch(r"\d{8}T\d{6}Z__simulated__TOP20__algorithm", run_dir.name)
+    for name in (
+        "runtime_log.csv",
+        "trades.csv",
+        "cash_ledger.csv",
+        "positions.feather",
+        "benchmark.csv",
+        "parameters.py",
+        "parameters.json",
+        "algorithm.py",
+        "dataset.json",
+        "versions.json",
+        "run.json",
+        "run.log",
+        "metrics.json",
+        "returns.csv",
+    ):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["relative"]["correlation"] > 0.95  # cap weights track the cap-weighted index
+    assert metrics["trading"]["number_of_trades"] > 0
+
+    # every number on the page is the number in metrics.json
+    page = sheet.read_text()
+    assert "<script" not in page and 'src="http' not in page and "data:image/png;base64," in page
+    parser = _Cells()
+    parser.feed(page)
+    flat = {k: v for section in ("relative", "trading") for k, v in metrics[section].items()}
+    flat.update({k: metrics[k] for k in ("starting_value", "final_value", "risk_free_rate")})
+    seen = 0
+    for key, text in parser.cells:
+        if key in metrics["portfolio"]:
+            expected = {fmt(key, metrics["portfolio"][key]), fmt(key, metrics["benchmark"][key])}
+            assert text in expected, (key, text, expected)
+        else:
+            assert text == fmt(key, flat[key]), (key, text)
+        seen += 1
+    assert seen == 2 * len(metrics["portfolio"]) + len(flat)
+
+
+def test_two_runs_give_identical_archives_apart_from_timestamps(project):
+    a = project / "results" / "a"
+    b = project / "results" / "b"
+    run_script(project, "03_trade.py", "--run-dir", str(a), "--quiet")
+    run_script(project, "03_trade.py", "--run-dir", str(b), "--quiet")
+    da, db = tree_digest(a), tree_digest(b)
+    for d in (da, db):
+        d.pop("run.log")
+        d.pop("run.json")
+    assert da == db and len(da) >= 12
+    ja, jb = (json.loads((x / "run.json").read_text()) for x in (a, b))
+    ja.pop("created_utc")
+    jb.pop("created_utc")
+    assert ja == jb
+
+
+def test_corrupted_logfile_exit_code_and_message_and_datalog_untouched(project):
+    shutil.rmtree(project / "datasets")
+    victim = sorted((project / "datalog").glob("*ticker_fundamental_data*"))[3]
+    lines = victim.read_text().splitlines()
+    fields = lines[2].split(",")
+    fields[4] = "n/a?"
+    lines[2] = ",".join(fields)
+    victim.write_text("\n".join(lines) + "\n")
+    before = tree_digest(project / "datalog")
+    proc = run_script(project, "02_build_datasets.py", check=False)
+    assert proc.returncode == EXIT_BAD_INPUT
+    assert (
+        victim.name in proc.stderr
+        and "row 3" in proc.stderr
+        and "'n/a?' is not a number" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+    assert tree_digest(project / "datalog") == before
+    assert not (project / "datasets" / "CURRENT").exists()
+    ok = run_script(project, "02_build_datasets.py", "--skip-bad-logs")
+    assert "skipped bad logfile" in ok.stderr and tree_digest(project / "datalog") == before
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("return pd.Series(float('nan'), index=view.universe)", "must be finite"),
+        ("return pd.Series(-1.0 / len(view.universe), index=view.universe)", "negative weight"),
+        ("return pd.Series(2.0 / len(view.universe), index=view.universe)", "summing to 2"),
+        ("return pd.Series({'NOT_A_TICKER': 0.5})", "'NOT_A_TICKER', which is not in the universe"),
+        ("return 1 / 0", "compute_weights raised ZeroDivisionError"),
+    ],
+)
+def test_bad_weights_stop_the_run_with_a_named_message(project, body, message):
+    (project / "bad_algo.py").write_text(
+        f"import pandas as pd\n\n\ndef compute_weights(view, params):\n    {body}\n"
+    )
+    proc = run_script(project, "03_trade.py", "--algorithm", "bad_algo.py", check=False)
+    assert proc.returncode == EXIT_BAD_INPUT, proc.stderr
+    assert (
+        message in proc.stderr and "bad_algo.py" in proc.stderr and "Traceback" not in proc.stderr
+    )
+    assert not [
+        p for p in (project / "results").iterdir() if not p.name.startswith(".")
+    ]  # no finished run
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help(project, script):
+    proc = run_script(project, script, "--help")
+    assert "--parameters" in proc.stdout and "--quiet" in proc.stdout
+
+
+def test_flags_override_parameters_and_missing_inputs_are_clear(project):
+    out = project / "results" / "window"
+    run_script(
+        project,
+        "03_trade.py",
+        "--start",
+        "2012-01-01",
+        "--end",
+        "2012-06-30",
+        "--run-dir",
+        str(out),
+        "--set",
+        "rebalance=quarterly",
+    )
+    run = json.loads((out / "run.json").read_text())
+    assert run["start"] == "2012-01-02" and run["end"] == "2012-06-29"
+    assert json.loads((out / "parameters.json").read_text())["rebalance"] == "quarterly"
+    proc = run_script(project, "04_evaluate.py", str(project / "results" / "nope"), check=False)
+    assert proc.returncode == EXIT_BAD_INPUT and "not a finished run archive" in proc.stderr
+    proc = run_script(project, "03_trade.py", "--algorithm", "missing.py", check=False)
+    assert proc.returncode == EXIT_BAD_INPUT and "missing.py not found" in proc.stderr
