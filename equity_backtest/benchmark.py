@@ -17,7 +17,8 @@ from .panel import Panel
 
 def index_returns(panel: Panel, t0: int, t1: int) -> pd.Series:
     """Daily benchmark returns for days t0..t1 (the first day's return is 0: nothing is held yet)."""
-    caps = pd.DataFrame(panel.fields["market_cap"]).ffill().to_numpy()
+    caps = pd.DataFrame(panel.fields["market_cap"]).ffill().to_numpy(copy=True)
+    caps[~np.isfinite(panel.mark)] = np.nan  # gone after delisting, never carried forward
     out = np.zeros(t1 - t0 + 1)
     for t in range(max(t0, 1), t1 + 1):
         if t == t0:

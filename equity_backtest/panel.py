@@ -67,9 +67,15 @@ class Panel:
         return {t: i for i, t in enumerate(self.tickers)}
 
     def members(self, t: int) -> np.ndarray:
-        """Bool mask of the index members in force at the close of day t."""
+        """Bool mask of the index members in force at the close of day t that are still listed.
+
+        A member delisted after its list date leaves at once (as index providers do); one that
+        has not traded yet is not investable either.
+        """
         k = self.list_of_day[t]
-        return self.membership[k] if k >= 0 else np.zeros(len(self.tickers), dtype=bool)
+        if k < 0:
+            return np.zeros(len(self.tickers), dtype=bool)
+        return self.membership[k] & np.isfinite(self.mark[t])
 
     def day(self, date) -> int:
         """Index of the last trading day on or before `date` (-1 if before the data)."""

@@ -160,3 +160,9 @@ def panel_of(market: simulated.SimulatedMarket, **kw):
         }
     )
     return panel_from_tables("in-memory", {k: pd.DataFrame(v) for k, v in tables.items()}, params)
+
+
+@pytest.fixture(scope="session")
+def default_market() -> simulated.SimulatedMarket:
+    """The default-size simulated market (300 tickers, 2005-2024, seed 42), in memory."""
+    return simulated.simulate(simulated.SimulationSettings(seed=42))

@@ -105,9 +105,9 @@ def test_no_look_ahead_changing_data_after_d_changes_nothing_up_to_d(
     pd.testing.assert_series_equal(index_returns(pa_, t0, t1), index_returns(pb, t0, t1))
 
 
-@pytest.fixture(scope="module")
-def big_market():
-    return simulated.simulate(simulated.SimulationSettings(seed=42))
+@pytest.fixture
+def big_market(default_market):
+    return default_market
 
 
 def _bankrupt_member(market):
@@ -196,3 +196,28 @@ def test_a_series_that_stops_without_a_delisting_record_is_closed_at_its_last_pr
         last_close
     )
     assert result.positions[result.positions["date"] >= delist_day].empty
+
+
+def test_delisted_member_leaves_the_universe_and_the_index_at_once(big_market):
+    row = _bankrupt_member(big_market)
+    ticker, delist_day = row["ticker"], row["date"]
+    start = delist_day - pd.Timedelta(days=40)
+    panel = panel_of(
+        big_market, start=start.date(), end=(delist_day + pd.Timedelta(days=20)).date()
+    )
+    i = list(panel.tickers).index(ticker)
+    t = panel.day(delist_day)
+    assert panel.list_of_day[t] == panel.list_of_day[t - 1]  # no new list in between...
+    assert (
+        panel.members(t - 1)[i] and not panel.members(t)[i]
+    )  # ...yet it left on the delisting day
+
+    def equal_weight(view, params):
+        return pd.Series(1.0 / len(view.universe), index=view.universe)
+
+    params = panel_params(panel, start, delist_day, rebalance="daily", commission_min=0.0)
+    result = run_backtest(panel, params, equal_weight)  # must not try to weight the dead ticker
+    assert result.status == "completed"
+    assert result.positions[
+        (result.positions["ticker"] == ticker) & (result.positions["date"] >= delist_day)
+    ].empty

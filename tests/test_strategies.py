@@ -28,12 +28,16 @@ def test_bundled_strategy_runs(panel_and_params, name):
 def test_equal_weights_return_to_equal_at_each_rebalance(panel_and_params):
     panel, params = panel_and_params
     params = params.replace(fractional_shares=True, volume_cap=1.0)
-    result = run_backtest(panel, params, load_compute_weights(REPO / "strategies" / "equal_weight.py"))
+    result = run_backtest(
+        panel, params, load_compute_weights(REPO / "strategies" / "equal_weight.py")
+    )
     pos = result.positions
     rebal = result.runtime_log.loc[result.runtime_log["rebalance"], "date"]
     # the day after a rebalance decision the fills land; weights are then (nearly) equal
     fill_days = result.runtime_log["date"].shift(-1)[result.runtime_log["rebalance"]].dropna()
-    spreads = [pos[pos["date"] == d]["weight"].agg(lambda w: w.max() - w.min()) for d in fill_days[1:]]
+    spreads = [
+        pos[pos["date"] == d]["weight"].agg(lambda w: w.max() - w.min()) for d in fill_days[1:]
+    ]
     assert len(rebal) > 20 and max(spreads) < 0.01
 
 

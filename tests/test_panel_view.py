@@ -1,0 +1,108 @@
+"""E2, D6: the panel's as-of structures and the point-in-time view handed to compute_weights."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from equity_backtest.panel import load_panel
+from equity_backtest.storage import atomic_write_text
+from equity_backtest.vendors import simulated
+from equity_backtest.view import View
+from tests.conftest import panel_of, params_for, small_settings
+
+
+@pytest.fixture(scope="module")
+def market():
+    return simulated.simulate(small_settings())
+
+
+def _view(panel, date, shares=None, cash=1e6):
+    t = panel.day(pd.Timestamp(date))
+    return View(panel, t, np.zeros(len(panel.tickers)) if shares is None else shares, cash, 60)
+
+
+def test_fundamental_invisible_the_day_before_its_announcement_and_visible_on_it(market):
+    panel = panel_of(market)
+    f = market.fundamentals
+    row = f[f["announcement_date"].isin(panel.dates)].iloc[40]
+    ticker, day = row["ticker"], row["announcement_date"]
+    before = panel.dates[panel.dates < day][-1]
+    seen_before = (
+        _view(panel, before).fundamentals(["revenue"], tickers=[ticker])["revenue"].iloc[0]
+    )
+    seen_on = _view(panel, day).fundamentals(["revenue"], tickers=[ticker])["revenue"].iloc[0]
+    assert seen_on == pytest.approx(row["revenue"])
+    assert seen_before != pytest.approx(row["revenue"])
+
+
+def test_without_announcement_dates_the_lag_rule_applies(market):
+    no_dates = market.fundamentals.assign(announcement_date=pd.NaT)
+    lagged = simulated.SimulatedMarket(**{**market.__dict__, "fundamentals": no_dates})
+    panel = panel_of(lagged, fundamental_lag_days={"default": 45, "revenue": 90})
+    row = market.fundamentals.iloc[50]
+    ticker, period_end = row["ticker"], row["period_end"]
+    for metric, lag in (("revenue", 90), ("ebit", 45)):
+        public = period_end + pd.Timedelta(days=lag)
+        first = panel.dates[panel.dates >= public][0]
+        before = panel.dates[panel.dates < public][-1]
+        assert _view(panel, first).fundamentals([metric], tickers=[ticker])[metric].iloc[
+            0
+        ] == pytest.approx(row[metric])
+        assert _view(panel, before).fundamentals([metric], tickers=[ticker])[metric].iloc[
+            0
+        ] != pytest.approx(row[metric])
+
+
+def test_universe_is_the_latest_list_on_or_before_the_day(market):
+    panel = panel_of(market)
+    cons = market.constituents
+    dates = sorted(cons["date"].unique())
+    list_day = pd.Timestamp(dates[10])
+    assert set(_view(panel, list_day).universe) == set(cons[cons["date"] == list_day]["ticker"])
+    day_before = panel.dates[panel.dates < list_day][-1]
+    assert set(_view(panel, day_before).universe) == set(cons[cons["date"] == dates[9]]["ticker"])
+
+
+def test_view_is_read_only_and_sees_nothing_after_its_date(market):
+    panel = panel_of(market)
+    v = _view(panel, "2012-03-15")
+    hist = v.history("close", 30)
+    assert hist.index[-1] == pd.Timestamp("2012-03-15") and len(hist) == 30
+    hist.iloc[:, :] = -1.0
+    snapshot = v.market()
+    snapshot["close"] = 0.0
+    assert np.nanmin(panel.mark) > 0  # the panel is untouched
+    assert _view(panel, "2012-03-15").history("close", 30).iloc[-1].min() > 0
+
+
+def test_returns_are_split_and_dividend_proof(default_market):
+    market = default_market
+    panel = panel_of(market)
+    ca = market.corporate_actions
+    split = ca[(ca["action"] == "split") & ca["date"].isin(panel.dates)]
+    assert len(split) >= 3
+    row = split.iloc[2]
+    v = _view(panel, row["date"])
+    r = v.returns(5, tickers=[row["ticker"]])[row["ticker"]].iloc[-1]
+    close = market.prices.set_index(["ticker", "date"])["close"].loc[row["ticker"]]
+    prev = close[close.index < row["date"]].iloc[-1]
+    assert r == pytest.approx(close.loc[row["date"]] * row["value"] / prev - 1)
+    assert abs(r) < 0.5  # not the raw price drop of a split
+
+
+def test_panel_from_files_equals_panel_in_memory(small_store, market):
+    a = load_panel(params_for(small_store))
+    b = panel_of(market)
+    assert list(a.tickers) == list(b.tickers) and a.dates.equals(b.dates)
+    np.testing.assert_allclose(
+        a.mark, b.mark, rtol=1e-9
+    )  # CSV round trip keeps 10 significant digits
+    assert a.membership.tolist() == b.membership.tolist()
+
+
+def test_atomic_write_replaces_or_keeps(tmp_path):
+    path = tmp_path / "f.txt"
+    assert atomic_write_text(path, "one") and path.read_text() == "one"
+    assert atomic_write_text(path, "two") and path.read_text() == "two"
+    assert not atomic_write_text(path, "three", overwrite=False) and path.read_text() == "two"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
