@@ -123,13 +123,18 @@ def _bankrupt_member(market):
     raise AssertionError("no bankrupt index member in this simulated market")
 
 
+def _around_bankruptcy(market, days_before: int, days_after: int, source=None):
+    """(event row, start day, panel) for a window around a bankrupt index member's delisting;
+    `source` is the market to build the panel from (default: the same market)."""
+    row = _bankrupt_member(market)
+    start = row["date"] - pd.Timedelta(days=days_before)
+    end = (row["date"] + pd.Timedelta(days=days_after)).date()
+    return row, start, panel_of(source or market, start=start.date(), end=end)
+
+
 def test_bankrupt_member_hurts_a_portfolio_that_held_it(big_market):
-    row = _bankrupt_member(big_market)
+    row, start, panel = _around_bankruptcy(big_market, 75, 30)
     ticker, delist_day = row["ticker"], row["date"]
-    start = delist_day - pd.Timedelta(days=75)
-    panel = panel_of(
-        big_market, start=start.date(), end=(delist_day + pd.Timedelta(days=30)).date()
-    )
 
     def hold_it(view, params):
         return (
@@ -172,39 +177,23 @@ def panel_params(panel, start, end, **kw) -> Parameters:
 
 
 def test_a_series_that_stops_without_a_delisting_record_is_closed_at_its_last_price(big_market):
-    row = _bankrupt_member(big_market)
-    ticker, delist_day = row["ticker"], row["date"]
-    market = big_market
-    stripped = simulated.SimulatedMarket(
-        **{
-            **market.__dict__,
-            "corporate_actions": market.corporate_actions[
-                ~(
-                    (market.corporate_actions["ticker"] == ticker)
-                    & (market.corporate_actions["action"] == "delisting")
-                )
-            ],
-        }
-    )
-    start = delist_day - pd.Timedelta(days=75)
-    panel = panel_of(stripped, start=start.date(), end=(delist_day + pd.Timedelta(days=30)).date())
-    params = panel_params(panel, start, delist_day, rebalance="never")
+    ticker = _bankrupt_member(big_market)["ticker"]
+    ca = big_market.corporate_actions
+    unrecorded = ca[~((ca["ticker"] == ticker) & (ca["action"] == "delisting"))]
+    stripped = simulated.SimulatedMarket(**{**big_market.__dict__, "corporate_actions": unrecorded})
+    row, start, panel = _around_bankruptcy(big_market, 75, 30, source=stripped)
+    params = panel_params(panel, start, row["date"], rebalance="never")
     result = run_backtest(panel, params, lambda v, p: pd.Series({ticker: 0.5}))
     closing = result.trades[result.trades["reason"] == "delisting"]
-    last_close = market.prices[market.prices["ticker"] == ticker]["close"].iloc[-1]
-    assert closing["ticker"].tolist() == [ticker] and closing["price"].iloc[0] == pytest.approx(
-        last_close
-    )
-    assert result.positions[result.positions["date"] >= delist_day].empty
+    last_close = big_market.prices[big_market.prices["ticker"] == ticker]["close"].iloc[-1]
+    assert closing["ticker"].tolist() == [ticker]
+    assert closing["price"].iloc[0] == pytest.approx(last_close)
+    assert result.positions[result.positions["date"] >= row["date"]].empty
 
 
 def test_delisted_member_leaves_the_universe_and_the_index_at_once(big_market):
-    row = _bankrupt_member(big_market)
+    row, start, panel = _around_bankruptcy(big_market, 40, 20)
     ticker, delist_day = row["ticker"], row["date"]
-    start = delist_day - pd.Timedelta(days=40)
-    panel = panel_of(
-        big_market, start=start.date(), end=(delist_day + pd.Timedelta(days=20)).date()
-    )
     i = list(panel.tickers).index(ticker)
     t = panel.day(delist_day)
     assert panel.list_of_day[t] == panel.list_of_day[t - 1]  # no new list in between...

@@ -435,38 +435,24 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
                 events.append((tickers[i], cal[t + 1], kind, value))
         days_left[on_way] -= 1
 
-    return _assemble(
-        settings,
-        cal,
-        tickers,
-        names,
-        sector_names,
-        sector,
-        ipo_day,
-        out,
-        actions,
-        fundamentals,
-        constituents,
-        events,
+    meta = pd.DataFrame(
+        {
+            "ticker": tickers,
+            "name": names,
+            "sector": [sector_names[s] for s in sector],
+            "isin": [f"ZZ{i:09d}{i % 10}" for i in range(N)],
+            "currency": "USD",
+            "listing_date": [cal[int(d)] for d in ipo_day],
+        }
     )
+    return _assemble(settings, cal, meta, out, actions, fundamentals, constituents, events)
 
 
 def _assemble(
-    settings,
-    cal,
-    tickers,
-    names,
-    sector_names,
-    sector,
-    ipo_day,
-    out,
-    actions,
-    fundamentals,
-    constituents,
-    events,
+    settings, cal, meta, out, actions, fundamentals, constituents, events
 ) -> SimulatedMarket:
     """Turn the simulation's arrays and event lists into vendor-shaped tables."""
-    T, N = out["close"].shape
+    tickers = meta["ticker"].tolist()
     rows, cols = np.nonzero(np.isfinite(out["close"]))
     order = np.lexsort((rows, cols))
     rows, cols = rows[order], cols[order]
@@ -486,16 +472,6 @@ def _assemble(
     delist = ca[ca.action == "delisting"].set_index("ticker")["date"]
     gone = fund["ticker"].map(delist)
     fund = fund[gone.isna() | (fund["announcement_date"] < gone)].reset_index(drop=True)
-    meta = pd.DataFrame(
-        {
-            "ticker": tickers,
-            "name": names,
-            "sector": [sector_names[s] for s in sector],
-            "isin": [f"ZZ{i:09d}{i % 10}" for i in range(N)],
-            "currency": "USD",
-            "listing_date": [cal[int(d)] for d in ipo_day],
-        }
-    )
     cons = pd.DataFrame(constituents, columns=["date", "ticker", "weight"])
     cons.insert(1, "index", settings.index_name)
     ev = pd.DataFrame(events, columns=["ticker", "date", "event", "value"])
