@@ -139,14 +139,19 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     keys, whole_group = TABLES[table]
     frame = frame.sort_values([*keys, "log_ts"], kind="stable")
     if whole_group:
-        latest = frame.groupby(keys, dropna=False)["log_ts"].transform("max")
+        latest = frame.groupby(keys, dropna=False, observed=True)["log_ts"].transform("max")
         frame = frame[frame["log_ts"] == latest]
     else:
         # last non-missing value per column, so a newer partial response does not erase older fields
-        frame = frame.groupby(keys, dropna=False, sort=False).last().reset_index()
+        frame = frame.groupby(keys, dropna=False, sort=False, observed=True).last().reset_index()
     frame = frame.sort_values(_SORT[table], kind="stable").reset_index(drop=True)
     for col in frame.columns:
-        if frame[col].dtype == object or str(frame[col].dtype) in ("str", "string"):
+        if col in ("source", "ticker", "metric", "index", "action"):
+            # dictionary-encoded: small files, and readers map a few categories, not every row
+            frame[col] = pd.Categorical(
+                frame[col].astype(object), categories=sorted(frame[col].dropna().unique())
+            )
+        elif frame[col].dtype == object or str(frame[col].dtype) in ("str", "string"):
             frame[col] = frame[col].astype(object)
     return frame
 

@@ -9,6 +9,7 @@ index from which they are public (D6), constituents an as-of index by list date 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from pathlib import Path
 
@@ -62,9 +63,10 @@ class Panel:
     fundamentals: dict[str, FundamentalSeries]
     metadata: pd.DataFrame  # indexed by ticker
 
-    @property
-    def ticker_index(self) -> dict[str, int]:
-        return {t: i for i, t in enumerate(self.tickers)}
+    @functools.cached_property
+    def labels(self) -> pd.Index:
+        """The tickers as a pandas Index (built once; slicing it keeps its string dtype)."""
+        return pd.Index(self.tickers, name="ticker")
 
     def members(self, t: int) -> np.ndarray:
         """Bool mask of the index members in force at the close of day t that are still listed.
@@ -115,24 +117,26 @@ def panel_from_tables(
     N = len(tickers)
 
     market = tables["market"]
-    market = market[(market["source"] == src) & market["ticker"].isin(code)]
-    if market.empty:
+    cols = _codes(market["ticker"], tickers)
+    keep_rows = ((market["source"] == src).to_numpy() & (cols >= 0)).nonzero()[0]
+    if len(keep_rows) == 0:
         raise BadInputError(
             f"dataset {version} has no market data for the members of {params.index}"
         )
-    all_dates = pd.DatetimeIndex(np.unique(market["date"].to_numpy()))
+    cols = cols[keep_rows]
+    day = market["date"].to_numpy()[keep_rows]
+    all_dates = pd.DatetimeIndex(pd.unique(day)).sort_values()
     dates = all_dates[all_dates <= pd.Timestamp(params.end)]
     T = len(dates)
     if T == 0:
         raise BadInputError(f"no trading days on or before end={params.end} in dataset {version}")
-    rows_all = all_dates.searchsorted(market["date"].to_numpy())
-    cols = market["ticker"].map(code).to_numpy()
+    rows_all = all_dates.searchsorted(day)
     keep = rows_all < T
     rows, cols_k = rows_all[keep], cols[keep]
     fields = {}
     for f in MARKET_FIELDS:
         arr = np.full((T, N), np.nan)
-        arr[rows, cols_k] = market[f].to_numpy(dtype=float)[keep]
+        arr[rows, cols_k] = market[f].to_numpy(dtype=float)[keep_rows[keep]]
         fields[f] = arr
     # last row with data per ticker on the full calendar, to spot series that just stop
     last_row_full = np.full(N, -1)
@@ -149,7 +153,8 @@ def panel_from_tables(
     list_dates = pd.DatetimeIndex(np.unique(cons["date"].to_numpy()))
     membership = np.zeros((len(list_dates), N), dtype=bool)
     membership[
-        list_dates.searchsorted(cons["date"].to_numpy()), cons["ticker"].map(code).to_numpy()
+        list_dates.searchsorted(cons["date"].to_numpy()),
+        pd.Index(tickers).get_indexer(cons["ticker"]),
     ] = True
     list_of_day = list_dates.searchsorted(dates, side="right") - 1
 
@@ -172,6 +177,16 @@ def panel_from_tables(
         _fundamentals(tables["fundamentals"], src, code, dates, params),
         meta,
     )
+
+
+def _codes(column: pd.Series, tickers: np.ndarray) -> np.ndarray:
+    """Position of each row's ticker in `tickers` (-1 if absent); categorical columns (as the
+    builder writes them) map through their few categories instead of every row's string."""
+    labels = pd.Index(tickers)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        lookup = np.append(labels.get_indexer(column.cat.categories), -1)  # code -1 (missing) -> -1
+        return lookup[column.cat.codes.to_numpy()]
+    return labels.get_indexer(column)
 
 
 def _total_return(mark: np.ndarray, events: Events) -> np.ndarray:
@@ -210,7 +225,7 @@ def _events(
     last_row_full: np.ndarray,
 ) -> Events:
     ca = ca[(ca["source"] == src) & ca["ticker"].isin(code)].copy()
-    ca["i"] = ca["ticker"].map(code)
+    ca["i"] = pd.Index(list(code)).get_indexer(ca["ticker"])
     ca["t"] = dates.searchsorted(
         ca["date"].to_numpy()
     )  # a non-trading date applies the next trading day
@@ -251,14 +266,15 @@ def _fundamentals(
     fund: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, params: Parameters
 ) -> dict[str, FundamentalSeries]:
     fund = fund[(fund["source"] == src) & fund["ticker"].isin(code)]
+    fund = fund.assign(code=pd.Index(list(code)).get_indexer(fund["ticker"]))
     lags = params.fundamental_lag_days
     out = {}
-    for metric, grp in fund.groupby("metric", sort=True):
+    for metric, grp in fund.groupby("metric", sort=True, observed=True):
         lag = pd.Timedelta(days=lags.get(metric, lags.get("default", 45)))
         public = grp["announcement_date"].fillna(grp["period_end"] + lag)
         frame = pd.DataFrame(
             {
-                "ticker": grp["ticker"].map(code).to_numpy(),
+                "ticker": grp["code"].to_numpy(),
                 "period_end": grp["period_end"].to_numpy(),
                 "public_day": dates.searchsorted(public.to_numpy()),  # visible at that day's close
                 "value": grp["value"].to_numpy(dtype=float),

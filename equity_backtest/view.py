@@ -35,7 +35,7 @@ class View:
     @property
     def universe(self) -> pd.Index:
         """Tickers of the index members in force at this close (point in time, survivors and not)."""
-        return pd.Index(self._panel.tickers[self._panel.members(self._t)], name="ticker")
+        return self._panel.labels[self._panel.members(self._t)]
 
     @property
     def holdings(self) -> pd.Series:
@@ -43,7 +43,7 @@ class View:
         held = self._shares != 0
         return pd.Series(
             self._shares[held],
-            index=pd.Index(self._panel.tickers[held], name="ticker"),
+            index=self._panel.labels[held],
             name="shares",
         )
 
@@ -66,10 +66,10 @@ class View:
     def _tickers_mask(self, tickers) -> np.ndarray:
         if tickers is None:
             return self._panel.members(self._t) | (self._shares != 0)
-        wanted = set(pd.Index(tickers))
-        return np.fromiter(
-            (t in wanted for t in self._panel.tickers), bool, len(self._panel.tickers)
-        )
+        mask = np.zeros(len(self._panel.tickers), dtype=bool)
+        pos = self._panel.labels.get_indexer(pd.Index(tickers).unique())
+        mask[pos[pos >= 0]] = True
+        return mask
 
     def market(self, tickers=None) -> pd.DataFrame:
         """Latest market fields at this close for the universe and holdings (or given tickers).
@@ -81,7 +81,7 @@ class View:
         data = {f: self._panel.fields[f][self._t, mask] for f in MARKET_FIELDS}
         data["close"] = self._panel.mark[self._t, mask]
         data["traded"] = np.isfinite(self._panel.fields["close"][self._t, mask])
-        return pd.DataFrame(data, index=pd.Index(self._panel.tickers[mask], name="ticker"))
+        return pd.DataFrame(data, index=self._panel.labels[mask])
 
     def history(self, field: str = "close", days: int | None = None, tickers=None) -> pd.DataFrame:
         """The last `days` trading days (default: parameters' lookback_days) of a market field,
@@ -93,7 +93,7 @@ class View:
         return pd.DataFrame(
             source[lo : self._t + 1][:, mask].copy(),
             index=self._panel.dates[lo : self._t + 1],
-            columns=pd.Index(self._panel.tickers[mask], name="ticker"),
+            columns=self._panel.labels[mask],
         )
 
     def returns(self, days: int | None = None, tickers=None) -> pd.DataFrame:
@@ -105,7 +105,7 @@ class View:
         return pd.DataFrame(
             self._panel.total_return[lo : self._t + 1][:, mask].copy(),
             index=self._panel.dates[lo : self._t + 1],
-            columns=pd.Index(self._panel.tickers[mask], name="ticker"),
+            columns=self._panel.labels[mask],
         )
 
     def fundamentals(self, metrics=None, tickers=None) -> pd.DataFrame:
@@ -120,13 +120,13 @@ class View:
                 continue
             values, _ = latest_fundamentals(p.fundamentals[m], self._t, len(p.tickers))
             data[m] = values[mask]
-        return pd.DataFrame(data, index=pd.Index(p.tickers[mask], name="ticker"))
+        return pd.DataFrame(data, index=p.labels[mask])
 
     @property
     def metadata(self) -> pd.DataFrame:
         """Names, sectors and identifiers of the universe and holdings."""
         mask = self._tickers_mask(None)
-        return self._panel.metadata.loc[self._panel.tickers[mask]].copy()
+        return self._panel.metadata.iloc[np.flatnonzero(mask)].copy()
 
     def __repr__(self) -> str:
         return f"<View {self.date:%Y-%m-%d}: {len(self.universe)} members, {len(self.holdings)} holdings>"

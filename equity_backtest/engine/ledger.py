@@ -69,36 +69,42 @@ class Ledger:
         cols = ["date", "ticker", "shares", "price", "value", "commission", "slippage", "reason"]
         if not self._trades:
             return pd.DataFrame(columns=cols)
-        parts = [
-            pd.DataFrame(
-                {
-                    "t": t,
-                    "i": i,
-                    "shares": q,
-                    "price": p,
-                    "commission": c,
-                    "slippage": s,
-                    "reason": r,
-                }
-            )
-            for t, i, q, p, c, s, r in self._trades
-        ]
-        df = pd.concat(parts, ignore_index=True)
-        df["date"] = dates[df.pop("t").to_numpy()]
-        df["ticker"] = tickers[df.pop("i").to_numpy()]
-        df["value"] = df["shares"] * df["price"]
-        return df[cols]
+        n = [len(rec[1]) for rec in self._trades]
+        t, i, q, p, c, s = (
+            np.concatenate([np.broadcast_to(rec[k], len(rec[1])) for rec in self._trades])
+            for k in range(6)
+        )
+        reason = np.repeat([rec[6] for rec in self._trades], n)
+        return pd.DataFrame(
+            {
+                "date": dates[t],
+                "ticker": tickers[i],
+                "shares": q,
+                "price": p,
+                "value": q * p,
+                "commission": c,
+                "slippage": s,
+                "reason": reason,
+            }
+        )[cols]
 
     def cash_table(self, dates: pd.DatetimeIndex, tickers: np.ndarray) -> pd.DataFrame:
         cols = ["date", "kind", "ticker", "amount", "balance"]
         if not self._cash:
             return pd.DataFrame(columns=cols)
-        parts = [
-            pd.DataFrame({"t": t, "kind": k, "i": i, "amount": a}) for t, k, i, a in self._cash
-        ]
-        df = pd.concat(parts, ignore_index=True)
-        df = df[df["amount"] != 0].reset_index(drop=True)
-        df["date"] = dates[df.pop("t").to_numpy()]
-        df["ticker"] = tickers[df.pop("i").to_numpy()]
+        n = [len(rec[2]) for rec in self._cash]
+        t = np.repeat([rec[0] for rec in self._cash], n)
+        kind = np.repeat([rec[1] for rec in self._cash], n)
+        i = np.concatenate([rec[2] for rec in self._cash])
+        amount = np.concatenate([rec[3] for rec in self._cash])
+        keep = amount != 0
+        df = pd.DataFrame(
+            {
+                "date": dates[t[keep]],
+                "kind": kind[keep],
+                "ticker": tickers[i[keep]],
+                "amount": amount[keep],
+            }
+        )
         df["balance"] = self.starting_cash + df["amount"].cumsum()
         return df[cols]

@@ -49,36 +49,43 @@ def validate_weights(
         raise BadInputError(
             f"{where} returned non-numeric weights; weights must be numbers"
         ) from None
-    code = {t: i for i, t in enumerate(tickers)}
+    bad = ~np.isfinite(values)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise BadInputError(
+            f"{where} returned weight {values[k]} for {weights.index[k]!r}; "
+            "weights must be finite numbers"
+        )
+    if (values < 0).any():
+        k = int(np.flatnonzero(values < 0)[0])
+        raise BadInputError(
+            f"{where} returned negative weight {values[k]:g} for {weights.index[k]!r}; "
+            "short positions are not allowed in this version"
+        )
+    if (values > max_leverage).any():
+        k = int(np.flatnonzero(values > max_leverage)[0])
+        raise BadInputError(
+            f"{where} returned weight {values[k]:g} for {weights.index[k]!r}, above the "
+            f"allowed leverage {max_leverage:g}"
+        )
+    nonzero = values != 0
+    pos = pd.Index(tickers).get_indexer(weights.index[nonzero])
+    names, vals = weights.index[nonzero], values[nonzero]
+    outside = (pos < 0) | ~allowed[np.maximum(pos, 0)]
+    if outside.any():
+        k = int(np.flatnonzero(outside)[0])
+        raise BadInputError(
+            f"{where} returned weight {vals[k]:g} for {names[k]!r}, which is not in the "
+            "universe on that day nor held; weight only view.universe or holdings"
+        )
+    unpriced = ~priced[pos]
+    if unpriced.any():
+        k = int(np.flatnonzero(unpriced)[0])
+        raise BadInputError(
+            f"{where} returned weight {vals[k]:g} for {names[k]!r}, which has no price yet"
+        )
     out = np.zeros(len(tickers))
-    for ticker, w in zip(weights.index, values, strict=True):
-        if not np.isfinite(w):
-            raise BadInputError(
-                f"{where} returned weight {w} for {ticker!r}; weights must be finite numbers"
-            )
-        if w < 0:
-            raise BadInputError(
-                f"{where} returned negative weight {w:g} for {ticker!r}; "
-                "short positions are not allowed in this version"
-            )
-        if w > max_leverage:
-            raise BadInputError(
-                f"{where} returned weight {w:g} for {ticker!r}, above the allowed "
-                f"leverage {max_leverage:g}"
-            )
-        if w == 0:
-            continue
-        i = code.get(ticker)
-        if i is None or not allowed[i]:
-            raise BadInputError(
-                f"{where} returned weight {w:g} for {ticker!r}, which is not in the "
-                f"universe on that day nor held; weight only view.universe or holdings"
-            )
-        if not priced[i]:
-            raise BadInputError(
-                f"{where} returned weight {w:g} for {ticker!r}, which has no price yet"
-            )
-        out[i] = w
+    out[pos] = vals
     total = out.sum()
     if total > max_leverage + 1e-9:
         raise BadInputError(

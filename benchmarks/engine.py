@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Engine benchmark: an S&P-500-sized simulated universe through the heartbeat loop.
+
+About 700 tickers ever, an index of the top 500, 20 years of daily heartbeats, monthly rebalance,
+with the point-in-time universe, volume caps, costs and delistings on. Prints asset-days per
+second for the loop alone and for the whole 03 process (loading and archive included), and peak
+memory. The datalog and datasets are built once into benchmarks/.cache/ (reused on later runs).
+
+    python benchmarks/engine.py [--weights cap|equal] [--tickers 700] [--index-size 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from equity_backtest import datasets  # noqa: E402
+from equity_backtest.config import Parameters  # noqa: E402
+from equity_backtest.engine.loop import run_backtest  # noqa: E402
+from equity_backtest.panel import load_panel  # noqa: E402
+from equity_backtest.vendors import simulated  # noqa: E402
+
+
+def cap_weights(view, params):
+    caps = view.market(view.universe)["market_cap"].dropna()
+    return caps / caps.sum()
+
+
+def equal_weights(view, params):
+    u = view.universe
+    return pd.Series(1.0 / len(u), index=u)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--weights", choices=["cap", "equal"], default="cap")
+    ap.add_argument("--tickers", type=int, default=700)
+    ap.add_argument("--index-size", type=int, default=500)
+    ap.add_argument("--years", type=int, default=20)
+    args = ap.parse_args()
+
+    start, end = dt.date(2004, 1, 1), dt.date(2004 + args.years, 12, 31)
+    cache = REPO / "benchmarks" / ".cache" / f"{args.tickers}_{args.index_size}_{args.years}"
+    params = Parameters(
+        seed=1,
+        sim_n_tickers=args.tickers,
+        sim_index_size=args.index_size,
+        index=f"TOP{args.index_size}",
+        sim_start=start,
+        sim_end=end,
+        start=dt.date(2005, 1, 1),
+        end=end,
+        rebalance="monthly",
+        datalog_dir=str(cache / "datalog"),
+        datasets_dir=str(cache / "datasets"),
+        results_dir=str(cache / "results"),
+    )
+    if datasets.current_version(params.datasets_dir) is None:
+        t = time.perf_counter()
+        settings = simulated.SimulationSettings(args.tickers, args.index_size, start, end, 1)
+        simulated.query(settings, params.datalog_dir)
+        datasets.build(params.datalog_dir, params.datasets_dir)
+        print(f"built the benchmark store once in {time.perf_counter() - t:.1f} s ({cache})")
+
+    t = time.perf_counter()
+    panel = load_panel(params)
+    load_s = time.perf_counter() - t
+    rule = cap_weights if args.weights == "cap" else equal_weights
+    run_backtest(panel, params, rule)  # warm-up (imports, caches)
+    t = time.perf_counter()
+    result = run_backtest(panel, params, rule)
+    loop_s = time.perf_counter() - t
+    days = len(result.runtime_log)
+    asset_days = days * len(panel.tickers)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    algo = cache / f"{args.weights}_weights.py"
+    algo.write_text(
+        "import pandas as pd\n\n\n"
+        + (
+            "def compute_weights(view, params):\n    caps = view.market(view.universe)['market_cap'].dropna()\n"
+            "    return caps / caps.sum()\n"
+            if args.weights == "cap"
+            else "def compute_weights(view, params):\n    u = view.universe\n    return pd.Series(1.0 / len(u), index=u)\n"
+        )
+    )
+    params_file = cache / "parameters.py"
+    params_file.write_text(
+        "\n".join(
+            f"{k} = {v!r}" for k, v in params.as_dict().items() if k != "fundamental_lag_days"
+        )
+        + "\nfundamental_lag_days = {'default': 45}\n"
+    )
+    run_dir = cache / "results" / f"bench_{time.time_ns()}"
+    t = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "03_trade.py"),
+            "--parameters",
+            str(params_file),
+            "--algorithm",
+            str(algo),
+            "--run-dir",
+            str(run_dir),
+            "--quiet",
+        ],
+        check=True,
+        cwd=cache,
+        stdout=subprocess.DEVNULL,
+    )
+    process_s = time.perf_counter() - t
+    child_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    print(
+        f"universe: {len(panel.tickers)} tickers ever, index TOP{args.index_size}, {days} heartbeats, "
+        f"monthly rebalance, {args.weights} weights"
+    )
+    print(f"panel load:        {load_s:6.2f} s")
+    print(f"heartbeat loop:    {loop_s:6.2f} s  = {asset_days / loop_s / 1e6:6.2f} M asset-days/s")
+    print(
+        f"whole 03 process:  {process_s:6.2f} s  = {asset_days / process_s / 1e6:6.2f} M asset-days/s"
+    )
+    print(
+        f"peak memory:       {peak_mb:6.0f} MB (benchmark process), {child_peak_mb:.0f} MB (03 process)"
+    )
+
+
+if __name__ == "__main__":
+    main()
