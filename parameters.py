@@ -51,7 +51,7 @@ slippage_bps = (
     5.0  # buys pay, sells give up, this many basis points of the price (half-spread + impact)
 )
 commission_rate = 0.0005  # commission as a fraction of traded value (5 bps)
-commission_min = 1.0  # minimum commission per trade (never more than the trade's value)
+commission_min = 1.0  # minimum commission per trade, charged even on a tiny trade
 commission_per_share = 0.0  # commission per share traded
 
 # --- Evaluation ---------------------------------------------------------------------------------

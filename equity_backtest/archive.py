@@ -118,6 +118,7 @@ def write_archive(
         {
             "status": result.status,
             "message": result.message,
+            "warnings": result.warnings,
             "algorithm": algorithm_path.name,
             "start": f"{rl['date'].iloc[0]:%Y-%m-%d}",
             "end": f"{rl['date'].iloc[-1]:%Y-%m-%d}",

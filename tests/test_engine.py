@@ -93,8 +93,8 @@ def test_commission_rules():
         0.0,
         10.0,
         1e4 + 1e3,
-        5.0,
-    ]  # none for nothing; minimum; rate + per share; capped
+        10.0,
+    ]  # none for nothing; the minimum; rate + per share; the minimum even above the value
 
 
 def test_split_changes_shares_not_value_and_dividend_is_cash():

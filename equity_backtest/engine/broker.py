@@ -2,7 +2,8 @@
 
 Rules, in order: a ticker with no price or no volume that day does not fill; each fill is capped
 at `volume_cap` x the day's volume (buys and sells); sells never exceed the position (no shorting
-in this version) and settle first; buys are then scaled down together so that their cost plus
+in this version) and settle first (a sale whose commission exceeds its proceeds is skipped when
+the cash cannot pay for it); buys are then scaled down together so that their cost plus
 commission fits in the cash available. Buys pay price x (1 + slippage), sells receive
 price x (1 - slippage). Only the orders that are non-zero are touched.
 """
@@ -64,24 +65,43 @@ def execute(
 
     sells = q < 0
     sell_fee = costs.commission(np.where(sells, q, 0.0), np.where(sells, q * fill_px, 0.0))
-    available = cash + float((-q[sells] * fill_px[sells]).sum() - sell_fee.sum())
+    net = np.where(sells, -q * fill_px - sell_fee, 0.0)
+    if cash + net.sum() < 0:  # sales that cost more than they bring cannot be paid for
+        q = np.where(net < 0, 0.0, q)
+        sells = q < 0
+        net = np.where(sells, net, 0.0)
+    available = cash + float(net.sum())
 
-    buys = q > 0
-    if buys.any():
-        for _ in range(
-            30
-        ):  # scale buys into the cash available (min commissions make it iterative)
-            fee = costs.commission(np.where(buys, q, 0.0), np.where(buys, q * fill_px, 0.0))
-            need = float((q[buys] * fill_px[buys]).sum() + fee[buys].sum())
-            if need <= available + 1e-9 * max(1.0, available):
-                break
-            scale = max(available, 0.0) / need * (1.0 - 1e-9)
-            q = np.where(buys, q * scale, q)
-            if not fractional:
-                q = np.where(buys, np.floor(q), q)
-            buys = q > 0
-        else:
-            q = np.where(buys, 0.0, q)  # could not fit: buy nothing rather than go negative
-            buys = q > 0
+    q = _fit_buys(q, fill_px, max(available, 0.0), costs, fractional)
     commission = costs.commission(q, q * fill_px)
     return Fills(idx, q, fill_px, px, commission, np.abs(q) * px * slip)
+
+
+def _fit_buys(
+    q: np.ndarray, fill_px: np.ndarray, available: float, costs: CostModel, fractional: bool
+) -> np.ndarray:
+    """Scale the buys in `q` down together until their cost plus commission fits in `available`.
+
+    Scaling stops helping when minimum commissions dominate; then the smallest buy is dropped.
+    Ends after at most (number of buys + 50) steps with a set of buys that fits (maybe none).
+    """
+    prev_need = np.inf
+    for _ in range(int((q > 0).sum()) + 50):
+        buys = q > 0
+        if not buys.any():
+            break
+        fee = costs.commission(np.where(buys, q, 0.0), np.where(buys, q * fill_px, 0.0))
+        need = float((q[buys] * fill_px[buys]).sum() + fee[buys].sum())
+        if need <= available * (1 + 1e-12):
+            break
+        if available > 0 and need < 0.999 * prev_need:
+            q = np.where(buys, q * (available / need) * (1.0 - 1e-9), q)
+            if not fractional:
+                q = np.where(buys, np.floor(q), q)
+        else:  # fixed fees dominate: drop the smallest buy
+            value = np.where(buys, q * fill_px, np.inf)
+            q = np.where(np.arange(len(q)) == np.argmin(value), 0.0, q)
+        prev_need = need
+    else:
+        q = np.where(q > 0, 0.0, q)
+    return q

@@ -11,8 +11,8 @@ import numpy as np
 class CostModel:
     """Fixed slippage in basis points (half-spread included) and commission rate + minimum + per share.
 
-    The commission of a trade is max(minimum, rate x value + per_share x shares), never more than
-    the trade's value, and zero when nothing fills.
+    The commission of a trade is max(minimum, rate x value + per_share x shares), as a broker
+    charges it (a tiny trade still pays the minimum), and zero when nothing fills.
     """
 
     slippage_bps: float = 0.0
@@ -30,4 +30,4 @@ class CostModel:
         fee = np.maximum(
             self.commission_min, self.commission_rate * value + self.commission_per_share * qty
         )
-        return np.where(qty > 0, np.minimum(fee, value), 0.0)
+        return np.where(qty > 0, fee, 0.0)

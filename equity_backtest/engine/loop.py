@@ -49,6 +49,9 @@ RUNTIME_COLUMNS = [
 ]
 
 
+COST_ALARMS = (0.25, 0.5, 0.75, 1.0)  # warn when costs pass these fractions of the starting value
+
+
 class InvariantError(BacktestError):
     """An engine invariant broke (E11): a bug, reported with the day and the numbers."""
 
@@ -64,6 +67,7 @@ class RunResult:
     target_weights: pd.DataFrame
     status: str  # "completed" or "stopped: equity exhausted"
     message: str
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def run_backtest(
@@ -98,6 +102,9 @@ def run_backtest(
     shares_hist = np.zeros((n_days, N))
     weight_rows: list[tuple[int, np.ndarray]] = []
     status, message, last = "completed", "", t1
+    warnings: list[str] = []
+    costs_paid, cost_alarms = 0.0, iter(COST_ALARMS)
+    next_alarm = next(cost_alarms)
 
     for t in tqdm(range(t0, t1 + 1), desc="trading", unit="day", disable=not progress, leave=False):
         row = log_rows[t - t0]
@@ -132,6 +139,14 @@ def run_backtest(
             row[8] = -traded[traded < 0].sum()
             row[9] = fills.commission.sum()
             row[10] = fills.slippage.sum()
+            costs_paid += row[9] + row[10]
+            while next_alarm is not None and costs_paid >= next_alarm * params.starting_cash:
+                warnings.append(
+                    f"by {dates[t]:%Y-%m-%d} costs have consumed {costs_paid:,.2f}, "
+                    f"{next_alarm:.0%} or more of the starting value"
+                )
+                log.warning(warnings[-1])
+                next_alarm = next(cost_alarms, None)
             if carry:
                 pending[fills.idx] -= fills.shares
             else:
@@ -149,11 +164,14 @@ def run_backtest(
         shares_hist[t - t0] = ledger.shares
         if ledger.cash < -1e-6 * max(1.0, abs(value)):
             raise InvariantError(f"cash went negative ({ledger.cash:.2f}) on {dates[t]:%Y-%m-%d}")
-        if value <= 1e-9 * params.starting_cash:
+        if value <= max(1e-9 * params.starting_cash, params.commission_min):
             status = "stopped: equity exhausted"
+            costs_so_far = log_rows[: t - t0 + 1, 9].sum() + log_rows[: t - t0 + 1, 10].sum()
             message = (
-                f"portfolio equity is gone on {dates[t]:%Y-%m-%d} (value {value:.2f}); "
-                "trading stopped"
+                f"portfolio equity is gone on {dates[t]:%Y-%m-%d}: value {value:.2f} cannot pay "
+                f"a minimum commission of {params.commission_min:g}; trading stopped. Costs paid so "
+                f"far: {costs_so_far:,.2f} ({costs_so_far / params.starting_cash:.0%} of the "
+                "starting value)"
             )
             log.warning(message)
             last = t
@@ -190,6 +208,7 @@ def run_backtest(
         _weights(weight_rows, dates, tickers),
         status,
         message,
+        warnings,
     )
 
 
