@@ -1,17 +1,20 @@
-"""Backtest parameters: plain Python, so values may be computed. Flags of the numbered scripts
-override them (--start, --end, --algorithm, --set name=value). Names starting with '_' are helpers;
-any other unknown name is an error, so a typo never passes silently."""
+"""Backtest parameters: plain Python, so values may be computed.
+
+Flags of the numbered scripts override them (--start, --end, --algorithm, --set name=value).
+Names starting with '_' are helpers; any other unknown name is an error, so a typo never passes
+silently.
+"""
 
 import datetime as _dt
 
-# --- Data --------------------------------------------------------------------------------------
+# --- Data ---------------------------------------------------------------------------------------
 source = "simulated"  # vendor whose data the backtest uses: simulated (built in, offline)
 sim_index_size = 100  # simulated index: the top N tickers by market cap, listed monthly
 index = f"TOP{sim_index_size}"  # index whose point-in-time members form the universe
 datalog_dir = "datalog"  # raw, immutable vendor logfiles (01 writes, 02 reads)
 datasets_dir = "datasets"  # versioned feather datasets (02 writes, 03 reads)
-results_dir = "results"  # one archive folder per backtest run (03 writes, 04 adds the tear sheet)
-dataset_version = None  # None = the version datasets/CURRENT points to; or e.g. "v000003"
+results_dir = "results"  # one archive folder per run (03 writes, 04 adds the tear sheet)
+dataset_version = None  # None: the version datasets/CURRENT names; or e.g. "v000003"
 
 # --- Simulated market (used by 01 when source = "simulated") ------------------------------------
 seed = 42  # same seed and settings -> byte-identical datalog, whatever today's date
@@ -20,39 +23,43 @@ sim_start = _dt.date(2005, 1, 1)  # first simulated day (history before the back
 sim_end = _dt.date(2024, 12, 31)  # last simulated day
 
 # --- Point-in-time fundamentals -----------------------------------------------------------------
-# A fundamental becomes visible on its announcement date; where a vendor gives none, on period end
-# plus this many calendar days (per metric, with a default).
+# A fundamental becomes visible on its announcement date; where a vendor gives none, on period
+# end plus this many calendar days (per metric, with a default).
 fundamental_lag_days = {"default": 45}
 
 # --- Backtest window and schedule ---------------------------------------------------------------
 start = "2007-01-01"  # first heartbeat (the first trading day on or after it)
 end = "2024-12-31"  # last heartbeat, inclusive
 heartbeat = "daily"  # the loop marks to market and fills orders every trading day
-rebalance = (
-    "monthly"  # when compute_weights runs: daily, weekly, monthly, quarterly, yearly, never, or N
-)
+# When compute_weights runs: daily, weekly, monthly, quarterly, yearly, never, or every N days
+rebalance = "monthly"
 lookback_days = 260  # default history window (trading days) that view.history() returns
 
 # --- Portfolio and orders -----------------------------------------------------------------------
 starting_cash = 1_000_000.0  # initial cash
 cash_buffer = 0.01  # fraction of equity kept in cash when sizing orders
-no_trade_band = 0.002  # skip re-weighting a held ticker whose weight would move less than this
+no_trade_band = 0.002  # leave a held ticker alone if its weight would move less than this
 fractional_shares = False  # False: whole shares only
-min_trade_value = 0.0  # skip trades smaller than this cash value (closing a position always trades)
-max_leverage = 1.0  # weights may sum to at most this (1.0 = no leverage)
+min_trade_value = 0.0  # skip trades smaller than this value (closing a position always trades)
+max_leverage = 1.0  # gross exposure sum(|weights|) may be at most this (1.0 = no borrowing)
+allow_short = False  # True: negative weights are short sales
 
 # --- Fills and costs ----------------------------------------------------------------------------
 fill_timing = "open"  # orders decided after day D's close fill at D+1's "open" or "close"
 volume_cap = 0.10  # fill at most this fraction of the day's volume per ticker
-unfilled = (
-    "cancel"  # what happens to the unfilled rest of an order: "cancel" or "carry" to next day
-)
-slippage_bps = (
-    5.0  # buys pay, sells give up, this many basis points of the price (half-spread + impact)
-)
+unfilled = "cancel"  # the unfilled rest of an order: "cancel", or "carry" to the next day
+spread_bps = 4.0  # quoted bid-ask spread in basis points; each fill pays half of it
+slippage_bps = 2.0  # further fixed cost per fill, in basis points of the price
+impact_coef = 0.1  # square-root impact: coef x daily volatility x sqrt(shares / day's volume)
+impact_vol_days = 20  # trading days of total returns behind that daily volatility
 commission_rate = 0.0005  # commission as a fraction of traded value (5 bps)
 commission_min = 1.0  # minimum commission per trade, charged even on a tiny trade
 commission_per_share = 0.0  # commission per share traded
+
+# --- Cash and financing -------------------------------------------------------------------------
+cash_interest = False  # True: cash earns risk_free_rate; borrowed cash pays it plus borrow_spread
+borrow_spread = 0.01  # annual spread over the risk-free rate on borrowed cash
+short_fee_rate = 0.005  # annual stock-borrow fee on the value of short positions
 
 # --- Evaluation ---------------------------------------------------------------------------------
 risk_free_rate = 0.02  # annual; Sharpe, Sortino and alpha use the daily-compounded equivalent

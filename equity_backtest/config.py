@@ -55,14 +55,22 @@ class Parameters:
     fractional_shares: bool = False
     min_trade_value: float = 0.0
     max_leverage: float = 1.0
+    allow_short: bool = False
     # fills and costs (E3, E5)
     fill_timing: str = "open"
     volume_cap: float = 0.10
     unfilled: str = "cancel"
-    slippage_bps: float = 5.0
+    spread_bps: float = 4.0
+    slippage_bps: float = 2.0
+    impact_coef: float = 0.1
+    impact_vol_days: int = 20
     commission_rate: float = 0.0005
     commission_min: float = 1.0
     commission_per_share: float = 0.0
+    # cash and financing (E6)
+    cash_interest: bool = False
+    borrow_spread: float = 0.01
+    short_fee_rate: float = 0.005
     # evaluation (V1)
     risk_free_rate: float = 0.02
     # the weighting rule
@@ -156,7 +164,13 @@ def validate(p: Parameters) -> Parameters:
             raise bad(name, "must be a fraction in [0, 1)")
     if not 0 < p.volume_cap <= 1:
         raise bad("volume_cap", "must be a fraction of the day's volume in (0, 1]")
+    if p.impact_vol_days < 2:
+        raise bad("impact_vol_days", "needs at least 2 days to measure volatility")
     for name in (
+        "spread_bps",
+        "impact_coef",
+        "borrow_spread",
+        "short_fee_rate",
         "slippage_bps",
         "commission_rate",
         "commission_min",

@@ -62,11 +62,22 @@ class Panel:
     )  # T int: index of the latest list dated on or before each day (-1: none)
     fundamentals: dict[str, FundamentalSeries]
     metadata: pd.DataFrame  # indexed by ticker
+    _volatility: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def labels(self) -> pd.Index:
         """The tickers as a pandas Index (built once; slicing it keeps its string dtype)."""
         return pd.Index(self.tickers, name="ticker")
+
+    def volatility(self, days: int) -> np.ndarray:
+        """T x N standard deviation of daily total returns over the `days` before each day
+        (known at the previous close, so it may price that day's fills). Computed once per window."""
+        if days not in self._volatility:
+            sd = pd.DataFrame(self.total_return).rolling(days, min_periods=2).std().to_numpy()
+            out = np.full_like(sd, np.nan)
+            out[1:] = sd[:-1]
+            self._volatility[days] = out
+        return self._volatility[days]
 
     def members(self, t: int) -> np.ndarray:
         """Bool mask of the index members in force at the close of day t that are still listed.

@@ -127,8 +127,14 @@ def test_corrupted_logfile_exit_code_and_message_and_datalog_untouched(project):
     "body,message",
     [
         ("return pd.Series(float('nan'), index=view.universe)", "must be finite"),
-        ("return pd.Series(-1.0 / len(view.universe), index=view.universe)", "negative weight"),
-        ("return pd.Series(2.0 / len(view.universe), index=view.universe)", "summing to 2"),
+        (
+            "return pd.Series(-1.0 / len(view.universe), index=view.universe)",
+            "set allow_short = True",
+        ),
+        (
+            "return pd.Series(2.0 / len(view.universe), index=view.universe)",
+            "sum to 2, above the allowed leverage",
+        ),
         ("return pd.Series({'NOT_A_TICKER': 0.5})", "'NOT_A_TICKER', which is not in the universe"),
         ("return 1 / 0", "compute_weights raised ZeroDivisionError"),
     ],

@@ -1,11 +1,13 @@
 """The simulated broker (E5, E6): fills orders against one day's prices and volume.
 
-Rules, in order: a ticker with no price or no volume that day does not fill; each fill is capped
-at `volume_cap` x the day's volume (buys and sells); sells never exceed the position (no shorting
-in this version) and settle first (a sale whose commission exceeds its proceeds is skipped when
-the cash cannot pay for it); buys are then scaled down together so that their cost plus
-commission fits in the cash available. Buys pay price x (1 + slippage), sells receive
-price x (1 - slippage). Only the orders that are non-zero are touched.
+Rules, in order:
+- a ticker with no price or no volume that day does not fill;
+- each fill is capped at `volume_cap` x the day's volume, buys and sells alike;
+- without shorting, sells never exceed the position; sells settle first, and a sale whose
+  commission exceeds its proceeds is skipped when the cash cannot pay for it;
+- buys are then scaled down together so that their cost plus commission keeps cash at or above
+  `cash_floor` (0 without leverage; minus the allowed borrowing with it).
+Only the non-zero orders are touched, so a day with few orders costs little.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ class Fills:
 
     idx: np.ndarray
     shares: np.ndarray  # signed: + bought, - sold
-    price: np.ndarray  # fill price, slippage included
-    mid: np.ndarray  # reference price (the open or close before slippage)
+    price: np.ndarray  # fill price, price costs included
+    mid: np.ndarray  # reference price (the open or close before price costs)
     commission: np.ndarray
-    slippage: np.ndarray  # cost of slippage in cash
+    slippage: np.ndarray  # cash cost of spread, slippage and impact
 
     @property
     def cash_flow(self) -> float:
@@ -38,70 +40,74 @@ class Fills:
         return float(self.commission.sum() + self.slippage.sum())
 
 
-def execute(
-    orders: np.ndarray,
-    price: np.ndarray,
-    volume: np.ndarray,
-    held: np.ndarray,
-    cash: float,
-    costs: CostModel,
-    volume_cap: float,
-    fractional: bool,
-) -> Fills:
-    """Fill what can be filled of `orders` (shares, signed, length N) on one day."""
-    idx = np.flatnonzero(orders)
-    px = price[idx]
-    vol = volume[idx]
-    want = orders[idx]
-    ok = np.isfinite(px) & (px > 0) & np.isfinite(vol) & (vol > 0)
-    cap = np.where(ok, volume_cap * np.where(ok, vol, 0.0), 0.0)
-    q = np.clip(want, -cap, cap)
-    q = np.maximum(q, -held[idx])  # never sell more than is held
-    if not fractional:
-        q = np.trunc(q)
-    px = np.where(ok, px, 0.0)
-    slip = costs.slip
-    fill_px = px * np.where(q > 0, 1.0 + slip, 1.0 - slip)
+@dataclasses.dataclass(frozen=True)
+class Broker:
+    costs: CostModel
+    volume_cap: float
+    fractional: bool
+    allow_short: bool = False
 
-    sells = q < 0
-    sell_fee = costs.commission(np.where(sells, q, 0.0), np.where(sells, q * fill_px, 0.0))
-    net = np.where(sells, -q * fill_px - sell_fee, 0.0)
-    if cash + net.sum() < 0:  # sales that cost more than they bring cannot be paid for
-        q = np.where(net < 0, 0.0, q)
+    def execute(
+        self,
+        orders: np.ndarray,
+        price: np.ndarray,
+        volume: np.ndarray,
+        held: np.ndarray,
+        cash: float,
+        sigma: np.ndarray | None = None,
+        cash_floor: float = 0.0,
+    ) -> Fills:
+        """Fill what can be filled of `orders` (signed shares, length N) on one day."""
+        idx = np.flatnonzero(orders)
+        px, vol, want = price[idx], volume[idx], orders[idx]
+        sig = None if sigma is None else sigma[idx]
+        ok = np.isfinite(px) & (px > 0) & np.isfinite(vol) & (vol > 0)
+        cap = np.where(ok, self.volume_cap * np.where(ok, vol, 0.0), 0.0)
+        q = np.clip(want, -cap, cap)
+        if not self.allow_short:
+            q = np.maximum(q, -np.maximum(held[idx], 0.0))  # never sell more than is held
+        if not self.fractional:
+            q = np.trunc(q)
+        px = np.where(ok, px, 0.0)
+
+        def fill_price(q):
+            return px * (1.0 + np.sign(q) * self.costs.price_cost(q, vol, sig))
+
         sells = q < 0
-        net = np.where(sells, net, 0.0)
-    available = cash + float(net.sum())
+        fp = fill_price(q)
+        fee = self.costs.commission(np.where(sells, q, 0.0), np.where(sells, q * fp, 0.0))
+        net = np.where(sells, -q * fp - fee, 0.0)
+        if cash + net.sum() < cash_floor:  # sales that cost more than they bring cannot be paid for
+            q = np.where(net < 0, 0.0, q)
+            net = np.where(q < 0, net, 0.0)
+        q = self._fit_buys(q, fill_price, max(cash + float(net.sum()) - cash_floor, 0.0))
+        fp = fill_price(q)
+        return Fills(idx, q, fp, px, self.costs.commission(q, q * fp), np.abs(q * (fp - px)))
 
-    q = _fit_buys(q, fill_px, max(available, 0.0), costs, fractional)
-    commission = costs.commission(q, q * fill_px)
-    return Fills(idx, q, fill_px, px, commission, np.abs(q) * px * slip)
+    def _fit_buys(self, q: np.ndarray, fill_price, available: float) -> np.ndarray:
+        """Scale the buys in `q` down together until cost plus commission fits in `available`.
 
-
-def _fit_buys(
-    q: np.ndarray, fill_px: np.ndarray, available: float, costs: CostModel, fractional: bool
-) -> np.ndarray:
-    """Scale the buys in `q` down together until their cost plus commission fits in `available`.
-
-    Scaling stops helping when minimum commissions dominate; then the smallest buy is dropped.
-    Ends after at most (number of buys + 50) steps with a set of buys that fits (maybe none).
-    """
-    prev_need = np.inf
-    for _ in range(int((q > 0).sum()) + 50):
-        buys = q > 0
-        if not buys.any():
-            break
-        fee = costs.commission(np.where(buys, q, 0.0), np.where(buys, q * fill_px, 0.0))
-        need = float((q[buys] * fill_px[buys]).sum() + fee[buys].sum())
-        if need <= available * (1 + 1e-12):
-            break
-        if available > 0 and need < 0.999 * prev_need:
-            q = np.where(buys, q * (available / need) * (1.0 - 1e-9), q)
-            if not fractional:
-                q = np.where(buys, np.floor(q), q)
-        else:  # fixed fees dominate: drop the smallest buy
-            value = np.where(buys, q * fill_px, np.inf)
-            q = np.where(np.arange(len(q)) == np.argmin(value), 0.0, q)
-        prev_need = need
-    else:
-        q = np.where(q > 0, 0.0, q)
-    return q
+        Scaling stops helping when minimum commissions dominate; then the smallest buy is
+        dropped. Ends after at most (number of buys + 50) steps with buys that fit (maybe none).
+        """
+        prev_need = np.inf
+        for _ in range(int((q > 0).sum()) + 50):
+            buys = q > 0
+            if not buys.any():
+                break
+            fp = fill_price(q)
+            fee = self.costs.commission(np.where(buys, q, 0.0), np.where(buys, q * fp, 0.0))
+            need = float((q[buys] * fp[buys]).sum() + fee[buys].sum())
+            if need <= available * (1 + 1e-12):
+                break
+            if available > 0 and need < 0.999 * prev_need:
+                q = np.where(buys, q * (available / need) * (1.0 - 1e-9), q)
+                if not self.fractional:
+                    q = np.where(buys, np.floor(q), q)
+            else:  # fixed fees dominate: drop the smallest buy
+                value = np.where(buys, q * fp, np.inf)
+                q = np.where(np.arange(len(q)) == np.argmin(value), 0.0, q)
+            prev_need = need
+        else:
+            q = np.where(q > 0, 0.0, q)
+        return q

@@ -1,4 +1,15 @@
-"""Transaction costs (E5): spread/slippage on the fill price and commission per trade."""
+"""Transaction costs (E5): what a fill pays beyond the reference price, and commission.
+
+Price costs, as a fraction of the reference price (the open or close), paid on the way in and on
+the way out:
+    half the quoted spread (spread_bps / 2)
+  + fixed slippage (slippage_bps)
+  + square-root market impact: impact_coef x daily volatility x sqrt(shares / day's volume)
+Buys pay price x (1 + that fraction), sells receive price x (1 - that fraction).
+
+Commission per trade: max(commission_min, commission_rate x value + commission_per_share x shares),
+as a broker charges it (a tiny trade still pays the minimum), and zero when nothing fills.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +20,23 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class CostModel:
-    """Fixed slippage in basis points (half-spread included) and commission rate + minimum + per share.
-
-    The commission of a trade is max(minimum, rate x value + per_share x shares), as a broker
-    charges it (a tiny trade still pays the minimum), and zero when nothing fills.
-    """
-
     slippage_bps: float = 0.0
     commission_rate: float = 0.0
     commission_min: float = 0.0
     commission_per_share: float = 0.0
+    spread_bps: float = 0.0
+    impact_coef: float = 0.0
 
-    @property
-    def slip(self) -> float:
-        return self.slippage_bps * 1e-4
+    def price_cost(
+        self, shares: np.ndarray, day_volume: np.ndarray, sigma: np.ndarray | None
+    ) -> np.ndarray:
+        """Fraction of the reference price each fill pays (buys) or gives up (sells)."""
+        frac = np.full(len(shares), self.spread_bps * 0.5e-4 + self.slippage_bps * 1e-4)
+        if self.impact_coef > 0 and sigma is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                participation = np.where(day_volume > 0, np.abs(shares) / day_volume, 0.0)
+            frac = frac + self.impact_coef * np.nan_to_num(sigma) * np.sqrt(participation)
+        return frac
 
     def commission(self, shares: np.ndarray, notional: np.ndarray) -> np.ndarray:
         qty = np.abs(shares)

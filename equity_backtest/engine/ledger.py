@@ -48,7 +48,13 @@ class Ledger:
         return float((q * v).sum())
 
     # --- trades ---------------------------------------------------------------------------------
-    def apply(self, t: int, fills: Fills) -> None:
+    def cash_flow(self, t: int, kind: str, amount: float) -> float:
+        """A cash movement not tied to a ticker (interest, fees); returns the amount."""
+        self.cash += amount
+        self._cash.append((t, kind, np.array([-1]), np.array([amount])))
+        return amount
+
+    def apply(self, t: int, fills: Fills, reason: str = "rebalance") -> None:
         done = fills.shares != 0
         if not done.any():
             return
@@ -57,7 +63,7 @@ class Ledger:
         c, s = fills.commission[done][order], fills.slippage[done][order]
         self.shares[i] += q
         self.cash += float(-(q * p).sum() - c.sum())
-        self._trades.append((t, i, q, p, c, s, "rebalance"))
+        self._trades.append((t, i, q, p, c, s, reason))
         sell = q < 0
         self._cash.append((t, "sale", i[sell], -q[sell] * p[sell]))
         self._cash.append((t, "commission", i[sell], -c[sell]))
@@ -98,11 +104,12 @@ class Ledger:
         i = np.concatenate([rec[2] for rec in self._cash])
         amount = np.concatenate([rec[3] for rec in self._cash])
         keep = amount != 0
+        named = np.append(tickers, "")  # index -1: a flow not tied to a ticker
         df = pd.DataFrame(
             {
                 "date": dates[t[keep]],
                 "kind": kind[keep],
-                "ticker": tickers[i[keep]],
+                "ticker": named[i[keep]],
                 "amount": amount[keep],
             }
         )

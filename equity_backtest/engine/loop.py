@@ -2,10 +2,13 @@
 
 Each trading day t from start to end, in this order:
   1. corporate actions at the start of the day: splits, dividends (ex-date), delistings;
-  2. pending orders (decided at the previous close) fill at today's open (or close);
-  3. the portfolio is marked to market at today's close;
-  4. on a rebalance day, the algorithm sees the view at today's close and its target weights
-     become orders for tomorrow.
+  2. pending orders (decided at the previous close) fill at today's open; protective stops then
+     fill if today's low (high for a short) reached them (with fill_timing = "close", the stops
+     come first and the orders fill at the close);
+  3. financing at the close: interest on cash (if enabled), on borrowed cash, and short fees;
+  4. the portfolio is marked to market at today's close;
+  5. on a rebalance day, the algorithm sees the view at today's close; its target weights (and
+     stops) become orders for tomorrow.
 The loop is O(universe) numpy work per day; pandas appears only in the view on rebalance days.
 """
 
@@ -21,9 +24,10 @@ from tqdm import tqdm
 
 from ..config import Parameters
 from ..errors import BacktestError, BadInputError
+from ..evaluation.metrics import daily_risk_free
 from ..panel import Panel
 from ..view import View
-from .broker import execute
+from .broker import Broker, Fills
 from .clock import heartbeat_range, rebalance_days
 from .costs import CostModel
 from .ledger import Ledger
@@ -32,23 +36,11 @@ from .orders import validate_weights, weights_to_orders
 log = logging.getLogger(__name__)
 
 RUNTIME_COLUMNS = [
-    "date",
-    "value",
-    "cash",
-    "holdings_value",
-    "positions",
-    "rebalance",
-    "orders",
-    "fills",
-    "bought",
-    "sold",
-    "commission",
-    "slippage",
-    "dividends",
-    "delisting_proceeds",
-]
-
-
+    "date", "value", "cash", "holdings_value", "positions", "rebalance", "orders", "fills",
+    "bought", "sold", "commission", "slippage", "dividends", "delisting_proceeds", "stops",
+    "interest", "short_fees",
+]  # fmt: skip
+_C = {name: i - 1 for i, name in enumerate(RUNTIME_COLUMNS)}  # column -> index in the log array
 COST_ALARMS = (0.25, 0.5, 0.75, 1.0)  # warn when costs pass these fractions of the starting value
 
 
@@ -70,117 +62,168 @@ class RunResult:
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
+def make_broker(params: Parameters) -> Broker:
+    costs = CostModel(
+        params.slippage_bps,
+        params.commission_rate,
+        params.commission_min,
+        params.commission_per_share,
+        params.spread_bps,
+        params.impact_coef,
+    )
+    return Broker(costs, params.volume_cap, params.fractional_shares, params.allow_short)
+
+
 def run_backtest(
     panel: Panel,
     params: Parameters,
     compute_weights: Callable,
     algorithm_name: str = "algorithm",
     progress: bool = False,
+    starting_shares: np.ndarray | None = None,
 ) -> RunResult:
     """Run the backtest over [params.start, params.end] and return the books as tables."""
     dates, tickers, N = panel.dates, panel.tickers, len(panel.tickers)
     t0, t1 = heartbeat_range(dates, params.start, params.end)
     rebalance = rebalance_days(dates, t0, t1, params.rebalance)
-    fill_px = panel.fields[params.fill_timing]
-    volume = panel.fields["volume"]
+    fields = panel.fields
+    fill_px, volume = fields[params.fill_timing], fields["volume"]
     mark0 = np.nan_to_num(panel.mark)
     priced = np.isfinite(panel.mark)
-    costs = CostModel(
-        params.slippage_bps,
-        params.commission_rate,
-        params.commission_min,
-        params.commission_per_share,
-    )
+    sigma = panel.volatility(params.impact_vol_days) if params.impact_coef > 0 else None
+    broker = make_broker(params)
     ev = panel.events
     carry = params.unfilled == "carry"
+    stops_first = params.fill_timing == "close"
+    rf_daily = daily_risk_free(params.risk_free_rate)
+    borrow_daily = daily_risk_free(params.risk_free_rate + params.borrow_spread)
+    short_fee_daily = daily_risk_free(params.short_fee_rate)
 
-    ledger = Ledger(N, params.starting_cash)
+    ledger = Ledger(N, params.starting_cash, starting_shares)
     pending = np.zeros(N)
-    has_pending = False
+    stop = np.full(N, np.nan)
     n_days = t1 - t0 + 1
     log_rows = np.zeros((n_days, len(RUNTIME_COLUMNS) - 1))
     shares_hist = np.zeros((n_days, N))
     weight_rows: list[tuple[int, np.ndarray]] = []
     status, message, last = "completed", "", t1
     warnings: list[str] = []
-    costs_paid, cost_alarms = 0.0, iter(COST_ALARMS)
-    next_alarm = next(cost_alarms)
+    costs_paid, alarms = 0.0, list(COST_ALARMS)
+    prev_value = ledger.cash + float(ledger.shares @ mark0[t0])
+
+    def fill(t: int, orders: np.ndarray, price: np.ndarray, reason: str) -> Fills:
+        """Execute orders at `price`, check conservation (E11), book them, log the day's totals."""
+        nonlocal costs_paid
+        floor = -(params.max_leverage - 1.0) * max(prev_value, 0.0)
+        before = ledger.cash
+        fills = broker.execute(
+            orders,
+            price,
+            volume[t],
+            ledger.shares,
+            ledger.cash,
+            None if sigma is None else sigma[t],
+            floor,
+        )
+        _check_fill(t, dates, fills, before, floor)
+        ledger.apply(t, fills, reason)
+        traded = fills.shares * fills.mid
+        row = log_rows[t - t0]
+        row[_C["fills"]] += np.count_nonzero(fills.shares)
+        row[_C["bought"]] += traded[traded > 0].sum()
+        row[_C["sold"]] -= traded[traded < 0].sum()
+        row[_C["commission"]] += fills.commission.sum()
+        row[_C["slippage"]] += fills.slippage.sum()
+        costs_paid += fills.costs
+        while alarms and costs_paid >= alarms[0] * params.starting_cash:
+            warnings.append(
+                f"by {dates[t]:%Y-%m-%d} costs have consumed {costs_paid:,.2f}, "
+                f"{alarms.pop(0):.0%} or more of the starting value"
+            )
+            log.warning(warnings[-1])
+        return fills
+
+    def fill_pending(t: int) -> None:
+        nonlocal pending
+        if not pending.any():
+            return
+        fills = fill(t, pending, fill_px[t], "rebalance")
+        if carry:
+            pending[fills.idx] -= fills.shares
+        else:
+            pending = np.zeros(N)
+
+    def fill_stops(t: int) -> None:
+        held = ledger.shares
+        long_hit = (held > 0) & (fields["low"][t] <= stop)
+        short_hit = (held < 0) & (fields["high"][t] >= stop)
+        hit = long_hit | short_hit
+        if not hit.any():
+            return
+        # at the stop, or at the open when the price gapped through it
+        opened = fields["open"][t]
+        price = np.where(long_hit, np.fmin(opened, stop), np.fmax(opened, stop))
+        fills = fill(t, np.where(hit, -held, 0.0), price, "stop")
+        log_rows[t - t0, _C["stops"]] += np.count_nonzero(fills.shares)
+        pending[hit] = 0.0
+        stop[ledger.shares == 0] = np.nan
 
     for t in tqdm(range(t0, t1 + 1), desc="trading", unit="day", disable=not progress, leave=False):
         row = log_rows[t - t0]
+        # 1. corporate actions
         if t in ev.splits:
             idx, ratio = ev.splits[t]
             ledger.split(t, idx, ratio)
             pending[idx] *= ratio
+            stop[idx] /= ratio
         if t in ev.dividends:
-            row[11] = ledger.dividend(t, *ev.dividends[t])
+            row[_C["dividends"]] = ledger.dividend(t, *ev.dividends[t])
         if t in ev.delistings:
             idx, value = ev.delistings[t]
-            row[12] = ledger.delist(t, idx, value)
+            row[_C["delisting_proceeds"]] = ledger.delist(t, idx, value)
             pending[idx] = 0.0
-
-        if has_pending:
-            cash_before = ledger.cash
-            fills = execute(
-                pending,
-                fill_px[t],
-                volume[t],
-                ledger.shares,
-                ledger.cash,
-                costs,
-                params.volume_cap,
-                params.fractional_shares,
-            )
-            _check_fill(t, dates, fills, cash_before)
-            ledger.apply(t, fills)
-            traded = fills.shares * fills.mid
-            row[6] = np.count_nonzero(fills.shares)
-            row[7] = traded[traded > 0].sum()
-            row[8] = -traded[traded < 0].sum()
-            row[9] = fills.commission.sum()
-            row[10] = fills.slippage.sum()
-            costs_paid += row[9] + row[10]
-            while next_alarm is not None and costs_paid >= next_alarm * params.starting_cash:
-                warnings.append(
-                    f"by {dates[t]:%Y-%m-%d} costs have consumed {costs_paid:,.2f}, "
-                    f"{next_alarm:.0%} or more of the starting value"
+            stop[idx] = np.nan
+        # 2. fills and stops
+        watching = bool(np.isfinite(stop).any())
+        if stops_first and watching:
+            fill_stops(t)
+        fill_pending(t)
+        if not stops_first and watching:
+            fill_stops(t)
+        # 3. financing at the close
+        if ledger.cash > 0 and params.cash_interest:
+            row[_C["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * rf_daily)
+        elif ledger.cash < 0:
+            row[_C["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * borrow_daily)
+        if params.allow_short:
+            short_value = -float(np.minimum(ledger.shares, 0.0) @ mark0[t])
+            if short_value > 0:
+                row[_C["short_fees"]] = -ledger.cash_flow(
+                    t, "short_fee", -short_value * short_fee_daily
                 )
-                log.warning(warnings[-1])
-                next_alarm = next(cost_alarms, None)
-            if carry:
-                pending[fills.idx] -= fills.shares
-            else:
-                pending[:] = 0.0
-            has_pending = bool(pending.any())
-
+        # 4. mark to market
         holdings = float(ledger.shares @ mark0[t])
         value = ledger.cash + holdings
-        row[0], row[1], row[2], row[3] = (
-            value,
-            ledger.cash,
-            holdings,
-            np.count_nonzero(ledger.shares),
-        )
+        row[_C["value"]], row[_C["cash"]], row[_C["holdings_value"]] = value, ledger.cash, holdings
+        row[_C["positions"]] = np.count_nonzero(ledger.shares)
         shares_hist[t - t0] = ledger.shares
-        if ledger.cash < -1e-6 * max(1.0, abs(value)):
-            raise InvariantError(f"cash went negative ({ledger.cash:.2f}) on {dates[t]:%Y-%m-%d}")
+        prev_value = value
         if value <= max(1e-9 * params.starting_cash, params.commission_min):
             status = "stopped: equity exhausted"
-            costs_so_far = log_rows[: t - t0 + 1, 9].sum() + log_rows[: t - t0 + 1, 10].sum()
             message = (
                 f"portfolio equity is gone on {dates[t]:%Y-%m-%d}: value {value:.2f} cannot pay "
-                f"a minimum commission of {params.commission_min:g}; trading stopped. Costs paid so "
-                f"far: {costs_so_far:,.2f} ({costs_so_far / params.starting_cash:.0%} of the "
+                f"a minimum commission of {params.commission_min:g}; trading stopped. Costs paid "
+                f"so far: {costs_paid:,.2f} ({costs_paid / params.starting_cash:.0%} of the "
                 "starting value)"
             )
             log.warning(message)
             last = t
             break
-
+        # 5. decide
         if rebalance[t]:
             view = View(panel, t, ledger.shares, ledger.cash, params.lookback_days)
             allowed = panel.members(t) | (ledger.shares != 0)
-            target = validate_weights(
+            target, stop = validate_weights(
                 _call(compute_weights, view, params, algorithm_name),
                 dates[t],
                 tickers,
@@ -188,23 +231,23 @@ def run_backtest(
                 priced[t],
                 params.max_leverage,
                 algorithm_name,
+                params.allow_short,
             )
             weight_rows.append((t, target))
             pending = weights_to_orders(target, ledger.shares, ledger.cash, panel.mark[t], params)
-            has_pending = bool(pending.any())
-            row[4], row[5] = 1, np.count_nonzero(pending)
+            row[_C["rebalance"]], row[_C["orders"]] = 1, np.count_nonzero(pending)
 
     n = last - t0 + 1
     runtime = pd.DataFrame(log_rows[:n], columns=RUNTIME_COLUMNS[1:])
     runtime.insert(0, "date", dates[t0 : last + 1])
     runtime["rebalance"] = runtime["rebalance"].astype(bool)
-    for col in ("positions", "orders", "fills"):
+    for col in ("positions", "orders", "fills", "stops"):
         runtime[col] = runtime[col].astype(np.int64)
     return RunResult(
         runtime,
         ledger.trades_table(dates, tickers),
         ledger.cash_table(dates, tickers),
-        _positions(shares_hist[:n], panel, t0, log_rows[:n, 0]),
+        _positions(shares_hist[:n], panel, t0, log_rows[:n, _C["value"]]),
         _weights(weight_rows, dates, tickers),
         status,
         message,
@@ -226,13 +269,20 @@ def _call(compute_weights: Callable, view: View, params: Parameters, name: str):
         ) from exc
 
 
-def _check_fill(t: int, dates, fills, cash_before: float) -> None:
-    """E11: value is conserved across a fill: cash change + shares x mid = -(commission + slippage)."""
+def _check_fill(t: int, dates, fills: Fills, cash_before: float, floor: float) -> None:
+    """E11: value is conserved across a fill (cash change + shares x reference price =
+    -(commission + price costs)), and cash stays above its floor."""
     lhs = fills.cash_flow + float((fills.shares * fills.mid).sum())
     rhs = -fills.costs
-    if abs(lhs - rhs) > 1e-6 * max(1.0, abs(cash_before)):
+    scale = max(1.0, abs(cash_before))
+    if abs(lhs - rhs) > 1e-6 * scale:
         raise InvariantError(
             f"value not conserved by fills on {dates[t]:%Y-%m-%d}: {lhs:.6f} != {rhs:.6f}"
+        )
+    if cash_before + fills.cash_flow < floor - 1e-6 * scale:
+        raise InvariantError(
+            f"cash went below its floor ({cash_before + fills.cash_flow:.2f} < {floor:.2f}) on "
+            f"{dates[t]:%Y-%m-%d}"
         )
 
 
@@ -256,11 +306,9 @@ def _positions(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) ->
 
 def _weights(rows: list[tuple[int, np.ndarray]], dates, tickers) -> pd.DataFrame:
     parts = [
-        pd.DataFrame({"date": dates[t], "ticker": tickers[w > 0], "weight": w[w > 0]})
+        pd.DataFrame({"date": dates[t], "ticker": tickers[w != 0], "weight": w[w != 0]})
         for t, w in rows
     ]
-    return (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=["date", "ticker", "weight"])
-    )
+    if not parts:
+        return pd.DataFrame(columns=["date", "ticker", "weight"])
+    return pd.concat(parts, ignore_index=True)

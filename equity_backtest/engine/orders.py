@@ -1,10 +1,12 @@
 """Target weights -> orders in shares (E4), and the validation of what compute_weights returns (S1).
 
+compute_weights returns either a Series of target weights indexed by ticker, or a DataFrame with
+a `weight` column and an optional `stop` column: a protective stop price per position (NaN: none).
+
 Orders are sized at the decision day's close: the investable value is equity x (1 - cash_buffer);
 a held ticker whose weight moves less than `no_trade_band` is left alone (unless its target is
-zero; new positions are always opened);
-whole shares unless `fractional_shares`; trades under `min_trade_value` are skipped, except a
-sale that closes a position.
+zero; new positions are always opened); whole shares (rounded towards zero) unless
+`fractional_shares`; trades under `min_trade_value` are skipped, except one that closes a position.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from ..config import Parameters
 from ..errors import BadInputError
 
 
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
 def validate_weights(
     weights,
     date: pd.Timestamp,
@@ -24,17 +30,32 @@ def validate_weights(
     priced: np.ndarray,
     max_leverage: float,
     source: str,
-) -> np.ndarray:
-    """Check the algorithm's output and return a dense weight vector over the panel's tickers.
+    allow_short: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check the algorithm's output; return dense (weights, stops) vectors over the panel's tickers.
 
     allowed: bool mask of tickers it may weight (universe members or current holdings).
     Raises BadInputError naming the day, the ticker and the rule broken.
     """
     where = f"{source}: compute_weights on {date:%Y-%m-%d}"
+    stops = np.full(len(tickers), np.nan)
     if weights is None:
-        return np.zeros(len(tickers))
+        return np.zeros(len(tickers)), stops
+    stop_values = None
     if isinstance(weights, dict):
         weights = pd.Series(weights, dtype=float)
+    if isinstance(weights, pd.DataFrame):
+        if "weight" not in weights.columns:
+            raise BadInputError(f"{where} returned a DataFrame without a 'weight' column")
+        unknown = set(weights.columns) - {"weight", "stop"}
+        if unknown:
+            raise BadInputError(
+                f"{where} returned unknown column(s) {sorted(unknown)}; "
+                "use 'weight' and optionally 'stop'"
+            )
+        if "stop" in weights.columns:
+            stop_values = pd.to_numeric(weights["stop"], errors="coerce").to_numpy(dtype=float)
+        weights = weights["weight"]
     if not isinstance(weights, pd.Series):
         raise BadInputError(
             f"{where} returned {type(weights).__name__}; return a pandas Series "
@@ -49,50 +70,58 @@ def validate_weights(
         raise BadInputError(
             f"{where} returned non-numeric weights; weights must be numbers"
         ) from None
-    bad = ~np.isfinite(values)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
+    names = weights.index
+    if not np.isfinite(values).all():
+        k = _first(~np.isfinite(values))
         raise BadInputError(
-            f"{where} returned weight {values[k]} for {weights.index[k]!r}; "
-            "weights must be finite numbers"
+            f"{where} returned weight {values[k]} for {names[k]!r}; weights must be finite numbers"
         )
-    if (values < 0).any():
-        k = int(np.flatnonzero(values < 0)[0])
+    if not allow_short and (values < 0).any():
+        k = _first(values < 0)
         raise BadInputError(
-            f"{where} returned negative weight {values[k]:g} for {weights.index[k]!r}; "
-            "short positions are not allowed in this version"
+            f"{where} returned negative weight {values[k]:g} for {names[k]!r}; "
+            "set allow_short = True in parameters.py to sell short"
         )
-    if (values > max_leverage).any():
-        k = int(np.flatnonzero(values > max_leverage)[0])
+    if (np.abs(values) > max_leverage).any():
+        k = _first(np.abs(values) > max_leverage)
         raise BadInputError(
-            f"{where} returned weight {values[k]:g} for {weights.index[k]!r}, above the "
+            f"{where} returned weight {values[k]:g} for {names[k]!r}, above the "
             f"allowed leverage {max_leverage:g}"
         )
     nonzero = values != 0
-    pos = pd.Index(tickers).get_indexer(weights.index[nonzero])
-    names, vals = weights.index[nonzero], values[nonzero]
+    pos = pd.Index(tickers).get_indexer(names[nonzero])
+    names, vals = names[nonzero], values[nonzero]
     outside = (pos < 0) | ~allowed[np.maximum(pos, 0)]
     if outside.any():
-        k = int(np.flatnonzero(outside)[0])
+        k = _first(outside)
         raise BadInputError(
-            f"{where} returned weight {vals[k]:g} for {names[k]!r}, which is not in the "
-            "universe on that day nor held; weight only view.universe or holdings"
+            f"{where} returned weight {vals[k]:g} for {names[k]!r}, which is not in "
+            "the universe on that day nor held; weight only view.universe or holdings"
         )
-    unpriced = ~priced[pos]
-    if unpriced.any():
-        k = int(np.flatnonzero(unpriced)[0])
+    if (~priced[pos]).any():
+        k = _first(~priced[pos])
         raise BadInputError(
             f"{where} returned weight {vals[k]:g} for {names[k]!r}, which has no price yet"
         )
+    gross = float(np.abs(vals).sum())
+    if gross > max_leverage + 1e-9:
+        raise BadInputError(
+            f"{where} returned weights whose absolute values sum to {gross:.6g}, above "
+            f"the allowed leverage {max_leverage:g}; scale them down"
+        )
     out = np.zeros(len(tickers))
     out[pos] = vals
-    total = out.sum()
-    if total > max_leverage + 1e-9:
-        raise BadInputError(
-            f"{where} returned weights summing to {total:.6g}, above the allowed "
-            f"leverage {max_leverage:g}; scale them down"
-        )
-    return out
+    if stop_values is not None:
+        sv = stop_values[nonzero]
+        bad = np.isfinite(sv) & (sv <= 0)
+        if bad.any():
+            k = _first(bad)
+            raise BadInputError(
+                f"{where} returned stop {sv[k]:g} for {names[k]!r}; a stop is a "
+                "positive price (or NaN for none)"
+            )
+        stops[pos] = sv
+    return out, stops
 
 
 def weights_to_orders(
@@ -109,9 +138,9 @@ def weights_to_orders(
     with np.errstate(divide="ignore", invalid="ignore"):
         target_shares = np.where(px > 0, target_value / px, 0.0)
     if not params.fractional_shares:
-        target_shares = np.floor(target_shares)
+        target_shares = np.trunc(target_shares)
     orders = target_shares - shares
-    keep = (np.abs(target - current) < params.no_trade_band) & (target > 0) & (shares != 0)
+    keep = (np.abs(target - current) < params.no_trade_band) & (target != 0) & (shares != 0)
     closing = (target == 0) & (shares != 0)
     small = (np.abs(orders) * px < params.min_trade_value) & ~closing
     orders[keep | small | (px <= 0)] = 0.0
