@@ -2,84 +2,74 @@
 """03: run the heartbeat loop over the point-in-time dataset and archive the run.
 
 Every trading day from start to end (inclusive): corporate actions, fills of yesterday's orders
-at today's open, mark to market at the close; on rebalance days compute_weights sees the view at
-the close and its weights become orders for the next day. Writes results/<run>/ (see README).
+at today's open, protective stops, financing, mark to market at the close; on rebalance days
+compute_weights sees the view at the close and its weights become orders for the next day.
+Writes results/<run>/ (see README).
+
+Trials: several --algorithm files, --trials FOLDER (every .py in it) and/or --grid NAME=V1,V2
+(repeatable; all combinations) run each combination in its own process with its own archive and
+seed, --jobs at a time, under results/<time>__trials/.
 """
 
-import datetime as dt
 from pathlib import Path
 
-from equity_backtest import archive, cli
-from equity_backtest.benchmark import index_returns
-from equity_backtest.engine.clock import heartbeat_range
-from equity_backtest.engine.loop import run_backtest
+from equity_backtest import cli, runner, trials
 from equity_backtest.errors import EXIT_PORTFOLIO_BANKRUPT
-from equity_backtest.panel import load_panel
-from equity_backtest.strategy_loader import load_compute_weights
 
 
 def main() -> int:
     parser = cli.parser(__doc__)
     parser.add_argument(
-        "--algorithm", metavar="PATH", help="the algorithm file (default: parameters' algorithm)"
+        "--algorithm",
+        action="append",
+        metavar="PATH",
+        help="the algorithm file (default: parameters' algorithm); repeat for trials",
     )
     parser.add_argument(
         "--run-dir", metavar="PATH", help="archive folder (default: results/<time>__...)"
     )
+    parser.add_argument(
+        "--trials", metavar="FOLDER", help="run every algorithm file in FOLDER as a trial"
+    )
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a parameter to vary across trials (repeatable: all combinations)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=0, help="trials run at once (default: CPU count)"
+    )
     args = parser.parse_args()
     cli.setup_logging(args)
-    params = cli.load(args, algorithm=args.algorithm)
 
-    algorithm_path = Path(params.algorithm)
-    compute_weights = load_compute_weights(algorithm_path)
-    name = archive.run_name(dt.datetime.now(dt.UTC), params, algorithm_path)
-    run_dir = Path(args.run_dir) if args.run_dir else Path(params.results_dir) / name
-    tmp = archive.start_run_dir(run_dir)
-    handler = cli.add_log_file(tmp / "run.log")
-    cli.log.info(
-        "run %s: %s on %s/%s, %s to %s, rebalance %s",
-        run_dir.name,
-        algorithm_path.name,
-        params.source,
-        params.index,
-        params.start,
-        params.end,
-        params.rebalance,
-    )
+    algorithms = args.algorithm or []
+    if len(algorithms) > 1 or args.trials or args.grid:
+        params = cli.load(args)
+        plan = trials.plan(params, algorithms, args.trials, args.grid)
+        folder, code = trials.run_all(
+            plan,
+            params,
+            args.parameters,
+            Path(__file__).resolve(),
+            args.jobs,
+            Path(args.run_dir) if args.run_dir else None,
+            {"start": args.start, "end": args.end},
+            cli.show_progress(args),
+        )
+        print(folder)
+        return code
 
-    panel = load_panel(params)
-    cli.log.info(
-        "dataset %s: %d trading days x %d tickers",
-        panel.dataset_version,
-        len(panel.dates),
-        len(panel.tickers),
-    )
-    result = run_backtest(
-        panel, params, compute_weights, algorithm_path.name, progress=cli.show_progress(args)
-    )
-    benchmark = index_returns(panel, *heartbeat_range(panel.dates, params.start, params.end))
-    benchmark = benchmark.loc[: result.runtime_log["date"].iloc[-1]]
-
-    archive.write_archive(
-        tmp,
-        result,
+    params = cli.load(args, algorithm=algorithms[0] if algorithms else None)
+    outcome = runner.run_single(
         params,
         Path(args.parameters),
-        algorithm_path,
-        panel,
-        benchmark,
-        Path(params.datasets_dir),
+        Path(args.run_dir) if args.run_dir else None,
+        progress=cli.show_progress(args),
     )
-    cli.log.info(
-        "final value %.2f (%s); archive: %s",
-        result.runtime_log["value"].iloc[-1],
-        result.status,
-        run_dir,
-    )
-    handler.close()
-    archive.finish_run_dir(tmp, run_dir)
-    print(run_dir)
-    return EXIT_PORTFOLIO_BANKRUPT if result.status != "completed" else 0
+    print(outcome.run_dir)
+    return EXIT_PORTFOLIO_BANKRUPT if outcome.status != "completed" else 0
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ The contract (see README, "Writing your own algorithm"):
 
 is called after the close of every rebalance day. Return target weights indexed by ticker
 (fractions of portfolio value; they may sum to less than 1, the rest stays in cash). Tickers you
-hold but leave out are sold. Weights must be finite, non-negative, sum to at most
-params.max_leverage, and name only members of view.universe or current holdings; anything else
-stops the run with a message naming the ticker and the day.
+hold but leave out are sold; return None to leave the portfolio as it is. Weights must be finite,
+non-negative (unless allow_short), their absolute values must sum to at most params.max_leverage,
+and they may name only members of view.universe or current holdings; anything else stops the run
+with a message naming the ticker and the day. To attach protective stops, return a DataFrame with
+columns `weight` and `stop` (a price; NaN for none).
 
 `view` shows only what was known at that close:
     view.date                  the decision day (orders fill at the next open)

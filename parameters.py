@@ -37,6 +37,7 @@ lookback_days = 260  # default history window (trading days) that view.history()
 
 # --- Portfolio and orders -----------------------------------------------------------------------
 starting_cash = 1_000_000.0  # initial cash
+starting_holdings = None  # or a CSV (columns ticker, shares) of what is held before the start
 cash_buffer = 0.01  # fraction of equity kept in cash when sizing orders
 no_trade_band = 0.002  # leave a held ticker alone if its weight would move less than this
 fractional_shares = False  # False: whole shares only

@@ -91,6 +91,8 @@ def write_archive(
     _csv(panel.metadata.reset_index(), tmp / "metadata.csv")
     if parameters_path.is_file():
         shutil.copyfile(parameters_path, tmp / "parameters.py")
+    if params.starting_holdings:
+        shutil.copyfile(params.starting_holdings, tmp / "starting_holdings.csv")
     shutil.copyfile(algorithm_path, tmp / algorithm_path.name)
     _json(tmp / "parameters.json", params.as_dict())
     manifest = read_manifest(datasets_dir, panel.dataset_version)
@@ -123,7 +125,8 @@ def write_archive(
             "start": f"{rl['date'].iloc[0]:%Y-%m-%d}",
             "end": f"{rl['date'].iloc[-1]:%Y-%m-%d}",
             "heartbeats": len(rl),
-            "starting_value": params.starting_cash,
+            "starting_value": result.starting_value,
+            "starting_holdings": params.starting_holdings,
             "final_value": float(rl["value"].iloc[-1]),
             "seed": params.seed,
             "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -50,6 +50,7 @@ class Parameters:
     lookback_days: int = 260
     # portfolio and orders (E4, E8)
     starting_cash: float = 1_000_000.0
+    starting_holdings: str | None = None
     cash_buffer: float = 0.01
     no_trade_band: float = 0.002
     fractional_shares: bool = False
@@ -107,7 +108,8 @@ def parse_date(value: Any, field: str) -> dt.date:
     raise BadInputError(f"parameter '{field}': {value!r} is not a date; write it as 'YYYY-MM-DD'")
 
 
-def _coerce(name: str, value: Any) -> Any:
+def coerce(name: str, value: Any) -> Any:
+    """A command-line string (or a parameters.py value) converted to the field's type."""
     if name in DATE_FIELDS:
         return parse_date(value, name)
     default = FIELDS[name].default
@@ -224,7 +226,7 @@ def load_parameters(path: str | Path, overrides: dict[str, Any] | None = None) -
     for name in list(values):
         if name not in FIELDS:
             raise BadInputError(f"unknown parameter '{name}' given on the command line")
-        values[name] = _coerce(name, values[name])
+        values[name] = coerce(name, values[name])
     return validate(Parameters(**values))
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from equity_backtest.errors import EXIT_BAD_INPUT
@@ -180,3 +184,97 @@ def test_flags_override_parameters_and_missing_inputs_are_clear(project):
     assert proc.returncode == EXIT_BAD_INPUT and "not a finished run archive" in proc.stderr
     proc = run_script(project, "03_trade.py", "--algorithm", "missing.py", check=False)
     assert proc.returncode == EXIT_BAD_INPUT and "missing.py not found" in proc.stderr
+
+
+def _archive_digest(folder: Path) -> dict[str, str]:
+    """Digest of an archive without what legitimately differs between runs (log, creation time)."""
+    digest = tree_digest(folder)
+    digest.pop("run.log")
+    info = json.loads((folder / "run.json").read_text())
+    info.pop("created_utc")
+    digest["run.json"] = json.dumps(info, sort_keys=True)
+    return digest
+
+
+def test_trials_in_parallel_equal_each_run_alone_whatever_the_order(project):
+    shutil.copy(REPO / "strategies" / "equal_weight.py", project / "equal_weight.py")
+    args = [
+        "--algorithm",
+        "algorithm.py",
+        "--algorithm",
+        "equal_weight.py",
+        "--grid",
+        "rebalance=monthly,quarterly",
+        "--quiet",
+    ]
+    parallel = project / "results" / "parallel"
+    serial = project / "results" / "serial"
+    run_script(project, "03_trade.py", *args, "--jobs", "2", "--run-dir", str(parallel))
+    run_script(project, "03_trade.py", *args, "--jobs", "1", "--run-dir", str(serial))
+    table = pd.read_csv(parallel / "trials.csv")
+    assert len(table) == 4 and (table["status"] == "completed").all()
+    assert table["set_seed"].nunique() == 4  # each trial its own seed
+    for name in table["trial"]:
+        assert _archive_digest(parallel / name) == _archive_digest(serial / name)
+    # the recorded command reproduces a trial on its own
+    row = table.iloc[3]
+    alone = project / "results" / "alone"
+    cmd = shlex.split(row["command"])
+    cmd[cmd.index("--run-dir") + 1] = str(alone)
+    subprocess.run(cmd, cwd=project, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert _archive_digest(alone) == _archive_digest(parallel / row["trial"])
+    params = json.loads((alone / "parameters.json").read_text())
+    assert params["rebalance"] == "quarterly" and params["seed"] == int(row["set_seed"])
+
+
+def test_starting_holdings(project):
+    members = pd.read_csv(sorted((project / "datalog").glob("*constituent_list*"))[12])["ticker"][
+        :2
+    ].tolist()
+    (project / "holdings.csv").write_text(f"ticker,shares\n{members[0]},100\n{members[1]},50.5\n")
+    (project / "hold.py").write_text("def compute_weights(view, params):\n    return None\n")
+    out = project / "results" / "held"
+    run_script(
+        project,
+        "03_trade.py",
+        "--algorithm",
+        "hold.py",
+        "--set",
+        "starting_holdings=holdings.csv",
+        "--start",
+        "2012-01-01",
+        "--run-dir",
+        str(out),
+    )
+    pos = pd.read_feather(out / "positions.feather")
+    first = pos[pos["date"] == pos["date"].min()].set_index("ticker")["shares"]
+    assert first.to_dict() == {members[0]: 100.0, members[1]: 50.5}
+    info = json.loads((out / "run.json").read_text())
+    runtime = pd.read_csv(out / "runtime_log.csv")
+    assert info["starting_value"] > 1_000_000 and runtime["orders"].sum() == 0
+    assert (out / "starting_holdings.csv").is_file()
+    (project / "bad.csv").write_text("ticker,shares\nNOPE,10\n")
+    proc = run_script(
+        project,
+        "03_trade.py",
+        "--algorithm",
+        "hold.py",
+        "--set",
+        "starting_holdings=bad.csv",
+        check=False,
+    )
+    assert proc.returncode == EXIT_BAD_INPUT and "'NOPE' has no price" in proc.stderr
+    (project / "bad.csv").write_text("ticker,shares\nA,ten\n")
+    proc = run_script(
+        project,
+        "03_trade.py",
+        "--algorithm",
+        "hold.py",
+        "--set",
+        "starting_holdings=bad.csv",
+        check=False,
+    )
+    assert (
+        proc.returncode == EXIT_BAD_INPUT
+        and "row 2, field 'shares': 'ten' is not a number" in proc.stderr
+    )

@@ -60,6 +60,7 @@ class RunResult:
     status: str  # "completed" or "stopped: equity exhausted"
     message: str
     warnings: list[str] = dataclasses.field(default_factory=list)
+    starting_value: float = 0.0  # cash + starting holdings at the close before the first heartbeat
 
 
 def make_broker(params: Parameters) -> Broker:
@@ -109,7 +110,8 @@ def run_backtest(
     status, message, last = "completed", "", t1
     warnings: list[str] = []
     costs_paid, alarms = 0.0, list(COST_ALARMS)
-    prev_value = ledger.cash + float(ledger.shares @ mark0[t0])
+    prev_value = ledger.cash + float(ledger.shares @ mark0[max(t0 - 1, 0)])
+    starting_value = prev_value
 
     def fill(t: int, orders: np.ndarray, price: np.ndarray, reason: str) -> Fills:
         """Execute orders at `price`, check conservation (E11), book them, log the day's totals."""
@@ -221,21 +223,19 @@ def run_backtest(
             break
         # 5. decide
         if rebalance[t]:
+            row[_C["rebalance"]] = 1
             view = View(panel, t, ledger.shares, ledger.cash, params.lookback_days)
+            decision = _call(compute_weights, view, params, algorithm_name)
+            if decision is None:  # leave the portfolio (and its stops) as it is
+                continue
             allowed = panel.members(t) | (ledger.shares != 0)
             target, stop = validate_weights(
-                _call(compute_weights, view, params, algorithm_name),
-                dates[t],
-                tickers,
-                allowed,
-                priced[t],
-                params.max_leverage,
-                algorithm_name,
-                params.allow_short,
-            )
+                decision, dates[t], tickers, allowed, priced[t], params.max_leverage,
+                algorithm_name, params.allow_short,
+            )  # fmt: skip
             weight_rows.append((t, target))
             pending = weights_to_orders(target, ledger.shares, ledger.cash, panel.mark[t], params)
-            row[_C["rebalance"]], row[_C["orders"]] = 1, np.count_nonzero(pending)
+            row[_C["orders"]] = np.count_nonzero(pending)
 
     n = last - t0 + 1
     runtime = pd.DataFrame(log_rows[:n], columns=RUNTIME_COLUMNS[1:])
@@ -252,6 +252,7 @@ def run_backtest(
         status,
         message,
         warnings,
+        starting_value,
     )
 
 

@@ -39,8 +39,6 @@ def validate_weights(
     """
     where = f"{source}: compute_weights on {date:%Y-%m-%d}"
     stops = np.full(len(tickers), np.nan)
-    if weights is None:
-        return np.zeros(len(tickers)), stops
     stop_values = None
     if isinstance(weights, dict):
         weights = pd.Series(weights, dtype=float)

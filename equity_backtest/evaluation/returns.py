@@ -40,7 +40,7 @@ def load_run(run_dir: str | Path) -> RunData:
     info = json.loads((run_dir / "run.json").read_text())
     value = runtime.set_index("date")["value"]
     previous = value.shift(1)
-    previous.iloc[0] = params["starting_cash"]
+    previous.iloc[0] = info.get("starting_value", params["starting_cash"])
     returns = (value / previous - 1.0).rename("portfolio")
     bench = bench.reindex(returns.index).fillna(0.0).rename("benchmark")
     return RunData(

@@ -71,7 +71,7 @@ LABELS = {
 def compute_metrics(run: RunData) -> dict:
     """All metrics of a run as a JSON-ready dict."""
     r, b = run.returns.to_numpy(), run.benchmark.to_numpy()
-    start_value = float(run.parameters["starting_cash"])
+    start_value = float(run.run_info.get("starting_value", run.parameters["starting_cash"]))
     return {
         "run": run.run_dir.name,
         "status": run.run_info.get("status"),

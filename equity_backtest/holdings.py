@@ -1,0 +1,61 @@
+"""Read a holdings file (E8): what a portfolio owns before the backtest starts.
+
+CSV with columns `ticker` and `shares` (fractional allowed); other columns are ignored. Every
+problem is reported with the file, row and field: a missing column, a non-numeric or negative
+share count, a ticker listed twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import BadInputError
+
+
+def read_holdings(path: str | Path, allow_short: bool = False) -> pd.Series:
+    """Shares per ticker (index: ticker), zero rows dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"holdings file {path} not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise BadInputError(
+            f"holdings file {path}: not a readable CSV ({str(exc).strip()})"
+        ) from None
+    frame.columns = [c.strip().lower() for c in frame.columns]
+    missing = [c for c in ("ticker", "shares") if c not in frame.columns]
+    if missing:
+        raise BadInputError(
+            f"holdings file {path}: no column {missing}; it needs 'ticker' and 'shares' "
+            f"(found {list(frame.columns)})"
+        )
+    tickers = frame["ticker"].str.strip()
+    shares = pd.to_numeric(frame["shares"].str.strip(), errors="coerce")
+    for i in range(len(frame)):
+        where = f"holdings file {path}, row {i + 2}"
+        if not tickers.iloc[i]:
+            raise BadInputError(f"{where}, field 'ticker': empty")
+        if not np.isfinite(shares.iloc[i]):
+            raise BadInputError(
+                f"{where}, field 'shares': {frame['shares'].iloc[i]!r} is not a number"
+            )
+        if shares.iloc[i] < 0 and not allow_short:
+            raise BadInputError(
+                f"{where}, field 'shares': {shares.iloc[i]:g} is negative; short "
+                "holdings need allow_short = True"
+            )
+    dup = tickers.duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise BadInputError(
+            f"holdings file {path}, row {i + 2}, field 'ticker': {tickers.iloc[i]!r} "
+            "is listed twice; give one row per ticker"
+        )
+    out = pd.Series(
+        shares.to_numpy(dtype=float), index=pd.Index(tickers, name="ticker"), name="shares"
+    )
+    return out[out != 0]

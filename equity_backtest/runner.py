@@ -1,0 +1,115 @@
+"""One backtest from parameters to a finished run archive: what 03_trade.py does for one run."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from . import archive
+from .benchmark import index_returns
+from .cli import add_log_file
+from .config import Parameters
+from .engine.clock import heartbeat_range
+from .engine.loop import run_backtest
+from .errors import BadInputError
+from .holdings import read_holdings
+from .panel import Panel, load_panel
+from .strategy_loader import load_compute_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str
+    final_value: float
+
+
+def default_run_dir(params: Parameters) -> Path:
+    name = archive.run_name(dt.datetime.now(dt.UTC), params, Path(params.algorithm))
+    return Path(params.results_dir) / name
+
+
+def starting_shares(panel: Panel, params: Parameters, holdings) -> np.ndarray | None:
+    """Holdings as a share vector over the panel's tickers; each must have a price by the start."""
+    if holdings is None:
+        return None
+    shares = np.zeros(len(panel.tickers))
+    t0, _ = heartbeat_range(panel.dates, params.start, params.end)
+    pos = panel.labels.get_indexer(holdings.index)
+    for ticker, i in zip(holdings.index, pos, strict=True):
+        if i < 0 or not np.isfinite(panel.mark[t0, i]):
+            raise BadInputError(
+                f"holdings file {params.starting_holdings}: {ticker!r} has no price in dataset "
+                f"{panel.dataset_version} on or before the start ({panel.dates[t0]:%Y-%m-%d}); "
+                "check the ticker or the start date"
+            )
+    shares[pos] = holdings.to_numpy()
+    return shares
+
+
+def run_single(
+    params: Parameters, parameters_path: Path, run_dir: Path | None = None, progress: bool = False
+) -> RunOutcome:
+    """Load, trade and archive one run. The folder appears (atomically) only when complete."""
+    algorithm_path = Path(params.algorithm)
+    compute_weights = load_compute_weights(algorithm_path)
+    holdings = (
+        read_holdings(params.starting_holdings, params.allow_short)
+        if params.starting_holdings
+        else None
+    )
+    run_dir = run_dir or default_run_dir(params)
+    tmp = archive.start_run_dir(run_dir)
+    handler = add_log_file(tmp / "run.log")
+    try:
+        log.info(
+            "run %s: %s on %s/%s, %s to %s, rebalance %s",
+            run_dir.name,
+            algorithm_path.name,
+            params.source,
+            params.index,
+            params.start,
+            params.end,
+            params.rebalance,
+        )
+        extra = tuple(holdings.index) if holdings is not None else ()
+        panel = load_panel(params, extra_tickers=extra)
+        log.info(
+            "dataset %s: %d trading days x %d tickers",
+            panel.dataset_version,
+            len(panel.dates),
+            len(panel.tickers),
+        )
+        result = run_backtest(
+            panel,
+            params,
+            compute_weights,
+            algorithm_path.name,
+            progress,
+            starting_shares(panel, params, holdings),
+        )
+        window = heartbeat_range(panel.dates, params.start, params.end)
+        benchmark = index_returns(panel, *window).loc[: result.runtime_log["date"].iloc[-1]]
+        archive.write_archive(
+            tmp,
+            result,
+            params,
+            parameters_path,
+            algorithm_path,
+            panel,
+            benchmark,
+            Path(params.datasets_dir),
+        )
+        final = float(result.runtime_log["value"].iloc[-1])
+        log.info("final value %.2f (%s); archive: %s", final, result.status, run_dir)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    archive.finish_run_dir(tmp, run_dir)
+    return RunOutcome(run_dir, result.status, final)
