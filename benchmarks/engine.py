@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -49,6 +50,7 @@ def main() -> None:
     ap.add_argument("--tickers", type=int, default=700)
     ap.add_argument("--index-size", type=int, default=500)
     ap.add_argument("--years", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3, help="timed repeats; best and median printed")
     args = ap.parse_args()
 
     start, end = dt.date(2004, 1, 1), dt.date(2004 + args.years, 12, 31)
@@ -74,39 +76,28 @@ def main() -> None:
         datasets.build(params.datalog_dir, params.datasets_dir)
         print(f"built the benchmark store once in {time.perf_counter() - t:.1f} s ({cache})")
 
-    t = time.perf_counter()
-    panel = load_panel(params)
-    load_s = time.perf_counter() - t
     rule = cap_weights if args.weights == "cap" else equal_weights
+    load_times, loop_times, process_times = [], [], []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        panel = load_panel(params)
+        load_times.append(time.perf_counter() - t)
     run_backtest(panel, params, rule)  # warm-up (imports, caches)
-    t = time.perf_counter()
-    result = run_backtest(panel, params, rule)
-    loop_s = time.perf_counter() - t
-    days = len(result.runtime_log)
-    asset_days = days * len(panel.tickers)
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        result = run_backtest(panel, params, rule)
+        loop_times.append(time.perf_counter() - t)
+    asset_days = len(result.runtime_log) * len(panel.tickers)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     algo = cache / f"{args.weights}_weights.py"
-    algo.write_text(
-        "import pandas as pd\n\n\n"
-        + (
-            "def compute_weights(view, params):\n    caps = view.market(view.universe)['market_cap'].dropna()\n"
-            "    return caps / caps.sum()\n"
-            if args.weights == "cap"
-            else "def compute_weights(view, params):\n    u = view.universe\n    return pd.Series(1.0 / len(u), index=u)\n"
-        )
-    )
+    algo.write_text(ALGORITHMS[args.weights])
     params_file = cache / "parameters.py"
-    params_file.write_text(
-        "\n".join(
-            f"{k} = {v!r}" for k, v in params.as_dict().items() if k != "fundamental_lag_days"
-        )
-        + "\nfundamental_lag_days = {'default': 45}\n"
-    )
-    run_dir = cache / "results" / f"bench_{time.time_ns()}"
-    t = time.perf_counter()
-    subprocess.run(
-        [
+    values = {k: v for k, v in params.as_dict().items() if k != "fundamental_lag_days"}
+    params_file.write_text("\n".join(f"{k} = {v!r}" for k, v in values.items()) + "\n")
+    for _ in range(args.repeat):
+        run_dir = cache / "results" / f"bench_{time.time_ns()}"
+        cmd = [
             sys.executable,
             str(REPO / "03_trade.py"),
             "--parameters",
@@ -116,26 +107,45 @@ def main() -> None:
             "--run-dir",
             str(run_dir),
             "--quiet",
-        ],
-        check=True,
-        cwd=cache,
-        stdout=subprocess.DEVNULL,
-    )
-    process_s = time.perf_counter() - t
+        ]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=cache, stdout=subprocess.DEVNULL)
+        process_times.append(time.perf_counter() - t)
     child_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
+    def rate(times):
+        return f"{asset_days / min(times) / 1e6:5.2f} M asset-days/s"
+
     print(
-        f"universe: {len(panel.tickers)} tickers ever, index TOP{args.index_size}, {days} heartbeats, "
-        f"monthly rebalance, {args.weights} weights"
+        f"universe: {len(panel.tickers)} tickers ever, index TOP{args.index_size}, "
+        f"{len(result.runtime_log)} heartbeats, monthly rebalance, {args.weights} weights; "
+        f"best (median) of {args.repeat}"
     )
-    print(f"panel load:        {load_s:6.2f} s")
-    print(f"heartbeat loop:    {loop_s:6.2f} s  = {asset_days / loop_s / 1e6:6.2f} M asset-days/s")
+    print(f"panel load:        {_best(load_times)}")
+    print(f"heartbeat loop:    {_best(loop_times)} = {rate(loop_times)}")
+    print(f"whole 03 process:  {_best(process_times)} = {rate(process_times)}")
     print(
-        f"whole 03 process:  {process_s:6.2f} s  = {asset_days / process_s / 1e6:6.2f} M asset-days/s"
+        f"peak memory:       {peak_mb:.0f} MB (this process), {child_peak_mb:.0f} MB (03 process)"
     )
-    print(
-        f"peak memory:       {peak_mb:6.0f} MB (benchmark process), {child_peak_mb:.0f} MB (03 process)"
-    )
+
+
+def _best(times: list[float]) -> str:
+    return f"{min(times):5.2f} s ({statistics.median(times):5.2f} s)"
+
+
+ALGORITHMS = {
+    "cap": (
+        "def compute_weights(view, params):\n"
+        "    caps = view.market(view.universe)['market_cap'].dropna()\n"
+        "    return caps / caps.sum()\n"
+    ),
+    "equal": (
+        "import pandas as pd\n\n\n"
+        "def compute_weights(view, params):\n"
+        "    u = view.universe\n"
+        "    return pd.Series(1.0 / len(u), index=u)\n"
+    ),
+}
 
 
 if __name__ == "__main__":

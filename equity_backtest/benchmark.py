@@ -20,11 +20,12 @@ def index_returns(panel: Panel, t0: int, t1: int) -> pd.Series:
     caps = pd.DataFrame(panel.fields["market_cap"]).ffill().to_numpy(copy=True)
     caps[~np.isfinite(panel.mark)] = np.nan  # gone after delisting, never carried forward
     out = np.zeros(t1 - t0 + 1)
-    for t in range(max(t0, 1), t1 + 1):
-        if t == t0:
-            continue
-        w = np.where(panel.members(t - 1) & np.isfinite(caps[t - 1]), caps[t - 1], 0.0)
-        total = w.sum()
-        if total > 0:
-            out[t - t0] = float(np.nan_to_num(panel.total_return[t]) @ w) / total
+    days = np.arange(t0 + 1, t1 + 1)
+    if len(days):
+        k = panel.list_of_day[days - 1]
+        members = np.where((k >= 0)[:, None], panel.membership[np.maximum(k, 0)], False)
+        weight = np.where(members & np.isfinite(caps[days - 1]), caps[days - 1], 0.0)
+        total = weight.sum(axis=1)
+        earned = (weight * np.nan_to_num(panel.total_return[days])).sum(axis=1)
+        out[1:] = np.where(total > 0, earned / np.where(total > 0, total, 1.0), 0.0)
     return pd.Series(out, index=panel.dates[t0 : t1 + 1], name="benchmark")

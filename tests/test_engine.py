@@ -295,3 +295,12 @@ def test_clock_window_inclusive_and_rebalance_schedules():
     assert rebalance_days(dates, t0, t1, "quarterly").sum() == 2
     with pytest.raises(BadInputError, match="no trading days"):
         heartbeat_range(dates, "2021-01-01", "2021-02-01")
+
+
+def test_orders_are_self_financing_when_the_band_keeps_an_overweight_position():
+    price = np.array([10.0, 10.0])
+    shares = np.array([60.0, 0.0])  # 600 of 1,000 equity: 60% against a 50% target, inside the band
+    orders = weights_to_orders(np.array([0.5, 0.5]), shares, 400.0, price, _p(no_trade_band=0.15))
+    assert orders[0] == 0.0  # kept
+    assert orders[1] == 40.0  # 400 of cash buys 40 shares, not the 50 the target asks for
+    assert float(orders @ price) <= 400.0

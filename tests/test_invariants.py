@@ -74,7 +74,11 @@ def _perturb_after(datalog, cut: pd.Timestamp) -> None:
 
 
 def _until(frame: pd.DataFrame, cut) -> pd.DataFrame:
-    return frame[frame["date"] <= cut].reset_index(drop=True)
+    """Rows up to `cut`; categorical tickers as plain text (the two panels' categories differ)."""
+    frame = frame[frame["date"] <= cut].reset_index(drop=True)
+    return frame.astype(
+        {c: str for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    )
 
 
 @pytest.mark.parametrize("rebalance", ["weekly", "daily"])

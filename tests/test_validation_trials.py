@@ -45,6 +45,8 @@ def frictionless(**kw) -> Parameters:
         commission_rate=0.0,
         commission_min=0.0,
         slippage_bps=0.0,
+        spread_bps=0.0,
+        impact_coef=0.0,
         cash_buffer=0.0,
         no_trade_band=0.0,
         fractional_shares=True,

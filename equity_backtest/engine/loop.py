@@ -230,11 +230,12 @@ def run_backtest(
                 continue
             allowed = panel.members(t) | (ledger.shares != 0)
             target, stop = validate_weights(
-                decision, dates[t], tickers, allowed, priced[t], params.max_leverage,
+                decision, dates[t], panel.labels, allowed, priced[t], params.max_leverage,
                 algorithm_name, params.allow_short,
             )  # fmt: skip
             weight_rows.append((t, target))
             pending = weights_to_orders(target, ledger.shares, ledger.cash, panel.mark[t], params)
+            _check_orders(t, dates, pending, mark0[t], ledger.cash, value, params.max_leverage)
             row[_C["orders"]] = np.count_nonzero(pending)
 
     n = last - t0 + 1
@@ -287,6 +288,25 @@ def _check_fill(t: int, dates, fills: Fills, cash_before: float, floor: float) -
         )
 
 
+def _check_orders(
+    t: int,
+    dates,
+    orders: np.ndarray,
+    price: np.ndarray,
+    cash: float,
+    equity: float,
+    max_leverage: float,
+) -> None:
+    """E11: at the decision prices, the orders need no more cash than the account may use."""
+    need = float(orders @ price)
+    room = cash + (max_leverage - 1.0) * max(equity, 0.0)
+    if need > max(room, 0.0) + 1e-6 * max(1.0, abs(equity)):
+        raise InvariantError(
+            f"orders made on {dates[t]:%Y-%m-%d} need {need:,.2f} of cash but only {room:,.2f} is "
+            "available"
+        )
+
+
 def _positions(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) -> pd.DataFrame:
     """Daily holdings (long format, non-zero only) with close price, value and weight in equity."""
     rows, cols = np.nonzero(shares)
@@ -296,7 +316,7 @@ def _positions(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) ->
     return pd.DataFrame(
         {
             "date": panel.dates[t],
-            "ticker": panel.tickers[cols],
+            "ticker": pd.Categorical.from_codes(cols, categories=panel.labels),
             "shares": shares[rows, cols],
             "price": price,
             "value": value,

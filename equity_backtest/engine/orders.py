@@ -7,6 +7,8 @@ Orders are sized at the decision day's close: the investable value is equity x (
 a held ticker whose weight moves less than `no_trade_band` is left alone (unless its target is
 zero; new positions are always opened); whole shares (rounded towards zero) unless
 `fractional_shares`; trades under `min_trade_value` are skipped, except one that closes a position.
+The orders are self-financing at the decision prices: if they would need more cash than the sells
+free and the account may use, the buys are scaled down together.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def validate_weights(
             f"allowed leverage {max_leverage:g}"
         )
     nonzero = values != 0
-    pos = pd.Index(tickers).get_indexer(names[nonzero])
+    labels = tickers if isinstance(tickers, pd.Index) else pd.Index(tickers)
+    pos = labels.get_indexer(names[nonzero])
     names, vals = names[nonzero], values[nonzero]
     outside = (pos < 0) | ~allowed[np.maximum(pos, 0)]
     if outside.any():
@@ -143,4 +146,15 @@ def weights_to_orders(
     small = (np.abs(orders) * px < params.min_trade_value) & ~closing
     orders[keep | small | (px <= 0)] = 0.0
     orders[closing] = -shares[closing]
+    # self-financing at the decision prices: buys scaled to the cash the sells and account allow
+    # (positions kept inside the no-trade band can leave less than the targets assume)
+    room = cash + (params.max_leverage - 1.0) * equity
+    buys = orders > 0
+    need_buys = float(orders[buys] @ px[buys])
+    need = need_buys + float(orders[~buys] @ px[~buys])
+    if need > room and need_buys > 0:
+        factor = max(room - (need - need_buys), 0.0) / need_buys
+        orders[buys] *= factor
+        if not params.fractional_shares:
+            orders[buys] = np.floor(orders[buys])
     return orders
