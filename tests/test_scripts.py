@@ -253,28 +253,18 @@ def test_starting_holdings(project):
     runtime = pd.read_csv(out / "runtime_log.csv")
     assert info["starting_value"] > 1_000_000 and runtime["orders"].sum() == 0
     assert (out / "starting_holdings.csv").is_file()
-    (project / "bad.csv").write_text("ticker,shares\nNOPE,10\n")
-    proc = run_script(
-        project,
-        "03_trade.py",
-        "--algorithm",
-        "hold.py",
-        "--set",
-        "starting_holdings=bad.csv",
-        check=False,
-    )
-    assert proc.returncode == EXIT_BAD_INPUT and "'NOPE' has no price" in proc.stderr
-    (project / "bad.csv").write_text("ticker,shares\nA,ten\n")
-    proc = run_script(
-        project,
-        "03_trade.py",
-        "--algorithm",
-        "hold.py",
-        "--set",
-        "starting_holdings=bad.csv",
-        check=False,
-    )
-    assert (
-        proc.returncode == EXIT_BAD_INPUT
-        and "row 2, field 'shares': 'ten' is not a number" in proc.stderr
-    )
+    for text, message in (
+        ("NOPE,10", "'NOPE' has no price"),
+        ("A,ten", "row 2, field 'shares': 'ten' is not a number"),
+    ):
+        (project / "bad.csv").write_text(f"ticker,shares\n{text}\n")
+        proc = run_script(
+            project,
+            "03_trade.py",
+            "--algorithm",
+            "hold.py",
+            "--set",
+            "starting_holdings=bad.csv",
+            check=False,
+        )
+        assert proc.returncode == EXIT_BAD_INPUT and message in proc.stderr

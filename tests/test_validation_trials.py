@@ -99,17 +99,15 @@ def test_d_e_higher_costs_end_lower(panel):
     assert finals[0] > finals[1] > finals[2]
 
 
+def small_account(panel, **kw):
+    """Trial F's account: 10,000 of cash, monthly equal weights."""
+    return run(panel, rule=equal_weights, rebalance="monthly", starting_cash=10_000.0, **kw)[0]
+
+
 def test_f_costs_eat_a_small_account_and_the_run_reports_it_without_going_negative(panel):
     # G's monthly equal weights: each of the ~50 monthly re-weights pays at least 10
-    free, _, _ = run(panel, rule=equal_weights, rebalance="monthly", starting_cash=10_000.0)
-    result, _, _ = run(
-        panel,
-        rule=equal_weights,
-        rebalance="monthly",
-        starting_cash=10_000.0,
-        commission_rate=0.005,
-        commission_min=10.0,
-    )
+    free = small_account(panel)
+    result = small_account(panel, commission_rate=0.005, commission_min=10.0)
     rl = result.runtime_log
     costs = rl["commission"].sum()
     print(
@@ -122,14 +120,7 @@ def test_f_costs_eat_a_small_account_and_the_run_reports_it_without_going_negati
 
 
 def test_f_an_account_that_cannot_pay_a_commission_stops(panel):
-    result, _, _ = run(
-        panel,
-        rule=equal_weights,
-        rebalance="monthly",
-        starting_cash=10_000.0,
-        commission_rate=0.005,
-        commission_min=400.0,
-    )
+    result = small_account(panel, commission_rate=0.005, commission_min=400.0)
     assert (
         result.status == "stopped: equity exhausted"
         and "minimum commission of 400" in result.message
