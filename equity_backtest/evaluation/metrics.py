@@ -89,6 +89,57 @@ def information_ratio(r: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(r - b) * DAYS_PER_YEAR / te) if te > 0 else float("nan")
 
 
+def omega_ratio(r: np.ndarray, rf_daily: float = 0.0) -> float:
+    """Sum of gains over the risk-free rate / sum of losses under it (threshold 0 excess return)."""
+    x = r - rf_daily
+    losses = -x[x < 0].sum()
+    return float(x[x > 0].sum() / losses) if losses > 0 else float("nan")
+
+
+def stability(r: np.ndarray) -> float:
+    """R-squared of a straight line fitted to the cumulative log return (1 = perfectly steady)."""
+    if len(r) < 3:
+        return float("nan")
+    y = np.cumsum(np.log1p(r))
+    if np.std(y) == 0:
+        return float("nan")
+    c = np.corrcoef(np.arange(len(y)), y)[0, 1]
+    return float(c * c)
+
+
+def skewness(r: np.ndarray) -> float:
+    """Sample skewness (Fisher-Pearson, biased, as scipy.stats.skew and pyfolio)."""
+    d = r - r.mean()
+    m2 = np.mean(d**2)
+    return float(np.mean(d**3) / m2**1.5) if m2 > 0 else float("nan")
+
+
+def kurtosis(r: np.ndarray) -> float:
+    """Excess kurtosis (Fisher, biased, as scipy.stats.kurtosis and pyfolio): 0 for a normal."""
+    d = r - r.mean()
+    m2 = np.mean(d**2)
+    return float(np.mean(d**4) / m2**2 - 3.0) if m2 > 0 else float("nan")
+
+
+def tail_ratio(r: np.ndarray) -> float:
+    """|95th percentile| / |5th percentile| of daily returns (above 1: fatter right tail)."""
+    low = abs(np.percentile(r, 5))
+    return float(abs(np.percentile(r, 95)) / low) if low > 0 else float("nan")
+
+
+def value_at_risk(r: np.ndarray, cutoff: float = 0.05) -> float:
+    """Historical daily VaR: the `cutoff` quantile of daily returns (linear interpolation), as a
+    return (e.g. -0.021: on 5% of days the loss was 2.1% or worse). Not parametric, not Cornish-Fisher."""
+    return float(np.percentile(r, 100 * cutoff))
+
+
+def conditional_value_at_risk(r: np.ndarray, cutoff: float = 0.05) -> float:
+    """Historical daily CVaR (expected shortfall): the mean of the worst floor((n - 1) x cutoff) + 1
+    daily returns (empyrical's definition)."""
+    k = int((len(r) - 1) * cutoff)
+    return float(np.mean(np.partition(r, k)[: k + 1]))
+
+
 def return_metrics(r: np.ndarray, rf_daily: float) -> dict[str, float]:
     """The return-based metrics of one daily return series."""
     return {
@@ -99,6 +150,13 @@ def return_metrics(r: np.ndarray, rf_daily: float) -> dict[str, float]:
         "sortino_ratio": sortino_ratio(r, rf_daily),
         "max_drawdown": max_drawdown(r),
         "calmar_ratio": calmar_ratio(r),
+        "omega_ratio": omega_ratio(r, rf_daily),
+        "stability": stability(r),
+        "skew": skewness(r),
+        "kurtosis": kurtosis(r),
+        "tail_ratio": tail_ratio(r),
+        "daily_value_at_risk": value_at_risk(r),
+        "daily_conditional_value_at_risk": conditional_value_at_risk(r),
     }
 
 
@@ -110,7 +168,7 @@ def relative_metrics(r: np.ndarray, b: np.ndarray, rf_daily: float) -> dict[str,
         "tracking_error": tracking_error(r, b),
         "information_ratio": information_ratio(r, b),
         "correlation": float(np.corrcoef(r, b)[0, 1])
-        if len(r) > 2 and np.std(b) > 0
+        if len(r) > 2 and np.std(b) > 0 and np.std(r) > 0
         else float("nan"),
     }
 

@@ -45,3 +45,102 @@ def equity_and_drawdown(returns: pd.Series, benchmark: pd.Series) -> bytes:
     ax2.grid(alpha=0.3)
     fig.suptitle("Equity curve and drawdown")
     return _png(fig)
+
+
+def _pct_axis(ax) -> None:
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+
+
+def log_wealth(returns: pd.Series, benchmark: pd.Series) -> bytes:
+    """Growth of 1 on a log scale, portfolio and index."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.semilogy(returns.index, np.cumprod(1 + returns.to_numpy()), label="portfolio", lw=1.4)
+    ax.semilogy(
+        benchmark.index, np.cumprod(1 + benchmark.to_numpy()), label="index", lw=1.1, alpha=0.8
+    )
+    ax.set_ylabel("growth of 1 (log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left")
+    ax.set_title("Cumulative return, log scale")
+    return _png(fig)
+
+
+def monthly_heatmap(table: pd.DataFrame) -> bytes:
+    """Monthly returns, years by months, red for losses and green for gains."""
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(table) + 1.2))
+    data = table.to_numpy(dtype=float)
+    limit = np.nanmax(np.abs(data)) if np.isfinite(data).any() else 1.0
+    ax.imshow(data, cmap="RdYlGn", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(
+        range(12),
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    )
+    ax.set_yticks(range(len(table)), [str(y) for y in table.index])
+    for (i, j), v in np.ndenumerate(data):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v * 100:.1f}", ha="center", va="center", fontsize=7)
+    ax.set_title("Monthly returns (%)")
+    return _png(fig)
+
+
+def yearly_bars(table: pd.DataFrame) -> bytes:
+    """Calendar-year returns of the portfolio and the index side by side."""
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["portfolio"], width=0.4, label="portfolio")
+    ax.bar(x + 0.2, table["index"], width=0.4, label="index", alpha=0.8)
+    ax.set_xticks(x, [str(y) for y in table.index], rotation=45)
+    ax.axhline(0, color="black", lw=0.8)
+    _pct_axis(ax)
+    ax.legend()
+    ax.set_title("Yearly returns")
+    return _png(fig)
+
+
+def rolling(stats: pd.DataFrame) -> bytes:
+    """Rolling 6- and 12-month Sharpe ratio and beta."""
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    for label in ("6m", "12m"):
+        ax1.plot(stats.index, stats[f"sharpe_{label}"], label=f"Sharpe {label}", lw=1)
+        ax2.plot(stats.index, stats[f"beta_{label}"], label=f"beta {label}", lw=1)
+    for ax, title in ((ax1, "Rolling Sharpe ratio"), (ax2, "Rolling beta to the index")):
+        ax.axhline(0 if ax is ax1 else 1, color="black", lw=0.8)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left")
+        ax.set_title(title)
+    return _png(fig)
+
+
+def exposure_and_turnover(exposure: pd.DataFrame, turnover: pd.Series) -> bytes:
+    """Gross and net exposure, number of holdings, and daily turnover."""
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
+    ax1.plot(exposure.index, exposure["gross"], label="gross", lw=1)
+    ax1.plot(exposure.index, exposure["net"], label="net", lw=1)
+    _pct_axis(ax1)
+    ax1.legend(loc="lower left")
+    ax1.set_title("Exposure (fraction of equity)")
+    ax2.plot(exposure.index, exposure["holdings"], lw=1, color="tab:green")
+    ax2.grid(alpha=0.3)
+    ax2.set_title("Number of holdings")
+    ax3.plot(turnover.index, turnover, lw=0.8, color="tab:purple")
+    _pct_axis(ax3)
+    ax3.set_title("Daily turnover (one-way)")
+    return _png(fig)
+
+
+def sector_weights(weights: pd.DataFrame) -> bytes:
+    """Sector weights over time (month-end), stacked."""
+    monthly = weights.groupby(weights.index.to_period("M")).last()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    if not monthly.empty:
+        ax.stackplot(
+            monthly.index.to_timestamp(),
+            monthly.T.to_numpy(),
+            labels=list(monthly.columns),
+            alpha=0.85,
+        )
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    _pct_axis(ax)
+    ax.set_title("Sector weights")
+    return _png(fig)

@@ -17,6 +17,9 @@ class RunData:
     run_dir: Path
     runtime: pd.DataFrame
     trades: pd.DataFrame
+    positions: pd.DataFrame
+    cash_ledger: pd.DataFrame
+    metadata: pd.DataFrame
     parameters: dict
     run_info: dict
     returns: pd.Series  # portfolio, daily; the first day's return is measured from starting cash
@@ -27,7 +30,16 @@ class RunData:
 def load_run(run_dir: str | Path) -> RunData:
     """Read what 03 wrote; a missing or partial folder is a clear error."""
     run_dir = Path(run_dir)
-    needed = ["runtime_log.csv", "trades.csv", "benchmark.csv", "parameters.json", "run.json"]
+    needed = [
+        "runtime_log.csv",
+        "trades.csv",
+        "benchmark.csv",
+        "parameters.json",
+        "run.json",
+        "positions.feather",
+        "cash_ledger.csv",
+        "metadata.csv",
+    ]
     missing = [f for f in needed if not (run_dir / f).is_file()]
     if missing:
         raise BadInputError(
@@ -35,6 +47,14 @@ def load_run(run_dir: str | Path) -> RunData:
         )
     runtime = pd.read_csv(run_dir / "runtime_log.csv", parse_dates=["date"])
     trades = pd.read_csv(run_dir / "trades.csv", parse_dates=["date"])
+    positions = pd.read_feather(run_dir / "positions.feather")
+    cash_ledger = pd.read_csv(
+        run_dir / "cash_ledger.csv",
+        parse_dates=["date"],
+        keep_default_na=False,
+        na_values={"amount": [""], "balance": [""]},
+    )
+    metadata = pd.read_csv(run_dir / "metadata.csv", dtype=str, keep_default_na=False)
     bench = pd.read_csv(run_dir / "benchmark.csv", parse_dates=["date"]).set_index("date")["return"]
     params = json.loads((run_dir / "parameters.json").read_text())
     info = json.loads((run_dir / "run.json").read_text())
@@ -47,6 +67,9 @@ def load_run(run_dir: str | Path) -> RunData:
         run_dir,
         runtime,
         trades,
+        positions,
+        cash_ledger,
+        metadata,
         params,
         info,
         returns,

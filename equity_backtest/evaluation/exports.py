@@ -1,0 +1,37 @@
+"""A run's returns, positions and transactions in pyfolio's formats, for pyfolio or quantstats.
+
+- pyfolio_returns.csv: date, daily return (a Series for `create_full_tear_sheet(returns, ...)`);
+- pyfolio_positions.csv: one row per day, one column per ticker (value held) plus `cash`;
+- pyfolio_transactions.csv: one row per fill: date, amount (signed shares), price, symbol.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..storage import atomic_write_text
+from .returns import RunData
+
+
+def _csv(frame: pd.DataFrame, path: Path, index: bool) -> None:
+    atomic_write_text(path, frame.to_csv(index=index, lineterminator="\n", date_format="%Y-%m-%d"))
+
+
+def write_pyfolio(run: RunData, folder: Path) -> None:
+    _csv(
+        run.returns.rename("returns").rename_axis("date").to_frame(),
+        folder / "pyfolio_returns.csv",
+        True,
+    )
+    positions = run.positions.assign(ticker=run.positions["ticker"].astype(str)).pivot_table(
+        index="date", columns="ticker", values="value", aggfunc="sum", fill_value=0.0
+    )
+    positions = positions.reindex(run.runtime["date"], fill_value=0.0)
+    positions["cash"] = run.runtime["cash"].to_numpy()
+    _csv(positions.rename_axis("date"), folder / "pyfolio_positions.csv", True)
+    txn = run.trades.rename(columns={"shares": "amount", "ticker": "symbol"})[
+        ["date", "amount", "price", "symbol"]
+    ]
+    _csv(txn, folder / "pyfolio_transactions.csv", False)

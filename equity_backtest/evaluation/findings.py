@@ -1,0 +1,78 @@
+"""Findings (V8): a few plain sentences derived from a run's own numbers.
+
+Every sentence is computed from metrics.json values, so it changes when the data changes: a
+strategy that trails the index is said to trail it, costs that ate the gross profit are said to.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def findings(metrics: dict) -> list[str]:
+    p, b, t = metrics["portfolio"], metrics["benchmark"], metrics["trading"]
+    out = []
+    gap = p["annual_return"] - b["annual_return"]
+    verb = "matches" if abs(gap) < 0.0005 else "beats" if gap > 0 else "trails"
+    by = "" if verb == "matches" else f" by {abs(gap) * 100:.1f} points a year"
+    out.append(
+        f"The portfolio {verb} the index{by} "
+        f"({_pct(p['annual_return'])} against {_pct(b['annual_return'])}), with a maximum drawdown of "
+        f"{_pct(p['max_drawdown'])} against the index's {_pct(b['max_drawdown'])}."
+    )
+    if math.isfinite(p["sharpe_ratio"]) and math.isfinite(b["sharpe_ratio"]):
+        better = "better" if p["sharpe_ratio"] > b["sharpe_ratio"] else "worse"
+        out.append(
+            f"Risk-adjusted it does {better} than the index: Sharpe ratio {p['sharpe_ratio']:.2f} "
+            f"against {b['sharpe_ratio']:.2f}."
+        )
+    share = t.get("costs_pct_of_gross_profit", float("nan"))
+    if t["total_costs"] > 0:
+        if math.isfinite(share):
+            out.append(
+                f"Costs took {_pct(share)} of the gross profit ({t['total_costs']:,.0f} in "
+                f"commission and price costs, {_pct(t['costs_pct_of_traded_value'])} of the value traded)."
+            )
+        else:
+            out.append(
+                f"There was no gross profit for costs to take from; costs of {t['total_costs']:,.0f} "
+                "deepened the loss."
+            )
+    worst = metrics["drawdowns"][0] if metrics["drawdowns"] else None
+    if worst:
+        if worst["recovered"]:
+            tail = f"and recovered by {worst['recovery']}"
+        else:
+            tail = "and has not recovered by the end of the run"
+        out.append(
+            f"The worst drawdown, {_pct(worst['depth'])}, began after the peak of "
+            f"{worst['peak'] or 'the start'}, bottomed on {worst['valley']} {tail} "
+            f"({worst['duration_days']:,d} days)."
+        )
+    rt = metrics["round_trips"]
+    if rt["round_trips"] >= 10 and math.isfinite(rt["expectancy"]):
+        trimmed = rt["expectancy_without_top_5pct_winners"]
+        if rt["expectancy"] > 0 and trimmed <= 0:
+            out.append(
+                f"The edge rests on a few outliers: the average round trip earns "
+                f"{rt['expectancy']:,.0f}, but without the top 5% of winners it earns {trimmed:,.0f}."
+            )
+        elif rt["expectancy"] > 0:
+            out.append(
+                f"The edge is broad: the average round trip earns {rt['expectancy']:,.0f}, and "
+                f"still {trimmed:,.0f} without the top 5% of winners."
+            )
+        else:
+            out.append(
+                f"The average round trip loses money ({rt['expectancy']:,.0f}; win rate "
+                f"{_pct(rt['win_rate'])})."
+            )
+    out.append(
+        "Overfitting risk is not measured by one run: evaluate the set of trials it came from "
+        "(04_evaluate.py over a trials folder) for the probability of backtest overfitting."
+    )
+    return out
