@@ -102,7 +102,7 @@ def test_main_job_from_an_empty_folder(tmp_path):
         "rolling.csv",
         "round_trips.csv",
         "pyfolio_returns.csv",
-        "pyfolio_positions.csv",
+        "pyfolio_positions.feather",
         "pyfolio_transactions.csv",
     ):
         assert (run_dir / name).is_file(), name

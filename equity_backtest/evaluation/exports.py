@@ -1,17 +1,20 @@
 """A run's returns, positions and transactions in pyfolio's formats, for pyfolio or quantstats.
 
 - pyfolio_returns.csv: date, daily return (a Series for `create_full_tear_sheet(returns, ...)`);
-- pyfolio_positions.csv: one row per day, one column per ticker (value held) plus `cash`;
+- pyfolio_positions.feather: one row per day, one column per ticker (value held) plus `cash`
+  (feather: a 20-year, 700-ticker table is millions of numbers; load it with
+  `pd.read_feather(path).set_index("date")`);
 - pyfolio_transactions.csv: one row per fill: date, amount (signed shares), price, symbol.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 
-from ..storage import atomic_write_text
+from ..storage import atomic_write_bytes, atomic_write_text
 from .returns import RunData
 
 
@@ -30,7 +33,10 @@ def write_pyfolio(run: RunData, folder: Path) -> None:
     )
     positions = positions.reindex(run.runtime["date"], fill_value=0.0)
     positions["cash"] = run.runtime["cash"].to_numpy()
-    _csv(positions.rename_axis("date"), folder / "pyfolio_positions.csv", True)
+    positions.columns = positions.columns.astype(str)
+    buffer = io.BytesIO()
+    positions.rename_axis("date").reset_index().to_feather(buffer, compression="zstd")
+    atomic_write_bytes(folder / "pyfolio_positions.feather", buffer.getvalue())
     txn = run.trades.rename(columns={"shares": "amount", "ticker": "symbol"})[
         ["date", "amount", "price", "symbol"]
     ]

@@ -45,54 +45,57 @@ def round_trips(
     if positions.empty:
         return pd.DataFrame(columns=cols)
     day = pd.Series(np.arange(len(dates)), index=dates)
-    p = positions.assign(
-        ticker=positions["ticker"].astype(str), d=positions["date"].map(day).to_numpy()
-    )
-    p = p.sort_values(["ticker", "d"], kind="stable")
+    p = pd.DataFrame(
+        {
+            "ticker": positions["ticker"].astype(str).to_numpy(),
+            "d": positions["date"].map(day).to_numpy(),
+            "value": positions["value"].to_numpy(),
+            "shares": positions["shares"].to_numpy(),
+        }
+    ).sort_values(["ticker", "d"], kind="stable")
     new_period = (p["ticker"] != p["ticker"].shift()) | (p["d"] != p["d"].shift() + 1)
     p["period"] = new_period.cumsum()
-    periods = p.groupby("period").agg(
+    per = p.groupby("period").agg(
         ticker=("ticker", "first"),
         first=("d", "first"),
         last=("d", "last"),
         end_value=("value", "last"),
         side=("shares", "first"),
     )
-    flows = cash_ledger[cash_ledger["ticker"].fillna("").astype(str) != ""]
-    flows = flows.assign(ticker=flows["ticker"].astype(str), d=flows["date"].map(day).to_numpy())
-    rows = []
-    for ticker, grp in periods.groupby("ticker", sort=False):
-        f = flows[flows["ticker"] == ticker]
-        for _, per in grp.iterrows():
-            is_closed = per["last"] < len(dates) - 1
-            inside = f[(f["d"] >= per["first"]) & (f["d"] <= per["last"] + (1 if is_closed else 0))]
-            pnl = float(inside["amount"].sum()) + (0.0 if is_closed else float(per["end_value"]))
-            long = per["side"] > 0
-            opening_kind = "purchase" if long else "sale"
-            invested = float(inside.loc[inside["kind"] == opening_kind, "amount"].abs().sum())
-            rows.append(
-                {
-                    "ticker": ticker,
-                    "opened": dates[per["first"]],
-                    "closed": dates[per["last"] + 1] if is_closed else pd.NaT,
-                    "days": int(
-                        (
-                            (dates[per["last"] + 1] if is_closed else dates[-1])
-                            - dates[per["first"]]
-                        ).days
-                    ),
-                    "pnl": pnl,
-                    "invested": invested,
-                    "return": pnl / invested if invested > 0 else np.nan,
-                    "side": "long" if long else "short",
-                    "is_closed": bool(is_closed),
-                }
-            )
-    return (
-        pd.DataFrame(rows, columns=cols)
-        .sort_values(["opened", "ticker"], kind="stable")
-        .reset_index(drop=True)
+    per["is_closed"] = per["last"] < len(dates) - 1
+    per["end"] = per["last"] + per["is_closed"].astype(int)  # a closing sale lands the day after
+    # each cash flow of a ticker belongs to the latest period of that ticker opened on or before it
+    f = cash_ledger[cash_ledger["ticker"].fillna("").astype(str) != ""]
+    f = pd.DataFrame(
+        {
+            "ticker": f["ticker"].astype(str).to_numpy(),
+            "d": f["date"].map(day).to_numpy(),
+            "kind": f["kind"].to_numpy(),
+            "amount": f["amount"].to_numpy(dtype=float),
+        }
     )
+    joined = pd.merge_asof(
+        f.sort_values("d", kind="stable"),
+        per.reset_index()[["period", "ticker", "first", "end", "side"]].sort_values("first"),
+        left_on="d",
+        right_on="first",
+        by="ticker",
+    )
+    joined = joined[joined["d"] <= joined["end"]]
+    opening = np.where(joined["side"] > 0, "purchase", "sale")
+    joined["opening"] = np.where(joined["kind"] == opening, joined["amount"].abs(), 0.0)
+    sums = joined.groupby("period")[["amount", "opening"]].sum().reindex(per.index, fill_value=0.0)
+    pnl = sums["amount"] + np.where(per["is_closed"], 0.0, per["end_value"])
+    closed_day = np.where(per["is_closed"], per["last"] + 1, len(dates) - 1)
+    out = pd.DataFrame({
+        "ticker": per["ticker"], "opened": dates[per["first"].to_numpy()],
+        "closed": pd.DatetimeIndex(np.where(per["is_closed"], dates[closed_day.clip(max=len(dates) - 1)], pd.NaT)),
+        "days": (dates[closed_day] - dates[per["first"].to_numpy()]).days.to_numpy(),
+        "pnl": pnl.to_numpy(), "invested": sums["opening"].to_numpy(),
+        "return": np.where(sums["opening"] > 0, pnl / sums["opening"].where(sums["opening"] > 0, 1.0), np.nan),
+        "side": np.where(per["side"] > 0, "long", "short"), "is_closed": per["is_closed"].to_numpy(),
+    })  # fmt: skip
+    return out[cols].sort_values(["opened", "ticker"], kind="stable").reset_index(drop=True)
 
 
 def round_trip_stats(trips: pd.DataFrame) -> dict[str, float]:
