@@ -22,6 +22,23 @@ def main() -> int:
     p, b = metrics["portfolio"], metrics["benchmark"]
     for key in ("annual_return", "annual_volatility", "sharpe_ratio", "max_drawdown"):
         cli.log.info("%-18s portfolio %9s   index %9s", key, fmt(key, p[key]), fmt(key, b[key]))
+    contest = metrics["contest"]
+    cli.log.info(
+        "contest checks (score %.3f)%s:",
+        contest["score"],
+        f" - {contest['note']}" if contest["note"] else "",
+    )
+    for row in contest["checks"]:
+        cli.log.info(
+            "  %-23s %-12s worst %9s   soft %-11s hard %s",
+            row["constraint"],
+            row["result"],
+            fmt("worst", row["worst"]),
+            row["soft_limit"],
+            row["hard_limit"],
+        )
+    for line in metrics["findings"]:
+        cli.log.info("finding: %s", line)
     cli.log.info("tear sheet: %s", run_dir / "tearsheet.html")
     print(run_dir / "tearsheet.html")
     return 0

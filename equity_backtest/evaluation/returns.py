@@ -76,3 +76,18 @@ def load_run(run_dir: str | Path) -> RunData:
         bench,
         daily_risk_free(params["risk_free_rate"]),
     )
+
+
+def load_run_panel(run: RunData):
+    """The dataset version the run traded on, as a panel (for checks that need market data)."""
+    import datetime as dt
+
+    from ..config import FIELDS, Parameters
+    from ..panel import load_panel
+
+    info = json.loads((run.run_dir / "dataset.json").read_text())
+    values = {k: v for k, v in run.parameters.items() if k in FIELDS}
+    for k in ("sim_start", "sim_end", "start", "end"):
+        values[k] = dt.date.fromisoformat(values[k])
+    values.update(datasets_dir=info["datasets_dir"], dataset_version=info["version"])
+    return load_panel(Parameters(**values))

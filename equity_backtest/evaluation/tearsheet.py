@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -17,20 +18,24 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..errors import BacktestError
 from ..storage import atomic_write_bytes, atomic_write_text
+from . import contest, plots
 from . import metrics as m
-from . import plots
 from .exports import write_pyfolio
 from .findings import findings
-from .returns import RunData, load_run
+from .returns import RunData, load_run, load_run_panel
 from .tables import drawdown_periods, monthly_returns, rolling_stats, stress_events, yearly_returns
 from .trading import exposures, round_trip_stats, round_trips, sector_weights
+
+log = logging.getLogger(__name__)
 
 PERCENT = {
     "cumulative_return", "annual_return", "annual_volatility", "max_drawdown", "alpha", "tracking_error",
     "mean_daily_turnover", "annual_turnover", "costs_pct_of_traded_value", "costs_pct_of_starting_value",
     "costs_pct_of_gross_profit", "risk_free_rate", "daily_value_at_risk", "daily_conditional_value_at_risk",
     "gross_leverage", "net_exposure", "depth", "portfolio", "index", "win_rate", "month",
+    "days_outside_soft", "days_outside_hard",
 }  # fmt: skip
 MONEY = {
     "total_commission", "total_slippage", "total_costs", "traded_value", "dividends_received",
@@ -113,8 +118,36 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
         "turnover one-way: (bought + sold) / 2 / value",
         "equity_backtest": __version__,
     }
+    contest_table, contest_summary = _contest(run, tables["exposures"])
+    metrics["contest"] = {**contest_summary, "checks": _records(contest_table)}
+    tables["contest"] = contest_table
     metrics["findings"] = findings(metrics)
     return metrics, tables
+
+
+def _contest(run: RunData, exposure: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Contest checks, with styles and liquidity from the run's own dataset version when it is
+    still there (otherwise those two rows say NOT MEASURED)."""
+    turnover = ((run.runtime["bought"] + run.runtime["sold"]) / 2 / run.runtime["value"]).set_axis(
+        run.returns.index
+    )
+    try:
+        panel = load_run_panel(run)
+        inputs = contest.inputs_from_panel(
+            panel, run.returns, run.benchmark, run.positions, turnover
+        )
+    except BacktestError as exc:
+        log.warning("contest style and liquidity checks skipped: %s", exc)
+        weights = (
+            run.positions.assign(ticker=run.positions["ticker"].astype(str))
+            .pivot_table(
+                index="date", columns="ticker", values="weight", aggfunc="sum", fill_value=0.0
+            )
+            .reindex(run.returns.index, fill_value=0.0)
+        )
+        sectors = run.metadata.set_index("ticker")["sector"]
+        inputs = contest.ContestInputs(run.returns, run.benchmark, weights, turnover, sectors)
+    return contest.check(inputs)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -233,6 +266,11 @@ risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["r
 {_list_table("stress_events", metrics["stress_events"], "Stress events inside the run")}
 <h2>Rolling statistics</h2>
 {img("rolling")}
+<h2>Contest checks</h2>
+<p>Score <span data-key="contest.score">{fmt("score", metrics["contest"]["score"])}</span>;
+all constraints pass: <span data-key="contest.all_pass">{fmt("all_pass", metrics["contest"]["all_pass"])}</span>.
+{html.escape(metrics["contest"]["note"])}</p>
+{_list_table("contest.checks", metrics["contest"]["checks"], "Constraints (soft limit may be broken on 2% of days, hard never)")}
 <h2>Trading</h2>
 {img("exposure and turnover")}{img("sector weights")}
 {_kv_table("trading", metrics["trading"], "Costs and turnover")}
@@ -268,7 +306,7 @@ def evaluate(run_dir: str | Path) -> dict:
     frame = run.returns.to_frame().join(run.benchmark)
     tables = {"returns": frame, **tables}
     for name, table in tables.items():
-        keep_index = name not in ("drawdowns", "stress_events", "round_trips")
+        keep_index = name not in ("drawdowns", "stress_events", "round_trips", "contest")
         atomic_write_text(
             out / f"{name}.csv",
             table.to_csv(index=keep_index, lineterminator="\n", date_format="%Y-%m-%d"),
