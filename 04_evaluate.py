@@ -1,33 +1,29 @@
 #!/usr/bin/env python3
-"""04: evaluate a run: metrics.json, returns.csv and a self-contained tearsheet.html in its folder.
+"""04: evaluate a run: metrics.json, CSV tables, pyfolio exports and a self-contained
+tearsheet.html in its folder, with the contest checks and findings printed.
 
-Without a run folder, evaluates the latest finished run in results/.
+Without a folder, evaluates the latest finished run in results/. Given a trials folder (from
+03 --grid/--trials) or several run folders, evaluates each and then the set: the probability of
+backtest overfitting (CSCV), degradation, probability of loss and deflated Sharpe ratio, written to
+overfitting.json, trials_summary.csv and overfitting.html (in the trials folder, or --out).
 """
 
+import datetime as dt
 from pathlib import Path
 
 from equity_backtest import archive, cli
 from equity_backtest.evaluation.tearsheet import evaluate, fmt
+from equity_backtest.evaluation.trial_set import evaluate_set, runs_in
 
 
-def main() -> int:
-    parser = cli.parser(__doc__, window=False)
-    parser.add_argument("run_dir", nargs="?", help="a run folder (default: the latest in results/)")
-    args = parser.parse_args()
-    cli.setup_logging(args)
-    params = cli.load(args)
-
-    run_dir = Path(args.run_dir) if args.run_dir else archive.latest_run(params.results_dir)
-    metrics = evaluate(run_dir)
+def report(metrics: dict, run_dir: Path) -> None:
+    """The headline numbers, the contest table and the findings, on the console."""
     p, b = metrics["portfolio"], metrics["benchmark"]
     for key in ("annual_return", "annual_volatility", "sharpe_ratio", "max_drawdown"):
         cli.log.info("%-18s portfolio %9s   index %9s", key, fmt(key, p[key]), fmt(key, b[key]))
     contest = metrics["contest"]
-    cli.log.info(
-        "contest checks (score %.3f)%s:",
-        contest["score"],
-        f" - {contest['note']}" if contest["note"] else "",
-    )
+    note = f" - {contest['note']}" if contest["note"] else ""
+    cli.log.info("contest checks (score %.3f)%s:", contest["score"], note)
     for row in contest["checks"]:
         cli.log.info(
             "  %-23s %-12s worst %9s   soft %-11s hard %s",
@@ -40,7 +36,43 @@ def main() -> int:
     for line in metrics["findings"]:
         cli.log.info("finding: %s", line)
     cli.log.info("tear sheet: %s", run_dir / "tearsheet.html")
-    print(run_dir / "tearsheet.html")
+
+
+def main() -> int:
+    parser = cli.parser(__doc__, window=False)
+    parser.add_argument(
+        "runs", nargs="*", help="a run folder, a trials folder, or several run folders"
+    )
+    parser.add_argument("--blocks", type=int, default=16, help="CSCV blocks S (even; default 16)")
+    parser.add_argument(
+        "--out", metavar="FOLDER", help="where the overfitting analysis of several runs goes"
+    )
+    args = parser.parse_args()
+    cli.setup_logging(args)
+    params = cli.load(args)
+
+    folders = [Path(r) for r in args.runs] or [archive.latest_run(params.results_dir)]
+    if len(folders) == 1 and not (folders[0] / "run.json").is_file() and folders[0].is_dir():
+        out, runs = folders[0], runs_in(folders[0])  # a trials folder
+    elif len(folders) > 1:
+        out = (
+            Path(args.out)
+            if args.out
+            else (
+                Path(params.results_dir) / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}__overfitting"
+            )
+        )
+        runs = folders
+    else:
+        metrics = evaluate(folders[0])
+        report(metrics, folders[0])
+        print(folders[0] / "tearsheet.html")
+        return 0
+
+    result = evaluate_set(runs, out, args.blocks)
+    for line in result["findings"]:
+        cli.log.info("overfitting: %s", line)
+    print(out / "overfitting.html")
     return 0
 
 

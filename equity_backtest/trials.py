@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import logging
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,7 +24,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from .config import FIELDS, Parameters, coerce, parse_assignments
-from .datalog import encode_label
 from .errors import BadInputError
 from .storage import atomic_write_text
 
@@ -35,6 +35,11 @@ class Trial:
     name: str
     algorithm: Path
     overrides: dict[str, str]  # parameter -> value as given on the command line (seed included)
+
+
+def _safe(text: str) -> str:
+    """A folder name from letters, digits, '.', '_' and '-' only."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-") or "trial"
 
 
 def trial_seed(base_seed: int, name: str) -> int:
@@ -67,7 +72,7 @@ def plan(
     for algo in algos:
         for combo in itertools.product(*axes.values()) if axes else [()]:
             chosen = dict(zip(axes, combo, strict=True))
-            name = encode_label(algo.stem + "".join(f"__{k}={v}" for k, v in chosen.items()))
+            name = _safe(algo.stem + "".join(f"--{k}-{v}" for k, v in chosen.items()))
             if name in seen:
                 raise BadInputError(
                     f"two trials are both named {name}; give the algorithm files different names"

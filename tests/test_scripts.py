@@ -243,6 +243,12 @@ def test_trials_in_parallel_equal_each_run_alone_whatever_the_order(project):
     cmd[cmd.index("--run-dir") + 1] = str(alone)
     subprocess.run(cmd, cwd=project, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert _archive_digest(alone) == _archive_digest(parallel / row["trial"])
+    # 04 over the trials folder: a tear sheet per trial and the overfitting analysis of the set
+    run_script(project, "04_evaluate.py", str(parallel), "--blocks", "8")
+    result = json.loads((parallel / "overfitting.json").read_text())
+    assert 0 <= result["pbo"] <= 1 and result["splits"] == 70 and len(result["trials"]) == 4
+    assert (parallel / "overfitting.html").is_file() and (parallel / "trials_summary.csv").is_file()
+    assert all((parallel / name / "tearsheet.html").is_file() for name in table["trial"])
     params = json.loads((alone / "parameters.json").read_text())
     assert params["rebalance"] == "quarterly" and params["seed"] == int(row["set_seed"])
 

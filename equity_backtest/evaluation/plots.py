@@ -144,3 +144,32 @@ def sector_weights(weights: pd.DataFrame) -> bytes:
     _pct_axis(ax)
     ax.set_title("Sector weights")
     return _png(fig)
+
+
+def overfitting(
+    logits: np.ndarray,
+    in_sample: np.ndarray,
+    out_of_sample: np.ndarray,
+    slope: float,
+    intercept: float,
+) -> bytes:
+    """CSCV: the distribution of the in-sample winner's out-of-sample logit rank, and its
+    out-of-sample against its in-sample Sharpe ratio across splits."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.hist(logits, bins=40, color="tab:blue", alpha=0.8)
+    ax1.axvline(0, color="black", lw=1)
+    ax1.set_title(
+        "Logit of the winner's out-of-sample rank\n(left of 0: below the median; share = PBO)"
+    )
+    ax2.scatter(in_sample, out_of_sample, s=4, alpha=0.3)
+    if np.isfinite(slope):
+        xs = np.linspace(in_sample.min(), in_sample.max(), 2)
+        ax2.plot(xs, intercept + slope * xs, color="tab:red", lw=1.5, label=f"slope {slope:.2f}")
+        ax2.legend()
+    ax2.axhline(0, color="black", lw=0.8)
+    ax2.set_xlabel("in-sample Sharpe of the in-sample winner")
+    ax2.set_ylabel("its out-of-sample Sharpe")
+    ax2.set_title("Performance degradation")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    return _png(fig)
