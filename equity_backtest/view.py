@@ -108,6 +108,18 @@ class View:
             columns=self._panel.labels[mask],
         )
 
+    def dividends(self, days: int = 252, tickers=None) -> pd.Series:
+        """Cash dividends per share paid over the last `days` trading days (ex-dates up to this
+        close), per ticker; splits inside the window are not adjusted for."""
+        mask = self._tickers_mask(tickers)
+        total = np.zeros(len(self._panel.tickers))
+        events = self._panel.events.dividends
+        for t in range(max(0, self._t - days + 1), self._t + 1):
+            if t in events:
+                idx, amount = events[t]
+                np.add.at(total, idx, amount)
+        return pd.Series(total[mask], index=self._panel.labels[mask], name="dividends")
+
     def fundamentals(self, metrics=None, tickers=None) -> pd.DataFrame:
         """Latest fundamentals publicly known at this close (one row per ticker, one column per metric)."""
         p = self._panel

@@ -55,6 +55,7 @@ FUNDAMENTAL_METRICS = (
     "shares_outstanding",
     "operating_cash_flow",
     "capex",
+    "gross_profit",
 )
 # Annual expected-return premium per cross-sectional z-score (top minus bottom quintile ~2.8x this).
 PREMIA = {"value": 0.04, "quality": 0.025, "momentum": 0.03, "low_volatility": 0.02}
@@ -222,6 +223,9 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     cl_ratio = rng.uniform(0.1, 0.3, N)
     nfa_ratio = rng.uniform(0.1, 0.6, N)
     capex_ratio = rng.uniform(0.02, 0.08, N)
+    # overheads (SG&A) as a share of assets, from a child stream so the main stream is unchanged:
+    # gross profit = EBIT + overheads, so gross profitability follows the planted quality
+    overhead_ratio = np.random.default_rng([settings.seed, 1]).uniform(0.02, 0.10, N)
 
     # --- shocks drawn up front (deterministic whatever the loop does) -----------------------
     m_ret, regime, crash = _market_returns(rng, cal)
@@ -400,6 +404,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
                         shares[i],
                         ocf[j],
                         s[j] * capex_ratio[i] / 4,
+                        ni[j] / 0.75 + interest[j] + s[j] * overhead_ratio[i] / 4,
                     )
                 )
                 if payer[i] and ni[j] > 0 and days_left[i] < 0:
