@@ -1,6 +1,7 @@
 """Read a holdings file (E8): what a portfolio owns before the backtest starts.
 
-CSV with columns `ticker` and `shares` (fractional allowed); other columns are ignored. Every
+CSV with columns `ticker` (or `stock`) and `shares` (fractional allowed); other columns, such as
+`amount invested`, are ignored here. Every
 problem is reported with the file, row and field: a missing column, a non-numeric or negative
 share count, a ticker listed twice.
 """
@@ -27,11 +28,13 @@ def read_holdings(path: str | Path, allow_short: bool = False) -> pd.Series:
             f"holdings file {path}: not a readable CSV ({str(exc).strip()})"
         ) from None
     frame.columns = [c.strip().lower() for c in frame.columns]
+    if "ticker" not in frame.columns and "stock" in frame.columns:
+        frame = frame.rename(columns={"stock": "ticker"})
     missing = [c for c in ("ticker", "shares") if c not in frame.columns]
     if missing:
         raise BadInputError(
-            f"holdings file {path}: no column {missing}; it needs 'ticker' and 'shares' "
-            f"(found {list(frame.columns)})"
+            f"holdings file {path}: no column {missing}; it needs 'ticker' (or 'stock') and "
+            f"'shares' (found {list(frame.columns)})"
         )
     tickers = frame["ticker"].str.strip()
     shares = pd.to_numeric(frame["shares"].str.strip(), errors="coerce")

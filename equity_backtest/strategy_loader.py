@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import types
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import BadInputError
 
 
-def load_compute_weights(path: str | Path) -> Callable:
-    """Import the file as a module (any name, any folder) and return its compute_weights."""
+def load_module(path: str | Path) -> types.ModuleType:
+    """Import an algorithm file as a module (any name, any folder)."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"algorithm file {path} not found; pass --algorithm PATH")
@@ -20,7 +21,12 @@ def load_compute_weights(path: str | Path) -> Callable:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise BadInputError(f"{path}: could not import it ({type(exc).__name__}: {exc})") from exc
-    fn = getattr(module, "compute_weights", None)
+    return module
+
+
+def load_compute_weights(path: str | Path) -> Callable:
+    """The file's compute_weights(view, params)."""
+    fn = getattr(load_module(path), "compute_weights", None)
     if not callable(fn):
         raise BadInputError(f"{path} defines no compute_weights(view, params) function")
     return fn

@@ -66,8 +66,10 @@ class Broker:
         q = np.clip(want, -cap, cap)
         if not self.allow_short:
             q = np.maximum(q, -np.maximum(held[idx], 0.0))  # never sell more than is held
-        if not self.fractional:
-            q = np.trunc(q)
+        if (
+            not self.fractional
+        ):  # whole shares, except that a whole position (fraction and all) may close
+            q = np.where(q == -held[idx], q, np.trunc(q))
         px = np.where(ok, px, 0.0)
 
         def fill_price(q):
