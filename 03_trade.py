@@ -8,9 +8,10 @@ Writes results/<run>/ (see README).
 
 Trials: several --algorithm files, --trials FOLDER (every .py in it) and/or --grid NAME=V1,V2
 (repeatable; all combinations) run each combination in its own process with its own archive and
-seed, --jobs at a time, under results/<time>__trials/.
+seed, --jobs at a time (or as Ray tasks with --ray), under results/<time>__trials/.
 """
 
+import os
 from pathlib import Path
 
 from equity_backtest import cli, runner, trials
@@ -41,6 +42,12 @@ def main() -> int:
     parser.add_argument(
         "--jobs", type=int, default=0, help="trials run at once (default: CPU count)"
     )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="run trials on Ray: 'local', 'auto' or a cluster address (default: $RAY_ADDRESS)",
+    )
     args = parser.parse_args()
     cli.setup_logging(args)
 
@@ -57,6 +64,7 @@ def main() -> int:
             Path(args.run_dir) if args.run_dir else None,
             {"start": args.start, "end": args.end},
             cli.show_progress(args),
+            args.ray,
         )
         print(folder)
         return code

@@ -1,6 +1,7 @@
 """Trials (E10): many algorithms and/or parameter combinations, each its own reproducible run.
 
-Every trial is a separate process running 03_trade.py with its own --run-dir and --set overrides,
+Every trial is a separate process (a local one, or a Ray task on a cluster) running 03_trade.py
+with its own --run-dir and --set overrides,
 so a trial's archive is exactly what running it alone gives; trials.csv records the command that
 does that. A trial's seed is derived from the base seed and the trial's name, never from the
 order or the number of trials running at once.
@@ -105,32 +106,15 @@ def command(
     return cmd
 
 
-def run_all(
-    trials: list[Trial],
-    params: Parameters,
-    parameters: str,
-    script: Path,
-    jobs: int,
-    parent: Path | None = None,
-    window: dict[str, str] | None = None,
-    progress: bool = False,
-) -> tuple[Path, int]:
-    """Run every trial (`jobs` at a time); write trials.csv. Returns (folder, worst exit code)."""
-    parent = parent or Path(params.results_dir) / (
-        f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}__trials__{params.source}__{params.index}"
-    )
-    if parent.exists():
-        raise BadInputError(
-            f"trials folder {parent} already exists; archives are never overwritten"
-        )
-    parent.mkdir(parents=True)
-    cmds = {t.name: command(t, script, parameters, parent / t.name, window or {}) for t in trials}
-    jobs = jobs if jobs > 0 else None
+def _run_local(
+    cmds: dict[str, list[str]], jobs: int, progress: bool
+) -> dict[str, subprocess.CompletedProcess]:
+    """Each command in its own process, `jobs` at a time (default: the CPU count)."""
     results = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=jobs if jobs > 0 else None) as pool:
         futures = {
-            pool.submit(subprocess.run, cmds[t.name], capture_output=True, text=True): t
-            for t in trials
+            pool.submit(subprocess.run, cmd, capture_output=True, text=True): name
+            for name, cmd in cmds.items()
         }
         for fut in tqdm(
             as_completed(futures),
@@ -140,16 +124,75 @@ def run_all(
             disable=not progress,
             leave=False,
         ):
-            t = futures[fut]
-            proc = fut.result()
-            results[t.name] = proc
-            if proc.returncode not in (0, 5):
-                log.error(
-                    "trial %s failed (exit %d): %s",
-                    t.name,
-                    proc.returncode,
-                    proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "",
-                )
+            results[futures[fut]] = fut.result()
+    return results
+
+
+def _run_ray(cmds: dict[str, list[str]], address: str) -> dict[str, subprocess.CompletedProcess]:
+    """Each command as a Ray task: `address` is 'local' (start a runtime here), 'auto' (join the
+    running cluster) or a cluster address. Workers must see the same files (repository, datasets,
+    results) at the same paths, as on a shared file system."""
+    try:
+        import ray
+    except ImportError:
+        raise BadInputError(
+            "--ray needs the ray package: pip install 'equity_backtest[ray]'"
+        ) from None
+
+    @ray.remote(num_cpus=1)
+    def run(cmd: list[str], cwd: str) -> tuple[int, str, str]:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            address=None if address == "local" else address,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    try:
+        cwd = str(Path.cwd())
+        refs = {name: run.remote(cmd, cwd) for name, cmd in cmds.items()}
+        return {
+            name: subprocess.CompletedProcess(cmds[name], *ray.get(ref))
+            for name, ref in refs.items()
+        }
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_all(
+    trials: list[Trial],
+    params: Parameters,
+    parameters: str,
+    script: Path,
+    jobs: int,
+    parent: Path | None = None,
+    window: dict[str, str] | None = None,
+    progress: bool = False,
+    ray_address: str | None = None,
+) -> tuple[Path, int]:
+    """Run every trial (`jobs` at a time, or on Ray); write trials.csv. Returns (folder, worst exit code)."""
+    parent = parent or Path(params.results_dir) / (
+        f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}__trials__{params.source}__{params.index}"
+    )
+    if parent.exists():
+        raise BadInputError(
+            f"trials folder {parent} already exists; archives are never overwritten"
+        )
+    parent.mkdir(parents=True)
+    cmds = {t.name: command(t, script, parameters, parent / t.name, window or {}) for t in trials}
+    results = _run_ray(cmds, ray_address) if ray_address else _run_local(cmds, jobs, progress)
+    for name, proc in results.items():
+        if proc.returncode not in (0, 5):
+            log.error(
+                "trial %s failed (exit %d): %s",
+                name,
+                proc.returncode,
+                proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "",
+            )
     rows = []
     for t in trials:  # in plan order, whatever order they finished in
         info_path = parent / t.name / "run.json"
