@@ -11,6 +11,7 @@ Logfiles are written once (temp file + atomic link) and never edited or deleted 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import re
@@ -110,6 +111,11 @@ def parse_name(filename: str) -> LogName:
             f"datalog file '{filename}': name is not <16-digit timestamp>__<source>__<data_type>__<label>.csv"
         )
     ts, source, data_type, label = m.groups()
+    if "__" in label or label.startswith(("_", ".")) or label.endswith("_"):
+        raise BadInputError(
+            f"datalog file '{filename}': label '{label}' is not encoded as the pipeline writes labels "
+            "(no '__', no leading '.' or '_'); rename it with datalog.encode_label"
+        )
     if data_type not in SCHEMAS:
         raise BadInputError(
             f"datalog file '{filename}': unknown data type '{data_type}' (known: {', '.join(DATA_TYPES)})"
@@ -117,8 +123,12 @@ def parse_name(filename: str) -> LogName:
     return LogName(int(ts), source, data_type, decode_label(label))
 
 
-def list_logs(datalog_dir: str | Path) -> list[tuple[LogName, Path]]:
-    """All logfiles in time order (hidden temp files are not logs). Bad names raise BadInputError."""
+def list_logs(datalog_dir: str | Path, bad: list | None = None) -> list[tuple[LogName, Path]]:
+    """All logfiles in time order (hidden temp files are not logs).
+
+    A file whose name does not parse raises BadInputError, unless a `bad` list is given: then
+    (path, error) is appended to it and the file is passed over.
+    """
     root = Path(datalog_dir)
     if not root.is_dir():
         return []
@@ -126,7 +136,12 @@ def list_logs(datalog_dir: str | Path) -> list[tuple[LogName, Path]]:
     for p in root.iterdir():
         if p.name.startswith(".") or not p.is_file():
             continue
-        out.append((parse_name(p.name), p))
+        try:
+            out.append((parse_name(p.name), p))
+        except BadInputError as exc:
+            if bad is None:
+                raise
+            bad.append((p, exc))
     out.sort(key=lambda item: (item[0], item[1].name))
     return out
 
@@ -192,6 +207,17 @@ def read_log(path: str | Path, name: LogName | None = None) -> pd.DataFrame:
             f"{where}: header lacks column(s) {missing}; a {name.data_type} log needs "
             f"{schema['required']} (found {list(raw.columns)})"
         )
+    if raw.empty:
+        raise BadInputError(f"{where}: a header but no rows; re-run the vendor query for it")
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:  # pandas pads short rows
+        for line_no, fields in enumerate(csv.reader(fh), start=1):
+            if line_no == 1:
+                width = len(fields)
+            elif fields and len(fields) != width:
+                raise BadInputError(
+                    f"{where}, row {line_no}: expected {width} fields, found {len(fields)} "
+                    "(a truncated or damaged row); re-export or query it again"
+                )
     out = pd.DataFrame(index=raw.index)
     numeric = list(schema["numeric"])
     if schema["extra_numeric"]:
@@ -203,6 +229,22 @@ def read_log(path: str | Path, name: LogName | None = None) -> pd.DataFrame:
             out[col] = _parse_numbers(raw[col], where, col)
         else:
             out[col] = raw[col].astype(object).where(raw[col].notna(), None)
+    query_time = pd.Timestamp(name.timestamp, unit="us")
+    for col in schema["dates"]:
+        if col == "period_end" or col not in out:
+            continue
+        late = (out[col] > query_time).to_numpy()
+        if late.any():
+            raise BadInputError(
+                _bad_row(
+                    where,
+                    col,
+                    raw[col],
+                    late,
+                    f"on or before the query time "
+                    f"{query_time:%Y-%m-%d} (a query cannot return the future)",
+                ).args[0]
+            )
     return out
 
 

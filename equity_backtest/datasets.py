@@ -176,7 +176,10 @@ def build(
     """
     datasets_dir = Path(datasets_dir)
     datasets_dir.mkdir(parents=True, exist_ok=True)
-    logs = list_logs(datalog_dir)
+    misnamed: list = []
+    logs = list_logs(datalog_dir, bad=misnamed)
+    if misnamed and not skip_bad_logs:
+        raise misnamed[0][1]
     base = None if full else current_version(datasets_dir)
     prev_logs: dict[str, str] = {}
     if base:
@@ -194,7 +197,10 @@ def build(
         _, previous = load_tables(datasets_dir, base)
         for t, frame in previous.items():
             parts[t].append(frame)
-    skipped, used = [], dict(prev_logs)
+    skipped, used = [p.name for p, _ in misnamed if p.name not in prev_logs], dict(prev_logs)
+    for _, exc in misnamed:
+        log.warning("skipped bad log: %s", exc)
+    read = 0
     for name, path in tqdm(
         new, desc="reading datalog", unit="log", disable=not progress, leave=False
     ):
@@ -208,6 +214,7 @@ def build(
             continue
         parts[table].append(frame)
         used[path.name] = sha256_file(path)
+        read += 1
 
     tables = {}
     for t in TABLES:
@@ -231,7 +238,7 @@ def build(
         "previous_version": base,
         "builder": f"equity_backtest {__version__}",
         "logs": [{"file": f, "sha256": used[f]} for f in sorted(used)],
-        "new_logs": len(new) - len(skipped),
+        "new_logs": read,
         "skipped_logs": skipped,
         "tables": info,
     }
@@ -242,12 +249,10 @@ def build(
     log.info(
         "dataset %s built from %d new logs (%d skipped)",
         version,
-        len(new) - len(skipped),
+        read,
         len(skipped),
     )
-    return BuildResult(
-        version, len(new) - len(skipped), skipped, {t: len(f) for t, f in tables.items()}
-    )
+    return BuildResult(version, read, skipped, {t: len(f) for t, f in tables.items()})
 
 
 def _next_version(datasets_dir: Path) -> str:

@@ -297,7 +297,12 @@ def test_starting_holdings(project):
 
 
 def test_a_3x3_sweep_gives_identical_results_in_local_processes_and_on_ray(project):
-    grid = ["--grid", "rebalance=monthly,quarterly,yearly", "--grid", "commission_rate=0.0005,0.001,0.002"]
+    grid = [
+        "--grid",
+        "rebalance=monthly,quarterly,yearly",
+        "--grid",
+        "commission_rate=0.0005,0.001,0.002",
+    ]
     local, on_ray = project / "results" / "local", project / "results" / "ray"
     run_script(project, "03_trade.py", *grid, "--jobs", "2", "--run-dir", str(local), "--quiet")
     run_script(project, "03_trade.py", *grid, "--ray", "local", "--run-dir", str(on_ray), "--quiet")
@@ -308,5 +313,10 @@ def test_a_3x3_sweep_gives_identical_results_in_local_processes_and_on_ray(proje
         assert _archive_digest(local / name) == _archive_digest(on_ray / name), name
     run_script(project, "04_evaluate.py", str(local), "--blocks", "8", "--quiet")
     summary = pd.read_csv(local / "trials_summary.csv")
-    assert len(summary) == 9 and {"annual_return", "sharpe_ratio", "max_drawdown", "annual_turnover",
-                                  "total_costs"} <= set(summary.columns)
+    assert len(summary) == 9 and {
+        "annual_return",
+        "sharpe_ratio",
+        "max_drawdown",
+        "annual_turnover",
+        "total_costs",
+    } <= set(summary.columns)

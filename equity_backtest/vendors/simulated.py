@@ -476,7 +476,9 @@ def _assemble(
     # a company that is gone publishes no later report
     delist = ca[ca.action == "delisting"].set_index("ticker")["date"]
     gone = fund["ticker"].map(delist)
-    fund = fund[gone.isna() | (fund["announcement_date"] < gone)].reset_index(drop=True)
+    fund = fund[gone.isna() | (fund["announcement_date"] < gone)]
+    # and nothing announced after the query (the day after the simulated end) is known to it
+    fund = fund[fund["announcement_date"] <= cal[-1] + pd.Timedelta(days=1)].reset_index(drop=True)
     cons = pd.DataFrame(constituents, columns=["date", "ticker", "weight"])
     cons.insert(1, "index", settings.index_name)
     ev = pd.DataFrame(events, columns=["ticker", "date", "event", "value"])
