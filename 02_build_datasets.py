@@ -8,7 +8,7 @@ A bad logfile stops the build with a message naming file, row and field (exit co
 The datalog itself is never modified.
 """
 
-from equity_backtest import cli, datasets
+from equity_backtest import cli, datasets, quality
 
 
 def main() -> int:
@@ -47,6 +47,12 @@ def main() -> int:
         )
     for name in result.skipped_logs:
         cli.log.warning("skipped bad logfile %s", name)
+    if result.quality:
+        for line in quality.summary_lines(result.quality):
+            cli.log.info("%s", line)
+        cli.log.info(
+            "data-quality report: %s/%s/quality_report.md", params.datasets_dir, result.version
+        )
     return 0
 
 

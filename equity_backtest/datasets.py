@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, quality
 from .datalog import LogName, list_logs, read_log
 from .errors import BadInputError
 from .storage import atomic_write_text, fsync_dir, sha256_file
@@ -63,6 +63,7 @@ class BuildResult:
     skipped_logs: list[str]
     rows: dict[str, int]
     up_to_date: bool = False
+    quality: dict | None = None
 
 
 def current_version(datasets_dir: str | Path) -> str | None:
@@ -243,6 +244,11 @@ def build(
         "tables": info,
     }
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+    quality_report = quality.report(tables, manifest)
+    atomic_write_text(
+        tmp / "quality_report.json", json.dumps(quality_report, indent=1, sort_keys=True) + "\n"
+    )
+    atomic_write_text(tmp / "quality_report.md", quality.markdown(quality_report))
     os.replace(tmp, datasets_dir / version)
     fsync_dir(datasets_dir)
     atomic_write_text(datasets_dir / "CURRENT", version + "\n")
@@ -252,7 +258,9 @@ def build(
         read,
         len(skipped),
     )
-    return BuildResult(version, read, skipped, {t: len(f) for t, f in tables.items()})
+    return BuildResult(
+        version, read, skipped, {t: len(f) for t, f in tables.items()}, quality=quality_report
+    )
 
 
 def _next_version(datasets_dir: Path) -> str:

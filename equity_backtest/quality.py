@@ -1,0 +1,220 @@
+"""The data-quality report (D7) of one dataset version: what is there, what is missing, what looks
+wrong. Written by 02 as quality_report.md and quality_report.json beside the tables.
+
+Checks, per source:
+- counts of logs, tickers and rows per table;
+- coverage by month: tickers with market data, index members, members with market data, members
+  with a fundamental report public that month or earlier;
+- index members with no market data at all, or no fundamentals at all;
+- suspicious values: non-positive prices; runs of ZERO_VOLUME_RUN or more consecutive trading
+  rows with zero volume; one-day close moves within 5% of a split ratio (2, 3, 4, 5, 10 or their
+  inverses) with no split recorded that day: an unadjusted split, or a bad print;
+- gaps: days inside a ticker's trading range on which other tickers of the source traded but it
+  has no row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+ZERO_VOLUME_RUN = 10
+SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 10.0, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 10)
+EXAMPLES = 20  # listed per check; counts are always complete
+
+
+def _examples(frame: pd.DataFrame) -> list[dict]:
+    out = []
+    for rec in frame.head(EXAMPLES).to_dict("records"):
+        out.append(
+            {
+                k: (
+                    f"{v:%Y-%m-%d}"
+                    if isinstance(v, pd.Timestamp)
+                    else float(v)
+                    if isinstance(v, float | np.floating)
+                    else str(v)
+                )
+                for k, v in rec.items()
+            }
+        )
+    return out
+
+
+def source_report(tables: dict[str, pd.DataFrame], source: str) -> dict:
+    mk = tables["market"][tables["market"]["source"] == source]
+    mk = mk.assign(ticker=mk["ticker"].astype(str)).sort_values(["ticker", "date"], kind="stable")
+    fund = tables["fundamentals"][tables["fundamentals"]["source"] == source]
+    cons = tables["constituents"][tables["constituents"]["source"] == source]
+    ca = tables["corporate_actions"][tables["corporate_actions"]["source"] == source]
+    members = set(cons["ticker"].astype(str))
+    with_market = set(mk["ticker"])
+    with_fund = set(fund["ticker"].astype(str))
+
+    price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
+    nonpos = mk[(mk[price_cols] <= 0).any(axis=1)][["ticker", "date", *price_cols]]
+
+    zero = mk["volume"].fillna(0).eq(0).to_numpy()
+    new_run = np.r_[
+        True,
+        (mk["ticker"].to_numpy()[1:] != mk["ticker"].to_numpy()[:-1]) | (zero[1:] != zero[:-1]),
+    ]
+    run_id = np.cumsum(new_run)
+    runs = pd.DataFrame(
+        {
+            "run": run_id,
+            "zero": zero,
+            "ticker": mk["ticker"].to_numpy(),
+            "date": mk["date"].to_numpy(),
+        }
+    )
+    runs = (
+        runs[runs["zero"]]
+        .groupby("run")
+        .agg(
+            ticker=("ticker", "first"),
+            start=("date", "first"),
+            end=("date", "last"),
+            days=("date", "size"),
+        )
+    )
+    long_runs = runs[runs["days"] >= ZERO_VOLUME_RUN].reset_index(drop=True)
+
+    prev = mk.groupby("ticker", sort=False)["close"].shift()
+    ratio = (mk["close"] / prev).to_numpy()
+    near = np.zeros(len(mk), dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in SPLIT_RATIOS:
+            near |= np.abs(np.log(ratio) - np.log(1 / k)) < np.log(1.05)
+    splits = set(
+        zip(
+            ca.loc[ca["action"] == "split", "ticker"].astype(str),
+            ca.loc[ca["action"] == "split", "date"],
+            strict=True,
+        )
+    )
+    candidates = mk[near].assign(ratio=ratio[near])  # few rows: check them one by one
+    explained = [
+        (t, d) in splits for t, d in zip(candidates["ticker"], candidates["date"], strict=True)
+    ]
+    jumps = candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
+
+    calendar = pd.DatetimeIndex(np.unique(mk["date"].to_numpy()))
+    span = mk.groupby("ticker")["date"].agg(["min", "max", "size"])
+    expected = calendar.searchsorted(span["max"], side="right") - calendar.searchsorted(span["min"])
+    gaps = (expected - span["size"]).rename("missing_days")
+    gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
+
+    month = mk["date"].dt.to_period("M")
+    coverage = pd.DataFrame({"tickers_with_market_data": mk.groupby(month)["ticker"].nunique()})
+    if len(cons):
+        cmonth = cons["date"].dt.to_period("M")
+        coverage["index_members"] = cons.groupby(cmonth)["ticker"].nunique()
+        listed = cons.assign(month=cmonth, ticker=cons["ticker"].astype(str))
+        traded = pd.DataFrame({"month": month, "ticker": mk["ticker"]}).drop_duplicates()
+        both = listed.merge(traded, on=["month", "ticker"])
+        coverage["members_with_market_data"] = both.groupby("month")["ticker"].nunique()
+        public = fund.assign(
+            ticker=fund["ticker"].astype(str),
+            first=fund["announcement_date"].fillna(fund["period_end"]),
+        )
+        first_public = public.groupby("ticker")["first"].min().dt.to_period("M")
+        listed["has_fundamentals"] = listed["ticker"].map(first_public) <= listed["month"]
+        coverage["members_with_fundamentals"] = listed.groupby("month")["has_fundamentals"].sum()
+    coverage = coverage.fillna(0).astype(int)
+    coverage.index = coverage.index.astype(str)
+
+    return {
+        "source": source,
+        "rows": {name: int((t["source"] == source).sum()) for name, t in tables.items()},
+        "tickers_with_market_data": len(with_market),
+        "index_members_ever": len(members),
+        "members_without_market_data": sorted(members - with_market),
+        "members_without_fundamentals": sorted(members - with_fund),
+        "non_positive_prices": {"count": len(nonpos), "examples": _examples(nonpos)},
+        "zero_volume_runs": {"count": len(long_runs), "examples": _examples(long_runs)},
+        "unexplained_split_like_jumps": {"count": len(jumps), "examples": _examples(jumps)},
+        "gaps": {
+            "tickers": len(gaps),
+            "missing_days": int(gaps["missing_days"].sum()) if len(gaps) else 0,
+            "examples": _examples(gaps),
+        },
+        "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),
+    }
+
+
+def report(tables: dict[str, pd.DataFrame], manifest: dict) -> dict:
+    sources = sorted(
+        set(tables["market"]["source"].astype(str))
+        | set(tables["constituents"]["source"].astype(str))
+    )
+    return {
+        "version": manifest["version"],
+        "logs": len(manifest["logs"]),
+        "skipped_logs": manifest["skipped_logs"],
+        "sources": [source_report(tables, s) for s in sources],
+    }
+
+
+def summary_lines(rep: dict) -> list[str]:
+    """The few lines 02 prints."""
+    lines = [f"quality: {rep['logs']} logs, {len(rep['skipped_logs'])} skipped"]
+    for s in rep["sources"]:
+        lines.append(
+            f"quality [{s['source']}]: {s['tickers_with_market_data']} tickers with prices, {s['index_members_ever']} "
+            f"index members ever ({len(s['members_without_market_data'])} without prices, "
+            f"{len(s['members_without_fundamentals'])} without fundamentals); suspicious: "
+            f"{s['non_positive_prices']['count']} non-positive prices, {s['zero_volume_runs']['count']} zero-volume "
+            f"runs, {s['unexplained_split_like_jumps']['count']} split-like jumps; {s['gaps']['missing_days']} "
+            f"missing days in {s['gaps']['tickers']} tickers"
+        )
+    return lines
+
+
+def markdown(rep: dict) -> str:
+    out = [
+        f"# Data-quality report, dataset {rep['version']}",
+        "",
+        f"{rep['logs']} logfiles; skipped: {', '.join(rep['skipped_logs']) or 'none'}.",
+        "",
+    ]
+    for s in rep["sources"]:
+        out += [f"## Source `{s['source']}`", "", "| table | rows |", "|---|---|"]
+        out += [f"| {k} | {v:,d} |" for k, v in s["rows"].items()]
+        out += [
+            "",
+            f"- tickers with market data: {s['tickers_with_market_data']}",
+            f"- index members ever: {s['index_members_ever']}",
+            f"- members without market data: {', '.join(s['members_without_market_data']) or 'none'}",
+            f"- members without fundamentals: {', '.join(s['members_without_fundamentals']) or 'none'}",
+            "",
+        ]
+        for key, title in (
+            ("non_positive_prices", "Non-positive prices"),
+            ("zero_volume_runs", f"Zero-volume runs of {ZERO_VOLUME_RUN}+ days"),
+            ("unexplained_split_like_jumps", "Split-like jumps with no split recorded"),
+            ("gaps", "Gaps (days others traded but this ticker has no row)"),
+        ):
+            block = s[key]
+            count = block.get("count", block.get("tickers"))
+            out += [f"### {title}: {count}", ""]
+            if block["examples"]:
+                cols = list(block["examples"][0])
+                out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+                out += [
+                    "| " + " | ".join(str(e[c]) for c in cols) + " |" for e in block["examples"]
+                ]
+                out.append("")
+        out += [
+            "### Coverage by month",
+            "",
+            "| " + " | ".join(s["coverage_by_month"][0]) + " |" if s["coverage_by_month"] else "",
+        ]
+        if s["coverage_by_month"]:
+            out.append("|" + "---|" * len(s["coverage_by_month"][0]))
+            out += [
+                "| " + " | ".join(str(v) for v in row.values()) + " |"
+                for row in s["coverage_by_month"]
+            ]
+        out.append("")
+    return "\n".join(out) + "\n"

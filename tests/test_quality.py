@@ -1,0 +1,63 @@
+"""D7: the data-quality report finds what is planted in the data."""
+
+import json
+import shutil
+
+import numpy as np
+
+from equity_backtest import datasets
+from equity_backtest.datalog import LogName, list_logs, read_log, write_log
+
+
+def test_report_finds_planted_problems(tmp_path, small_store):
+    shutil.copytree(small_store / "datalog", tmp_path / "datalog")
+    logs = list_logs(tmp_path / "datalog")
+    name, path = next((n, p) for n, p in logs if n.data_type == "ticker_market_data")
+    frame = read_log(path, name).iloc[:200].copy()
+    frame.loc[frame.index[5], "close"] = -1.0  # a non-positive price
+    frame.loc[frame.index[20:35], "volume"] = 0.0  # 15 days without volume
+    frame.loc[frame.index[100] :, ["open", "high", "low", "close"]] *= (
+        0.5  # an unadjusted 2:1 split
+    )
+    later = name.timestamp + 10**9
+    write_log(tmp_path / "datalog", LogName(later, name.source, name.data_type, name.label), frame)
+    # a ticker with three missing days (a newer query never deletes rows, so a new ticker)
+    gappy = read_log(path, name).iloc[:200].drop(range(150, 153))
+    write_log(tmp_path / "datalog", LogName(later + 2, name.source, name.data_type, "GAPPY"), gappy)
+    cname, cpath = next((n, p) for n, p in logs if n.data_type == "constituent_list")
+    cons = read_log(cpath, cname)
+    cons.loc[len(cons)] = [cons["date"].iloc[0], cons["index"].iloc[0], "GHOST", np.nan]
+    write_log(
+        tmp_path / "datalog", LogName(later + 1, cname.source, cname.data_type, cname.label), cons
+    )
+
+    result = datasets.build(tmp_path / "datalog", tmp_path / "datasets")
+    rep = json.loads((tmp_path / "datasets" / result.version / "quality_report.json").read_text())
+    s = rep["sources"][0]
+    ticker = name.label
+    assert (
+        s["non_positive_prices"]["count"] == 1
+        and s["non_positive_prices"]["examples"][0]["ticker"] == ticker
+    )
+    assert (
+        s["zero_volume_runs"]["count"] == 1 and s["zero_volume_runs"]["examples"][0]["days"] == "15"
+    )
+    jumps = s["unexplained_split_like_jumps"]["examples"]
+    assert any(j["ticker"] == ticker and abs(float(j["ratio"]) - 0.5) < 0.05 for j in jumps)
+    assert any(g["ticker"] == "GAPPY" and g["missing_days"] == "3" for g in s["gaps"]["examples"])
+    assert (
+        s["members_without_market_data"] == ["GHOST"]
+        and "GHOST" in s["members_without_fundamentals"]
+    )
+    assert s["coverage_by_month"] and "members_with_fundamentals" in s["coverage_by_month"][-1]
+    text = (tmp_path / "datasets" / result.version / "quality_report.md").read_text()
+    assert "Non-positive prices: 1" in text and "GHOST" in text
+
+
+def test_clean_simulated_data_has_no_findings(small_store):
+    version = datasets.current_version(small_store / "datasets")
+    s = json.loads((small_store / "datasets" / version / "quality_report.json").read_text())[
+        "sources"
+    ][0]
+    assert s["non_positive_prices"]["count"] == 0 and s["zero_volume_runs"]["count"] == 0
+    assert s["unexplained_split_like_jumps"]["count"] == 0 and s["gaps"]["missing_days"] == 0
