@@ -157,9 +157,48 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# every table's standard columns and types, so an empty table reads like a full one
+_COLUMNS: dict[str, dict[str, str]] = {
+    "market": {
+        "source": "object",
+        "ticker": "object",
+        "date": "datetime64[ns]",
+        "open": "float64",
+        "high": "float64",
+        "low": "float64",
+        "close": "float64",
+        "volume": "float64",
+        "market_cap": "float64",
+    },
+    "fundamentals": {
+        "source": "object",
+        "ticker": "object",
+        "period_end": "datetime64[ns]",
+        "announcement_date": "datetime64[ns]",
+        "metric": "object",
+        "value": "float64",
+    },
+    "constituents": {
+        "source": "object",
+        "index": "object",
+        "date": "datetime64[ns]",
+        "ticker": "object",
+        "weight": "float64",
+    },
+    "metadata": {"source": "object", "ticker": "object", "name": "object", "sector": "object"},
+    "corporate_actions": {
+        "source": "object",
+        "ticker": "object",
+        "date": "datetime64[ns]",
+        "action": "object",
+        "value": "float64",
+    },
+}
+
+
 def _empty(table: str) -> pd.DataFrame:
-    cols = TABLES[table][0] + ["log_ts"]
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "log_ts" else object) for c in cols})
+    cols = {**_COLUMNS[table], "log_ts": "int64"}
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in cols.items()})
 
 
 def build(

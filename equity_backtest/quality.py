@@ -118,8 +118,9 @@ def source_report(tables: dict[str, pd.DataFrame], source: str) -> dict:
             ticker=fund["ticker"].astype(str),
             first=fund["announcement_date"].fillna(fund["period_end"]),
         )
-        first_public = public.groupby("ticker")["first"].min().dt.to_period("M")
-        listed["has_fundamentals"] = listed["ticker"].map(first_public) <= listed["month"]
+        first_public = public.groupby("ticker")["first"].min()
+        known_from = first_public.reindex(listed["ticker"]).to_numpy()  # NaT: never reported
+        listed["has_fundamentals"] = known_from <= listed["month"].dt.end_time.to_numpy()
         coverage["members_with_fundamentals"] = listed.groupby("month")["has_fundamentals"].sum()
     coverage = coverage.fillna(0).astype(int)
     coverage.index = coverage.index.astype(str)
