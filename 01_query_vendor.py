@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """01: query the vendor and write its raw responses to the datalog (immutable logfiles).
 
-With source = "simulated" the vendor is the built-in seeded market: no network, no terminal.
-Rerunning with the same parameters writes nothing new: every file is already logged.
+source = "simulated": the built-in seeded market (no network, no terminal).
+File imports (any other source name): each --import MAPPING INPUT (or parameters.py's
+file_imports) reads a CSV, Parquet or Excel export through its declarative mapping.
+Rerunning with the same inputs writes nothing new: every file is already logged.
 """
 
 from equity_backtest import cli
 from equity_backtest.errors import BadInputError
-from equity_backtest.vendors import simulated
+from equity_backtest.vendors import files, simulated
 
 
 def main() -> int:
@@ -15,13 +17,34 @@ def main() -> int:
     parser.add_argument(
         "--datalog-dir", help="where logfiles go (default: parameters' datalog_dir)"
     )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("MAPPING", "INPUT"),
+        help="import an export file through a mapping (repeatable)",
+    )
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("01_query_vendor"))
     params = cli.load(args, datalog_dir=args.datalog_dir)
 
+    imports = args.imports or params.file_imports
+    if imports:
+        for mapping, source_file in imports:
+            counts = files.query(mapping, source_file, params.datalog_dir)
+            cli.log.info(
+                "%s: %d logfiles written, %d already there",
+                source_file,
+                counts["written"],
+                counts["already_logged"],
+            )
+        return 0
     if params.source != simulated.SOURCE:
         raise BadInputError(
-            f"source '{params.source}' has no vendor in this version; use 'simulated'"
+            f"source '{params.source}': give file imports (--import MAPPING INPUT or "
+            "file_imports in parameters.py), or use source = 'simulated'"
         )
     settings = simulated.SimulationSettings(
         params.sim_n_tickers, params.sim_index_size, params.sim_start, params.sim_end, params.seed

@@ -32,6 +32,8 @@ class Parameters:
     datasets_dir: str = "datasets"
     results_dir: str = "results"
     dataset_version: str | None = None
+    # file vendor (D4): [mapping, input] pairs that 01 imports
+    file_imports: list = dataclasses.field(default_factory=list)
     # simulated market (D2)
     seed: int = 42
     sim_n_tickers: int = 300

@@ -54,7 +54,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str) -> dict:
     price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
     nonpos = mk[(mk[price_cols] <= 0).any(axis=1)][["ticker", "date", *price_cols]]
 
-    zero = mk["volume"].fillna(0).eq(0).to_numpy()
+    zero = mk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
     new_run = np.r_[
         True,
         (mk["ticker"].to_numpy()[1:] != mk["ticker"].to_numpy()[:-1]) | (zero[1:] != zero[:-1]),

@@ -1,8 +1,9 @@
 """The simulated broker (E5, E6): fills orders against one day's prices and volume.
 
 Rules, in order:
-- a ticker with no price or no volume that day does not fill;
-- each fill is capped at `volume_cap` x the day's volume, buys and sells alike;
+- a ticker with no price or zero volume that day does not fill;
+- each fill is capped at `volume_cap` x the day's volume, buys and sells alike (when a vendor gives
+  no volume at all, there is no cap);
 - without shorting, sells never exceed the position; sells settle first, and a sale whose
   commission exceeds its proceeds is skipped when the cash cannot pay for it;
 - buys are then scaled down together so that their cost plus commission keeps cash at or above
@@ -61,8 +62,12 @@ class Broker:
         idx = np.flatnonzero(orders)
         px, vol, want = price[idx], volume[idx], orders[idx]
         sig = None if sigma is None else sigma[idx]
-        ok = np.isfinite(px) & (px > 0) & np.isfinite(vol) & (vol > 0)
-        cap = np.where(ok, self.volume_cap * np.where(ok, vol, 0.0), 0.0)
+        # no price or zero volume: no fill; unknown (missing) volume: no participation cap
+        unknown = np.isnan(vol)
+        ok = np.isfinite(px) & (px > 0) & (unknown | (vol > 0))
+        cap = np.where(
+            ok, np.where(unknown, np.inf, self.volume_cap * np.where(ok & ~unknown, vol, 0.0)), 0.0
+        )
         q = np.clip(want, -cap, cap)
         if not self.allow_short:
             q = np.maximum(q, -np.maximum(held[idx], 0.0))  # never sell more than is held

@@ -133,7 +133,7 @@ def sector_weights(weights: pd.DataFrame) -> bytes:
     """Sector weights over time (month-end), stacked."""
     monthly = weights.groupby(weights.index.to_period("M")).last()
     fig, ax = plt.subplots(figsize=(10, 4))
-    if not monthly.empty:
+    if not monthly.empty and len(monthly.columns):
         ax.stackplot(
             monthly.index.to_timestamp(),
             monthly.T.to_numpy(),
