@@ -15,6 +15,9 @@ datalog_dir = "datalog"  # raw, immutable vendor logfiles (01 writes, 02 reads)
 datasets_dir = "datasets"  # versioned feather datasets (02 writes, 03 reads)
 results_dir = "results"  # one archive folder per run (03 writes, 04 adds the tear sheet)
 dataset_version = None  # None: the version datasets/CURRENT names; or e.g. "v000003"
+# File imports for 01 (any source other than "simulated"): [mapping, input] pairs, e.g.
+# [["mappings/datastream_close.toml", "samples/datastream_close.csv"]]
+file_imports = []
 
 # --- Simulated market (used by 01 when source = "simulated") ------------------------------------
 seed = 42  # same seed and settings -> byte-identical datalog, whatever today's date
