@@ -29,40 +29,44 @@ def main() -> int:
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("01_query_vendor"))
     params = cli.load(args, datalog_dir=args.datalog_dir)
-
-    imports = args.imports or params.file_imports
-    if imports:
-        for mapping, source_file in imports:
-            counts = files.query(mapping, source_file, params.datalog_dir)
-            cli.log.info(
-                "%s: %d logfiles written, %d already there",
-                source_file,
-                counts["written"],
-                counts["already_logged"],
+    with cli.stage_lock(params.datalog_dir, "01_query_vendor"):
+        imports = args.imports or params.file_imports
+        if imports:
+            for mapping, source_file in imports:
+                counts = files.query(mapping, source_file, params.datalog_dir)
+                cli.log.info(
+                    "%s: %d logfiles written, %d already there",
+                    source_file,
+                    counts["written"],
+                    counts["already_logged"],
+                )
+            return 0
+        if params.source != simulated.SOURCE:
+            raise BadInputError(
+                f"source '{params.source}': give file imports (--import MAPPING INPUT or "
+                "file_imports in parameters.py), or use source = 'simulated'"
             )
+        settings = simulated.SimulationSettings(
+            params.sim_n_tickers,
+            params.sim_index_size,
+            params.sim_start,
+            params.sim_end,
+            params.seed,
+        )
+        if settings.index_name != params.index:
+            cli.log.warning(
+                "the simulated index is %s but parameters say index = %s",
+                settings.index_name,
+                params.index,
+            )
+        counts = simulated.query(settings, params.datalog_dir, progress=cli.show_progress(args))
+        cli.log.info(
+            "datalog %s: %d logfiles written, %d already there",
+            params.datalog_dir,
+            counts["written"],
+            counts["already_logged"],
+        )
         return 0
-    if params.source != simulated.SOURCE:
-        raise BadInputError(
-            f"source '{params.source}': give file imports (--import MAPPING INPUT or "
-            "file_imports in parameters.py), or use source = 'simulated'"
-        )
-    settings = simulated.SimulationSettings(
-        params.sim_n_tickers, params.sim_index_size, params.sim_start, params.sim_end, params.seed
-    )
-    if settings.index_name != params.index:
-        cli.log.warning(
-            "the simulated index is %s but parameters say index = %s",
-            settings.index_name,
-            params.index,
-        )
-    counts = simulated.query(settings, params.datalog_dir, progress=cli.show_progress(args))
-    cli.log.info(
-        "datalog %s: %d logfiles written, %d already there",
-        params.datalog_dir,
-        counts["written"],
-        counts["already_logged"],
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -26,34 +26,36 @@ def main() -> int:
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("02_build_datasets"))
     params = cli.load(args)
-
-    result = datasets.build(
-        params.datalog_dir,
-        params.datasets_dir,
-        skip_bad_logs=args.skip_bad_logs,
-        full=args.full,
-        progress=cli.show_progress(args),
-    )
-    if result.up_to_date:
-        cli.log.info("datasets %s are up to date (version %s)", params.datasets_dir, result.version)
-    else:
-        rows = ", ".join(f"{t} {n:,d}" for t, n in result.rows.items())
-        cli.log.info(
-            "built %s/%s from %d new logfiles: %s",
+    with cli.stage_lock(params.datasets_dir, "02_build_datasets"):
+        result = datasets.build(
+            params.datalog_dir,
             params.datasets_dir,
-            result.version,
-            result.new_logs,
-            rows,
+            skip_bad_logs=args.skip_bad_logs,
+            full=args.full,
+            progress=cli.show_progress(args),
         )
-    for name in result.skipped_logs:
-        cli.log.warning("skipped bad logfile %s", name)
-    if result.quality:
-        for line in quality.summary_lines(result.quality):
-            cli.log.info("%s", line)
-        cli.log.info(
-            "data-quality report: %s/%s/quality_report.md", params.datasets_dir, result.version
-        )
-    return 0
+        if result.up_to_date:
+            cli.log.info(
+                "datasets %s are up to date (version %s)", params.datasets_dir, result.version
+            )
+        else:
+            rows = ", ".join(f"{t} {n:,d}" for t, n in result.rows.items())
+            cli.log.info(
+                "built %s/%s from %d new logfiles: %s",
+                params.datasets_dir,
+                result.version,
+                result.new_logs,
+                rows,
+            )
+        for name in result.skipped_logs:
+            cli.log.warning("skipped bad logfile %s", name)
+        if result.quality:
+            for line in quality.summary_lines(result.quality):
+                cli.log.info("%s", line)
+            cli.log.info(
+                "data-quality report: %s/%s/quality_report.md", params.datasets_dir, result.version
+            )
+        return 0
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ def main() -> None:
     splits = m.corporate_actions[m.corporate_actions["action"] == "split"]
     factor = np.ones(len(prices))
     for _, sp in splits[splits["ticker"].isin(tickers)].iterrows():
-        factor[((prices["ticker"] == sp["ticker"]) & (prices["date"] < sp["date"])).to_numpy()] *= sp["value"]
+        factor[((prices["ticker"] == sp["ticker"]) & (prices["date"] < sp["date"])).to_numpy()] *= (
+            sp["value"]
+        )
     prices["close"] = prices["close"] / factor
     prices["volume"] = prices["volume"] * factor
     for field, name, scale in (

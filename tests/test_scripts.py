@@ -320,3 +320,23 @@ def test_a_3x3_sweep_gives_identical_results_in_local_processes_and_on_ray(proje
         "annual_turnover",
         "total_costs",
     } <= set(summary.columns)
+
+
+def test_a_second_run_of_a_stage_exits_with_the_lock_code_and_a_stale_lock_is_cleared(project):
+    from equity_backtest import cli
+    from equity_backtest.errors import EXIT_LOCKED
+
+    with cli.stage_lock(project / "datasets", "02_build_datasets"):
+        proc = run_script(project, "02_build_datasets.py", check=False)
+    assert proc.returncode == EXIT_LOCKED and f"pid {os.getpid()}" in proc.stderr
+    assert not (project / "datasets" / ".lock-02_build_datasets").exists()  # released
+    gone = subprocess.Popen(["true"])  # a process that has ended: its pid no longer runs
+    gone.wait()
+    (project / "datasets" / ".lock-02_build_datasets").write_text(
+        json.dumps(
+            {"pid": gone.pid, "host": __import__("socket").gethostname(), "started_utc": "then"}
+        )
+    )
+    proc = run_script(project, "02_build_datasets.py")
+    assert "clearing a stale 02_build_datasets lock" in proc.stderr
+    assert not (project / "datasets" / ".lock-02_build_datasets").exists()

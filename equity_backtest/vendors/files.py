@@ -188,7 +188,10 @@ def query(
         else dt.datetime.fromtimestamp(input_path.stat().st_mtime, tz=dt.UTC)
     )
     # a distinct, deterministic offset per input file, so imports with one export date never clash
-    base = int(moment.timestamp() * 1_000_000) + (zlib.crc32(input_path.name.encode()) % 100_000) * 10_000
+    base = (
+        int(moment.timestamp() * 1_000_000)
+        + (zlib.crc32(input_path.name.encode()) % 100_000) * 10_000
+    )
     counts = {"written": 0, "already_logged": 0}
     k = 0
     for n, out in enumerate(mapping["output"], start=1):
