@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +109,12 @@ def run_single(
         )
         final = float(result.runtime_log["value"].iloc[-1])
         log.info("final value %.2f (%s); archive: %s", final, result.status, run_dir)
-    finally:
+    except BaseException:
         logging.getLogger().removeHandler(handler)
         handler.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves nothing behind
+        raise
+    logging.getLogger().removeHandler(handler)
+    handler.close()
     archive.finish_run_dir(tmp, run_dir)
     return RunOutcome(run_dir, result.status, final)
