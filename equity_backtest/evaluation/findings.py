@@ -25,9 +25,12 @@ def findings(metrics: dict) -> list[str]:
         f"{_pct(p['max_drawdown'])} against the index's {_pct(b['max_drawdown'])}."
     )
     if math.isfinite(p["sharpe_ratio"]) and math.isfinite(b["sharpe_ratio"]):
-        better = "better" if p["sharpe_ratio"] > b["sharpe_ratio"] else "worse"
+        diff = p["sharpe_ratio"] - b["sharpe_ratio"]
+        how = (
+            "about as well as" if abs(diff) < 0.005 else "better than" if diff > 0 else "worse than"
+        )
         out.append(
-            f"Risk-adjusted it does {better} than the index: Sharpe ratio {p['sharpe_ratio']:.2f} "
+            f"Risk-adjusted it does {how} the index: Sharpe ratio {p['sharpe_ratio']:.2f} "
             f"against {b['sharpe_ratio']:.2f}."
         )
     share = t.get("costs_pct_of_gross_profit", float("nan"))
