@@ -19,6 +19,7 @@ columns `weight` and `stop` (a price; NaN for none).
     view.history(field, days)  a days x tickers window of a market field, up to this close
     view.returns(days)         daily total returns (splits, dividends, delistings accounted for)
     view.fundamentals()        latest reported fundamentals public by this close
+    view.fundamentals_history(metric, periods)   the last reported periods of a metric
     view.metadata              name, sector, ISIN
     view.holdings, view.weights, view.cash, view.portfolio_value   the current portfolio
 `params` is the frozen Parameters object built from parameters.py and the command line.

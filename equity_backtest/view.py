@@ -134,6 +134,32 @@ class View:
             data[m] = values[mask]
         return pd.DataFrame(data, index=p.labels[mask])
 
+    def fundamentals_history(self, metric: str, periods: int = 4, tickers=None) -> pd.DataFrame:
+        """The last `periods` reported values of a metric that are public by this close, per ticker
+        (long format: ticker, period_end, value, lag with 0 = latest period); a restated period
+        shows its latest public version."""
+        p = self._panel
+        cols = ["ticker", "period_end", "value", "lag"]
+        series = p.fundamentals.get(metric)
+        if series is None:
+            return pd.DataFrame(columns=cols)
+        mask = self._tickers_mask(tickers)
+        seen = (series.public_day <= self._t) & mask[series.ticker]
+        frame = pd.DataFrame(
+            {
+                "code": series.ticker[seen],
+                "period_end": series.period_end[seen],
+                "value": series.value[seen],
+            }
+        )
+        frame = frame.drop_duplicates(
+            ["code", "period_end"], keep="last"
+        )  # sorted: latest version last
+        frame = frame.groupby("code", sort=True).tail(periods)
+        frame["lag"] = frame.groupby("code").cumcount(ascending=False)
+        frame.insert(0, "ticker", p.tickers[frame.pop("code").to_numpy()])
+        return frame.sort_values(["ticker", "lag"], kind="stable").reset_index(drop=True)[cols]
+
     @property
     def metadata(self) -> pd.DataFrame:
         """Names, sectors and identifiers of the universe and holdings."""

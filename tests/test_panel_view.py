@@ -106,3 +106,22 @@ def test_atomic_write_replaces_or_keeps(tmp_path):
     assert atomic_write_text(path, "two") and path.read_text() == "two"
     assert not atomic_write_text(path, "three", overwrite=False) and path.read_text() == "two"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_fundamentals_history_shows_the_last_public_periods(market):
+    panel = panel_of(market)
+    day = pd.Timestamp("2012-08-15")
+    v = _view(panel, day)
+    hist = v.fundamentals_history("revenue", 4)
+    ticker = hist["ticker"].iloc[0]
+    f = market.fundamentals
+    public = (
+        f[(f["ticker"] == ticker) & (f["announcement_date"] <= day)]
+        .sort_values("period_end")
+        .tail(4)
+    )
+    mine = hist[hist["ticker"] == ticker].sort_values("lag", ascending=False)
+    assert mine["period_end"].tolist() == public["period_end"].tolist()
+    assert np.allclose(mine["value"], public["revenue"]) and mine["lag"].tolist() == [3, 2, 1, 0]
+    assert (hist.groupby("ticker").size() <= 4).all()
+    assert v.fundamentals_history("no_such_metric").empty
