@@ -39,7 +39,7 @@ from .datasets import read_manifest
 from .engine.loop import RunResult
 from .errors import BadInputError
 from .panel import Panel
-from .storage import atomic_write_text, fsync_dir
+from .storage import atomic_write_csv, atomic_write_text, fsync_dir
 
 PACKAGES = ("numpy", "pandas", "pyarrow", "matplotlib", "tqdm")
 
@@ -63,10 +63,6 @@ def start_run_dir(run_dir: Path) -> Path:
     return tmp
 
 
-def _csv(frame: pd.DataFrame, path: Path) -> None:
-    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d"))
-
-
 def write_archive(
     tmp: Path,
     result: RunResult,
@@ -78,17 +74,19 @@ def write_archive(
     datasets_dir: Path,
 ) -> None:
     """Write every table and copy of the inputs into the temporary run folder."""
-    _csv(result.runtime_log, tmp / "runtime_log.csv")
-    _csv(result.trades, tmp / "trades.csv")
-    _csv(result.cash_ledger, tmp / "cash_ledger.csv")
-    _csv(result.target_weights, tmp / "target_weights.csv")
+    atomic_write_csv(tmp / "runtime_log.csv", result.runtime_log)
+    atomic_write_csv(tmp / "trades.csv", result.trades)
+    atomic_write_csv(tmp / "cash_ledger.csv", result.cash_ledger)
+    atomic_write_csv(tmp / "target_weights.csv", result.target_weights)
     feather.write_feather(
         pa.Table.from_pandas(result.positions, preserve_index=False),
         tmp / "positions.feather",
         compression="zstd",
     )
-    _csv(benchmark.rename("return").rename_axis("date").reset_index(), tmp / "benchmark.csv")
-    _csv(panel.metadata.reset_index(), tmp / "metadata.csv")
+    atomic_write_csv(
+        tmp / "benchmark.csv", benchmark.rename("return").rename_axis("date").reset_index()
+    )
+    atomic_write_csv(tmp / "metadata.csv", panel.metadata.reset_index())
     if parameters_path.is_file():
         shutil.copyfile(parameters_path, tmp / "parameters.py")
     if params.starting_holdings:

@@ -24,7 +24,7 @@ from .engine.loop import make_broker
 from .errors import BadInputError
 from .holdings import read_holdings
 from .panel import Panel, load_panel
-from .storage import atomic_write_text
+from .storage import atomic_write_csv
 from .strategy_loader import load_compute_weights, load_module
 from .themes import top_n_equal
 from .view import View
@@ -206,7 +206,7 @@ def main() -> int:
     panel = load_panel(params.replace(end=pd.Timestamp.max.date()))
     holdings = read_holdings(args.holdings) if args.holdings else None
     p = plan(panel, params, theme_path(args.theme), args.stocks, args.invest, holdings)
-    atomic_write_text(Path(args.out), p.orders.to_csv(index=False, lineterminator="\n"))
+    atomic_write_csv(Path(args.out), p.orders)
     print(show(p))
     print(f"orders written to {args.out}", file=sys.stderr)
     return 0

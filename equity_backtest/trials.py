@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .config import FIELDS, Parameters, coerce, parse_assignments
 from .errors import BadInputError
-from .storage import atomic_write_text
+from .storage import atomic_write_csv
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +208,6 @@ def run_all(
                 "command": " ".join(cmds[t.name]),
             }
         )
-    atomic_write_text(
-        parent / "trials.csv", pd.DataFrame(rows).to_csv(index=False, lineterminator="\n")
-    )
+    atomic_write_csv(parent / "trials.csv", pd.DataFrame(rows))
     worst = max((r["exit_code"] for r in rows), default=0)
     return parent, worst if worst not in (0, 5) else 0

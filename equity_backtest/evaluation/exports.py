@@ -12,22 +12,13 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pandas as pd
-
-from ..storage import atomic_write_bytes, atomic_write_text
+from ..storage import atomic_write_bytes, atomic_write_csv
 from .returns import RunData
 
 
-def _csv(frame: pd.DataFrame, path: Path, index: bool) -> None:
-    atomic_write_text(path, frame.to_csv(index=index, lineterminator="\n", date_format="%Y-%m-%d"))
-
-
 def write_pyfolio(run: RunData, folder: Path) -> None:
-    _csv(
-        run.returns.rename("returns").rename_axis("date").to_frame(),
-        folder / "pyfolio_returns.csv",
-        True,
-    )
+    returns = run.returns.rename("returns").rename_axis("date").to_frame()
+    atomic_write_csv(folder / "pyfolio_returns.csv", returns, index=True)
     positions = run.positions.assign(ticker=run.positions["ticker"].astype(str)).pivot_table(
         index="date", columns="ticker", values="value", aggfunc="sum", fill_value=0.0
     )
@@ -40,4 +31,4 @@ def write_pyfolio(run: RunData, folder: Path) -> None:
     txn = run.trades.rename(columns={"shares": "amount", "ticker": "symbol"})[
         ["date", "amount", "price", "symbol"]
     ]
-    _csv(txn, folder / "pyfolio_transactions.csv", False)
+    atomic_write_csv(folder / "pyfolio_transactions.csv", txn)

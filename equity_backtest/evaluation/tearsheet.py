@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import BacktestError
-from ..storage import atomic_write_bytes, atomic_write_text
+from ..storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from . import contest, plots
 from . import metrics as m
 from .exports import write_pyfolio
@@ -307,10 +307,7 @@ def evaluate(run_dir: str | Path) -> dict:
     tables = {"returns": frame, **tables}
     for name, table in tables.items():
         keep_index = name not in ("drawdowns", "stress_events", "round_trips", "contest")
-        atomic_write_text(
-            out / f"{name}.csv",
-            table.to_csv(index=keep_index, lineterminator="\n", date_format="%Y-%m-%d"),
-        )
+        atomic_write_csv(out / f"{name}.csv", table, index=keep_index)
     write_pyfolio(run, out)
     atomic_write_bytes(
         out / "tearsheet.html", render_html(metrics, figures_for(run, tables)).encode("utf-8")

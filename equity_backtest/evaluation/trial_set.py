@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import BadInputError
-from ..storage import atomic_write_bytes, atomic_write_text
+from ..storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from . import plots
 from .overfitting import analyse
 from .tearsheet import _jsonable, evaluate
@@ -60,7 +60,7 @@ def evaluate_set(runs: list[Path], out: Path, blocks: int = 16) -> dict:
     atomic_write_text(
         out / "overfitting.json", json.dumps(_jsonable(result), indent=1, sort_keys=True) + "\n"
     )
-    atomic_write_text(out / "trials_summary.csv", summary.to_csv(index=False, lineterminator="\n"))
+    atomic_write_csv(out / "trials_summary.csv", summary)
     figure = plots.overfitting(
         cscv.logits, cscv.in_sample, cscv.out_of_sample, cscv.slope, cscv.intercept
     )
