@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import DAYS_PER_YEAR
+from .trading import by_day
 
 SOFT_BREACH_SHARE = 0.02
 MIN_DAYS = 2 * DAYS_PER_YEAR
@@ -236,10 +237,7 @@ def inputs_from_panel(
     if (days < 0).any():
         raise ValueError("the run's days are not in the dataset it names")
     labels = panel.labels
-    weights = positions.assign(ticker=positions["ticker"].astype(str)).pivot_table(
-        index="date", columns="ticker", values="weight", aggfunc="sum", fill_value=0.0
-    )
-    weights = weights.reindex(index=returns.index, columns=labels, fill_value=0.0).fillna(0.0)
+    weights = by_day(positions, "weight", returns.index, labels)
     book = np.full(panel.mark.shape, np.nan)
     if "total_equity" in panel.fundamentals:
         f = panel.fundamentals["total_equity"]

@@ -12,17 +12,17 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pandas as pd
+
 from ..storage import atomic_write_bytes, atomic_write_csv
 from .returns import RunData
+from .trading import by_day
 
 
 def write_pyfolio(run: RunData, folder: Path) -> None:
     returns = run.returns.rename("returns").rename_axis("date").to_frame()
     atomic_write_csv(folder / "pyfolio_returns.csv", returns, index=True)
-    positions = run.positions.assign(ticker=run.positions["ticker"].astype(str)).pivot_table(
-        index="date", columns="ticker", values="value", aggfunc="sum", fill_value=0.0
-    )
-    positions = positions.reindex(run.runtime["date"], fill_value=0.0)
+    positions = by_day(run.positions, "value", pd.Index(run.runtime["date"]))
     positions["cash"] = run.runtime["cash"].to_numpy()
     positions.columns = positions.columns.astype(str)
     buffer = io.BytesIO()

@@ -26,7 +26,7 @@ from .exports import write_pyfolio
 from .findings import findings
 from .returns import RunData, load_run, load_run_panel
 from .tables import drawdown_periods, monthly_returns, rolling_stats, stress_events, yearly_returns
-from .trading import exposures, round_trip_stats, round_trips, sector_weights
+from .trading import by_day, exposures, round_trip_stats, round_trips, sector_weights
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,7 @@ def _contest(run: RunData, exposure: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         )
     except BacktestError as exc:
         log.warning("contest style and liquidity checks skipped: %s", exc)
-        weights = (
-            run.positions.assign(ticker=run.positions["ticker"].astype(str))
-            .pivot_table(
-                index="date", columns="ticker", values="weight", aggfunc="sum", fill_value=0.0
-            )
-            .reindex(run.returns.index, fill_value=0.0)
-        )
+        weights = by_day(run.positions, "weight", run.returns.index)
         sectors = run.metadata.set_index("ticker")["sector"]
         inputs = contest.ContestInputs(run.returns, run.benchmark, weights, turnover, sectors)
     return contest.check(inputs)

@@ -27,6 +27,18 @@ def exposures(positions: pd.DataFrame, runtime: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def by_day(
+    positions: pd.DataFrame, field: str, days: pd.Index, tickers: pd.Index | None = None
+) -> pd.DataFrame:
+    """A days x tickers table of one positions field (weight or value), 0 where not held."""
+    table = positions.assign(ticker=positions["ticker"].astype(str)).pivot_table(
+        index="date", columns="ticker", values=field, aggfunc="sum", fill_value=0.0
+    )
+    return table.reindex(
+        index=days, columns=tickers if tickers is not None else table.columns, fill_value=0.0
+    )
+
+
 def sector_weights(positions: pd.DataFrame, metadata: pd.DataFrame) -> pd.DataFrame:
     """Per day and sector: the summed weight of the holdings in that sector."""
     sector = metadata.set_index("ticker")["sector"]
