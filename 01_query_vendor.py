@@ -2,6 +2,8 @@
 """01: query the vendor and write its raw responses to the datalog (immutable logfiles).
 
 source = "simulated": the built-in seeded market (no network, no terminal).
+source = "bloomberg": a Bloomberg terminal through xbbg (pip install 'equity_backtest[bloomberg]');
+a rerun resumes, skipping what was logged within requery_after_hours, unless --force.
 File imports (any other source name): each --import MAPPING INPUT (or parameters.py's
 file_imports) reads a CSV, Parquet or Excel export through its declarative mapping.
 Rerunning with the same inputs writes nothing new: every file is already logged.
@@ -9,7 +11,7 @@ Rerunning with the same inputs writes nothing new: every file is already logged.
 
 from equity_backtest import cli
 from equity_backtest.errors import BadInputError
-from equity_backtest.vendors import files, simulated
+from equity_backtest.vendors import bloomberg, files, simulated
 
 
 def main() -> int:
@@ -26,6 +28,11 @@ def main() -> int:
         metavar=("MAPPING", "INPUT"),
         help="import an export file through a mapping (repeatable)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="ask the vendor again for what was already logged in the current query window",
+    )
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("01_query_vendor"))
     params = cli.load(args, datalog_dir=args.datalog_dir)
@@ -41,10 +48,19 @@ def main() -> int:
                     counts["already_logged"],
                 )
             return 0
+        if params.source == bloomberg.SOURCE:
+            counts = bloomberg.query(params, force=args.force, progress=cli.show_progress(args))
+            cli.log.info(
+                "datalog %s: %d logfiles written, %d already current",
+                params.datalog_dir,
+                counts["written"],
+                counts["already_logged"],
+            )
+            return 0
         if params.source != simulated.SOURCE:
             raise BadInputError(
                 f"source '{params.source}': give file imports (--import MAPPING INPUT or "
-                "file_imports in parameters.py), or use source = 'simulated'"
+                "file_imports in parameters.py), or use source = 'simulated' or 'bloomberg'"
             )
         settings = simulated.SimulationSettings(
             params.sim_n_tickers,

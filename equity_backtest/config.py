@@ -21,6 +21,25 @@ FILL_TIMINGS = ("open", "close")
 UNFILLED_POLICIES = ("cancel", "carry")
 
 
+# our fundamental metric names -> Bloomberg field mnemonics (quarterly, as reported)
+BBG_FUNDAMENTAL_FIELDS = {
+    "revenue": "SALES_REV_TURN",
+    "ebit": "EBIT",
+    "net_income": "NET_INCOME",
+    "total_assets": "BS_TOT_ASSET",
+    "total_equity": "TOTAL_EQUITY",
+    "total_debt": "SHORT_AND_LONG_TERM_DEBT",
+    "cash": "BS_CASH_NEAR_CASH_ITEM",
+    "current_assets": "BS_CUR_ASSET_REPORT",
+    "current_liabilities": "BS_CUR_LIAB",
+    "net_fixed_assets": "BS_NET_FIX_ASSET",
+    "shares_outstanding": "BS_SH_OUT",
+    "operating_cash_flow": "CF_CASH_FROM_OPER",
+    "capex": "CAPITAL_EXPEND",
+    "gross_profit": "GROSS_PROFIT",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Parameters:
     """Every backtest setting; parameters.py documents each one for users."""
@@ -34,6 +53,44 @@ class Parameters:
     dataset_version: str | None = None
     # file vendor (D4): [mapping, input] pairs that 01 imports
     file_imports: list = dataclasses.field(default_factory=list)
+    # what vendors are asked for (D3): first and last date (None = today)
+    query_start: dt.date = dt.date(2005, 1, 1)
+    query_end: dt.date | None = None
+    # a (data type, label) logged less than this long ago is current: a rerun does not ask again
+    requery_after_hours: float = 24.0
+    # Bloomberg (D3)
+    bbg_indexes: list = dataclasses.field(default_factory=list)
+    bbg_security_suffix: str = " Equity"
+    bbg_market_fields: dict = dataclasses.field(
+        default_factory=lambda: {
+            "open": "PX_OPEN",
+            "high": "PX_HIGH",
+            "low": "PX_LOW",
+            "close": "PX_LAST",
+            "volume": "PX_VOLUME",
+            "market_cap": "CUR_MKT_CAP",
+        }
+    )
+    bbg_fundamental_fields: dict = dataclasses.field(
+        default_factory=lambda: dict(BBG_FUNDAMENTAL_FIELDS)
+    )
+    bbg_announcement_field: str = "ANNOUNCEMENT_DT"
+    bbg_fundamental_periodicity: str = "Q"
+    bbg_metadata_fields: dict = dataclasses.field(
+        default_factory=lambda: {
+            "name": "NAME",
+            "sector": "GICS_SECTOR_NAME",
+            "isin": "ID_ISIN",
+            "currency": "CRNCY",
+            "listing_date": "EQY_INIT_PO_DT",
+        }
+    )
+    bbg_dividend_field: str = "DVD_HIST_ALL"
+    bbg_currency: str | None = None
+    bbg_chunk_tickers: int = 50
+    bbg_chunk_fields: int = 10
+    bbg_retries: int = 4
+    bbg_retry_wait_s: float = 2.0
     # simulated market (D2)
     seed: int = 42
     sim_n_tickers: int = 300
@@ -93,7 +150,7 @@ class Parameters:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Parameters)}
-DATE_FIELDS = {"sim_start", "sim_end", "start", "end"}
+DATE_FIELDS = {"sim_start", "sim_end", "start", "end", "query_start", "query_end"}
 
 
 def parse_date(value: Any, field: str) -> dt.date:
@@ -113,7 +170,7 @@ def parse_date(value: Any, field: str) -> dt.date:
 def coerce(name: str, value: Any) -> Any:
     """A command-line string (or a parameters.py value) converted to the field's type."""
     if name in DATE_FIELDS:
-        return parse_date(value, name)
+        return None if value is None and name == "query_end" else parse_date(value, name)
     default = FIELDS[name].default
     if isinstance(default, bool):
         if isinstance(value, str):
@@ -196,6 +253,19 @@ def validate(p: Parameters) -> Parameters:
         raise bad(
             "fundamental_lag_days", "must map metric names (and 'default') to whole days >= 0"
         )
+    for name in ("bbg_chunk_tickers", "bbg_chunk_fields"):
+        if getattr(p, name) < 1:
+            raise bad(name, "must be at least 1")
+    if p.bbg_retries < 0 or p.bbg_retry_wait_s < 0 or p.requery_after_hours < 0:
+        raise bad("bbg_retries", "retries, their wait and requery_after_hours must not be negative")
+    for name in ("bbg_market_fields", "bbg_fundamental_fields", "bbg_metadata_fields"):
+        if not isinstance(getattr(p, name), dict):
+            raise bad(name, "must map our column names to Bloomberg field mnemonics")
+    missing = {"open", "high", "low", "close", "volume", "market_cap"} - set(p.bbg_market_fields)
+    if missing:
+        raise bad("bbg_market_fields", f"lacks {sorted(missing)} (every market log has them)")
+    if p.query_end is not None and p.query_start > p.query_end:
+        raise bad("query_start", "is after query_end")
     if not p.source or not p.source.isalnum() or p.source != p.source.lower():
         raise bad("source", "must be a lowercase vendor name such as 'simulated'")
     return p

@@ -1,0 +1,238 @@
+"""D3 Bloomberg vendor: the real xbbg package against a recorded terminal (tests/terminal/blpapi),
+so request building, chunking, retry, resume and logging are ours and xbbg's, end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from equity_backtest import datalog, datasets
+from equity_backtest.vendors import simulated
+
+from .conftest import REPO, write_parameters_file
+
+pytest.importorskip("xbbg")
+TERMINAL = REPO / "tests" / "terminal"
+sys.path.insert(0, str(TERMINAL))
+from record import INDEX, make_recording  # noqa: E402
+
+sys.path.remove(str(TERMINAL))
+
+SETTINGS = simulated.SimulationSettings(30, 10, dt.date(2011, 1, 1), dt.date(2012, 12, 31), 11)
+BBG = dict(
+    source="bloomberg",
+    index=INDEX,
+    query_start=SETTINGS.start,
+    query_end=SETTINGS.end,
+    start=dt.date(2011, 6, 1),
+    end=SETTINGS.end,
+    bbg_retry_wait_s=0.0,
+    bbg_chunk_tickers=4,
+    bbg_chunk_fields=4,
+)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("terminal") / "recording.json"
+    path.write_text(json.dumps(make_recording(SETTINGS)))
+    return path
+
+
+def query(root: Path, recording: Path | None, *args: str, **env: str):
+    """01 as a user runs it, with the recorded terminal standing in for Bloomberg's SDK."""
+    environ = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TERMINAL), str(REPO)]),
+        "BLPAPI_REQUEST_LOG": str(root / "requests.jsonl"),
+        **env,
+    }
+    environ.pop("BLPAPI_RECORDING", None)
+    if recording is not None:
+        environ["BLPAPI_RECORDING"] = str(recording)
+    return subprocess.run(
+        [sys.executable, str(REPO / "01_query_vendor.py"), *args],
+        cwd=root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def new_project(root: Path, **kw) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    write_parameters_file(root / "parameters.py", **{**BBG, **kw})
+    return root
+
+
+def content(root: Path) -> dict[tuple[str, str], bytes]:
+    """The datalog as (data type, label) -> bytes: what was logged, whatever the timestamps."""
+    out = {}
+    for name, path in datalog.list_logs(root / "datalog"):
+        assert (name.data_type, name.label) not in out, f"{name} logged twice"
+        out[(name.data_type, name.label)] = path.read_bytes()
+    return out
+
+
+def requests(root: Path) -> list[dict]:
+    path = root / "requests.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, recording) -> Path:
+    root = new_project(tmp_path_factory.mktemp("bbg_full"))
+    proc = query(root, recording)
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_datalog_builds_into_the_simulated_shapes(uninterrupted, tmp_path):
+    """Acceptance 1: 02 builds the Bloomberg datalog into the same tables, columns and dtypes as
+    the simulated path, with the simulated market's own numbers for every index member."""
+    datasets.build(uninterrupted / "datalog", tmp_path / "bbg")
+    simulated.query(SETTINGS, tmp_path / "sim_log")
+    datasets.build(tmp_path / "sim_log", tmp_path / "sim")
+    _, bbg = datasets.load_tables(tmp_path / "bbg")
+    _, sim = datasets.load_tables(tmp_path / "sim")
+    assert set(bbg) == set(sim)
+    for table in sim:
+        assert list(bbg[table].columns) == list(sim[table].columns), table
+        assert bbg[table].dtypes.astype(str).tolist() == sim[table].dtypes.astype(str).tolist()
+    members = set(bbg["constituents"]["ticker"].astype(str))
+    assert members == {t + " US" for t in sim["constituents"]["ticker"].astype(str).unique()}
+    for table, keys in (("market", ["date"]), ("fundamentals", ["period_end", "metric"])):
+        b = bbg[table].assign(ticker=bbg[table]["ticker"].astype(str).str.removesuffix(" US"))
+        s = sim[table][sim[table]["ticker"].astype(str).isin(b["ticker"].unique())]
+        s = s.assign(ticker=s["ticker"].astype(str))
+        cols = [c for c in b.columns if c not in ("source", "log_ts")]
+        b = b[cols].sort_values(["ticker", *keys]).reset_index(drop=True)
+        s = s[cols].sort_values(["ticker", *keys]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(b, s, check_categorical=False, rtol=1e-6)
+    # dividends and splits come through DVD_HIST_ALL; delistings have no Bloomberg log
+    sim_ca = sim["corporate_actions"]
+    sim_ca = sim_ca[sim_ca["action"].astype(str) != "delisting"]
+    sim_ca = sim_ca[sim_ca["ticker"].astype(str).isin({m.removesuffix(" US") for m in members})]
+    assert len(bbg["corporate_actions"]) == len(sim_ca) > 0
+
+
+def test_pipeline_runs_end_to_end_on_bloomberg_data(uninterrupted, tmp_path):
+    import shutil
+
+    from .conftest import run_script
+
+    root = new_project(tmp_path / "p")
+    shutil.copytree(uninterrupted / "datalog", root / "datalog")
+    for script in ("02_build_datasets.py", "03_trade.py", "04_evaluate.py"):
+        shutil.copy(REPO / script, root / script)
+    shutil.copy(REPO / "algorithm.py", root / "algorithm.py")
+    run_script(root, "02_build_datasets.py")
+    run_script(root, "03_trade.py")
+    out = run_script(root, "04_evaluate.py")
+    assert "tearsheet.html" in out.stdout
+
+
+def test_requests_are_chunked_by_tickers_and_fields(uninterrupted):
+    asked = requests(uninterrupted)
+    hist = [r for r in asked if r["operation"] == "HistoricalDataRequest"]
+    assert hist and all(len(r["securities"]) <= 4 and len(r["fields"]) <= 4 for r in hist)
+    daily = [r for r in hist if r.get("periodicitySelection", "DAILY") == "DAILY"]
+    fields = {f for r in daily for f in r["fields"]}
+    assert fields == {"PX_OPEN", "PX_HIGH", "PX_LOW", "PX_LAST", "PX_VOLUME", "CUR_MKT_CAP"}
+    # raw prices: no dividend or split adjustment asked of Bloomberg
+    assert all(
+        r.get("adjustmentSplit") is False and r.get("adjustmentNormal") is False for r in daily
+    )
+    members = [r for r in asked if r["overrides"].get("END_DT")]
+    assert len(members) == 24 and all(r["securities"] == [INDEX] for r in members)
+    assert {r["overrides"]["END_DT"] for r in members} >= {"20110131", "20121231"}
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(uninterrupted, recording, tmp_path):
+    """Acceptance 1: killed (SIGKILL) mid-query at several points, then rerun: the same datalog,
+    each label logged once, and the rerun does not ask again for what was logged."""
+    full = content(uninterrupted)
+    n_full = len(requests(uninterrupted))
+    for die_after in (3, 30, n_full - 2):
+        root = new_project(tmp_path / f"killed_{die_after}")
+        killed = query(root, recording, BLPAPI_DIE_AFTER=str(die_after))
+        assert killed.returncode == -9, killed.stderr
+        partial = content(root)
+        assert len(partial) < len(full)
+        assert all(full[key] == data for key, data in partial.items())  # no half-written log
+        (root / "requests.jsonl").unlink()
+        resumed = query(root, recording)
+        assert resumed.returncode == 0, resumed.stderr
+        assert content(root) == full
+        # member lists and finished tickers are not asked again
+        assert len(requests(root)) <= n_full - sum(
+            1 for key in partial if key[0] == "constituent_list"
+        )
+
+
+def test_transient_failures_are_retried_with_backoff(recording, uninterrupted, tmp_path):
+    root = new_project(tmp_path / "flaky")
+    proc = query(root, recording, BLPAPI_FAIL_SENDS="2,3,20")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("retry 1 of 4") == 2 and "retry 2 of 4" in proc.stderr
+    assert content(root) == content(uninterrupted)
+
+
+def test_retries_exhausted_exit_3_and_keep_what_was_logged(recording, tmp_path):
+    root = new_project(tmp_path / "down", bbg_retries=2)
+    proc = query(root, recording, BLPAPI_FAIL_SENDS=",".join(str(k) for k in range(5, 60)))
+    assert proc.returncode == 3
+    assert "did not answer" in proc.stderr and "after 3 tries" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(content(root)) == 4  # the four member lists that were answered stay logged
+
+
+def test_rerun_asks_nothing_and_force_asks_again(uninterrupted, recording, tmp_path):
+    import shutil
+
+    root = new_project(tmp_path / "again")
+    shutil.copytree(uninterrupted / "datalog", root / "datalog")
+    proc = query(root, recording)
+    assert proc.returncode == 0 and requests(root) == []
+    assert "0 logfiles written" in proc.stderr
+    before = len(list((root / "datalog").iterdir()))
+    proc = query(root, recording, "--force")
+    assert proc.returncode == 0
+    assert len(requests(root)) == len(requests(uninterrupted))
+    assert len(list((root / "datalog").iterdir())) == 2 * before  # new logs; old ones untouched
+
+
+def test_no_terminal_is_one_message_exit_3_and_nothing_written(tmp_path):
+    root = new_project(tmp_path / "none")
+    proc = query(root, None)
+    assert proc.returncode == 3
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "no Bloomberg terminal answers" in errors[0]
+    assert not list((root / "datalog").glob("*.csv"))
+
+
+@pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("blpapi") is not None,
+    reason="Bloomberg's SDK is installed here",
+)
+def test_missing_sdk_is_exit_3_with_what_to_install(tmp_path):
+    root = new_project(tmp_path / "nosdk")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "01_query_vendor.py")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 3
+    assert "blpapi" in proc.stderr and "Traceback" not in proc.stderr
