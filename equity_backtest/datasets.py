@@ -145,6 +145,8 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     else:
         # last non-missing value per column, so a newer partial response does not erase older fields
         frame = frame.groupby(keys, dropna=False, sort=False, observed=True).last().reset_index()
+    if table == "fundamentals":
+        frame = _changes_only(frame)
     frame = frame.sort_values(_SORT[table], kind="stable").reset_index(drop=True)
     for col in frame.columns:
         if col in ("source", "ticker", "metric", "index", "action"):
@@ -155,6 +157,37 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         elif frame[col].dtype == object or str(frame[col].dtype) in ("str", "string"):
             frame[col] = frame[col].astype(object)
     return frame
+
+
+_VERSION_GROUP = ["source", "ticker", "metric", "period_end"]
+
+
+def _changes_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """Change-only compaction per metric: a later version of a period's figure (a re-query or a
+    restatement with a later announcement date) is kept only if its value differs from the version
+    before it. What was public on any date is unchanged; repeated re-queries add no rows."""
+    frame = frame.sort_values([*_VERSION_GROUP, "announcement_date"], kind="stable")
+    prev = frame.groupby(_VERSION_GROUP, dropna=False, observed=True, sort=False)["value"].shift()
+    return frame[~(prev == frame["value"]).to_numpy()]
+
+
+def _reorders_history(parts: list[pd.DataFrame]) -> bool:
+    """Whether new fundamentals rows (all parts after the first, the previous version) fall before
+    a version already in the previous table (an earlier announcement date or an older log): then
+    a dropped repeat might matter again, so only a full rebuild equals the bootstrap."""
+    if len(parts) < 2 or not len(parts[0]):
+        return False
+    new = pd.concat([p for p in parts[1:] if len(p)] or [parts[0].iloc[:0]], ignore_index=True)
+    if new.empty:
+        return False
+    old = parts[0].astype({c: object for c in ("source", "ticker", "metric")})
+    latest = old.groupby(_VERSION_GROUP, dropna=False)[["announcement_date", "log_ts"]].max()
+    new = new.astype({c: object for c in ("source", "ticker", "metric")})
+    joined = new.merge(latest.reset_index(), on=_VERSION_GROUP, suffixes=("", "_old"))
+    return bool(
+        (joined["announcement_date"] < joined["announcement_date_old"]).any()
+        or (joined["log_ts"] < joined["log_ts_old"]).any()
+    )
 
 
 # every table's standard columns and types, so an empty table reads like a full one
@@ -256,6 +289,11 @@ def build(
         used[path.name] = sha256_file(path)
         read += 1
 
+    if base and _reorders_history(parts["fundamentals"]):
+        log.info("new fundamentals land before versions already compacted: rebuilding in full")
+        return build(
+            datalog_dir, datasets_dir, skip_bad_logs=skip_bad_logs, full=True, progress=progress
+        )
     tables = {}
     for t in TABLES:
         frames = [f for f in parts[t] if len(f)]

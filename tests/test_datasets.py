@@ -155,3 +155,47 @@ def test_duplicate_dates_in_a_market_log_are_named(store):
 def test_missing_version_is_a_clear_error(tmp_path):
     with pytest.raises(BadInputError, match="run 02_build_datasets.py first"):
         datasets.load_tables(tmp_path)
+
+
+def _fund_log(root, ts, rows):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["period_end", "announcement_date", "revenue"])
+    for c in ("period_end", "announcement_date"):
+        frame[c] = pd.to_datetime(frame[c])
+    write_log(root, LogName(ts, "vendor", "ticker_fundamental_data", "ACME"), frame)
+
+
+def _revenue_versions(root):
+    _, tables = datasets.load_tables(root)
+    f = tables["fundamentals"]
+    f = f[(f["ticker"] == "ACME") & (f["metric"] == "revenue")]
+    return [(f"{a:%m-%d}", v) for a, v in zip(f["announcement_date"], f["value"], strict=True)]
+
+
+def test_change_only_compaction_per_metric(tmp_path):
+    """D5: a re-query or restatement that repeats a period's figure adds no row; a changed figure
+    is kept as a new version; incremental builds equal the bootstrap even when a later log brings
+    an earlier version (the build then rebuilds in full)."""
+    log_dir, out = tmp_path / "datalog", tmp_path / "datasets"
+    _fund_log(log_dir, 1_640_000_000_000_000, [("2020-03-31", "2020-05-01", 10.0)])
+    datasets.build(log_dir, out)
+    # re-queried later: same figure again with a later "announcement" -> compacted away
+    _fund_log(log_dir, 1_640_000_000_000_001, [("2020-03-31", "2020-08-01", 10.0)])
+    datasets.build(log_dir, out)
+    assert _revenue_versions(out) == [("05-01", 10.0)]
+    # restated: a new figure is a new version
+    _fund_log(log_dir, 1_640_000_000_000_002, [("2020-03-31", "2020-11-01", 12.0)])
+    datasets.build(log_dir, out)
+    assert _revenue_versions(out) == [("05-01", 10.0), ("11-01", 12.0)]
+    # a late-arriving import of an earlier restatement: the dropped repeat counts again
+    _fund_log(log_dir, 1_640_000_000_000_003, [("2020-03-31", "2020-07-01", 11.0)])
+    r = datasets.build(log_dir, out)
+    expected = [("05-01", 10.0), ("07-01", 11.0), ("08-01", 10.0), ("11-01", 12.0)]
+    assert _revenue_versions(out) == expected
+    boot = tmp_path / "boot"
+    datasets.build(log_dir, boot, full=True)
+    assert _revenue_versions(boot) == expected
+    m_inc = datasets.read_manifest(out, r.version)["tables"]
+    m_boot = datasets.read_manifest(boot, datasets.current_version(boot))["tables"]
+    assert {t: i["sha256"] for t, i in m_inc.items()} == {t: i["sha256"] for t, i in m_boot.items()}

@@ -167,3 +167,34 @@ def test_the_sample_exports_backtest_end_to_end(tmp_path):
         run_script(tmp_path, script, "--quiet")
     sheet = Path(tmp_path / run_script(tmp_path, "04_evaluate.py", "--quiet").stdout.strip())
     assert sheet.is_file() and (sheet.parent / "metrics.json").is_file()
+
+
+def test_corporate_actions_import_with_text_action_column(tmp_path):
+    """Dividends, splits and delistings import from an export; action words are matched without
+    regard to case, and an unknown action is named by the build."""
+    (tmp_path / "ca.csv").write_text(
+        "Symbol,ExDate,Type,Amount\n"
+        "AAA,2020-03-02,Dividend,0.25\n"
+        "AAA,2020-06-01,SPLIT,2\n"
+        "BBB,2020-04-15,Delisting,3.10\n"
+    )
+    (tmp_path / "ca.toml").write_text(
+        'source = "files"\nexported_at = "2023-01-03"\n\n[[output]]\n'
+        'data_type = "corporate_actions"\nshape = "long"\ndate = "ExDate"\nticker = "Symbol"\n'
+        'date_format = "%Y-%m-%d"\ncolumns = { action = "Type", value = "Amount" }\n'
+    )
+    files.query(tmp_path / "ca.toml", tmp_path / "ca.csv", tmp_path / "datalog")
+    datasets.build(tmp_path / "datalog", tmp_path / "datasets")
+    _, tables = datasets.load_tables(tmp_path / "datasets")
+    ca = tables["corporate_actions"]
+    assert list(
+        zip(ca["ticker"].astype(str), ca["action"].astype(str), ca["value"], strict=True)
+    ) == [
+        ("AAA", "dividend", 0.25),
+        ("AAA", "split", 2.0),
+        ("BBB", "delisting", 3.1),
+    ]
+    (tmp_path / "ca.csv").write_text("Symbol,ExDate,Type,Amount\nCCC,2020-05-01,Spinoff,1\n")
+    files.query(tmp_path / "ca.toml", tmp_path / "ca.csv", tmp_path / "datalog2")
+    with pytest.raises(BadInputError, match="row 2, field 'action': 'spinoff'"):
+        datasets.build(tmp_path / "datalog2", tmp_path / "datasets2")

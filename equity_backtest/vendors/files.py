@@ -155,11 +155,15 @@ def _long_frame(frame: pd.DataFrame, out: dict, where: str) -> pd.DataFrame:
             )
         if dtype == "constituent_list":
             data["index"] = out.get("index_name") or _column(frame, out["index"], where).astype(str)
+        schema = SCHEMAS[dtype]
         for ours, theirs in cols.items():
             raw = _column(frame, theirs, where)
-            data[ours] = (
-                raw.astype(str) if dtype == "metadata_array" else _numbers(raw, where, theirs)
+            text = dtype == "metadata_array" or (
+                ours in schema["required"] and ours not in schema["numeric"]
             )
+            data[ours] = raw.astype(str).str.strip() if text else _numbers(raw, where, theirs)
+        if dtype == "corporate_actions" and "action" in data:
+            data["action"] = data["action"].str.lower()  # "Split" and "DIVIDEND" read as ours
     for field, factor in out.get("units", {}).items():
         if field in data:
             data[field] = data[field] * float(factor)
