@@ -9,7 +9,7 @@ file_imports) reads a CSV, Parquet or Excel export through its declarative mappi
 Rerunning with the same inputs writes nothing new: every file is already logged.
 """
 
-from equity_backtest import cli
+from equity_backtest import cli, remote
 from equity_backtest.errors import BadInputError
 from equity_backtest.vendors import bloomberg, files, simulated
 
@@ -36,7 +36,11 @@ def main() -> int:
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("01_query_vendor"))
     params = cli.load(args, datalog_dir=args.datalog_dir)
-    with cli.stage_lock(params.datalog_dir, "01_query_vendor"):
+    with (
+        remote.mirrored(params.datalog_dir, params.store_cache_dir, immutable=True) as datalog,
+        cli.stage_lock(datalog, "01_query_vendor"),
+    ):
+        params = params.replace(datalog_dir=str(datalog))
         imports = args.imports or params.file_imports
         if imports:
             for mapping, source_file in imports:

@@ -8,7 +8,7 @@ A bad logfile stops the build with a message naming file, row and field (exit co
 The datalog itself is never modified.
 """
 
-from equity_backtest import cli, datasets, quality
+from equity_backtest import cli, datasets, quality, remote
 
 
 def main() -> int:
@@ -26,10 +26,15 @@ def main() -> int:
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("02_build_datasets"))
     params = cli.load(args)
-    with cli.stage_lock(params.datasets_dir, "02_build_datasets"):
+    cache = params.store_cache_dir
+    with (
+        remote.mirrored(params.datalog_dir, cache, push=False) as datalog,
+        remote.mirrored(params.datasets_dir, cache, pull=remote.dataset_version(None)) as out,
+        cli.stage_lock(out, "02_build_datasets"),
+    ):
         result = datasets.build(
-            params.datalog_dir,
-            params.datasets_dir,
+            datalog,
+            out,
             skip_bad_logs=args.skip_bad_logs,
             full=args.full,
             progress=cli.show_progress(args),

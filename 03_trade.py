@@ -53,31 +53,37 @@ def main() -> int:
 
     algorithms = args.algorithm or []
     if len(algorithms) > 1 or args.trials or args.grid:
-        params = cli.load(args)
-        plan = trials.plan(params, algorithms, args.trials, args.grid)
-        folder, code = trials.run_all(
-            plan,
+        with cli.trading_stores(cli.load(args)) as params:
+            return run_trials(args, algorithms, params)
+    with cli.trading_stores(
+        cli.load(args, algorithm=algorithms[0] if algorithms else None)
+    ) as params:
+        outcome = runner.run_single(
             params,
-            args.parameters,
-            Path(__file__).resolve(),
-            args.jobs,
+            Path(args.parameters),
             Path(args.run_dir) if args.run_dir else None,
-            {"start": args.start, "end": args.end},
-            cli.show_progress(args),
-            args.ray,
+            progress=cli.show_progress(args),
         )
-        print(folder)
-        return code
-
-    params = cli.load(args, algorithm=algorithms[0] if algorithms else None)
-    outcome = runner.run_single(
-        params,
-        Path(args.parameters),
-        Path(args.run_dir) if args.run_dir else None,
-        progress=cli.show_progress(args),
-    )
     print(outcome.run_dir)
     return EXIT_PORTFOLIO_BANKRUPT if outcome.status != "completed" else 0
+
+
+def run_trials(args, algorithms: list[str], params) -> int:
+    """Each combination of algorithm files and grid values as its own run, then the set."""
+    plan = trials.plan(params, algorithms, args.trials, args.grid)
+    folder, code = trials.run_all(
+        plan,
+        params,
+        args.parameters,
+        Path(__file__).resolve(),
+        args.jobs,
+        Path(args.run_dir) if args.run_dir else None,
+        {"start": args.start, "end": args.end},
+        cli.show_progress(args),
+        args.ray,
+    )
+    print(folder)
+    return code
 
 
 if __name__ == "__main__":

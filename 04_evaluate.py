@@ -11,7 +11,7 @@ overfitting.json, trials_summary.csv and overfitting.html (in the trials folder,
 import datetime as dt
 from pathlib import Path
 
-from equity_backtest import archive, cli
+from equity_backtest import archive, cli, remote
 from equity_backtest.evaluation.tearsheet import evaluate, fmt
 from equity_backtest.evaluation.trial_set import evaluate_set, runs_in
 
@@ -38,6 +38,12 @@ def report(metrics: dict, run_dir: Path) -> None:
     cli.log.info("tear sheet: %s", run_dir / "tearsheet.html")
 
 
+def find_run(given: str, results_dir: str) -> Path:
+    """A run or trials folder as given, or by its name inside results_dir (a store's mirror)."""
+    path = Path(given)
+    return path if path.exists() else Path(results_dir) / path.name
+
+
 def main() -> int:
     parser = cli.parser(__doc__, window=False)
     parser.add_argument(
@@ -50,8 +56,19 @@ def main() -> int:
     args = parser.parse_args()
     cli.setup_logging(args)
     params = cli.load(args)
+    cache = params.store_cache_dir
+    with (
+        remote.mirrored(params.results_dir, cache) as results,
+        remote.mirrored(params.datasets_dir, cache, push=False),  # the runs' dataset versions
+    ):
+        return evaluate_runs(args, params.replace(results_dir=str(results)))
 
-    folders = [Path(r) for r in args.runs] or [archive.latest_run(params.results_dir)]
+
+def evaluate_runs(args, params) -> int:
+    """One run: its metrics and tear sheet. A trials folder or several runs: each, then the set."""
+    folders = [find_run(r, params.results_dir) for r in args.runs] or [
+        archive.latest_run(params.results_dir)
+    ]
     if len(folders) == 1 and not (folders[0] / "run.json").is_file() and folders[0].is_dir():
         out, runs = folders[0], runs_in(folders[0])  # a trials folder
     elif len(folders) > 1:

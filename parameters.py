@@ -15,6 +15,9 @@ datalog_dir = "datalog"  # raw, immutable vendor logfiles (01 writes, 02 reads)
 datasets_dir = "datasets"  # versioned feather datasets (02 writes, 03 reads)
 results_dir = "results"  # one archive folder per run (03 writes, 04 adds the tear sheet)
 dataset_version = None  # None: the version datasets/CURRENT names; or e.g. "v000003"
+# The three stores may also be fsspec URLs, e.g. "s3://bucket/research/datalog" (pip install
+# 'equity_backtest[s3]'; credentials from the environment or .env). Stages work on local mirrors:
+store_cache_dir = ".store_cache"
 # File imports for 01 (any source other than "simulated"): [mapping, input] pairs, e.g.
 # [["mappings/datastream_close.toml", "samples/datastream_close.csv"]]
 file_imports = []

@@ -15,9 +15,12 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from dotenv import load_dotenv
+
+from . import remote
 from .config import Parameters, load_parameters, parse_assignments
 from .errors import EXIT_INTERNAL, BacktestError, LockHeldError
 
@@ -102,7 +105,9 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 def run(main: Callable[[], int | None]) -> None:
     """Call a script's main and turn the outcome into an exit code; never a bare traceback for
-    a user's mistake."""
+    a user's mistake. Credentials may sit in a git-ignored .env file beside parameters.py;
+    variables already set in the environment win."""
+    load_dotenv(Path.cwd() / ".env", override=False)
     try:
         code = main() or 0
     except BacktestError as exc:
@@ -170,3 +175,20 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def trading_stores(params: Parameters) -> Iterator[Parameters]:
+    """03's stores as local folders: the dataset version it reads (pulled when datasets_dir is a
+    URL) and the results folder it writes (pushed back when results_dir is one)."""
+    cache = params.store_cache_dir
+    with (
+        remote.mirrored(
+            params.datasets_dir,
+            cache,
+            pull=remote.dataset_version(params.dataset_version),
+            push=False,
+        ) as datasets_dir,
+        remote.mirrored(params.results_dir, cache, pull=None) as results_dir,
+    ):
+        yield params.replace(datasets_dir=str(datasets_dir), results_dir=str(results_dir))

@@ -51,6 +51,8 @@ class Parameters:
     datasets_dir: str = "datasets"
     results_dir: str = "results"
     dataset_version: str | None = None
+    # local mirrors of stores given as URLs (O3)
+    store_cache_dir: str = ".store_cache"
     # file vendor (D4): [mapping, input] pairs that 01 imports
     file_imports: list = dataclasses.field(default_factory=list)
     # what vendors are asked for (D3): first and last date (None = today)

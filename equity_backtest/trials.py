@@ -84,9 +84,15 @@ def plan(
 
 
 def command(
-    trial: Trial, script: Path, parameters: str, run_dir: Path, window: dict[str, str]
+    trial: Trial,
+    script: Path,
+    parameters: str,
+    run_dir: Path,
+    window: dict[str, str],
+    stores: dict[str, str] | None = None,
 ) -> list[str]:
-    """The command line that runs one trial alone."""
+    """The command line that runs one trial alone (stores: the local folders the parent works
+    in, so trials read and write the same mirrors)."""
     cmd = [
         sys.executable,
         str(script),
@@ -101,7 +107,7 @@ def command(
     for flag, value in window.items():
         if value:
             cmd += [f"--{flag}", value]
-    for k, v in trial.overrides.items():
+    for k, v in {**(stores or {}), **trial.overrides}.items():
         cmd += ["--set", f"{k}={v}"]
     return cmd
 
@@ -183,7 +189,11 @@ def run_all(
             f"trials folder {parent} already exists; archives are never overwritten"
         )
     parent.mkdir(parents=True)
-    cmds = {t.name: command(t, script, parameters, parent / t.name, window or {}) for t in trials}
+    stores = {"datasets_dir": params.datasets_dir, "results_dir": params.results_dir}
+    cmds = {
+        t.name: command(t, script, parameters, parent / t.name, window or {}, stores)
+        for t in trials
+    }
     results = _run_ray(cmds, ray_address) if ray_address else _run_local(cmds, jobs, progress)
     for name, proc in results.items():
         if proc.returncode not in (0, 5):
