@@ -16,6 +16,10 @@ from equity_backtest.evaluation.tearsheet import evaluate, fmt
 from equity_backtest.evaluation.trial_set import evaluate_set, runs_in
 
 
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
 def report(metrics: dict, run_dir: Path) -> None:
     """The headline numbers, the contest table and the findings, on the console."""
     p, b = metrics["portfolio"], metrics["benchmark"]
@@ -33,6 +37,17 @@ def report(metrics: dict, run_dir: Path) -> None:
             row["soft_limit"],
             row["hard_limit"],
         )
+    if "llm" in metrics:
+        llm = metrics["llm"]
+        for flag, part in [("all", llm["all"]), *llm["by_window"].items()]:
+            cli.log.info(
+                "LLM decisions (%s): %d, hit rate %s, parse failures %s, truncated %s",
+                flag,
+                part["decisions"],
+                percent(part["hit_rate"]),
+                percent(part["parse_failure_rate"]),
+                percent(part["truncation_rate"]),
+            )
     for line in metrics["findings"]:
         cli.log.info("finding: %s", line)
     cli.log.info("tear sheet: %s", run_dir / "tearsheet.html")

@@ -124,3 +124,24 @@ risk_free_rate = 0.02  # annual; Sharpe, Sortino and alpha use the daily-compoun
 
 # --- The weighting rule -------------------------------------------------------------------------
 algorithm = "algorithm.py"  # file with compute_weights(view, params); --algorithm overrides
+
+# --- LLM recommendations (strategies/llm.py; pip install 'equity_backtest[llm]') ----------------
+llm_backend = "transformers"  # "transformers" (local) or "openai" (any OpenAI-compatible server)
+llm_model = ""  # a local folder, a hub id, or an fsspec URL (s3://bucket/models/qwen2.5-7b)
+llm_gguf_file = None  # a .gguf file inside llm_model's folder, loaded through transformers
+llm_dtype = "auto"  # auto, bfloat16, float16 or float32
+llm_quantisation = None  # None, or "nf4": 4-bit NF4 with double quantisation (bitsandbytes)
+llm_base_url = "http://127.0.0.1:8000/v1"  # the server, for llm_backend = "openai"
+llm_concurrency = 8  # requests in flight to the server
+llm_batch_size = 8  # prompts per batch for local generation
+llm_max_new_tokens = 512  # a reply that reaches this is marked truncated
+llm_temperature = 0.0  # 0 = greedy; with > 0 the seed above makes sampling repeatable
+llm_constrained = True  # constrain replies to the decision's JSON schema
+llm_reasoning = False  # a reasoning model: the constraint starts after its </think>
+llm_prompt = "v1"  # prompt template: v1 (named) or v1-anon (anonymised), or a .toml path
+llm_periods = 4  # reported quarters in each statement
+llm_decisions_dir = "decisions"  # the decision log (append-only shards)
+llm_sync_to = None  # e.g. "s3://bucket/decisions": finished shards are copied there
+llm_on_failure = "hold"  # an unparseable reply counts as "hold", or is "missing" (left out)
+llm_min_confidence = 50.0  # BUY decisions below this confidence are not bought
+llm_cutoffs = {}  # more training cutoffs: {"my-model": "2024-06-30"}

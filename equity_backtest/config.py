@@ -137,6 +137,26 @@ class Parameters:
     risk_free_rate: float = 0.02
     # the weighting rule
     algorithm: str = "algorithm.py"
+    # LLM recommendations (L1-L7; strategies/llm.py and python -m equity_backtest.llm)
+    llm_backend: str = "transformers"
+    llm_model: str = ""
+    llm_gguf_file: str | None = None
+    llm_dtype: str = "auto"
+    llm_quantisation: str | None = None
+    llm_base_url: str = "http://127.0.0.1:8000/v1"
+    llm_concurrency: int = 8
+    llm_batch_size: int = 8
+    llm_max_new_tokens: int = 512
+    llm_temperature: float = 0.0
+    llm_constrained: bool = True
+    llm_reasoning: bool = False
+    llm_prompt: str = "v1"
+    llm_periods: int = 4
+    llm_decisions_dir: str = "decisions"
+    llm_sync_to: str | None = None
+    llm_on_failure: str = "hold"
+    llm_min_confidence: float = 50.0
+    llm_cutoffs: dict = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Parameters:
         """A validated copy with some fields changed (used for CLI overrides and trials)."""
@@ -268,6 +288,10 @@ def validate(p: Parameters) -> Parameters:
         raise bad("bbg_market_fields", f"lacks {sorted(missing)} (every market log has them)")
     if p.query_end is not None and p.query_start > p.query_end:
         raise bad("query_start", "is after query_end")
+    if p.llm_on_failure not in ("hold", "missing"):
+        raise bad("llm_on_failure", "choose 'hold' (a failed reply counts as HOLD) or 'missing'")
+    if p.llm_batch_size < 1 or p.llm_concurrency < 1 or p.llm_max_new_tokens < 1:
+        raise bad("llm_batch_size", "batch size, concurrency and max new tokens must be >= 1")
     if not p.source or not p.source.isalnum() or p.source != p.source.lower():
         raise bad("source", "must be a lowercase vendor name such as 'simulated'")
     return p

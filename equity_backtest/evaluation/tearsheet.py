@@ -122,7 +122,50 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
     metrics["contest"] = {**contest_summary, "checks": _records(contest_table)}
     tables["contest"] = contest_table
     metrics["findings"] = findings(metrics)
+    llm = _llm_decisions(run)
+    if llm is not None:
+        metrics["llm"], tables["llm_decisions"] = llm
+        metrics["findings"] += metrics["llm"]["findings"]
     return metrics, tables
+
+
+def _llm_decisions(run: RunData) -> tuple[dict, pd.DataFrame] | None:
+    """For a run of strategies/llm.py: its decisions from the decision log, evaluated (L6)."""
+    params = run.parameters
+    if not params.get("llm_model") or Path(str(params.get("algorithm", ""))).stem != "llm":
+        return None
+    from ..llm import decision_log
+    from ..llm import evaluate as llm_evaluate
+
+    frame = decision_log.read_frame(params.get("llm_decisions_dir", "decisions"))
+    if frame.empty:
+        log.warning("no LLM decision log at %s", params.get("llm_decisions_dir"))
+        return None
+    days = run.returns.index
+    dates = pd.to_datetime(frame["as_of"])
+    frame = frame[(dates >= days[0]) & (dates <= days[-1])]
+    frame = frame[frame["model_id"].astype(str) == str(params["llm_model"])]
+    try:
+        panel = load_run_panel(run)
+    except BacktestError as exc:
+        log.warning("LLM decisions not evaluated: %s", exc)
+        return None
+    metrics, table = llm_evaluate.evaluate(panel, frame.reset_index(drop=True))
+    keep = [
+        "as_of",
+        "ticker",
+        "model_id",
+        "quantisation",
+        "prompt_version",
+        "window",
+        "status",
+        "decision",
+        "confidence",
+        "fwd_return",
+        "excess",
+        "reason",
+    ]
+    return metrics, table[[c for c in keep if c in table]]
 
 
 def _contest(run: RunData, exposure: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -300,7 +343,13 @@ def evaluate(run_dir: str | Path) -> dict:
     frame = run.returns.to_frame().join(run.benchmark)
     tables = {"returns": frame, **tables}
     for name, table in tables.items():
-        keep_index = name not in ("drawdowns", "stress_events", "round_trips", "contest")
+        keep_index = name not in (
+            "drawdowns",
+            "stress_events",
+            "round_trips",
+            "contest",
+            "llm_decisions",
+        )
         atomic_write_csv(out / f"{name}.csv", table, index=keep_index)
     write_pyfolio(run, out)
     atomic_write_bytes(

@@ -1,0 +1,167 @@
+"""Answers (L3): the JSON schema a model is asked for, and a tolerant parser of what it returns.
+
+Model output is untrusted text: it is only ever parsed as JSON data, never evaluated. The parser
+accepts what models commonly wrap an answer in: a reasoning block (<think>...</think>), a code
+fence, prose before and after, single quotes, trailing commas, a lower-case decision or a
+confidence written as "85%". Each result has a parse status and keeps the raw text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+DECISIONS = ("BUY", "SELL", "HOLD")
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "ratios": {"type": "object", "additionalProperties": {"type": "number"}},
+        "decision": {"type": "string", "enum": list(DECISIONS)},
+        "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
+        "reason": {"type": "string", "maxLength": 400},
+    },
+    "required": ["decision", "confidence", "reason"],
+    "additionalProperties": False,
+}
+# the schema constrained decoders get: ratios are optional and free-form objects are hard to
+# constrain, so the constrained answer has only the three fields the backtest needs
+CONSTRAINED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "decision": {"type": "string", "enum": list(DECISIONS)},
+        "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
+        "reason": {"type": "string", "maxLength": 300},
+    },
+    "required": ["decision", "confidence", "reason"],
+}
+
+# parse statuses
+OK = "ok"  # valid JSON object with valid fields
+REPAIRED = "repaired"  # valid after tolerant fixes (quotes, commas, case, "%")
+TRUNCATED = "truncated"  # the reply stopped at the token limit before the object closed
+NO_JSON = "no_json"  # no JSON object in the reply
+INVALID = "invalid"  # an object, but a field is missing or out of range
+STATUSES = (OK, REPAIRED, TRUNCATED, NO_JSON, INVALID)
+PARSED = (OK, REPAIRED)
+
+_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S | re.I)
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    status: str
+    decision: str | None = None
+    confidence: float | None = None
+    reason: str | None = None
+    ratios: dict | None = None
+    error: str | None = None
+
+
+def strip_reasoning(text: str) -> str:
+    """The reply after a reasoning block; an unclosed <think> means it never got to the answer."""
+    text = _THINK.sub("", text)
+    if re.search(r"<think>", text, re.I):
+        return ""
+    return text
+
+
+def parse(text: str, truncated: bool = False) -> Answer:
+    """Find and validate the decision object in a model's reply."""
+    body = strip_reasoning(text)
+    if not body.strip() and re.search(r"<think>", text, re.I):
+        return Answer(TRUNCATED if truncated else NO_JSON, error="reply ended inside <think>")
+    fenced = _FENCE.findall(body)
+    candidates = fenced + [body] if fenced else [body]
+    saw_open = False
+    for candidate in candidates:
+        for blob, closed in _objects(candidate):
+            saw_open = True
+            if not closed:
+                continue
+            data, repaired = _load(blob)
+            if data is None:
+                continue
+            answer = _validate(data, repaired)
+            if answer.status in PARSED or "decision" in data:
+                return answer
+    if truncated or (saw_open and body.rstrip()[-1:] != "}"):
+        return Answer(TRUNCATED, error="the reply stopped before the JSON object closed")
+    return Answer(NO_JSON, error="no JSON object with a decision in the reply")
+
+
+def _objects(text: str):
+    """Balanced {...} spans (outermost), in order; an unbalanced tail is yielded as not closed."""
+    depth, start, in_str, quote, escape = 0, None, False, "", False
+    for i, ch in enumerate(text):
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == quote:
+                in_str = False
+            continue
+        if ch in "\"'" and depth:
+            in_str, quote = True, ch
+        elif ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                yield text[start : i + 1], True
+    if depth:
+        yield text[start:], False
+
+
+def _load(blob: str) -> tuple[dict | None, bool]:
+    try:
+        data = json.loads(blob)
+        return (data, False) if isinstance(data, dict) else (None, False)
+    except json.JSONDecodeError:
+        pass
+    fixed = re.sub(r",\s*([}\]])", r"\1", blob)  # trailing commas
+    fixed = re.sub(r"(?<![\w\\])'([^'\n]*?)'(?=\s*[:,}\]])", r'"\1"', fixed)  # 'single' quotes
+    fixed = re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', fixed)  # bare keys
+    try:
+        data = json.loads(fixed)
+        return (data, True) if isinstance(data, dict) else (None, True)
+    except json.JSONDecodeError:
+        return None, True
+
+
+def _validate(data: dict, repaired: bool) -> Answer:
+    lowered = {str(k).lower(): v for k, v in data.items()}
+    decision = lowered.get("decision")
+    confidence = lowered.get("confidence")
+    reason = lowered.get("reason")
+    ratios = lowered.get("ratios") if isinstance(lowered.get("ratios"), dict) else None
+    if isinstance(decision, str) and decision.strip().upper() != decision:
+        repaired = True
+    decision = decision.strip().upper() if isinstance(decision, str) else None
+    if decision not in DECISIONS:
+        return Answer(
+            INVALID, error=f"decision {lowered.get('decision')!r} is not BUY, SELL or HOLD"
+        )
+    if isinstance(confidence, str):
+        text = confidence.strip().rstrip("%").strip()
+        try:
+            confidence, repaired = float(text), True
+        except ValueError:
+            confidence = None
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        return Answer(INVALID, decision=decision, error="confidence is not a number")
+    if 0 < confidence <= 1 and not float(confidence).is_integer():
+        confidence, repaired = confidence * 100, True  # a probability given instead of a percent
+    if not 0 <= confidence <= 100:
+        return Answer(INVALID, decision=decision, error=f"confidence {confidence} is not in 0-100")
+    return Answer(
+        REPAIRED if repaired else OK,
+        decision=decision,
+        confidence=float(confidence),
+        reason=str(reason)[:1000] if reason is not None else "",
+        ratios=ratios,
+    )

@@ -1,0 +1,308 @@
+"""Backends (L2): one interface that takes a batch of requests and yields results as they finish.
+
+- TransformersBackend: local inference with transformers; bf16/fp16/fp32, or 4-bit NF4 with
+  double quantisation through bitsandbytes; batched generation with left padding; JSON-schema
+  constrained decoding through lm-format-enforcer (for reasoning models only after </think>).
+- OpenAIBackend: any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI,
+  `transformers serve`), a bounded number of concurrent requests, retries with backoff, and the
+  schema sent as `response_format` for servers that constrain decoding. The scale-out path.
+
+Models load from a local folder, a hub id when online, or any fsspec URL such as s3://bucket/model
+(L7): the folder is copied once into a local cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from ..errors import BadInputError
+from .answers import CONSTRAINED_SCHEMA
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    key: str
+    messages: list[dict[str, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    key: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    finish_reason: str  # "stop", "length" (hit max_new_tokens) or "error"
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int = 512
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+
+    def label(self) -> str:
+        return f"t{self.temperature:g}-p{self.top_p:g}-n{self.max_new_tokens}-s{self.seed}"
+
+
+def fetch_model(location: str, cache_dir: str | Path) -> str:
+    """A local folder for a model given as an fsspec URL (copied once); anything else as given."""
+    from ..remote import RemoteStore, is_url
+
+    if not is_url(location):
+        return location
+    store = RemoteStore(location, Path(cache_dir) / "models")
+    return str(store.pull())
+
+
+class TransformersBackend:
+    """Local generation with transformers, `batch_size` prompts at a time."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        gguf_file: str | None = None,
+        dtype: str = "auto",
+        quantisation: str | None = None,
+        batch_size: int = 8,
+        sampling: Sampling = Sampling(),
+        constrained: bool = True,
+        reasoning: bool = False,
+        revision: str | None = None,
+        cache_dir: str | Path = ".store_cache",
+    ):
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise BadInputError(
+                "the transformers backend needs the llm extra: pip install 'equity_backtest[llm]'"
+            ) from None
+        self.torch = torch
+        path = fetch_model(model, cache_dir)
+        self.model_id = model
+        self.revision = revision or "local"
+        self.quantisation = quantisation or ("gguf" if gguf_file else dtype)
+        self.sampling = sampling
+        self.batch_size = max(1, batch_size)
+        self.reasoning = reasoning
+        kwargs: dict = {"revision": revision} if revision else {}
+        if gguf_file:
+            kwargs["gguf_file"] = gguf_file
+        if quantisation == "nf4":
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+        elif quantisation not in (None, "none"):
+            raise BadInputError(f"quantisation {quantisation!r}: use None or 'nf4'")
+        if dtype != "auto":
+            kwargs["dtype"] = getattr(torch, dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except OSError as exc:
+            raise BadInputError(f"model {model!r} could not be loaded: {exc}") from None
+        if torch.cuda.is_available() and quantisation != "nf4":
+            self.model = self.model.to("cuda")
+        self.model.eval()
+        self.tokenizer.padding_side = "left"  # decoder-only batching: pad on the left
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._constraint = _json_constraint(self.tokenizer, reasoning) if constrained else None
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[Result]:
+        """Batches of similar length (less padding), each yielded as it finishes."""
+        encoded = {
+            r.key: self.tokenizer.apply_chat_template(
+                r.messages, add_generation_prompt=True, tokenize=False
+            )
+            for r in requests
+        }
+        order = sorted(requests, key=lambda r: len(encoded[r.key]))
+        for i in range(0, len(order), self.batch_size):
+            batch = order[i : i + self.batch_size]
+            yield from self._generate_batch(batch, [encoded[r.key] for r in batch])
+
+    def _generate_batch(self, batch: list[Request], texts: list[str]) -> list[Result]:
+        torch, s = self.torch, self.sampling
+        inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = inputs.to(self.model.device)
+        torch.manual_seed(s.seed)
+        options = {
+            "max_new_tokens": s.max_new_tokens,
+            "do_sample": s.temperature > 0,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if s.temperature > 0:
+            options.update(temperature=s.temperature, top_p=s.top_p)
+        if self._constraint is not None:
+            options["prefix_allowed_tokens_fn"] = self._constraint()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **options)
+        elapsed = time.perf_counter() - started
+        width = inputs["input_ids"].shape[1]
+        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        eos |= set(_as_list(getattr(self.model.generation_config, "eos_token_id", None)))
+        results = []
+        for row, request in enumerate(batch):
+            new = [t for t in out[row, width:].tolist()]
+            while new and new[-1] == self.tokenizer.pad_token_id:
+                new.pop()
+            stopped = bool(new) and new[-1] in eos
+            results.append(
+                Result(
+                    request.key,
+                    self.tokenizer.decode(new, skip_special_tokens=True),
+                    int(inputs["attention_mask"][row].sum()),
+                    len(new),
+                    elapsed / len(batch),
+                    "stop" if stopped or len(new) < s.max_new_tokens else "length",
+                )
+            )
+        return results
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _json_constraint(tokenizer, reasoning: bool):
+    """A factory of prefix_allowed_tokens_fn that keeps replies to the decision schema (fresh
+    per batch: the enforcer caches per-sequence state). For reasoning models every token is
+    allowed until the reply has closed its </think> block."""
+    import transformers
+    import transformers.tokenization_utils as tu
+
+    # lm-format-enforcer 0.11 imports this name from its transformers 4 location
+    if not hasattr(tu, "PreTrainedTokenizerBase"):
+        tu.PreTrainedTokenizerBase = transformers.PreTrainedTokenizerBase
+    from lmformatenforcer import JsonSchemaParser
+    from lmformatenforcer.integrations.transformers import (
+        build_token_enforcer_tokenizer_data,
+        build_transformers_prefix_allowed_tokens_fn,
+    )
+
+    tokenizer_data = build_token_enforcer_tokenizer_data(tokenizer)
+    everything = list(range(len(tokenizer)))
+
+    def factory():
+        enforce = build_transformers_prefix_allowed_tokens_fn(
+            tokenizer_data, JsonSchemaParser(CONSTRAINED_SCHEMA)
+        )
+        if not reasoning:
+            return enforce
+        started: dict[int, int] = {}
+
+        def after_think(batch_id: int, sent):
+            ids = sent.tolist()
+            if batch_id not in started:
+                started[batch_id] = len(ids)
+            tail = tokenizer.decode(ids[started[batch_id] :])
+            return enforce(batch_id, sent) if "</think>" in tail else everything
+
+        return after_think
+
+    return factory
+
+
+class OpenAIBackend:
+    """Chat completions from an OpenAI-compatible server, `concurrency` requests in flight."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        concurrency: int = 8,
+        retries: int = 4,
+        sampling: Sampling = Sampling(),
+        constrained: bool = True,
+        timeout_s: float = 600.0,
+        revision: str | None = None,
+        quantisation: str = "server",
+    ):
+        try:
+            from openai import OpenAI
+        except ImportError:
+            raise BadInputError(
+                "the OpenAI-compatible backend needs the openai package: "
+                "pip install 'equity_backtest[llm]'"
+            ) from None
+        self.client = OpenAI(
+            base_url=base_url,
+            api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),
+            max_retries=retries,
+            timeout=timeout_s,
+        )
+        self.model_id = model
+        self.revision = revision or "server"
+        self.quantisation = quantisation
+        self.sampling = sampling
+        self.concurrency = max(1, concurrency)
+        self.retries = retries
+        self.constrained = constrained
+
+    def _one(self, request: Request) -> Result:
+        s = self.sampling
+        extra = {}
+        if self.constrained:
+            extra["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "decision", "schema": CONSTRAINED_SCHEMA},
+            }
+        started = time.perf_counter()
+        last_error = None
+        for attempt in range(self.retries + 1):
+            try:
+                reply = self.client.chat.completions.create(
+                    model=self.model_id,
+                    messages=request.messages,
+                    max_tokens=s.max_new_tokens,
+                    temperature=s.temperature,
+                    top_p=s.top_p,
+                    seed=s.seed,
+                    **extra,
+                )
+                choice = reply.choices[0]
+                usage = reply.usage
+                return Result(
+                    request.key,
+                    choice.message.content or "",
+                    getattr(usage, "prompt_tokens", 0) or 0,
+                    getattr(usage, "completion_tokens", 0) or 0,
+                    time.perf_counter() - started,
+                    "length" if choice.finish_reason == "length" else "stop",
+                )
+            except Exception as exc:  # the server went away, overloaded, or refused the request
+                last_error = f"{type(exc).__name__}: {exc}"
+                if "response_format" in extra and "response_format" in str(exc):
+                    extra = {}  # a server without structured outputs: ask without the schema
+                    continue
+                if attempt < self.retries:
+                    time.sleep(min(30.0, 0.5 * 2**attempt))
+        return Result(request.key, "", 0, 0, time.perf_counter() - started, "error", last_error)
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[Result]:
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            futures = [pool.submit(self._one, r) for r in requests]
+            for future in as_completed(futures):
+                yield future.result()

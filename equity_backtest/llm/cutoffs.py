@@ -1,0 +1,37 @@
+"""Training windows (L5): a model may have read about a company's later fortunes if the as-of
+date of a decision falls before the model's training cutoff. Each decision is flagged, and the
+evaluation splits every metric by that flag.
+
+Cutoffs are the publishers' stated knowledge cutoffs or, where none is stated, the release date.
+Add a model with `llm_cutoffs` in parameters.py (model id -> YYYY-MM-DD).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+KNOWN = {
+    "llama-3.2": "2023-12-31",  # Meta: knowledge cutoff December 2023
+    "qwen2.5": "2024-09-19",  # no stated cutoff: its release, September 2024
+    "deepseek-r1-distill": "2025-01-20",  # release, January 2025
+    "smollm2": "2024-11-01",  # release, November 2024
+}
+
+
+def cutoff(model_id: str, extra: dict[str, str] | None = None) -> dt.date | None:
+    """The training cutoff of a model id (matched by family name, case-insensitive)."""
+    table = {**KNOWN, **{k.lower(): v for k, v in (extra or {}).items()}}
+    name = model_id.lower().replace("_", "-")
+    for family in sorted(table, key=len, reverse=True):
+        if family in name:
+            return dt.date.fromisoformat(table[family])
+    return None
+
+
+def window_flag(as_of: str | dt.date, model_cutoff: dt.date | None) -> str:
+    """'inside' when the model was trained on text from after the decision date (look-ahead
+    possible), 'outside' when not, 'unknown' without a cutoff."""
+    if model_cutoff is None:
+        return "unknown"
+    day = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    return "inside" if day <= model_cutoff else "outside"

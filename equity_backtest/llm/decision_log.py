@@ -1,0 +1,170 @@
+"""The decision log (L4): one JSON record per (model, revision, quantisation, prompt version,
+ticker, as-of date, sampling settings), append-only and crash-safe.
+
+Layout of the log folder:
+    open-<pid>-<n>.jsonl       the shard being written (each record: write, flush, fsync)
+    shard-<time>-<pid>-<n>.jsonl  finished shards (renamed atomically when full or at close)
+A kill at any moment loses at most the record being written: a torn last line is ignored when
+the folder is read. On restart the done keys are read from every shard, open or finished, and
+skipped. Finished shards are synced to `sync_to` (any fsspec URL, e.g. s3://bucket/decisions) as
+immutable objects; a sync that fails (the server went away) is retried at the next roll-over or
+close, and nothing is removed locally, so no decision is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+KEY_FIELDS = (
+    "model_id",
+    "revision",
+    "quantisation",
+    "prompt_version",
+    "ticker",
+    "as_of",
+    "sampling",
+)
+RETRY_STATUSES = ("error",)  # a request that never got a reply is asked again on a rerun
+
+
+def decision_key(record: dict) -> str:
+    """A stable id of what was asked (not of what was answered)."""
+    text = json.dumps([str(record[f]) for f in KEY_FIELDS])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def read_records(folder: str | Path) -> Iterator[dict]:
+    """Every complete record in the folder's shards (a torn last line is skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.jsonl")):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break  # torn by a crash mid-write
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+
+
+def read_frame(folder: str | Path) -> pd.DataFrame:
+    """The log as a table, one row per key (the latest record of a key wins)."""
+    rows = list(read_records(folder))
+    if not rows:
+        return pd.DataFrame(columns=[*KEY_FIELDS, "key", "status", "decision", "confidence"])
+    frame = pd.DataFrame(rows)
+    return frame.drop_duplicates("key", keep="last").reset_index(drop=True)
+
+
+class DecisionLog:
+    """Appends records to local shards and syncs finished shards."""
+
+    def __init__(self, folder: str | Path, *, shard_size: int = 500, sync_to: str | None = None):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.shard_size = shard_size
+        self.sync_to = sync_to
+        self._adopt_orphans()
+        self.done: set[str] = {
+            r["key"] for r in read_records(self.folder) if r.get("status") not in RETRY_STATUSES
+        }
+        self._fh = None
+        self._count = 0
+        self._n = 0
+        self._path: Path | None = None
+
+    def _adopt_orphans(self) -> None:
+        """Open shards of processes that are gone (killed) become finished shards, without a
+        torn last line."""
+        for path in sorted(self.folder.glob("open-*.jsonl")):
+            pid = int(path.name.split("-")[1])
+            if pid != os.getpid() and _alive(pid):
+                continue
+            complete = path.read_text(encoding="utf-8")
+            complete = complete[: complete.rfind("\n") + 1]
+            final = self.folder / f"shard-{path.stem.removeprefix('open-')}-adopted.jsonl"
+            tmp = final.with_name("." + final.name)
+            tmp.write_text(complete, encoding="utf-8")
+            os.replace(tmp, final)
+            path.unlink()
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def append(self, record: dict) -> None:
+        """Write one record durably (flush + fsync) before returning."""
+        if self._fh is None:
+            self._n += 1
+            self._path = self.folder / f"open-{os.getpid()}-{self._n}.jsonl"
+            self._fh = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 (held across appends)
+        self._fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._count += 1
+        if record.get("status") not in RETRY_STATUSES:
+            self.done.add(record["key"])
+        if self._count >= self.shard_size:
+            self._roll()
+
+    def _roll(self) -> None:
+        if self._fh is None:
+            return
+        self._fh.close()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        final = self.folder / f"shard-{stamp}-{os.getpid()}-{self._n}.jsonl"
+        os.replace(self._path, final)
+        self._fh, self._count = None, 0
+        self.sync()
+
+    def close(self) -> None:
+        self._roll()
+        self.sync()
+
+    def sync(self) -> int:
+        """Upload finished shards not yet in the remote store; never overwrite one there."""
+        if not self.sync_to:
+            return 0
+        try:
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(self.sync_to)
+            root = root.rstrip("/")
+            there = (
+                {p.rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)}
+                if fs.exists(root)
+                else set()
+            )
+            sent = 0
+            for path in sorted(self.folder.glob("shard-*.jsonl")):
+                if path.name not in there:
+                    fs.put_file(str(path), f"{root}/{path.name}")
+                    sent += 1
+            return sent
+        except Exception as exc:  # the store is away: keep the shards, try again later
+            log.warning("decision log sync to %s failed (%s); will retry", self.sync_to, exc)
+            return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,144 @@
+"""Asking a model about companies on a date, through the decision log: what is logged is never
+asked again, what is new is asked in one batch and logged as each result arrives.
+
+Used by strategies/llm.py inside 03 and by `python -m equity_backtest.llm` to log decisions ahead
+of a backtest (the served, batched path for large runs).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import time
+
+import pandas as pd
+from tqdm import tqdm
+
+from ..config import Parameters
+from ..errors import BadInputError
+from . import answers, cutoffs
+from .backends import OpenAIBackend, Request, Sampling, TransformersBackend
+from .decision_log import DecisionLog, decision_key, read_frame
+from .prompts import Prompt, build_prompts, load_template
+
+log = logging.getLogger(__name__)
+_OPEN: dict[tuple, tuple] = {}  # one backend and log per process and settings
+
+
+def sampling(params: Parameters) -> Sampling:
+    return Sampling(params.llm_max_new_tokens, params.llm_temperature, 1.0, params.seed)
+
+
+def make_backend(params: Parameters):
+    """The backend parameters.py names (loaded once per process)."""
+    if not params.llm_model:
+        raise BadInputError("llm_model is empty: name a model folder, hub id or s3:// URL")
+    if params.llm_backend == "transformers":
+        return TransformersBackend(
+            params.llm_model,
+            gguf_file=params.llm_gguf_file,
+            dtype=params.llm_dtype,
+            quantisation=params.llm_quantisation,
+            batch_size=params.llm_batch_size,
+            sampling=sampling(params),
+            constrained=params.llm_constrained,
+            reasoning=params.llm_reasoning,
+            cache_dir=params.store_cache_dir,
+        )
+    if params.llm_backend == "openai":
+        return OpenAIBackend(
+            params.llm_base_url,
+            params.llm_model,
+            concurrency=params.llm_concurrency,
+            sampling=sampling(params),
+            constrained=params.llm_constrained,
+        )
+    raise BadInputError(f"llm_backend {params.llm_backend!r}: use 'transformers' or 'openai'")
+
+
+def open_session(params: Parameters):
+    """(backend, decision log) for these settings, kept for the life of the process."""
+    key = (params.llm_backend, params.llm_model, params.llm_decisions_dir, params.llm_quantisation)
+    if key not in _OPEN:
+        backend = make_backend(params)
+        decisions = DecisionLog(params.llm_decisions_dir, sync_to=params.llm_sync_to)
+        atexit.register(decisions.close)
+        _OPEN[key] = (backend, decisions)
+    return _OPEN[key]
+
+
+def record_base(backend, prompt: Prompt, params: Parameters) -> dict:
+    base = {
+        "model_id": backend.model_id,
+        "revision": backend.revision,
+        "quantisation": backend.quantisation,
+        "prompt_version": prompt.version,
+        "ticker": prompt.ticker,
+        "as_of": prompt.as_of,
+        "sampling": sampling(params).label(),
+    }
+    base["key"] = decision_key(base)
+    return base
+
+
+def ask(
+    backend,
+    prompts: list[Prompt],
+    decisions: DecisionLog,
+    params: Parameters,
+    progress: bool = False,
+) -> dict[str, int]:
+    """Ask for every prompt whose key is not logged; log each result as it arrives."""
+    model_cutoff = cutoffs.cutoff(backend.model_id, params.llm_cutoffs)
+    bases = {}
+    for p in prompts:
+        base = record_base(backend, p, params)
+        if base["key"] not in decisions.done:
+            bases[base["key"]] = (base, p)
+    counts = {"asked": len(bases), "already_logged": len(prompts) - len(bases)}
+    if not bases:
+        return counts
+    requests = [Request(k, p.messages()) for k, (_, p) in bases.items()]
+    started = time.perf_counter()
+    bar = tqdm(total=len(requests), desc="LLM decisions", unit="prompt", disable=not progress)
+    for result in backend.generate(requests):
+        base, prompt = bases[result.key]
+        if result.finish_reason == "error":
+            answer = answers.Answer("error", error=result.error)
+        else:
+            answer = answers.parse(result.text, truncated=result.finish_reason == "length")
+        decisions.append(
+            {
+                **base,
+                "status": answer.status,
+                "decision": answer.decision,
+                "confidence": answer.confidence,
+                "reason": answer.reason,
+                "ratios": answer.ratios,
+                "error": answer.error,
+                "raw": result.text,
+                "finish_reason": result.finish_reason,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "latency_s": round(result.latency_s, 4),
+                "window": cutoffs.window_flag(prompt.as_of, model_cutoff),
+            }
+        )
+        bar.update(1)
+        elapsed = time.perf_counter() - started
+        bar.set_postfix(prompts_per_s=f"{bar.n / elapsed:.2f}" if elapsed else "-")
+    bar.close()
+    return counts
+
+
+def decisions_for(view, params: Parameters, tickers=None) -> pd.DataFrame:
+    """The logged decisions for the view's date and universe, asking the model for missing ones.
+    Columns: ticker, decision, confidence, status."""
+    backend, decisions = open_session(params)
+    template = load_template(params.llm_prompt)
+    prompts = build_prompts(view, template, tickers, params.llm_periods)
+    ask(backend, prompts, decisions, params)
+    keys = {record_base(backend, p, params)["key"]: p.ticker for p in prompts}
+    frame = read_frame(decisions.folder)
+    frame = frame[frame["key"].isin(keys)]
+    return frame[["ticker", "decision", "confidence", "status"]].reset_index(drop=True)
