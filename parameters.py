@@ -136,6 +136,7 @@ llm_concurrency = 8  # requests in flight to the server
 llm_batch_size = 8  # prompts per batch for local generation
 llm_max_new_tokens = 512  # a reply that reaches this is marked truncated
 llm_temperature = 0.0  # 0 = greedy; with > 0 the seed above makes sampling repeatable
+llm_repetition_penalty = 1.0  # > 1 (e.g. 1.3) stops small local models from looping
 llm_constrained = True  # constrain replies to the decision's JSON schema
 llm_reasoning = False  # a reasoning model: the constraint starts after its </think>
 llm_prompt = "v1"  # prompt template: v1 (named) or v1-anon (anonymised), or a .toml path

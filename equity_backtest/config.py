@@ -148,6 +148,7 @@ class Parameters:
     llm_batch_size: int = 8
     llm_max_new_tokens: int = 512
     llm_temperature: float = 0.0
+    llm_repetition_penalty: float = 1.0
     llm_constrained: bool = True
     llm_reasoning: bool = False
     llm_prompt: str = "v1"

@@ -31,7 +31,7 @@ CONSTRAINED_SCHEMA = {
     "properties": {
         "decision": {"type": "string", "enum": list(DECISIONS)},
         "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
-        "reason": {"type": "string", "maxLength": 300},
+        "reason": {"type": "string", "maxLength": 160},
     },
     "required": ["decision", "confidence", "reason"],
 }
@@ -119,7 +119,7 @@ def _objects(text: str):
 
 def _load(blob: str) -> tuple[dict | None, bool]:
     try:
-        data = json.loads(blob)
+        data = json.loads(blob, strict=False)  # raw control characters inside strings
         return (data, False) if isinstance(data, dict) else (None, False)
     except json.JSONDecodeError:
         pass
@@ -127,7 +127,7 @@ def _load(blob: str) -> tuple[dict | None, bool]:
     fixed = re.sub(r"(?<![\w\\])'([^'\n]*?)'(?=\s*[:,}\]])", r'"\1"', fixed)  # 'single' quotes
     fixed = re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', fixed)  # bare keys
     try:
-        data = json.loads(fixed)
+        data = json.loads(fixed, strict=False)
         return (data, True) if isinstance(data, dict) else (None, True)
     except json.JSONDecodeError:
         return None, True

@@ -50,9 +50,11 @@ class Sampling:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int = 0
+    repetition_penalty: float = 1.0  # > 1 discourages loops (small models), local backend only
 
     def label(self) -> str:
-        return f"t{self.temperature:g}-p{self.top_p:g}-n{self.max_new_tokens}-s{self.seed}"
+        text = f"t{self.temperature:g}-p{self.top_p:g}-n{self.max_new_tokens}-s{self.seed}"
+        return text + (f"-r{self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")
 
 
 def fetch_model(location: str, cache_dir: str | Path) -> str:
@@ -148,6 +150,7 @@ class TransformersBackend:
             "max_new_tokens": s.max_new_tokens,
             "do_sample": s.temperature > 0,
             "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": s.repetition_penalty,
         }
         if s.temperature > 0:
             options.update(temperature=s.temperature, top_p=s.top_p)

@@ -26,7 +26,13 @@ _OPEN: dict[tuple, tuple] = {}  # one backend and log per process and settings
 
 
 def sampling(params: Parameters) -> Sampling:
-    return Sampling(params.llm_max_new_tokens, params.llm_temperature, 1.0, params.seed)
+    return Sampling(
+        params.llm_max_new_tokens,
+        params.llm_temperature,
+        1.0,
+        params.seed,
+        params.llm_repetition_penalty,
+    )
 
 
 def make_backend(params: Parameters):

