@@ -91,6 +91,7 @@ heartbeat = "daily"  # the loop marks to market and fills orders every trading d
 # When compute_weights runs: daily, weekly, monthly, quarterly, yearly, never, or every N days
 rebalance = "monthly"
 lookback_days = 260  # default history window (trading days) that view.history() returns
+checkpoint_days = 250  # a killed 03 resumes from its last checkpoint (every N heartbeats; 0 = off)
 
 # --- Portfolio and orders -----------------------------------------------------------------------
 starting_cash = 1_000_000.0  # initial cash

@@ -49,17 +49,23 @@ def run_name(now: dt.datetime, params: Parameters, algorithm_path: str | Path) -
     return f"{now:%Y%m%dT%H%M%SZ}__{params.source}__{params.index}__{Path(algorithm_path).stem}"
 
 
-def start_run_dir(run_dir: Path) -> Path:
-    """Create the hidden temporary folder a run writes into; refuses to overwrite an archive."""
+def partial_dir(run_dir: Path) -> Path:
+    """The hidden folder a run writes into until it is complete."""
+    return run_dir.parent / f".{run_dir.name}.partial"
+
+
+def start_run_dir(run_dir: Path, keep_partial: bool = False) -> Path:
+    """Create the hidden temporary folder a run writes into; refuses to overwrite an archive.
+    A folder left by a killed run is removed, unless it holds a checkpoint to resume."""
     if run_dir.exists():
         raise BadInputError(
             f"run folder {run_dir} already exists; archives are never overwritten. "
             "Pass another --run-dir or leave it out"
         )
-    tmp = run_dir.parent / f".{run_dir.name}.partial"
-    if tmp.exists():
+    tmp = partial_dir(run_dir)
+    if tmp.exists() and not keep_partial:
         shutil.rmtree(tmp)  # left by a run that was killed: never read as complete
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=True)
     return tmp
 
 

@@ -109,6 +109,8 @@ class Parameters:
     heartbeat: str = "daily"
     rebalance: str | int = "monthly"
     lookback_days: int = 260
+    # a killed run resumes from its last checkpoint, written every this many heartbeats (0 = off)
+    checkpoint_days: int = 250
     # portfolio and orders (E4, E8)
     starting_cash: float = 1_000_000.0
     starting_holdings: str | None = None
@@ -261,6 +263,7 @@ def validate(p: Parameters) -> Parameters:
         "commission_per_share",
         "min_trade_value",
         "lookback_days",
+        "checkpoint_days",
     ):
         if getattr(p, name) < 0:
             raise bad(name, "must not be negative")

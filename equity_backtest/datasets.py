@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 from tqdm import tqdm
 
-from . import __version__, quality
+from . import __version__, faults, quality
 from .datalog import LogName, list_logs, read_log
 from .errors import BadInputError
 from .storage import atomic_write_text, fsync_dir, sha256_file
@@ -307,6 +307,7 @@ def build(
     info = {}
     for t, frame in tables.items():
         path = tmp / f"{t}.feather"
+        faults.point("write")
         feather.write_feather(
             pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd"
         )
@@ -326,8 +327,10 @@ def build(
         tmp / "quality_report.json", json.dumps(quality_report, indent=1, sort_keys=True) + "\n"
     )
     atomic_write_text(tmp / "quality_report.md", quality.markdown(quality_report))
+    faults.point("write")
     os.replace(tmp, datasets_dir / version)
     fsync_dir(datasets_dir)
+    faults.point("write")  # the version is in place, CURRENT not yet switched
     atomic_write_text(datasets_dir / "CURRENT", version + "\n")
     log.info(
         "dataset %s built from %d new logs (%d skipped)",

@@ -14,6 +14,7 @@ from . import archive
 from .benchmark import index_returns
 from .cli import add_log_file
 from .config import Parameters
+from .engine.checkpoint import Checkpoints, file_digest, fingerprint
 from .engine.clock import heartbeat_range
 from .engine.loop import run_backtest
 from .errors import BadInputError
@@ -54,6 +55,32 @@ def starting_shares(panel: Panel, params: Parameters, holdings) -> np.ndarray | 
     return shares
 
 
+def run_fingerprint(params: Parameters) -> str:
+    """What a run depends on: a checkpoint is resumed only by a run with the same inputs."""
+    from .datasets import current_version
+
+    return fingerprint(
+        {
+            "parameters": params.as_dict(),
+            "algorithm": file_digest(params.algorithm),
+            "dataset": params.dataset_version or current_version(params.datasets_dir),
+            "holdings": file_digest(params.starting_holdings),
+        }
+    )
+
+
+def resumable_run(results_dir: str | Path, fp: str) -> Path | None:
+    """The run folder of the latest killed run with these inputs and a checkpoint, if any."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return None
+    for partial in sorted(root.glob(".*.partial"), reverse=True):
+        if Checkpoints(partial, fp, 1).load() is not None:
+            log.info("a killed run with the same inputs left a checkpoint: resuming %s", partial)
+            return root / partial.name[1:].removesuffix(".partial")
+    return None
+
+
 def run_single(
     params: Parameters, parameters_path: Path, run_dir: Path | None = None, progress: bool = False
 ) -> RunOutcome:
@@ -65,8 +92,11 @@ def run_single(
         if params.starting_holdings
         else None
     )
-    run_dir = run_dir or default_run_dir(params)
-    tmp = archive.start_run_dir(run_dir)
+    fp = run_fingerprint(params)
+    run_dir = run_dir or resumable_run(params.results_dir, fp) or default_run_dir(params)
+    partial = archive.partial_dir(run_dir)
+    checkpoints = Checkpoints(partial, fp, params.checkpoint_days)
+    tmp = archive.start_run_dir(run_dir, keep_partial=checkpoints.load() is not None)
     handler = add_log_file(tmp / "run.log")
     try:
         log.info(
@@ -94,6 +124,7 @@ def run_single(
             algorithm_path.name,
             progress,
             starting_shares(panel, params, holdings),
+            checkpoints,
         )
         window = heartbeat_range(panel.dates, params.start, params.end)
         benchmark = index_returns(panel, *window).loc[: result.runtime_log["date"].iloc[-1]]
@@ -107,12 +138,14 @@ def run_single(
             benchmark,
             Path(params.datasets_dir),
         )
+        checkpoints.discard()  # the archive is complete: nothing left to resume
         final = float(result.runtime_log["value"].iloc[-1])
         log.info("final value %.2f (%s); archive: %s", final, result.status, run_dir)
-    except BaseException:
+    except BaseException as exc:
         logging.getLogger().removeHandler(handler)
         handler.close()
-        shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves nothing behind
+        if not (isinstance(exc, KeyboardInterrupt) and checkpoints.path.exists()):
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves nothing behind
         raise
     logging.getLogger().removeHandler(handler)
     handler.close()

@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from . import faults
+
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True) -> bool:
     """Write `data` to `path` via a temp file + fsync + rename.
@@ -20,12 +22,16 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    faults.point("write")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            fh.write(data[: len(data) // 2])
+            faults.point("write")  # half written
+            fh.write(data[len(data) // 2 :])
             fh.flush()
             os.fsync(fh.fileno())
+        faults.point("write")  # written, not yet in place
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -21,6 +21,51 @@ class Ledger:
         self._trades: list[tuple] = []  # (t, idx, shares, price, commission, slippage, reason)
         self._cash: list[tuple] = []  # (t, kind, idx, amounts)
 
+    # --- checkpoints: the books as flat arrays (no pickle), and back ----------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        tr, ca = self._trades, self._cash
+        return {
+            "ledger_cash": np.array([self.cash]),
+            "ledger_shares": self.shares.copy(),
+            "trade_t": np.array([r[0] for r in tr], dtype=np.int64),
+            "trade_n": np.array([len(r[1]) for r in tr], dtype=np.int64),
+            "trade_reason": np.array([r[6] for r in tr], dtype=str),
+            **{
+                f"trade_{name}": _concat([r[k] for r in tr])
+                for k, name in enumerate(("idx", "shares", "price", "commission", "slippage"), 1)
+            },
+            "cash_t": np.array([r[0] for r in ca], dtype=np.int64),
+            "cash_kind": np.array([r[1] for r in ca], dtype=str),
+            "cash_n": np.array([len(r[2]) for r in ca], dtype=np.int64),
+            "cash_idx": _concat([r[2] for r in ca]),
+            "cash_amount": _concat([r[3] for r in ca]),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, starting_cash: float) -> Ledger:
+        ledger = cls(len(state["ledger_shares"]), starting_cash, state["ledger_shares"])
+        ledger.cash = float(state["ledger_cash"][0])
+        cuts = np.cumsum(state["trade_n"])[:-1]
+        cols = [
+            np.split(state[f"trade_{n}"], cuts)
+            for n in ("idx", "shares", "price", "commission", "slippage")
+        ]
+        cols[0] = [c.astype(np.int64) for c in cols[0]]
+        ledger._trades = [
+            (int(t), *(col[k] for col in cols), str(reason))
+            for k, (t, reason) in enumerate(
+                zip(state["trade_t"], state["trade_reason"], strict=True)
+            )
+        ]
+        cuts = np.cumsum(state["cash_n"])[:-1]
+        idx = np.split(state["cash_idx"].astype(np.int64), cuts)
+        amount = np.split(state["cash_amount"], cuts)
+        ledger._cash = [
+            (int(t), str(kind), idx[k], amount[k])
+            for k, (t, kind) in enumerate(zip(state["cash_t"], state["cash_kind"], strict=True))
+        ]
+        return ledger
+
     # --- corporate actions, applied at the start of their day -----------------------------------
     def split(self, t: int, idx: np.ndarray, ratio: np.ndarray) -> None:
         """More shares, same value: the price series is raw, so it drops by the same ratio."""
@@ -115,3 +160,7 @@ class Ledger:
         )
         df["balance"] = self.starting_cash + df["amount"].cumsum()
         return df[cols]
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.asarray(p, dtype=float) for p in parts]) if parts else np.zeros(0)

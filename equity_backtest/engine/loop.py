@@ -22,12 +22,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .. import faults
 from ..config import Parameters
 from ..errors import BacktestError, BadInputError
 from ..evaluation.metrics import daily_risk_free
 from ..panel import Panel
 from ..view import View
 from .broker import Broker, Fills
+from .checkpoint import Checkpoints
 from .clock import heartbeat_range, rebalance_days
 from .costs import CostModel
 from .ledger import Ledger
@@ -82,8 +84,10 @@ def run_backtest(
     algorithm_name: str = "algorithm",
     progress: bool = False,
     starting_shares: np.ndarray | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> RunResult:
-    """Run the backtest over [params.start, params.end] and return the books as tables."""
+    """Run the backtest over [params.start, params.end] and return the books as tables. With
+    checkpoints, the state is saved every checkpoints.every days and a saved state is resumed."""
     dates, tickers, N = panel.dates, panel.tickers, len(panel.tickers)
     t0, t1 = heartbeat_range(dates, params.start, params.end)
     rebalance = rebalance_days(dates, t0, t1, params.rebalance)
@@ -112,6 +116,40 @@ def run_backtest(
     costs_paid, alarms = 0.0, list(COST_ALARMS)
     prev_value = ledger.cash + float(ledger.shares @ mark0[max(t0 - 1, 0)])
     starting_value = prev_value
+    first = t0
+    saved = checkpoints.load() if checkpoints else None
+    if saved is not None:
+        first = int(saved["next_t"])
+        k = first - t0
+        ledger = Ledger.from_state(saved, params.starting_cash)
+        pending, stop = saved["pending"].copy(), saved["stop"].copy()
+        log_rows[:k], shares_hist[:k] = saved["log_rows"], saved["shares_hist"]
+        weight_rows = list(zip(saved["weight_t"].tolist(), saved["weight_targets"], strict=True))
+        warnings, alarms = list(saved["warnings"]), list(saved["alarms"])
+        costs_paid, prev_value = saved["costs_paid"], saved["prev_value"]
+        starting_value = saved["starting_value"]
+        log.info("resuming from the checkpoint at %s", f"{dates[first]:%Y-%m-%d}")
+
+    def save_checkpoint(t: int) -> None:
+        """The state before day t (every day before it done)."""
+        k = t - t0
+        checkpoints.save(
+            {
+                **ledger.state(),
+                "next_t": t,
+                "pending": pending,
+                "stop": stop,
+                "log_rows": log_rows[:k],
+                "shares_hist": shares_hist[:k],
+                "weight_t": np.array([w[0] for w in weight_rows], dtype=np.int64),
+                "weight_targets": np.array([w[1] for w in weight_rows]).reshape(-1, N),
+                "warnings": warnings,
+                "alarms": alarms,
+                "costs_paid": costs_paid,
+                "prev_value": prev_value,
+                "starting_value": starting_value,
+            }
+        )
 
     def fill(t: int, orders: np.ndarray, price: np.ndarray, reason: str) -> Fills:
         """Execute orders at `price`, check conservation (E11), book them, log the day's totals."""
@@ -170,7 +208,11 @@ def run_backtest(
         pending[hit] = 0.0
         stop[ledger.shares == 0] = np.nan
 
-    for t in tqdm(range(t0, t1 + 1), desc="trading", unit="day", disable=not progress, leave=False):
+    days = range(first, t1 + 1)
+    for t in tqdm(days, desc="trading", unit="day", disable=not progress, leave=False):
+        faults.point("heartbeat")
+        if checkpoints and t > first and checkpoints.due(t - t0):
+            save_checkpoint(t)
         row = log_rows[t - t0]
         # 1. corporate actions
         if t in ev.splits:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import faults
+
 log = logging.getLogger(__name__)
 
 KEY_FIELDS = (
@@ -115,6 +117,7 @@ class DecisionLog:
         self._fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
+        faults.point("decision")
         self._count += 1
         if record.get("status") not in RETRY_STATUSES:
             self.done.add(record["key"])

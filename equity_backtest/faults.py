@@ -1,0 +1,30 @@
+"""Fault injection for the reliability suite (O2): SIGKILL this process at a chosen point.
+
+    EQUITY_BACKTEST_KILL_AT=write:7      killed at the 7th file-write point it passes
+    EQUITY_BACKTEST_KILL_AT=heartbeat:300  killed at the start of the 300th trading day
+    EQUITY_BACKTEST_KILL_AT=decision:12  killed after the 12th LLM decision is logged
+
+Points: 'write' (before, between and after the steps of every atomic write and dataset build),
+'heartbeat' (each day of 03's loop) and 'decision' (each decision logged). Unset, a point costs
+one environment lookup. The tests kill the numbered scripts here and check that a rerun gives the
+same files as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_passed: dict[str, int] = {}
+
+
+def point(kind: str) -> None:
+    spec = os.environ.get("EQUITY_BACKTEST_KILL_AT")
+    if not spec:
+        return
+    name, _, n = spec.partition(":")
+    if name != kind:
+        return
+    _passed[kind] = _passed.get(kind, 0) + 1
+    if _passed[kind] == int(n):
+        os.kill(os.getpid(), signal.SIGKILL)
