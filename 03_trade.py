@@ -48,16 +48,27 @@ def main() -> int:
         default=os.environ.get("RAY_ADDRESS"),
         help="run trials on Ray: 'local', 'auto' or a cluster address (default: $RAY_ADDRESS)",
     )
+    parser.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="do not take the 03 stage lock (trials of a sweep: their parent holds it)",
+    )
     args = parser.parse_args()
     cli.setup_logging(args)
 
     algorithms = args.algorithm or []
     if len(algorithms) > 1 or args.trials or args.grid:
-        with cli.trading_stores(cli.load(args)) as params:
+        with (
+            cli.trading_stores(cli.load(args)) as params,
+            cli.stage_lock(params.results_dir, "03_trade", enabled=not args.no_lock),
+        ):
             return run_trials(args, algorithms, params)
-    with cli.trading_stores(
-        cli.load(args, algorithm=algorithms[0] if algorithms else None)
-    ) as params:
+    with (
+        cli.trading_stores(
+            cli.load(args, algorithm=algorithms[0] if algorithms else None)
+        ) as params,
+        cli.stage_lock(params.results_dir, "03_trade", enabled=not args.no_lock),
+    ):
         outcome = runner.run_single(
             params,
             Path(args.parameters),

@@ -69,12 +69,13 @@ def main() -> int:
         "--out", metavar="FOLDER", help="where the overfitting analysis of several runs goes"
     )
     args = parser.parse_args()
-    cli.setup_logging(args)
+    cli.setup_logging(args, cli.stage_log_file("04_evaluate"))
     params = cli.load(args)
     cache = params.store_cache_dir
     with (
         remote.mirrored(params.results_dir, cache) as results,
         remote.mirrored(params.datasets_dir, cache, push=False),  # the runs' dataset versions
+        cli.stage_lock(results, "04_evaluate"),
     ):
         return evaluate_runs(args, params.replace(results_dir=str(results)))
 

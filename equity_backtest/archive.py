@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -45,8 +46,17 @@ PACKAGES = ("numpy", "pandas", "pyarrow", "matplotlib", "tqdm")
 
 
 def run_name(now: dt.datetime, params: Parameters, algorithm_path: str | Path) -> str:
-    """`<YYYYmmddTHHMMSSZ>__<source>__<index>__<algorithm>`, so names sort by time."""
-    return f"{now:%Y%m%dT%H%M%SZ}__{params.source}__{params.index}__{Path(algorithm_path).stem}"
+    """`<YYYYmmddTHHMMSSZ>__<source>__<index>__<algorithm>`, so names sort by time. The parts
+    are made safe for a folder name: an index called "../x" cannot place a run outside results/."""
+    parts = (params.source, params.index, Path(algorithm_path).stem)
+    return f"{now:%Y%m%dT%H%M%SZ}__" + "__".join(safe_name_part(p) for p in parts)
+
+
+def safe_name_part(text: str) -> str:
+    """Letters, digits, '.', '-' and '_' only (others become '-'), no leading dot, no '__'."""
+    text = re.sub(r"[^A-Za-z0-9._-]", "-", str(text))
+    text = re.sub(r"_{2,}", "_", text).lstrip(".")
+    return text or "-"
 
 
 def partial_dir(run_dir: Path) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from .archive import safe_name_part
 from .config import FIELDS, Parameters, coerce, parse_assignments
 from .errors import BadInputError
 from .storage import atomic_write_csv
@@ -103,6 +104,7 @@ def command(
         "--run-dir",
         str(run_dir),
         "--quiet",
+        "--no-lock",
     ]
     for flag, value in window.items():
         if value:
@@ -182,7 +184,8 @@ def run_all(
 ) -> tuple[Path, int]:
     """Run every trial (`jobs` at a time, or on Ray); write trials.csv. Returns (folder, worst exit code)."""
     parent = parent or Path(params.results_dir) / (
-        f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}__trials__{params.source}__{params.index}"
+        f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}__trials__{safe_name_part(params.source)}__"
+        f"{safe_name_part(params.index)}"
     )
     if parent.exists():
         raise BadInputError(

@@ -21,8 +21,12 @@ from equity_backtest.view import View
 def main() -> int:
     parser = cli.parser(__doc__)
     args = parser.parse_args()
-    cli.setup_logging(args)
-    with cli.trading_stores(cli.load(args)) as params:
+    cli.setup_logging(args, cli.stage_log_file("llm_run"))
+    params = cli.load(args)
+    with (
+        cli.trading_stores(params) as params,
+        cli.stage_lock(params.llm_decisions_dir, "llm_run"),
+    ):
         panel = load_panel(params)
         template = load_template(params.llm_prompt)
         t0, t1 = heartbeat_range(panel.dates, params.start, params.end)
