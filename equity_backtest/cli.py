@@ -147,7 +147,7 @@ def stage_lock(folder: str | Path, stage: str, enabled: bool = True):
                 holder = json.loads(path.read_text())
             except (OSError, ValueError):
                 holder = {}
-            if holder.get("host") == me["host"] and not _alive(holder.get("pid", -1)):
+            if holder.get("host") == me["host"] and not process_alive(holder.get("pid", -1)):
                 log.warning(
                     "clearing a stale %s lock left by process %s (no longer running)",
                     stage,
@@ -168,7 +168,8 @@ def stage_lock(folder: str | Path, stage: str, enabled: bool = True):
         path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (for stale locks and shards)."""
     if pid <= 0:
         return False
     try:

@@ -298,50 +298,66 @@ def test_torn_last_line_is_ignored_and_orphan_shards_adopted(tmp_path):
     assert not list(tmp_path.glob("open-*")) and len(list(tmp_path.glob("shard-*"))) == 1
 
 
-def test_shards_sync_to_s3_through_an_outage(tmp_path):
-    """Finished shards go to the store as immutable objects; while the server is away they stay
-    local and are sent when it is back: no decision is lost."""
+@pytest.fixture
+def moto_s3(monkeypatch):
+    """An in-process moto S3 server on loopback (stoppable and restartable with its data kept),
+    with the environment pointing boto and s3fs at it."""
     moto_server = pytest.importorskip("moto.server")
     import boto3
+    import fsspec
 
     port = _free_port()
-    env = {
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
-    try:
-        boto3.client("s3").create_bucket(Bucket="llm")
-        import fsspec
+    fsspec.config.conf.setdefault("s3", {})["skip_instance_cache"] = True
+    boto3.client("s3").create_bucket(Bucket="llm")
+    yield server
+    server.stop()
+    fsspec.config.conf.get("s3", {}).pop("skip_instance_cache", None)
 
-        fsspec.config.conf.setdefault("s3", {})["skip_instance_cache"] = True
-        log = decision_log.DecisionLog(tmp_path, shard_size=2, sync_to="s3://llm/decisions")
-        for i in range(4):
-            log.append(_record(i))
-        server.stop()  # the store goes away mid-run
-        for i in range(4, 8):
-            log.append(_record(i))
-        server.start()  # and comes back
-        log.append(_record(8))
-        log.close()
-        s3 = boto3.client("s3")
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="llm")["Contents"]]
-        body = b"".join(s3.get_object(Bucket="llm", Key=k)["Body"].read() for k in keys)
-        remote = [json.loads(line)["key"] for line in body.decode().splitlines()]
-        assert sorted(remote) == sorted(_record(i)["key"] for i in range(9))
-    finally:
-        server.stop()
-        fsspec.config.conf.get("s3", {}).pop("skip_instance_cache", None)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+
+def test_shards_sync_to_s3_through_an_outage(tmp_path, moto_s3):
+    """Finished shards go to the store as immutable objects; while the server is away they stay
+    local and are sent when it is back: no decision is lost."""
+    import boto3
+
+    log = decision_log.DecisionLog(tmp_path, shard_size=2, sync_to="s3://llm/decisions")
+    for i in range(4):
+        log.append(_record(i))
+    moto_s3.stop()  # the store goes away mid-run
+    for i in range(4, 8):
+        log.append(_record(i))
+    moto_s3.start()  # and comes back
+    log.append(_record(8))
+    log.close()
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="llm")["Contents"]]
+    body = b"".join(s3.get_object(Bucket="llm", Key=k)["Body"].read() for k in keys)
+    remote = [json.loads(line)["key"] for line in body.decode().splitlines()]
+    assert sorted(remote) == sorted(_record(i)["key"] for i in range(9))
+
+
+def test_model_loads_from_an_object_store(tmp_path, moto_s3, tiny_model, panel_params):
+    """L7: a model folder on s3:// is copied once into the cache and loads like a local one."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3")
+    for f in tiny_model.iterdir():
+        fs.put_file(str(f), f"llm/models/tiny/{f.name}")
+    backend = TransformersBackend(
+        "s3://llm/models/tiny",
+        sampling=Sampling(max_new_tokens=4),
+        constrained=False,
+        cache_dir=tmp_path / "cache",
+    )
+    assert backend.model_id == "s3://llm/models/tiny"
+    assert list((tmp_path / "cache" / "models").glob("*/config.json"))
+    panel, _ = panel_params
+    assert len(list(backend.generate(_requests(panel, 1)))) == 1
 
 
 def test_training_window_flags():

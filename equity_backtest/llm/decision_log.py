@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import faults
+from ..cli import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class DecisionLog:
         torn last line."""
         for path in sorted(self.folder.glob("open-*.jsonl")):
             pid = int(path.name.split("-")[1])
-            if pid != os.getpid() and _alive(pid):
+            if pid != os.getpid() and process_alive(pid):
                 continue
             complete = path.read_text(encoding="utf-8")
             complete = complete[: complete.rfind("\n") + 1]
@@ -161,13 +162,3 @@ class DecisionLog:
         except Exception as exc:  # the store is away: keep the shards, try again later
             log.warning("decision log sync to %s failed (%s); will retry", self.sync_to, exc)
             return 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -16,18 +16,11 @@ import sys
 
 import pandas as pd
 
-from equity_backtest.config import BBG_FUNDAMENTAL_FIELDS
+from equity_backtest.config import BBG_FUNDAMENTAL_FIELDS, Parameters
 from equity_backtest.vendors import simulated
 
 INDEX = "SIM Index"
-MARKET = {
-    "open": "PX_OPEN",
-    "high": "PX_HIGH",
-    "low": "PX_LOW",
-    "close": "PX_LAST",
-    "volume": "PX_VOLUME",
-    "market_cap": "CUR_MKT_CAP",
-}
+MARKET = Parameters().bbg_market_fields  # our column -> Bloomberg field
 
 
 def _iso(value) -> str:
