@@ -92,6 +92,7 @@ heartbeat = "daily"  # the loop marks to market and fills orders every trading d
 rebalance = "monthly"
 lookback_days = 260  # default history window (trading days) that view.history() returns
 checkpoint_days = 250  # a killed 03 resumes from its last checkpoint (every N heartbeats; 0 = off)
+checkpoint_after_s = 30.0  # ... once the run has lasted this long (quick runs are simply redone)
 
 # --- Portfolio and orders -----------------------------------------------------------------------
 starting_cash = 1_000_000.0  # initial cash

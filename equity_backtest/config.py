@@ -111,6 +111,7 @@ class Parameters:
     lookback_days: int = 260
     # a killed run resumes from its last checkpoint, written every this many heartbeats (0 = off)
     checkpoint_days: int = 250
+    checkpoint_after_s: float = 30.0  # runs that finish sooner never write a checkpoint
     # portfolio and orders (E4, E8)
     starting_cash: float = 1_000_000.0
     starting_holdings: str | None = None
@@ -264,6 +265,7 @@ def validate(p: Parameters) -> Parameters:
         "min_trade_value",
         "lookback_days",
         "checkpoint_days",
+        "checkpoint_after_s",
     ):
         if getattr(p, name) < 0:
             raise bad(name, "must not be negative")

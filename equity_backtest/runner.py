@@ -95,7 +95,7 @@ def run_single(
     fp = run_fingerprint(params)
     run_dir = run_dir or resumable_run(params.results_dir, fp) or default_run_dir(params)
     partial = archive.partial_dir(run_dir)
-    checkpoints = Checkpoints(partial, fp, params.checkpoint_days)
+    checkpoints = Checkpoints(partial, fp, params.checkpoint_days, params.checkpoint_after_s)
     tmp = archive.start_run_dir(run_dir, keep_partial=checkpoints.load() is not None)
     handler = add_log_file(tmp / "run.log")
     try:

@@ -114,7 +114,7 @@ def _archive(run_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def run_reference(tmp_path_factory, small_store) -> dict:
-    root = project(tmp_path_factory.mktemp("run_ref"), checkpoint_days=100)
+    root = project(tmp_path_factory.mktemp("run_ref"), checkpoint_days=100, checkpoint_after_s=0)
     shutil.copytree(small_store / "datasets", root / "datasets")
     assert script(root, "03_trade.py", "--run-dir", RUN).returncode == 0
     return _archive(root / RUN)
@@ -134,7 +134,7 @@ def run_reference(tmp_path_factory, small_store) -> dict:
 def test_03_killed_then_rerun_gives_the_same_archive(
     tmp_path, small_store, run_reference, kill, resumes
 ):
-    root = project(tmp_path, checkpoint_days=100)
+    root = project(tmp_path, checkpoint_days=100, checkpoint_after_s=0)
     shutil.copytree(small_store / "datasets", root / "datasets")
     killed = script(root, "03_trade.py", "--run-dir", RUN, kill=kill)
     assert killed.returncode == KILLED
@@ -147,7 +147,7 @@ def test_03_killed_then_rerun_gives_the_same_archive(
 
 
 def test_03_default_run_folder_is_found_again_by_its_inputs(tmp_path, small_store):
-    root = project(tmp_path, checkpoint_days=100)
+    root = project(tmp_path, checkpoint_days=100, checkpoint_after_s=0)
     shutil.copytree(small_store / "datasets", root / "datasets")
     assert script(root, "03_trade.py", kill="heartbeat:300").returncode == KILLED
     partial = [p.name for p in (root / "results").iterdir()]

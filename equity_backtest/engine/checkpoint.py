@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +42,21 @@ def file_digest(path: str | Path | None) -> str | None:
 class Checkpoints:
     """Where a run's checkpoint lives and how often it is written."""
 
-    def __init__(self, folder: Path, fingerprint: str, every_days: int):
+    def __init__(self, folder: Path, fingerprint: str, every_days: int, after_s: float = 0.0):
         self.path = Path(folder) / NAME
         self.fingerprint = fingerprint
         self.every = every_days
+        self.after_s = after_s
+        self.started = time.monotonic()
 
     def due(self, done_days: int) -> bool:
-        return self.every > 0 and done_days % self.every == 0
+        """Every `every` heartbeats, once the run has lasted `after_s` seconds: a run that is done
+        in less time than that is cheaper to redo than to checkpoint."""
+        return (
+            self.every > 0
+            and done_days % self.every == 0
+            and time.monotonic() - self.started >= self.after_s
+        )
 
     def save(self, state: dict) -> None:
         arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
