@@ -52,11 +52,11 @@ def run_name(now: dt.datetime, params: Parameters, algorithm_path: str | Path) -
     return f"{now:%Y%m%dT%H%M%SZ}__" + "__".join(safe_name_part(p) for p in parts)
 
 
-def safe_name_part(text: str) -> str:
-    """Letters, digits, '.', '-' and '_' only (others become '-'), no leading dot, no '__'."""
-    text = re.sub(r"[^A-Za-z0-9._-]", "-", str(text))
-    text = re.sub(r"_{2,}", "_", text).lstrip(".")
-    return text or "-"
+def safe_name_part(text: str, empty: str = "-") -> str:
+    """Letters, digits, '.', '-' and '_' only (runs of others become '-'), no leading or trailing
+    '.' or '-', no '__' (the separator of run names); `empty` if nothing is left."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text))
+    return re.sub(r"_{2,}", "_", text).strip(".-") or empty
 
 
 def partial_dir(run_dir: Path) -> Path:

@@ -5,9 +5,9 @@
     EQUITY_BACKTEST_KILL_AT=decision:12  killed after the 12th LLM decision is logged
 
 Points: 'write' (before, between and after the steps of every atomic write and dataset build),
-'heartbeat' (each day of 03's loop) and 'decision' (each decision logged). Unset, a point costs
-one environment lookup. The tests kill the numbered scripts here and check that a rerun gives the
-same files as an uninterrupted run.
+'heartbeat' (each day of 03's loop) and 'decision' (each decision logged). The variable is read
+at import; unset, a point costs one comparison. The tests kill the numbered scripts here and check
+that a rerun gives the same files as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 import signal
 
+_SPEC = os.environ.get("EQUITY_BACKTEST_KILL_AT")  # read once: the loop calls point() daily
 _passed: dict[str, int] = {}
 
 
 def point(kind: str) -> None:
-    spec = os.environ.get("EQUITY_BACKTEST_KILL_AT")
-    if not spec:
+    if _SPEC is None:
         return
-    name, _, n = spec.partition(":")
+    name, _, n = _SPEC.partition(":")
     if name != kind:
         return
     _passed[kind] = _passed.get(kind, 0) + 1

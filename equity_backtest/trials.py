@@ -15,7 +15,6 @@ import hashlib
 import itertools
 import json
 import logging
-import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -37,11 +36,6 @@ class Trial:
     name: str
     algorithm: Path
     overrides: dict[str, str]  # parameter -> value as given on the command line (seed included)
-
-
-def _safe(text: str) -> str:
-    """A folder name from letters, digits, '.', '_' and '-' only."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-") or "trial"
 
 
 def trial_seed(base_seed: int, name: str) -> int:
@@ -74,7 +68,9 @@ def plan(
     for algo in algos:
         for combo in itertools.product(*axes.values()) if axes else [()]:
             chosen = dict(zip(axes, combo, strict=True))
-            name = _safe(algo.stem + "".join(f"--{k}-{v}" for k, v in chosen.items()))
+            name = safe_name_part(
+                algo.stem + "".join(f"--{k}-{v}" for k, v in chosen.items()), "trial"
+            )
             if name in seen:
                 raise BadInputError(
                     f"two trials are both named {name}; give the algorithm files different names"

@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,10 +100,12 @@ def project(tmp_path, small_store) -> Path:
 
 
 def run_script(
-    cwd: Path, script: str, *args: str, check: bool = True
+    cwd: Path, script: str, *args: str, check: bool = True, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run a numbered script as a user would, with the repository's package importable."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    """Run a numbered script (or `-m module`) as a user would, with the repository's package
+    importable; `env` adds variables, a None value removes one."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}
     proc = subprocess.run(
         [sys.executable, script, *args],
         cwd=cwd,
@@ -116,6 +119,13 @@ def run_script(
             f"{script} {args} exited {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}"
         )
     return proc
+
+
+def free_port() -> int:
+    """A TCP port free on loopback, for servers the tests start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def tree_digest(folder: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from equity_backtest import datalog, datasets
 from equity_backtest.vendors import simulated
 
-from .conftest import REPO, write_parameters_file
+from .conftest import REPO, run_script, write_parameters_file
 
 pytest.importorskip("xbbg")
 TERMINAL = REPO / "tests" / "terminal"
@@ -49,22 +48,12 @@ def recording(tmp_path_factory) -> Path:
 def query(root: Path, recording: Path | None, *args: str, **env: str):
     """01 as a user runs it, with the recorded terminal standing in for Bloomberg's SDK."""
     environ = {
-        **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TERMINAL), str(REPO)]),
         "BLPAPI_REQUEST_LOG": str(root / "requests.jsonl"),
+        "BLPAPI_RECORDING": None if recording is None else str(recording),
         **env,
     }
-    environ.pop("BLPAPI_RECORDING", None)
-    if recording is not None:
-        environ["BLPAPI_RECORDING"] = str(recording)
-    return subprocess.run(
-        [sys.executable, str(REPO / "01_query_vendor.py"), *args],
-        cwd=root,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script(root, str(REPO / "01_query_vendor.py"), *args, check=False, env=environ)
 
 
 def new_project(root: Path, **kw) -> Path:
@@ -126,8 +115,6 @@ def test_datalog_builds_into_the_simulated_shapes(uninterrupted, tmp_path):
 
 def test_pipeline_runs_end_to_end_on_bloomberg_data(uninterrupted, tmp_path):
     import shutil
-
-    from .conftest import run_script
 
     root = new_project(tmp_path / "p")
     shutil.copytree(uninterrupted / "datalog", root / "datalog")
@@ -225,14 +212,6 @@ def test_no_terminal_is_one_message_exit_3_and_nothing_written(tmp_path):
 )
 def test_missing_sdk_is_exit_3_with_what_to_install(tmp_path):
     root = new_project(tmp_path / "nosdk")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "01_query_vendor.py")],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script(root, str(REPO / "01_query_vendor.py"), check=False)
     assert proc.returncode == 3
     assert "blpapi" in proc.stderr and "Traceback" not in proc.stderr

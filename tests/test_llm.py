@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from equity_backtest.llm.prompts import build_prompts, load_template  # noqa: E4
 from equity_backtest.panel import load_panel  # noqa: E402
 from equity_backtest.view import View  # noqa: E402
 
-from .conftest import REPO, params_for, run_script, write_parameters_file  # noqa: E402
+from .conftest import REPO, free_port, params_for, run_script, write_parameters_file  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -206,18 +205,12 @@ def test_nf4_quantised_model_generates_on_cpu(tiny_model, panel_params):
     assert len(results) == 2 and all(r.completion_tokens == 8 for r in results)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_openai_backend_against_a_real_server(tiny_model, panel_params):
     """`transformers serve` is a real OpenAI-compatible server; our client talks to it over HTTP
     with bounded concurrency, and a request to a server that is gone is an 'error' result."""
     pytest.importorskip("fastapi")
     panel, _ = panel_params
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -306,7 +299,7 @@ def moto_s3(monkeypatch):
     import boto3
     import fsspec
 
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")

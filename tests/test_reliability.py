@@ -14,10 +14,7 @@ What is compared with an uninterrupted run:
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,19 +22,15 @@ import pytest
 from equity_backtest import datasets
 from equity_backtest.datalog import list_logs
 
-from .conftest import REPO, tree_digest, write_parameters_file
+from .conftest import REPO, run_script, tree_digest, write_parameters_file
 
 pytestmark = pytest.mark.slow
 KILLED = -9
 
 
 def script(root: Path, name: str, *args: str, kill: str | None = None, module: bool = False):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    env.pop("EQUITY_BACKTEST_KILL_AT", None)
-    if kill:
-        env["EQUITY_BACKTEST_KILL_AT"] = kill
-    cmd = [sys.executable, *(["-m", name] if module else [str(REPO / name)]), *args]
-    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    target = ["-m", name] if module else [str(REPO / name)]
+    return run_script(root, *target, *args, check=False, env={"EQUITY_BACKTEST_KILL_AT": kill})
 
 
 def project(root: Path, **kw) -> Path:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ import pytest
 from equity_backtest import datasets
 from equity_backtest.datalog import list_logs
 
-from .conftest import REPO, write_parameters_file
+from .conftest import REPO, free_port, run_script, write_parameters_file
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -24,16 +22,10 @@ SECRET = "s3cr3t-Never-In-Logs-4f1c9a"
 BUCKET = "research"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_env():
     """A moto S3 server on 127.0.0.1 and the environment that points boto/s3fs at it."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -67,16 +59,7 @@ def s3_env():
 
 
 def run(root: Path, env: dict, script: str, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, str(REPO / script), *args],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, f"{script}: {proc.stderr}"
-    return proc
+    return run_script(root, str(REPO / script), *args, env=env)
 
 
 def s3(env: dict):
@@ -192,18 +175,11 @@ def test_an_unreachable_store_is_exit_3_with_a_clear_message(s3_env, tmp_path):
     root = project(tmp_path / "x", "team")
     env = {
         **s3_env,
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
         "AWS_MAX_ATTEMPTS": "1",
         "AWS_RETRY_MODE": "standard",
     }
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "02_build_datasets.py")],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_script(root, str(REPO / "02_build_datasets.py"), check=False, env=env)
     assert proc.returncode == 3, proc.stderr
     assert "cannot be listed" in proc.stderr and "Traceback" not in proc.stderr
     assert SECRET not in proc.stderr

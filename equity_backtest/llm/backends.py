@@ -165,7 +165,7 @@ class TransformersBackend:
         eos |= set(_as_list(getattr(self.model.generation_config, "eos_token_id", None)))
         results = []
         for row, request in enumerate(batch):
-            new = [t for t in out[row, width:].tolist()]
+            new = out[row, width:].tolist()
             while new and new[-1] == self.tokenizer.pad_token_id:
                 new.pop()
             stopped = bool(new) and new[-1] in eos

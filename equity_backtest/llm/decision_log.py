@@ -80,8 +80,9 @@ class DecisionLog:
         self.shard_size = shard_size
         self.sync_to = sync_to
         self._adopt_orphans()
+        self.latest: dict[str, dict] = {r["key"]: r for r in read_records(self.folder)}
         self.done: set[str] = {
-            r["key"] for r in read_records(self.folder) if r.get("status") not in RETRY_STATUSES
+            k for k, r in self.latest.items() if r.get("status") not in RETRY_STATUSES
         }
         self._fh = None
         self._count = 0
@@ -120,6 +121,7 @@ class DecisionLog:
         os.fsync(self._fh.fileno())
         faults.point("decision")
         self._count += 1
+        self.latest[record["key"]] = record
         if record.get("status") not in RETRY_STATUSES:
             self.done.add(record["key"])
         if self._count >= self.shard_size:

@@ -18,7 +18,7 @@ from ..config import Parameters
 from ..errors import BadInputError
 from . import answers, cutoffs
 from .backends import OpenAIBackend, Request, Sampling, TransformersBackend
-from .decision_log import DecisionLog, decision_key, read_frame
+from .decision_log import DecisionLog, decision_key
 from .prompts import Prompt, build_prompts, load_template
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,6 @@ def decisions_for(view, params: Parameters, tickers=None) -> pd.DataFrame:
     template = load_template(params.llm_prompt)
     prompts = build_prompts(view, template, tickers, params.llm_periods)
     ask(backend, prompts, decisions, params)
-    keys = {record_base(backend, p, params)["key"]: p.ticker for p in prompts}
-    frame = read_frame(decisions.folder)
-    frame = frame[frame["key"].isin(keys)]
-    return frame[["ticker", "decision", "confidence", "status"]].reset_index(drop=True)
+    columns = ["ticker", "decision", "confidence", "status"]
+    rows = [decisions.latest.get(record_base(backend, p, params)["key"]) for p in prompts]
+    return pd.DataFrame([[r.get(c) for c in columns] for r in rows if r], columns=columns)

@@ -301,7 +301,7 @@ def _column(frame: pd.DataFrame, part: str, what: str, required: bool = True) ->
     return hits[0] if hits else None
 
 
-def _wide(long: pd.DataFrame, fields: list[str], names: dict[str, str]) -> dict[str, pd.DataFrame]:
+def _wide(long: pd.DataFrame, fields: list[str]) -> dict[str, pd.DataFrame]:
     """Long (ticker, date, field, value) -> {security: frame with one column per asked field}."""
     if long.empty:
         return {}
@@ -312,7 +312,7 @@ def _wide(long: pd.DataFrame, fields: list[str], names: dict[str, str]) -> dict[
             index="date", columns="field", values="value", aggfunc="last", dropna=False
         )
         wide = wide.reindex(columns=[f.upper() for f in fields])
-        wide.columns = [names[f] for f in fields]
+        wide.columns = fields
         out[str(security)] = wide.sort_index()
     return out
 
@@ -321,10 +321,9 @@ def _history(terminal, params, asked, fields, start, end, **elements) -> dict[st
     """bdh over field chunks for one ticker chunk, joined per security on date."""
     securities = list(asked)
     parts: dict[str, list[pd.DataFrame]] = {}
-    names = {f: f for f in fields}
     for field_group in chunks(fields, params.bbg_chunk_fields):
         raw = terminal.history(securities, field_group, start, end, **elements)
-        for security, frame in _wide(raw, field_group, names).items():
+        for security, frame in _wide(raw, field_group).items():
             parts.setdefault(security, []).append(frame)
     return {s: pd.concat(f, axis=1) for s, f in parts.items()}
 
