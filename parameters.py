@@ -32,40 +32,12 @@ requery_after_hours = 24.0  # a label logged less than this long ago is current:
 # --- Bloomberg (01 when source = "bloomberg"; pip install 'equity_backtest[bloomberg]') ---------
 bbg_indexes = []  # index tickers, e.g. ["SPX Index", "NDX Index"]; [] = [index]
 bbg_security_suffix = " Equity"  # index members ("AAPL UW") are asked for as "AAPL UW Equity"
-bbg_market_fields = {  # our column -> Bloomberg field (daily, raw: not split or dividend adjusted)
-    "open": "PX_OPEN",
-    "high": "PX_HIGH",
-    "low": "PX_LOW",
-    "close": "PX_LAST",
-    "volume": "PX_VOLUME",
-    "market_cap": "CUR_MKT_CAP",
-}
-# our metric -> Bloomberg field, asked at bbg_fundamental_periodicity with its announcement date
-bbg_fundamental_fields = {
-    "revenue": "SALES_REV_TURN",
-    "ebit": "EBIT",
-    "net_income": "NET_INCOME",
-    "total_assets": "BS_TOT_ASSET",
-    "total_equity": "TOTAL_EQUITY",
-    "total_debt": "SHORT_AND_LONG_TERM_DEBT",
-    "cash": "BS_CASH_NEAR_CASH_ITEM",
-    "current_assets": "BS_CUR_ASSET_REPORT",
-    "current_liabilities": "BS_CUR_LIAB",
-    "net_fixed_assets": "BS_NET_FIX_ASSET",
-    "shares_outstanding": "BS_SH_OUT",
-    "operating_cash_flow": "CF_CASH_FROM_OPER",
-    "capex": "CAPITAL_EXPEND",
-    "gross_profit": "GROSS_PROFIT",
-}
+# What is asked: bbg_market_fields, bbg_fundamental_fields and bbg_metadata_fields map our
+# column names to Bloomberg mnemonics; the defaults live in equity_backtest/vendors/bloomberg_fields.py.
+# Set any of them here to ask for other fields, e.g.
+# bbg_fundamental_fields = {"revenue": "SALES_REV_TURN", "ebit": "EBIT"}
 bbg_announcement_field = "ANNOUNCEMENT_DT"  # the date each period's figures became public
 bbg_fundamental_periodicity = "Q"  # Q quarterly, S semi-annual, Y yearly (bdh Per=)
-bbg_metadata_fields = {  # our column -> Bloomberg field (bdp)
-    "name": "NAME",
-    "sector": "GICS_SECTOR_NAME",
-    "isin": "ID_ISIN",
-    "currency": "CRNCY",
-    "listing_date": "EQY_INIT_PO_DT",
-}
 bbg_dividend_field = "DVD_HIST_ALL"  # dividends and splits (bds); "" = none
 bbg_currency = None  # e.g. "USD" to convert prices and fundamentals; None = local currency
 bbg_chunk_tickers = 50  # securities per request

@@ -15,29 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInputError
+from .vendors import bloomberg_fields
+from .vocabulary import MARKET_FIELDS
 
 REBALANCE_NAMES = ("daily", "weekly", "monthly", "quarterly", "yearly", "never")
 FILL_TIMINGS = ("open", "close")
 UNFILLED_POLICIES = ("cancel", "carry")
-
-
-# our fundamental metric names -> Bloomberg field mnemonics (quarterly, as reported)
-BBG_FUNDAMENTAL_FIELDS = {
-    "revenue": "SALES_REV_TURN",
-    "ebit": "EBIT",
-    "net_income": "NET_INCOME",
-    "total_assets": "BS_TOT_ASSET",
-    "total_equity": "TOTAL_EQUITY",
-    "total_debt": "SHORT_AND_LONG_TERM_DEBT",
-    "cash": "BS_CASH_NEAR_CASH_ITEM",
-    "current_assets": "BS_CUR_ASSET_REPORT",
-    "current_liabilities": "BS_CUR_LIAB",
-    "net_fixed_assets": "BS_NET_FIX_ASSET",
-    "shares_outstanding": "BS_SH_OUT",
-    "operating_cash_flow": "CF_CASH_FROM_OPER",
-    "capex": "CAPITAL_EXPEND",
-    "gross_profit": "GROSS_PROFIT",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,28 +47,15 @@ class Parameters:
     bbg_indexes: list = dataclasses.field(default_factory=list)
     bbg_security_suffix: str = " Equity"
     bbg_market_fields: dict = dataclasses.field(
-        default_factory=lambda: {
-            "open": "PX_OPEN",
-            "high": "PX_HIGH",
-            "low": "PX_LOW",
-            "close": "PX_LAST",
-            "volume": "PX_VOLUME",
-            "market_cap": "CUR_MKT_CAP",
-        }
+        default_factory=lambda: dict(bloomberg_fields.MARKET_FIELDS)
     )
     bbg_fundamental_fields: dict = dataclasses.field(
-        default_factory=lambda: dict(BBG_FUNDAMENTAL_FIELDS)
+        default_factory=lambda: dict(bloomberg_fields.FUNDAMENTAL_FIELDS)
     )
     bbg_announcement_field: str = "ANNOUNCEMENT_DT"
     bbg_fundamental_periodicity: str = "Q"
     bbg_metadata_fields: dict = dataclasses.field(
-        default_factory=lambda: {
-            "name": "NAME",
-            "sector": "GICS_SECTOR_NAME",
-            "isin": "ID_ISIN",
-            "currency": "CRNCY",
-            "listing_date": "EQY_INIT_PO_DT",
-        }
+        default_factory=lambda: dict(bloomberg_fields.METADATA_FIELDS)
     )
     bbg_dividend_field: str = "DVD_HIST_ALL"
     bbg_currency: str | None = None
@@ -289,7 +259,7 @@ def validate(p: Parameters) -> Parameters:
     for name in ("bbg_market_fields", "bbg_fundamental_fields", "bbg_metadata_fields"):
         if not isinstance(getattr(p, name), dict):
             raise bad(name, "must map our column names to Bloomberg field mnemonics")
-    missing = {"open", "high", "low", "close", "volume", "market_cap"} - set(p.bbg_market_fields)
+    missing = set(MARKET_FIELDS) - set(p.bbg_market_fields)
     if missing:
         raise bad("bbg_market_fields", f"lacks {sorted(missing)} (every market log has them)")
     if p.query_end is not None and p.query_start > p.query_end:

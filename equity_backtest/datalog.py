@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import re
 import urllib.parse
@@ -21,50 +22,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import textio
 from .errors import BadInputError
 from .storage import atomic_write_bytes
+from .vocabulary import CORPORATE_ACTIONS, DATA_TYPES, LOG_TYPES, LogType
 
-# Columns every logfile of a type must have; extra columns are allowed where noted.
-SCHEMAS: dict[str, dict] = {
-    # label: <YYYYMMDD>_<INDEX>; members of an index on a list date (weight may be blank)
-    "constituent_list": {
-        "required": ["date", "index", "ticker", "weight"],
-        "numeric": ["weight"],
-        "dates": ["date"],
-        "extra_numeric": False,
-    },
-    # label: what was asked (an index name or 'universe'); one row per ticker
-    "metadata_array": {
-        "required": ["ticker", "name", "sector"],
-        "numeric": [],
-        "dates": [],
-        "extra_numeric": False,
-    },
-    # label: the ticker; raw (unadjusted) daily prices and volume
-    "ticker_market_data": {
-        "required": ["date", "open", "high", "low", "close", "volume", "market_cap"],
-        "numeric": ["open", "high", "low", "close", "volume", "market_cap"],
-        "dates": ["date"],
-        "extra_numeric": True,
-    },
-    # label: the ticker; one row per reported period, any further columns are numeric metrics
-    "ticker_fundamental_data": {
-        "required": ["period_end", "announcement_date"],
-        "numeric": [],
-        "dates": ["period_end", "announcement_date"],
-        "extra_numeric": True,
-    },
-    # label: the ticker. Added type: splits, dividends and delisting values cannot be recovered
-    # from raw prices alone, and the engine needs them to keep accounts right (E7).
-    "corporate_actions": {
-        "required": ["date", "action", "value"],
-        "numeric": ["value"],
-        "dates": ["date"],
-        "extra_numeric": False,
-    },
-}
-DATA_TYPES = tuple(SCHEMAS)
-CORPORATE_ACTIONS = ("split", "dividend", "delisting")
+# names kept for callers of earlier versions; the vocabulary module is their home
+DATA_TYPES, CORPORATE_ACTIONS = DATA_TYPES, CORPORATE_ACTIONS
+# a file name may be at most this many bytes on common file systems (ext4, APFS, NTFS: 255)
+MAX_NAME_BYTES = 255
 
 _NAME_RE = re.compile(r"^(\d{16})__([a-z0-9]+)__([a-z_]+?)__(.+)\.csv$")
 
@@ -116,7 +82,7 @@ def parse_name(filename: str) -> LogName:
             f"datalog file '{filename}': label '{label}' is not encoded as the pipeline writes labels "
             "(no '__', no leading '.' or '_'); rename it with datalog.encode_label"
         )
-    if data_type not in SCHEMAS:
+    if data_type not in LOG_TYPES:
         raise BadInputError(
             f"datalog file '{filename}': unknown data type '{data_type}' (known: {', '.join(DATA_TYPES)})"
         )
@@ -146,24 +112,75 @@ def list_logs(datalog_dir: str | Path, bad: list | None = None) -> list[tuple[Lo
     return out
 
 
+def format_floats(values: np.ndarray) -> np.ndarray:
+    """Exact text for float64 values: '%.10g' where that reads back to the same float (short and
+    stable, as every log written so far), otherwise the shortest repr that round-trips. NaN is
+    empty (unknown). Every number in a log therefore reads back bit for bit."""
+    values = np.asarray(values, dtype=float)
+    out = np.full(values.shape, None, dtype=object)
+    finite = np.isfinite(values)
+    if finite.any():
+        short = np.char.mod("%.10g", values[finite]).astype(object)
+        exact = short.astype(float) == values[finite]
+        short[~exact] = [repr(float(v)) for v in values[finite][~exact]]
+        out[finite] = short
+    inf = np.isinf(values)
+    out[inf] = np.where(values[inf] > 0, "inf", "-inf")
+    return out
+
+
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """Canonical CSV text for a log: fixed float formatting so bytes are reproducible."""
+    """Canonical CSV text for a log: lossless, deterministic number text, so bytes are reproducible
+    and every value reads back exactly (format_floats)."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if pd.api.types.is_float_dtype(frame[col].dtype):
+            frame[col] = format_floats(frame[col].to_numpy())
     buf = io.StringIO()
-    frame.to_csv(
-        buf, index=False, lineterminator="\n", float_format="%.10g", date_format="%Y-%m-%d"
-    )
+    frame.to_csv(buf, index=False, lineterminator="\n", date_format="%Y-%m-%d")
     return buf.getvalue().encode("utf-8")
+
+
+def short_label(label: str) -> str:
+    """`label` itself when its logfile name fits the file system, otherwise a stable shorter
+    stand-in: its longest prefix that fits, '~', and 12 hex digits of its SHA-256. Vendors apply
+    it to tickers before logging, so a ticker is the same (shortened) string in every log."""
+    budget = MAX_NAME_BYTES - len("0000000000000000__source__ticker_fundamental_data__.csv") - 16
+    if len(encode_label(label)) <= budget:
+        return label
+    digest = hashlib.sha256(label.encode("utf-8")).hexdigest()[:12]
+    prefix = label
+    while prefix and len(encode_label(prefix + "~" + digest)) > budget:
+        prefix = prefix[:-1]
+    return f"{prefix}~{digest}"
+
+
+def render_log(name: LogName, frame: pd.DataFrame) -> bytes:
+    """A log's bytes, after the checks every reader of the datalog applies (check_frame): a log
+    that 02 would refuse is never written."""
+    kind = LOG_TYPES[name.data_type]
+    missing = [c for c in kind.required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name.data_type} log is missing columns {missing}")
+    if len(name.filename.encode("utf-8")) > MAX_NAME_BYTES:
+        raise BadInputError(
+            f"label {name.label[:40]!r}...: a logfile name of {len(name.filename.encode())} bytes "
+            f"is longer than file systems allow ({MAX_NAME_BYTES}); shorten it (datalog.short_label)"
+        )
+    data = frame_to_csv_bytes(frame)
+    parse_log(data, name, f"logfile {name.filename}")  # the same checks as 02, before writing
+    return data
 
 
 def write_log(datalog_dir: str | Path, name: LogName, frame: pd.DataFrame) -> tuple[Path, bool]:
     """Write a log once. Returns (path, written). Same name + same bytes: skipped as already logged;
     same name + different bytes: an error, because a logfile is never replaced."""
-    schema = SCHEMAS[name.data_type]
-    missing = [c for c in schema["required"] if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name.data_type} log is missing columns {missing}")
+    return write_log_bytes(datalog_dir, name, render_log(name, frame))
+
+
+def write_log_bytes(datalog_dir: str | Path, name: LogName, data: bytes) -> tuple[Path, bool]:
+    """write_log for bytes already rendered (and so checked) by render_log."""
     path = Path(datalog_dir) / name.filename
-    data = frame_to_csv_bytes(frame)
     if atomic_write_bytes(path, data, overwrite=False):
         return path, True
     if path.read_bytes() != data:
@@ -178,16 +195,29 @@ def read_log(path: str | Path, name: LogName | None = None) -> pd.DataFrame:
     """Read and validate one logfile into typed columns.
 
     Raises BadInputError naming the file, row and field. Rows are counted as lines of the file,
-    the header being row 1, so "row 6" is what an editor shows as line 6.
+    the header being row 1 and blank lines counted, so "row 6" is what an editor shows as line 6.
     """
     path = Path(path)
     name = name or parse_name(path.name)
-    schema = SCHEMAS[name.data_type]
     where = f"datalog file {path.name}"
     try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{where}: cannot read it ({exc.strerror})") from None
+    return parse_log(data, name, where)
+
+
+def parse_log(data: bytes, name: LogName, where: str) -> pd.DataFrame:
+    """The typed, checked frame of a log's bytes (read_log without the file)."""
+    kind = LOG_TYPES[name.data_type]
+    text = textio.decode(data, where)
+    if not text.strip():
+        raise BadInputError(f"{where}: the file is empty; re-run the vendor query for it")
+    try:
         raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=True
-        )
+            io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
+            skip_blank_lines=False,
+        )  # fmt: skip
     except pd.errors.EmptyDataError:
         raise BadInputError(f"{where}: the file is empty; re-run the vendor query for it") from None
     except pd.errors.ParserError as exc:
@@ -201,75 +231,139 @@ def read_log(path: str | Path, name: LogName | None = None) -> pd.DataFrame:
             f"{where}, {detail}; check the delimiter and quoting, or re-export the file"
         ) from None
     raw.columns = [str(c).strip() for c in raw.columns]
-    missing = [c for c in schema["required"] if c not in raw.columns]
+    missing = [c for c in kind.required if c not in raw.columns]
     if missing:
         raise BadInputError(
             f"{where}: header lacks column(s) {missing}; a {name.data_type} log needs "
-            f"{schema['required']} (found {list(raw.columns)})"
+            f"{list(kind.required)} (found {list(raw.columns)})"
         )
+    lines = _line_numbers(text)
+    for line_no, fields in lines.items():  # pandas pads short rows: count fields ourselves
+        if fields != len(raw.columns):
+            raise BadInputError(
+                f"{where}, row {line_no}: expected {len(raw.columns)} fields, found {fields} "
+                "(a truncated or damaged row); re-export or query it again"
+            )
+    blank = raw.isna().all(axis=1).to_numpy()
+    rows = np.arange(2, len(raw) + 2)[~blank]  # line numbers as an editor shows them
+    raw = raw[~blank].reset_index(drop=True)
     if raw.empty:
         raise BadInputError(f"{where}: a header but no rows; re-run the vendor query for it")
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:  # pandas pads short rows
-        for line_no, fields in enumerate(csv.reader(fh), start=1):
-            if line_no == 1:
-                width = len(fields)
-            elif fields and len(fields) != width:
-                raise BadInputError(
-                    f"{where}, row {line_no}: expected {width} fields, found {len(fields)} "
-                    "(a truncated or damaged row); re-export or query it again"
-                )
+    numeric = list(kind.numeric)
+    if kind.extra_numeric:
+        numeric += [c for c in raw.columns if c not in kind.required]
     out = pd.DataFrame(index=raw.index)
-    numeric = list(schema["numeric"])
-    if schema["extra_numeric"]:
-        numeric += [c for c in raw.columns if c not in schema["required"]]
     for col in raw.columns:
-        if col in schema["dates"]:
-            out[col] = _parse_dates(raw[col], where, col)
+        if col in kind.dates:
+            out[col] = _parse_dates(raw[col], where, col, rows)
         elif col in numeric:
-            out[col] = _parse_numbers(raw[col], where, col)
+            out[col] = _parse_numbers(raw[col], where, col, rows)
         else:
             out[col] = raw[col].astype(object).where(raw[col].notna(), None)
-    query_time = pd.Timestamp(name.timestamp, unit="us")
-    for col in schema["dates"]:
-        if col == "period_end" or col not in out:
-            continue
-        late = (out[col] > query_time).to_numpy()
-        if late.any():
-            raise BadInputError(
-                _bad_row(
-                    where,
-                    col,
-                    raw[col],
-                    late,
-                    f"on or before the query time "
-                    f"{query_time:%Y-%m-%d} (a query cannot return the future)",
-                ).args[0]
-            )
+    check_frame(name, out, where, rows)
     return out
 
 
-def _bad_row(where: str, col: str, raw: pd.Series, mask: np.ndarray, what: str) -> BadInputError:
-    i = int(np.flatnonzero(mask)[0])
-    return BadInputError(
-        f"{where}, row {i + 2}, field '{col}': {raw.iloc[i]!r} is not {what}; "
-        "fix the export or remove the file from the datalog and query again"
-    )
+def _line_numbers(text: str) -> dict[int, int]:
+    """Field count of every non-blank data line (1-based line numbers; the header is line 1)."""
+    out = {}
+    for line_no, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if line_no > 1 and fields:
+            out[line_no] = len(fields)
+    return out
 
 
-def _parse_numbers(col: pd.Series, where: str, name: str) -> pd.Series:
+def check_frame(name: LogName, frame: pd.DataFrame, where: str, rows=None) -> None:
+    """The content rules of a log, shared by 01 (before writing) and 02 (when reading):
+    nothing dated after the query time, one row per key, known corporate actions, no empty
+    ticker, and no report announced before its period ended. `rows` gives the row number to
+    name for each frame row (default: the logfile's line numbers with the header on line 1)."""
+    kind: LogType = LOG_TYPES[name.data_type]
+    rows = np.arange(2, len(frame) + 2) if rows is None else np.asarray(rows)
+
+    def fail(col: str, mask: np.ndarray, what: str) -> BadInputError:
+        i = int(np.flatnonzero(mask)[0])
+        value = frame[col].iloc[i]
+        shown = f"{value:%Y-%m-%d}" if isinstance(value, pd.Timestamp) else repr(value)
+        return BadInputError(
+            f"{where}, row {rows[i]}, field '{col}': {shown} {what}; fix the export or remove "
+            "it from the datalog and query again"
+        )
+
+    query_time = pd.Timestamp(name.timestamp, unit="us")
+    for col in kind.dates:
+        if col != "period_end" and col in frame:
+            late = (frame[col] > query_time).to_numpy()
+            if late.any():
+                raise fail(
+                    col,
+                    late,
+                    f"is after the query time {query_time:%Y-%m-%d %H:%M} UTC (a query cannot "
+                    "return the future; for an import, set exported_at to when it was exported)",
+                )
+    if "ticker" in frame:
+        empty = (
+            frame["ticker"].isna().to_numpy()
+            | (frame["ticker"].astype(str).str.strip() == "").to_numpy()
+        )
+        if empty.any():
+            raise fail("ticker", empty, "is empty; every row needs a ticker")
+    if kind.unique and all(c in frame for c in kind.unique):
+        dup = frame.duplicated(list(kind.unique), keep="first").to_numpy()
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            key = frame[list(kind.unique)].iloc[i]
+            first = int(np.flatnonzero((frame[list(kind.unique)] == key).all(axis=1).to_numpy())[0])
+            raise fail(
+                kind.unique[0],
+                dup,
+                f"appears more than once (first at row {rows[first]}); a {name.data_type} log "
+                f"holds one row per {' and '.join(kind.unique)}",
+            )
+    if name.data_type == "corporate_actions":
+        bad = ~frame["action"].isin(CORPORATE_ACTIONS).to_numpy()
+        if bad.any():
+            raise fail("action", bad, f"is not one of {', '.join(CORPORATE_ACTIONS)}")
+        for action in ("split", "delisting"):  # only dividends on one day add up
+            rows_of = frame[frame["action"] == action]
+            dup = rows_of.duplicated(["date"]).reindex(frame.index, fill_value=False).to_numpy()
+            if dup.any():
+                raise fail("date", dup, f"has a second {action} on the same day")
+    if name.data_type == "ticker_fundamental_data":
+        early = (frame["announcement_date"] < frame["period_end"]).to_numpy()
+        if early.any():
+            raise fail(
+                "announcement_date",
+                early,
+                "is before the period end; figures cannot be public before their period ends "
+                "(check that period end and announcement date are not swapped)",
+            )
+
+
+def _parse_numbers(col: pd.Series, where: str, name: str, rows: np.ndarray) -> pd.Series:
     values = pd.to_numeric(col.str.strip(), errors="coerce")
     bad = values.isna().to_numpy() & col.notna().to_numpy()
     if bad.any():
-        raise _bad_row(where, name, col, bad, "a number")
+        raise _bad_row(where, name, col, bad, "a number", rows)
     arr = values.to_numpy(dtype=float)
     if np.isinf(arr).any():
-        raise _bad_row(where, name, col, np.isinf(arr), "a finite number")
+        raise _bad_row(where, name, col, np.isinf(arr), "a finite number", rows)
     return pd.Series(arr, index=col.index)
 
 
-def _parse_dates(col: pd.Series, where: str, name: str) -> pd.Series:
+def _parse_dates(col: pd.Series, where: str, name: str, rows: np.ndarray) -> pd.Series:
     values = pd.to_datetime(col.str.strip(), format="%Y-%m-%d", errors="coerce")
     bad = values.isna().to_numpy() & col.notna().to_numpy()
     if bad.any():
-        raise _bad_row(where, name, col, bad, "a date written YYYY-MM-DD")
+        raise _bad_row(where, name, col, bad, "a date written YYYY-MM-DD", rows)
     return values.astype("datetime64[ns]")
+
+
+def _bad_row(
+    where: str, col: str, raw: pd.Series, mask: np.ndarray, what: str, rows: np.ndarray
+) -> BadInputError:
+    i = int(np.flatnonzero(mask)[0])
+    return BadInputError(
+        f"{where}, row {rows[i]}, field '{col}': {raw.iloc[i]!r} is not {what}; "
+        "fix the export or remove the file from the datalog and query again"
+    )

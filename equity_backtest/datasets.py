@@ -29,31 +29,9 @@ from . import __version__, faults, quality
 from .datalog import LogName, list_logs, read_log
 from .errors import BadInputError
 from .storage import atomic_write_text, fsync_dir, sha256_file
+from .vocabulary import CATEGORICAL, LOG_TYPES, TABLES
 
 log = logging.getLogger(__name__)
-
-# table -> (key columns for "latest query wins", whether a newer log replaces the whole group)
-TABLES: dict[str, tuple[list[str], bool]] = {
-    "market": (["source", "ticker", "date"], False),
-    "fundamentals": (["source", "ticker", "period_end", "announcement_date", "metric"], False),
-    "constituents": (["source", "index", "date"], True),  # a newer list replaces the whole list
-    "metadata": (["source", "ticker"], False),
-    "corporate_actions": (["source", "ticker", "date", "action"], False),
-}
-_TABLE_OF_TYPE = {
-    "ticker_market_data": "market",
-    "ticker_fundamental_data": "fundamentals",
-    "constituent_list": "constituents",
-    "metadata_array": "metadata",
-    "corporate_actions": "corporate_actions",
-}
-_SORT = {
-    "market": ["source", "ticker", "date"],
-    "fundamentals": ["source", "ticker", "metric", "period_end", "announcement_date"],
-    "constituents": ["source", "index", "date", "ticker"],
-    "metadata": ["source", "ticker"],
-    "corporate_actions": ["source", "ticker", "date", "action"],
-}
 
 
 @dataclasses.dataclass
@@ -97,19 +75,9 @@ def load_tables(
 def _log_to_frame(name: LogName, path: Path) -> tuple[str, pd.DataFrame]:
     """One validated log -> rows of its table, tagged with source and log timestamp."""
     frame = read_log(path, name)
-    table = _TABLE_OF_TYPE[name.data_type]
-    where = f"datalog file {path.name}"
+    table = LOG_TYPES[name.data_type].table
     if table in ("market", "fundamentals", "corporate_actions"):
         frame.insert(0, "ticker", name.label)
-    if table == "market":
-        dup = frame["date"].duplicated(keep="first").to_numpy()
-        if dup.any():
-            i = int(np.flatnonzero(dup)[0])
-            first = int(np.flatnonzero((frame["date"] == frame["date"].iloc[i]).to_numpy())[0])
-            raise BadInputError(
-                f"{where}, row {i + 2}, field 'date': {frame['date'].iloc[i]:%Y-%m-%d} appears more "
-                f"than once (first at row {first + 2}); a market log holds one row per date"
-            )
     if table == "fundamentals":
         metrics = [
             c for c in frame.columns if c not in ("ticker", "period_end", "announcement_date")
@@ -121,13 +89,10 @@ def _log_to_frame(name: LogName, path: Path) -> tuple[str, pd.DataFrame]:
             value_name="value",
         ).dropna(subset=["value"])
     if table == "corporate_actions":
-        bad = ~frame["action"].isin(["split", "dividend", "delisting"]).to_numpy()
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise BadInputError(
-                f"{where}, row {i + 2}, field 'action': {frame['action'].iloc[i]!r} is "
-                "not one of split, dividend, delisting"
-            )
+        # two dividends on one ex-date (a regular and a special) are both paid: one summed row
+        frame = frame.groupby(["ticker", "date", "action"], sort=False, as_index=False)[
+            "value"
+        ].sum(min_count=1)
     if table == "metadata":
         frame = frame.astype(str)
     frame.insert(0, "source", name.source)
@@ -137,9 +102,9 @@ def _log_to_frame(name: LogName, path: Path) -> tuple[str, pd.DataFrame]:
 
 def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Latest query wins per key; deterministic row order and dtypes."""
-    keys, whole_group = TABLES[table]
+    keys = list(TABLES[table].keys)
     frame = frame.sort_values([*keys, "log_ts"], kind="stable")
-    if whole_group:
+    if TABLES[table].replace_group:
         latest = frame.groupby(keys, dropna=False, observed=True)["log_ts"].transform("max")
         frame = frame[frame["log_ts"] == latest]
     else:
@@ -147,9 +112,9 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.groupby(keys, dropna=False, sort=False, observed=True).last().reset_index()
     if table == "fundamentals":
         frame = _changes_only(frame)
-    frame = frame.sort_values(_SORT[table], kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(list(TABLES[table].sort), kind="stable").reset_index(drop=True)
     for col in frame.columns:
-        if col in ("source", "ticker", "metric", "index", "action"):
+        if col in CATEGORICAL:
             # dictionary-encoded: small files, and readers map a few categories, not every row
             frame[col] = pd.Categorical(
                 frame[col].astype(object), categories=sorted(frame[col].dropna().unique())
@@ -190,47 +155,8 @@ def _reorders_history(parts: list[pd.DataFrame]) -> bool:
     )
 
 
-# every table's standard columns and types, so an empty table reads like a full one
-_COLUMNS: dict[str, dict[str, str]] = {
-    "market": {
-        "source": "object",
-        "ticker": "object",
-        "date": "datetime64[ns]",
-        "open": "float64",
-        "high": "float64",
-        "low": "float64",
-        "close": "float64",
-        "volume": "float64",
-        "market_cap": "float64",
-    },
-    "fundamentals": {
-        "source": "object",
-        "ticker": "object",
-        "period_end": "datetime64[ns]",
-        "announcement_date": "datetime64[ns]",
-        "metric": "object",
-        "value": "float64",
-    },
-    "constituents": {
-        "source": "object",
-        "index": "object",
-        "date": "datetime64[ns]",
-        "ticker": "object",
-        "weight": "float64",
-    },
-    "metadata": {"source": "object", "ticker": "object", "name": "object", "sector": "object"},
-    "corporate_actions": {
-        "source": "object",
-        "ticker": "object",
-        "date": "datetime64[ns]",
-        "action": "object",
-        "value": "float64",
-    },
-}
-
-
 def _empty(table: str) -> pd.DataFrame:
-    cols = {**_COLUMNS[table], "log_ts": "int64"}
+    cols = {**TABLES[table].columns, "log_ts": "int64"}
     return pd.DataFrame({c: pd.Series(dtype=d) for c, d in cols.items()})
 
 

@@ -19,10 +19,9 @@ import pandas as pd
 from .config import Parameters
 from .datasets import load_tables
 from .errors import BadInputError
+from .vocabulary import MARKET_FIELDS
 
 log = logging.getLogger(__name__)
-
-MARKET_FIELDS = ("open", "high", "low", "close", "volume", "market_cap")
 
 
 @dataclasses.dataclass

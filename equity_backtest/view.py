@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .panel import MARKET_FIELDS, Panel, latest_fundamentals
+from .panel import Panel, latest_fundamentals
+from .vocabulary import MARKET_FIELDS
 
 
 class View:

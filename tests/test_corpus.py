@@ -25,7 +25,7 @@ BAD = {
     f"{PREFIX}DUPLICATE.csv": r"row 5, field 'date': 2019-12-04 appears more than once \(first at row 4\)",
     f"{PREFIX}EMPTY.csv": r"the file is empty",
     f"{PREFIX}HEADERONLY.csv": r"a header but no rows",
-    f"{PREFIX}FUTURE.csv": r"row 5, field 'date': '2021-06-01' is not on or before the query time 2020-01-01",
+    f"{PREFIX}FUTURE.csv": r"row 5, field 'date': 2021-06-01 is after the query time 2020-01-01",
     "1577836800000000__corpus__prices__UNKNOWNTYPE.csv": r"unknown data type 'prices'",
     f"{PREFIX}A__B.csv": r"label 'A__B' is not encoded",
     "notes.txt": r"name is not <16-digit timestamp>",

@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..datalog import LogName, write_log
+from ..vocabulary import MARKET_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -256,9 +257,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     div_day = np.full(N, -1)
     div_amount = np.zeros(N)
 
-    out = {
-        k: np.full((T, N), np.nan) for k in ("open", "high", "low", "close", "volume", "market_cap")
-    }
+    out = {k: np.full((T, N), np.nan) for k in MARKET_FIELDS}
     actions: list[tuple[int, int, str, float]] = []
     fundamentals: list[tuple] = []
     constituents: list[tuple] = []
@@ -462,7 +461,7 @@ def _assemble(
     order = np.lexsort((rows, cols))
     rows, cols = rows[order], cols[order]
     prices = pd.DataFrame({"ticker": np.asarray(tickers, dtype=object)[cols], "date": cal[rows]})
-    for key in ("open", "high", "low", "close", "volume", "market_cap"):
+    for key in MARKET_FIELDS:
         prices[key] = out[key][rows, cols]
 
     fund = pd.DataFrame(
@@ -494,6 +493,20 @@ def _assemble(
     )
 
 
+def _quoted(frame: pd.DataFrame) -> pd.DataFrame:
+    """The simulated vendor quotes numbers to 10 significant digits, as a data feed does; the
+    datalog then stores exactly these values (and the same bytes as before logs were lossless)."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col].dtype):
+            values = out[col].to_numpy()
+            finite = np.isfinite(values)
+            quoted = values.copy()
+            quoted[finite] = np.char.mod("%.10g", values[finite]).astype(float)
+            out[col] = quoted
+    return out
+
+
 def query_timestamp_base(settings: SimulationSettings) -> int:
     """A fixed 'query time' (the day after the simulated end, UTC) so logs never depend on today."""
     moment = dt.datetime.combine(settings.end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
@@ -507,6 +520,12 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
     Returns counts of files written and already present.
     """
     market = simulate(settings, progress=progress)
+    market = dataclasses.replace(
+        market,
+        prices=_quoted(market.prices),
+        fundamentals=_quoted(market.fundamentals),
+        corporate_actions=_quoted(market.corporate_actions),
+    )
     base = query_timestamp_base(settings)
     jobs: list[tuple[str, str, pd.DataFrame]] = []
     for date, frame in market.constituents.groupby("date", sort=True):

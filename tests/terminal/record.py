@@ -16,7 +16,8 @@ import sys
 
 import pandas as pd
 
-from equity_backtest.config import BBG_FUNDAMENTAL_FIELDS, Parameters
+from equity_backtest.config import Parameters
+from equity_backtest.vendors.bloomberg_fields import FUNDAMENTAL_FIELDS as BBG_FUNDAMENTAL_FIELDS
 from equity_backtest.vendors import simulated
 
 INDEX = "SIM Index"

@@ -1,0 +1,119 @@
+"""The data vocabulary every stage reads: logfile types, dataset tables, their keys and columns.
+
+One home, so that a vendor, the datalog, the builder, the panel and the settings can never
+disagree about what a market field or a table is.
+
+    logfile type (datalog)      -> dataset table  (key for "latest query wins")
+    ticker_market_data          -> market         (source, ticker, date)
+    ticker_fundamental_data     -> fundamentals   (source, ticker, period_end, announcement_date, metric)
+    constituent_list            -> constituents   (source, index, date; a newer list replaces the list)
+    metadata_array              -> metadata       (source, ticker)
+    corporate_actions           -> corporate_actions (source, ticker, date, action)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# raw (unadjusted) daily fields of every market log, in this order
+MARKET_FIELDS = ("open", "high", "low", "close", "volume", "market_cap")
+PRICE_FIELDS = ("open", "high", "low", "close")
+CORPORATE_ACTIONS = ("split", "dividend", "delisting")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogType:
+    """What a logfile of one type must hold (columns may be extra where extra_numeric)."""
+
+    table: str
+    required: tuple[str, ...]
+    numeric: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    extra_numeric: bool = False
+    # columns whose repeat within one log is an error (one row per key), () = none checked
+    unique: tuple[str, ...] = ()
+
+
+LOG_TYPES: dict[str, LogType] = {
+    # label: <YYYYMMDD>_<INDEX>; members of an index on a list date (weight may be blank)
+    "constituent_list": LogType(
+        "constituents", ("date", "index", "ticker", "weight"), ("weight",), ("date",)
+    ),
+    # label: what was asked (an index name or 'universe'); one row per ticker
+    "metadata_array": LogType("metadata", ("ticker", "name", "sector"), unique=("ticker",)),
+    # label: the ticker; raw (unadjusted) daily prices and volume
+    "ticker_market_data": LogType(
+        "market", ("date", *MARKET_FIELDS), MARKET_FIELDS, ("date",), True, ("date",)
+    ),
+    # label: the ticker; one row per reported period, any further columns are numeric metrics
+    "ticker_fundamental_data": LogType(
+        "fundamentals",
+        ("period_end", "announcement_date"),
+        (),
+        ("period_end", "announcement_date"),
+        True,
+        ("period_end", "announcement_date"),
+    ),
+    # label: the ticker. Added type: splits, dividends and delisting values cannot be recovered
+    # from raw prices alone, and the engine needs them to keep accounts right (E7). Two dividends
+    # on one ex-date (a regular and a special) are both paid: the builder adds them up.
+    "corporate_actions": LogType(
+        "corporate_actions", ("date", "action", "value"), ("value",), ("date",)
+    ),
+}
+DATA_TYPES = tuple(LOG_TYPES)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A dataset table: its key, whether a newer log replaces the whole key group, row order and
+    standard columns (so an empty table reads like a full one)."""
+
+    keys: tuple[str, ...]
+    replace_group: bool
+    sort: tuple[str, ...]
+    columns: dict[str, str]
+
+
+_DATE, _F, _O = "datetime64[ns]", "float64", "object"
+TABLES: dict[str, Table] = {
+    "market": Table(
+        ("source", "ticker", "date"),
+        False,
+        ("source", "ticker", "date"),
+        {"source": _O, "ticker": _O, "date": _DATE, **dict.fromkeys(MARKET_FIELDS, _F)},
+    ),
+    "fundamentals": Table(
+        ("source", "ticker", "period_end", "announcement_date", "metric"),
+        False,
+        ("source", "ticker", "metric", "period_end", "announcement_date"),
+        {
+            "source": _O,
+            "ticker": _O,
+            "period_end": _DATE,
+            "announcement_date": _DATE,
+            "metric": _O,
+            "value": _F,
+        },
+    ),
+    "constituents": Table(
+        ("source", "index", "date"),
+        True,
+        ("source", "index", "date", "ticker"),
+        {"source": _O, "index": _O, "date": _DATE, "ticker": _O, "weight": _F},
+    ),
+    "metadata": Table(
+        ("source", "ticker"),
+        False,
+        ("source", "ticker"),
+        {"source": _O, "ticker": _O, "name": _O, "sector": _O},
+    ),
+    "corporate_actions": Table(
+        ("source", "ticker", "date", "action"),
+        False,
+        ("source", "ticker", "date", "action"),
+        {"source": _O, "ticker": _O, "date": _DATE, "action": _O, "value": _F},
+    ),
+}
+# text columns the builder stores dictionary-encoded
+CATEGORICAL = ("source", "ticker", "metric", "index", "action")
