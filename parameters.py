@@ -94,6 +94,8 @@ borrow_spread = 0.01  # annual spread over the risk-free rate on borrowed cash
 short_fee_rate = 0.005  # annual stock-borrow fee on the value of short positions
 
 # --- Evaluation ---------------------------------------------------------------------------------
+benchmark = "index"  # "index": the members' cap-weighted total return; or a ticker in the data
+bar_frequency = "auto"  # daily, weekly, monthly, quarterly bars; "auto": from the data's dates
 risk_free_rate = 0.02  # annual; Sharpe, Sortino and alpha use the daily-compounded equivalent
 
 # --- The weighting rule -------------------------------------------------------------------------

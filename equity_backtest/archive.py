@@ -39,6 +39,7 @@ from .config import Parameters
 from .datasets import read_manifest
 from .engine.loop import RunResult
 from .errors import BadInputError
+from .frequency import PERIODS_PER_YEAR
 from .panel import Panel
 from .storage import atomic_write_csv, atomic_write_text, fsync_dir
 
@@ -139,6 +140,9 @@ def write_archive(
             "start": f"{rl['date'].iloc[0]:%Y-%m-%d}",
             "end": f"{rl['date'].iloc[-1]:%Y-%m-%d}",
             "heartbeats": len(rl),
+            "bar_frequency": result.bar_frequency,
+            "periods_per_year": PERIODS_PER_YEAR[result.bar_frequency],
+            "benchmark": params.benchmark,
             "starting_value": result.starting_value,
             "starting_holdings": params.starting_holdings,
             "final_value": float(rl["value"].iloc[-1]),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInputError
+from .frequency import FREQUENCIES
 from .vendors import bloomberg_fields
 from .vocabulary import MARKET_FIELDS
 
@@ -106,7 +107,10 @@ class Parameters:
     cash_interest: bool = False
     borrow_spread: float = 0.01
     short_fee_rate: float = 0.005
-    # evaluation (V1)
+    # bars: daily, weekly, monthly or quarterly; "auto" infers it from the data's dates
+    bar_frequency: str = "auto"
+    # evaluation (V1): "index" (cap-weighted members) or a ticker in the data (a supplied series)
+    benchmark: str = "index"
     risk_free_rate: float = 0.02
     # the weighting rule
     algorithm: str = "algorithm.py"
@@ -209,6 +213,10 @@ def validate(p: Parameters) -> Parameters:
             raise bad("rebalance", "every-N-heartbeats must be a positive whole number")
     elif p.rebalance not in REBALANCE_NAMES:
         raise bad("rebalance", f"choose one of {', '.join(REBALANCE_NAMES)} or a whole number N")
+    if p.bar_frequency not in FREQUENCIES:
+        raise bad("bar_frequency", f"choose one of {', '.join(FREQUENCIES)}")
+    if not isinstance(p.benchmark, str) or not p.benchmark.strip():
+        raise bad("benchmark", "write 'index' or the ticker of a benchmark series in the data")
     if p.fill_timing not in FILL_TIMINGS:
         raise bad("fill_timing", f"choose one of {FILL_TIMINGS}")
     if p.unfilled not in UNFILLED_POLICIES:

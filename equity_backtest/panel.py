@@ -19,7 +19,8 @@ import pandas as pd
 from .config import Parameters
 from .datasets import load_tables
 from .errors import BadInputError
-from .vocabulary import MARKET_FIELDS
+from .quality import MAX_PLAUSIBLE_PRICE
+from .vocabulary import MARKET_FIELDS, PRICE_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ def panel_from_tables(
         arr = np.full((T, N), np.nan)
         arr[rows, cols_k] = market[f].to_numpy(dtype=float)[keep_rows[keep]]
         fields[f] = arr
+    _drop_implausible_prices(fields, tickers, dates)
     # last row with data per ticker on the full calendar, to spot series that just stop
     last_row_full = np.full(N, -1)
     np.maximum.at(last_row_full, cols, rows_all)
@@ -187,6 +189,32 @@ def panel_from_tables(
         _fundamentals(tables["fundamentals"], src, code, dates, params),
         meta,
     )
+
+
+def _drop_implausible_prices(
+    fields: dict[str, np.ndarray], tickers: np.ndarray, dates: pd.DatetimeIndex
+) -> None:
+    """A price that is not positive or above MAX_PLAUSIBLE_PRICE (the quality report lists them)
+    is treated as missing: the engine never fills or marks at it; the last good close stands."""
+    for f in PRICE_FIELDS:
+        arr = fields[f]
+        with np.errstate(invalid="ignore"):
+            bad = (arr <= 0) | (arr > MAX_PLAUSIBLE_PRICE)
+        if not bad.any():
+            continue
+        t, i = np.nonzero(bad)
+        shown = ", ".join(
+            f"{tickers[i[k]]} on {dates[t[k]]:%Y-%m-%d} ({arr[t[k], i[k]]:.6g})"
+            for k in range(min(5, len(t)))
+        )
+        log.warning(
+            "%d implausible %s price(s) treated as missing (no fill or mark at them): %s%s",
+            len(t),
+            f,
+            shown,
+            ", ..." if len(t) > 5 else "",
+        )
+        arr[bad] = np.nan
 
 
 def _codes(column: pd.Series, tickers: np.ndarray) -> np.ndarray:

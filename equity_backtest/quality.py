@@ -6,7 +6,9 @@ Checks, per source:
 - coverage by month: tickers with market data, index members, members with market data, members
   with a fundamental report public that month or earlier;
 - index members with no market data at all, or no fundamentals at all;
-- suspicious values: non-positive prices; runs of ZERO_VOLUME_RUN or more consecutive trading
+- suspicious values: non-positive prices; implausible prices (above MAX_PLAUSIBLE_PRICE, which
+  the engine treats as missing, or a one-day spike of SPIKE times or more that reverts the next
+  day); runs of ZERO_VOLUME_RUN or more consecutive trading
   rows with zero volume; one-day close moves within 5% of a split ratio (2, 3, 4, 5, 10 or their
   inverses) with no split recorded that day: an unadjusted split, or a bad print;
 - gaps: days inside a ticker's trading range on which other tickers of the source traded but it
@@ -19,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 ZERO_VOLUME_RUN = 10
+# no listed share trades above this in any currency; the panel treats such prices as missing
+MAX_PLAUSIBLE_PRICE = 1e9
+SPIKE = 20.0
 SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 10.0, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 10)
 EXAMPLES = 20  # listed per check; counts are always complete
 
@@ -53,6 +58,14 @@ def source_report(tables: dict[str, pd.DataFrame], source: str) -> dict:
 
     price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
     nonpos = mk[(mk[price_cols] <= 0).any(axis=1)][["ticker", "date", *price_cols]]
+    prev_close = mk.groupby("ticker", sort=False)["close"].shift(1).to_numpy()
+    next_close = mk.groupby("ticker", sort=False)["close"].shift(-1).to_numpy()
+    close = mk["close"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = (close / prev_close >= SPIKE) & (close / next_close >= SPIKE)
+        down = (prev_close / close >= SPIKE) & (next_close / close >= SPIKE)
+    absurd = (mk[price_cols] > MAX_PLAUSIBLE_PRICE).any(axis=1).to_numpy()
+    implausible = mk[absurd | up | down][["ticker", "date", *price_cols]]
 
     zero = mk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
     new_run = np.r_[
@@ -133,6 +146,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str) -> dict:
         "members_without_market_data": sorted(members - with_market),
         "members_without_fundamentals": sorted(members - with_fund),
         "non_positive_prices": {"count": len(nonpos), "examples": _examples(nonpos)},
+        "implausible_prices": {"count": len(implausible), "examples": _examples(implausible)},
         "zero_volume_runs": {"count": len(long_runs), "examples": _examples(long_runs)},
         "unexplained_split_like_jumps": {"count": len(jumps), "examples": _examples(jumps)},
         "gaps": {
@@ -165,7 +179,9 @@ def summary_lines(rep: dict) -> list[str]:
             f"quality [{s['source']}]: {s['tickers_with_market_data']} tickers with prices, {s['index_members_ever']} "
             f"index members ever ({len(s['members_without_market_data'])} without prices, "
             f"{len(s['members_without_fundamentals'])} without fundamentals); suspicious: "
-            f"{s['non_positive_prices']['count']} non-positive prices, {s['zero_volume_runs']['count']} zero-volume "
+            f"{s['non_positive_prices']['count']} non-positive prices, "
+            f"{s.get('implausible_prices', {}).get('count', 0)} implausible prices, "
+            f"{s['zero_volume_runs']['count']} zero-volume "
             f"runs, {s['unexplained_split_like_jumps']['count']} split-like jumps; {s['gaps']['missing_days']} "
             f"missing days in {s['gaps']['tickers']} tickers"
         )
@@ -192,6 +208,10 @@ def markdown(rep: dict) -> str:
         ]
         for key, title in (
             ("non_positive_prices", "Non-positive prices"),
+            (
+                "implausible_prices",
+                f"Implausible prices (above {MAX_PLAUSIBLE_PRICE:g}, or spikes of {SPIKE:g}x that revert)",
+            ),
             ("zero_volume_runs", f"Zero-volume runs of {ZERO_VOLUME_RUN}+ days"),
             ("unexplained_split_like_jumps", "Split-like jumps with no split recorded"),
             ("gaps", "Gaps (days others traded but this ticker has no row)"),

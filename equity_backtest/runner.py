@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import archive
-from .benchmark import index_returns
+from .benchmark import INDEX, benchmark_returns
 from .cli import add_log_file
 from .config import Parameters
 from .engine.checkpoint import Checkpoints, file_digest, fingerprint
@@ -110,6 +110,8 @@ def run_single(
             params.rebalance,
         )
         extra = tuple(holdings.index) if holdings is not None else ()
+        if params.benchmark != INDEX:
+            extra += (params.benchmark,)
         panel = load_panel(params, extra_tickers=extra)
         log.info(
             "dataset %s: %d trading days x %d tickers",
@@ -127,7 +129,11 @@ def run_single(
             checkpoints,
         )
         window = heartbeat_range(panel.dates, params.start, params.end)
-        benchmark = index_returns(panel, *window).loc[: result.runtime_log["date"].iloc[-1]]
+        benchmark, gaps = benchmark_returns(panel, params.benchmark, *window)
+        benchmark = benchmark.loc[: result.runtime_log["date"].iloc[-1]]
+        for text in gaps:
+            log.warning("%s", text)
+        result.warnings.extend(gaps)
         archive.write_archive(
             tmp,
             result,

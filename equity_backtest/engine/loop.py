@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .. import faults
 from ..config import Parameters
 from ..errors import BacktestError, BadInputError
-from ..evaluation.metrics import daily_risk_free
+from ..frequency import PERIODS_PER_YEAR, periodic_rate, resolve
 from ..panel import Panel
 from ..view import View
 from .broker import Broker, Fills
@@ -63,6 +63,7 @@ class RunResult:
     message: str
     warnings: list[str] = dataclasses.field(default_factory=list)
     starting_value: float = 0.0  # cash + starting holdings at the close before the first heartbeat
+    bar_frequency: str = "daily"  # each heartbeat is one bar of the data (frequency module)
 
 
 def make_broker(params: Parameters) -> Broker:
@@ -100,9 +101,11 @@ def run_backtest(
     ev = panel.events
     carry = params.unfilled == "carry"
     stops_first = params.fill_timing == "close"
-    rf_daily = daily_risk_free(params.risk_free_rate)
-    borrow_daily = daily_risk_free(params.risk_free_rate + params.borrow_spread)
-    short_fee_daily = daily_risk_free(params.short_fee_rate)
+    bar_frequency = resolve(params.bar_frequency, dates)
+    periods = PERIODS_PER_YEAR[bar_frequency]
+    rf_daily = periodic_rate(params.risk_free_rate, periods)  # per bar
+    borrow_daily = periodic_rate(params.risk_free_rate + params.borrow_spread, periods)
+    short_fee_daily = periodic_rate(params.short_fee_rate, periods)
 
     ledger = Ledger(N, params.starting_cash, starting_shares)
     pending = np.zeros(N)
@@ -296,6 +299,7 @@ def run_backtest(
         message,
         warnings,
         starting_value,
+        bar_frequency,
     )
 
 

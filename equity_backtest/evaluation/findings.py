@@ -13,16 +13,15 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
-def findings(metrics: dict) -> list[str]:
-    p, b, t = metrics["portfolio"], metrics["benchmark"], metrics["trading"]
+def _against_benchmark(p: dict, b: dict, what: str) -> list[str]:
     out = []
     gap = p["annual_return"] - b["annual_return"]
     verb = "matches" if abs(gap) < 0.0005 else "beats" if gap > 0 else "trails"
     by = "" if verb == "matches" else f" by {abs(gap) * 100:.1f} points a year"
     out.append(
-        f"The portfolio {verb} the index{by} "
+        f"The portfolio {verb} {what}{by} "
         f"({_pct(p['annual_return'])} against {_pct(b['annual_return'])}), with a maximum drawdown of "
-        f"{_pct(p['max_drawdown'])} against the index's {_pct(b['max_drawdown'])}."
+        f"{_pct(p['max_drawdown'])} against {_pct(b['max_drawdown'])}."
     )
     if math.isfinite(p["sharpe_ratio"]) and math.isfinite(b["sharpe_ratio"]):
         diff = p["sharpe_ratio"] - b["sharpe_ratio"]
@@ -30,9 +29,25 @@ def findings(metrics: dict) -> list[str]:
             "about as well as" if abs(diff) < 0.005 else "better than" if diff > 0 else "worse than"
         )
         out.append(
-            f"Risk-adjusted it does {how} the index: Sharpe ratio {p['sharpe_ratio']:.2f} "
+            f"Risk-adjusted it does {how} {what}: Sharpe ratio {p['sharpe_ratio']:.2f} "
             f"against {b['sharpe_ratio']:.2f}."
         )
+    return out
+
+
+def findings(metrics: dict) -> list[str]:
+    p, b, t = metrics["portfolio"], metrics["benchmark"], metrics["trading"]
+    out = []
+    name = metrics.get("benchmark_name", "index")
+    what = "the index" if name == "index" else f"the benchmark ({name})"
+    if not metrics.get("benchmark_available", True):
+        out.append(
+            f"There is no comparison with {what}: it could not be computed on every bar of the "
+            f"run (see the warnings). The portfolio returned {_pct(p['annual_return'])} a year "
+            f"with a maximum drawdown of {_pct(p['max_drawdown'])}."
+        )
+    else:
+        out += _against_benchmark(p, b, what)
     share = t.get("costs_pct_of_gross_profit", float("nan"))
     if t["total_costs"] > 0:
         if math.isfinite(share):

@@ -1,6 +1,7 @@
-"""Performance metrics with pyfolio/empyrical conventions (V2): 252 trading days a year, sample
-standard deviation (ddof=1), compounded annual return. Each function's docstring is its
-definition; the test-suite checks them against empyrical-reloaded on the same returns.
+"""Performance metrics with pyfolio/empyrical conventions (V2): sample standard deviation (ddof=1),
+compounded annual return, and P bars a year: 252 for daily bars (the default), 52 weekly, 12
+monthly (frequency.PERIODS_PER_YEAR). Each function's docstring is its definition; the test-suite
+checks them against empyrical-reloaded on the same returns (its `period` argument).
 """
 
 from __future__ import annotations
@@ -8,12 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-DAYS_PER_YEAR = 252
+from ..frequency import PERIODS_PER_YEAR
 
-
-def daily_risk_free(annual_rate: float) -> float:
-    """The daily rate that compounds to `annual_rate` over 252 days."""
-    return (1.0 + annual_rate) ** (1.0 / DAYS_PER_YEAR) - 1.0
+DAYS_PER_YEAR = PERIODS_PER_YEAR["daily"]
+P = DAYS_PER_YEAR  # default bars per year in the signatures below
 
 
 def cumulative_return(r: np.ndarray) -> float:
@@ -21,30 +20,31 @@ def cumulative_return(r: np.ndarray) -> float:
     return float(np.prod(1.0 + r) - 1.0)
 
 
-def annual_return(r: np.ndarray) -> float:
-    """CAGR: (1 + cumulative return) ** (252 / number of days) - 1."""
+def annual_return(r: np.ndarray, periods: int = P) -> float:
+    """CAGR: (1 + cumulative return) ** (P / number of bars) - 1."""
     if len(r) == 0:
         return float("nan")
-    return float((1.0 + cumulative_return(r)) ** (DAYS_PER_YEAR / len(r)) - 1.0)
+    return float((1.0 + cumulative_return(r)) ** (periods / len(r)) - 1.0)
 
 
-def annual_volatility(r: np.ndarray) -> float:
-    """Sample standard deviation of daily returns x sqrt(252)."""
-    return float(np.std(r, ddof=1) * np.sqrt(DAYS_PER_YEAR)) if len(r) > 1 else float("nan")
+def annual_volatility(r: np.ndarray, periods: int = P) -> float:
+    """Sample standard deviation of per-bar returns x sqrt(P)."""
+    return float(np.std(r, ddof=1) * np.sqrt(periods)) if len(r) > 1 else float("nan")
 
 
-def sharpe_ratio(r: np.ndarray, rf_daily: float = 0.0) -> float:
-    """mean(r - rf) / std(r - rf, ddof=1) x sqrt(252), with rf the daily risk-free rate."""
+def sharpe_ratio(r: np.ndarray, rf_daily: float = 0.0, periods: int = P) -> float:
+    """mean(r - rf) / std(r - rf, ddof=1) x sqrt(P), with rf the per-bar risk-free rate (the one
+    Sharpe ratio of the project: the tear sheet, trial tables and the overfitting report)."""
     x = r - rf_daily
     sd = np.std(x, ddof=1) if len(x) > 1 else 0.0
-    return float(np.mean(x) / sd * np.sqrt(DAYS_PER_YEAR)) if sd > 0 else float("nan")
+    return float(np.mean(x) / sd * np.sqrt(periods)) if sd > 0 else float("nan")
 
 
-def sortino_ratio(r: np.ndarray, rf_daily: float = 0.0) -> float:
-    """mean(r - rf) x 252 / downside risk, where downside risk = sqrt(mean(min(r - rf, 0)^2)) x sqrt(252)."""
+def sortino_ratio(r: np.ndarray, rf_daily: float = 0.0, periods: int = P) -> float:
+    """mean(r - rf) x P / downside risk, where downside risk = sqrt(mean(min(r - rf, 0)^2)) x sqrt(P)."""
     x = r - rf_daily
-    downside = np.sqrt(np.mean(np.minimum(x, 0.0) ** 2)) * np.sqrt(DAYS_PER_YEAR)
-    return float(np.mean(x) * DAYS_PER_YEAR / downside) if downside > 0 else float("nan")
+    downside = np.sqrt(np.mean(np.minimum(x, 0.0) ** 2)) * np.sqrt(periods)
+    return float(np.mean(x) * periods / downside) if downside > 0 else float("nan")
 
 
 def drawdown(r: np.ndarray) -> np.ndarray:
@@ -59,10 +59,10 @@ def max_drawdown(r: np.ndarray) -> float:
     return float(drawdown(r).min()) if len(r) else float("nan")
 
 
-def calmar_ratio(r: np.ndarray) -> float:
+def calmar_ratio(r: np.ndarray, periods: int = P) -> float:
     """Annual return / |max drawdown|."""
     mdd = max_drawdown(r)
-    return float(annual_return(r) / -mdd) if mdd < 0 else float("nan")
+    return float(annual_return(r, periods) / -mdd) if mdd < 0 else float("nan")
 
 
 def beta(r: np.ndarray, b: np.ndarray, rf_daily: float = 0.0) -> float:
@@ -72,21 +72,23 @@ def beta(r: np.ndarray, b: np.ndarray, rf_daily: float = 0.0) -> float:
     return float(np.mean((x - x.mean()) * (y - y.mean())) / var) if var > 0 else float("nan")
 
 
-def alpha(r: np.ndarray, b: np.ndarray, rf_daily: float = 0.0) -> float:
-    """Annualised Jensen's alpha: (1 + mean((r - rf) - beta (b - rf))) ** 252 - 1."""
+def alpha(r: np.ndarray, b: np.ndarray, rf_daily: float = 0.0, periods: int = P) -> float:
+    """Annualised Jensen's alpha: (1 + mean((r - rf) - beta (b - rf))) ** P - 1."""
     be = beta(r, b, rf_daily)
-    return float((1.0 + np.mean((r - rf_daily) - be * (b - rf_daily))) ** DAYS_PER_YEAR - 1.0)
+    return float((1.0 + np.mean((r - rf_daily) - be * (b - rf_daily))) ** periods - 1.0)
 
 
-def tracking_error(r: np.ndarray, b: np.ndarray) -> float:
-    """Sample standard deviation of the active return r - b, x sqrt(252)."""
-    return annual_volatility(r - b)
+def tracking_error(r: np.ndarray, b: np.ndarray, periods: int = P) -> float:
+    """Sample standard deviation of the active return r - b, x sqrt(P)."""
+    return annual_volatility(r - b, periods)
 
 
-def information_ratio(r: np.ndarray, b: np.ndarray) -> float:
-    """mean(r - b) x 252 / tracking error (empyrical's excess_sharpe x sqrt(252))."""
-    te = tracking_error(r, b)
-    return float(np.mean(r - b) * DAYS_PER_YEAR / te) if te > 0 else float("nan")
+def information_ratio(r: np.ndarray, b: np.ndarray, periods: int = P) -> float:
+    """mean(r - b) x P / tracking error (empyrical's excess_sharpe x sqrt(P)). NaN when the
+    active return is constant to rounding (tracking error below 1e-10 a year): a portfolio that
+    is its benchmark has no information ratio, not a huge one made of rounding noise."""
+    te = tracking_error(r, b, periods)
+    return float(np.mean(r - b) * periods / te) if te > 1e-10 else float("nan")
 
 
 def omega_ratio(r: np.ndarray, rf_daily: float = 0.0) -> float:
@@ -140,16 +142,16 @@ def conditional_value_at_risk(r: np.ndarray, cutoff: float = 0.05) -> float:
     return float(np.mean(np.partition(r, k)[: k + 1]))
 
 
-def return_metrics(r: np.ndarray, rf_daily: float) -> dict[str, float]:
-    """The return-based metrics of one daily return series."""
+def return_metrics(r: np.ndarray, rf_daily: float, periods: int = P) -> dict[str, float]:
+    """The return-based metrics of one return series of P bars a year."""
     return {
         "cumulative_return": cumulative_return(r),
-        "annual_return": annual_return(r),
-        "annual_volatility": annual_volatility(r),
-        "sharpe_ratio": sharpe_ratio(r, rf_daily),
-        "sortino_ratio": sortino_ratio(r, rf_daily),
+        "annual_return": annual_return(r, periods),
+        "annual_volatility": annual_volatility(r, periods),
+        "sharpe_ratio": sharpe_ratio(r, rf_daily, periods),
+        "sortino_ratio": sortino_ratio(r, rf_daily, periods),
         "max_drawdown": max_drawdown(r),
-        "calmar_ratio": calmar_ratio(r),
+        "calmar_ratio": calmar_ratio(r, periods),
         "omega_ratio": omega_ratio(r, rf_daily),
         "stability": stability(r),
         "skew": skewness(r),
@@ -160,13 +162,15 @@ def return_metrics(r: np.ndarray, rf_daily: float) -> dict[str, float]:
     }
 
 
-def relative_metrics(r: np.ndarray, b: np.ndarray, rf_daily: float) -> dict[str, float]:
+def relative_metrics(
+    r: np.ndarray, b: np.ndarray, rf_daily: float, periods: int = P
+) -> dict[str, float]:
     """Metrics of the portfolio against its benchmark."""
     return {
-        "alpha": alpha(r, b, rf_daily),
+        "alpha": alpha(r, b, rf_daily, periods),
         "beta": beta(r, b, rf_daily),
-        "tracking_error": tracking_error(r, b),
-        "information_ratio": information_ratio(r, b),
+        "tracking_error": tracking_error(r, b, periods),
+        "information_ratio": information_ratio(r, b, periods),
         "correlation": float(np.corrcoef(r, b)[0, 1])
         if len(r) > 2 and np.std(b) > 0 and np.std(r) > 0
         else float("nan"),
@@ -174,7 +178,7 @@ def relative_metrics(r: np.ndarray, b: np.ndarray, rf_daily: float) -> dict[str,
 
 
 def trading_metrics(
-    runtime: pd.DataFrame, trades: pd.DataFrame, starting_value: float
+    runtime: pd.DataFrame, trades: pd.DataFrame, starting_value: float, periods: int = P
 ) -> dict[str, float]:
     """Turnover and costs from the runtime log and trade list.
 
@@ -191,9 +195,7 @@ def trading_metrics(
     rebalance_trades = trades[trades["reason"] == "rebalance"] if len(trades) else trades
     return {
         "mean_daily_turnover": float(daily_turnover.mean()) if len(value) else float("nan"),
-        "annual_turnover": float(daily_turnover.mean() * DAYS_PER_YEAR)
-        if len(value)
-        else float("nan"),
+        "annual_turnover": float(daily_turnover.mean() * periods) if len(value) else float("nan"),
         "total_commission": commission,
         "total_slippage": slippage,
         "total_costs": commission + slippage,

@@ -31,6 +31,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from .metrics import sharpe_ratio
+
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -134,8 +136,12 @@ def deflated_sharpe(returns: np.ndarray, trial_sharpes: np.ndarray) -> dict[str,
     }
 
 
-def analyse(returns: pd.DataFrame, blocks: int = 16) -> dict:
-    """Everything V7 reports for a set of trials (columns of `returns`, aligned daily)."""
+def analyse(
+    returns: pd.DataFrame, blocks: int = 16, rf_per_bar: float = 0.0, periods: int = 252
+) -> dict:
+    """Everything V7 reports for a set of trials (columns of `returns`, aligned bars). The best
+    trial's Sharpe ratio is the tear sheet's (metrics.sharpe_ratio: excess over the risk-free
+    rate, P bars a year); the CSCV ranks and the deflated Sharpe use per-bar raw Sharpe ratios."""
     result = cscv(returns, blocks)
     m = returns.to_numpy(dtype=float)
     sds = m.std(axis=0, ddof=1)
@@ -151,6 +157,6 @@ def analyse(returns: pd.DataFrame, blocks: int = 16) -> dict:
         "degradation_intercept": result.intercept,
         "probability_of_loss": result.probability_of_loss,
         "best_trial": str(returns.columns[best]),
-        "best_annual_sharpe": float(daily_sharpes[best] * np.sqrt(252)),
+        "best_annual_sharpe": sharpe_ratio(m[:, best], rf_per_bar, periods),
         "deflated_sharpe": deflated_sharpe(m[:, best], daily_sharpes),
     }, result

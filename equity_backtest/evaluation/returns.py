@@ -1,4 +1,4 @@
-"""Daily returns of a run from its archive (V1): portfolio, benchmark and risk-free."""
+"""Per-bar returns of a run from its archive (V1): portfolio, benchmark and risk-free."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import BadInputError
-from .metrics import daily_risk_free
+from ..frequency import PERIODS_PER_YEAR, periodic_rate
 
 
 @dataclasses.dataclass
@@ -22,9 +22,16 @@ class RunData:
     metadata: pd.DataFrame
     parameters: dict
     run_info: dict
-    returns: pd.Series  # portfolio, daily; the first day's return is measured from starting cash
-    benchmark: pd.Series
-    rf_daily: float
+    returns: pd.Series  # portfolio, per bar; the first bar's return is measured from starting cash
+    benchmark: pd.Series  # NaN where the benchmark could not be computed
+    rf_daily: float  # the risk-free rate per bar (daily for daily bars)
+    periods: int = 252  # bars per year (run.json; runs written before it had it were daily)
+    bar_frequency: str = "daily"
+
+    @property
+    def has_benchmark(self) -> bool:
+        """Whether the benchmark is known on every bar: 04 compares only against a whole one."""
+        return bool(len(self.benchmark)) and bool(self.benchmark.notna().all())
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -62,7 +69,9 @@ def load_run(run_dir: str | Path) -> RunData:
     previous = value.shift(1)
     previous.iloc[0] = info.get("starting_value", params["starting_cash"])
     returns = (value / previous - 1.0).rename("portfolio")
-    bench = bench.reindex(returns.index).fillna(0.0).rename("benchmark")
+    bench = bench.reindex(returns.index).rename("benchmark")
+    frequency = info.get("bar_frequency", "daily")
+    periods = int(info.get("periods_per_year", PERIODS_PER_YEAR[frequency]))
     return RunData(
         run_dir,
         runtime,
@@ -74,7 +83,9 @@ def load_run(run_dir: str | Path) -> RunData:
         info,
         returns,
         bench,
-        daily_risk_free(params["risk_free_rate"]),
+        periodic_rate(params["risk_free_rate"], periods),
+        periods,
+        frequency,
     )
 
 

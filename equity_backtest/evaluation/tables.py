@@ -103,13 +103,16 @@ def yearly_returns(returns: pd.Series, benchmark: pd.Series) -> pd.DataFrame:
     ).rename_axis("year")
 
 
-def rolling_stats(returns: pd.Series, benchmark: pd.Series, rf_daily: float) -> pd.DataFrame:
-    """Rolling 6- and 12-month (126 and 252 days) Sharpe ratio, annual volatility and beta."""
+def rolling_stats(
+    returns: pd.Series, benchmark: pd.Series, rf_daily: float, periods: int = DAYS_PER_YEAR
+) -> pd.DataFrame:
+    """Rolling 6- and 12-month Sharpe ratio, annual volatility and beta: windows of P/2 and P bars
+    (126 and 252 daily bars, 6 and 12 monthly ones)."""
     out = {}
     x, y = returns - rf_daily, benchmark - rf_daily
-    for label, n in (("6m", 126), ("12m", 252)):
+    for label, n in (("6m", max(periods // 2, 2)), ("12m", periods)):
         mean, sd = x.rolling(n).mean(), x.rolling(n).std()
-        out[f"sharpe_{label}"] = mean / sd * np.sqrt(DAYS_PER_YEAR)
-        out[f"volatility_{label}"] = returns.rolling(n).std() * np.sqrt(DAYS_PER_YEAR)
+        out[f"sharpe_{label}"] = mean / sd * np.sqrt(periods)
+        out[f"volatility_{label}"] = returns.rolling(n).std() * np.sqrt(periods)
         out[f"beta_{label}"] = x.rolling(n).cov(y) / y.rolling(n).var()
     return pd.DataFrame(out)

@@ -73,14 +73,15 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
     dates = pd.DatetimeIndex(run.runtime["date"])
     expo = exposures(run.positions, run.runtime)
     trips = round_trips(run.positions, run.cash_ledger, dates)
-    trading = m.trading_metrics(run.runtime, run.trades, start_value)
+    P = run.periods
+    trading = m.trading_metrics(run.runtime, run.trades, start_value, P)
     gross_profit = final_value - start_value + trading["total_costs"]
     trading["costs_pct_of_gross_profit"] = (
         trading["total_costs"] / gross_profit if gross_profit > 0 else float("nan")
     )
     for col in ("interest", "short_fees"):
         trading[col] = float(run.runtime[col].sum()) if col in run.runtime else 0.0
-    portfolio = m.return_metrics(r, run.rf_daily)
+    portfolio = m.return_metrics(r, run.rf_daily, P)
     portfolio["gross_leverage"] = float(expo["gross"].mean())
     portfolio["net_exposure"] = float(expo["net"].mean())
     monthly = monthly_returns(run.returns)
@@ -89,7 +90,7 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
     stress = stress_events(run.returns, run.benchmark)
     tables = {
         "drawdowns": dd, "stress_events": stress, "monthly_returns": monthly, "yearly_returns": yearly,
-        "rolling": rolling_stats(run.returns, run.benchmark, run.rf_daily), "round_trips": trips,
+        "rolling": rolling_stats(run.returns, run.benchmark, run.rf_daily, P), "round_trips": trips,
         "exposures": expo, "sector_weights": sector_weights(run.positions, run.metadata),
     }  # fmt: skip
     metrics = {
@@ -100,8 +101,17 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
         "starting_value": start_value,
         "final_value": final_value,
         "portfolio": portfolio,
-        "benchmark": m.return_metrics(b, run.rf_daily),
-        "relative": m.relative_metrics(r, b, run.rf_daily),
+        "bar_frequency": run.bar_frequency,
+        "periods_per_year": P,
+        "benchmark_name": run.run_info.get("benchmark", "index"),
+        "benchmark_available": run.has_benchmark,
+        # never compared against a benchmark with gaps: its figures are left empty
+        "benchmark": m.return_metrics(
+            b if run.has_benchmark else np.full_like(b, np.nan), run.rf_daily, P
+        ),
+        "relative": m.relative_metrics(
+            r, b if run.has_benchmark else np.full_like(b, np.nan), run.rf_daily, P
+        ),
         "trading": trading,
         "round_trips": round_trip_stats(trips),
         "drawdowns": _records(dd),
@@ -112,7 +122,7 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
             for y, row in zip(monthly.index, monthly.to_numpy(dtype=float), strict=True)
         },
         "warnings": run.run_info.get("warnings", []),
-        "conventions": "252 days/year; sample std (ddof=1); CAGR compounding; drawdown from a peak "
+        "conventions": f"{P} bars/year ({run.bar_frequency} bars); sample std (ddof=1); CAGR compounding; drawdown from a peak "
         "starting at the initial value; excess returns over the daily-compounded "
         "risk-free rate; VaR/CVaR historical at 95% (empyrical's definitions); daily "
         "turnover one-way: (bought + sold) / 2 / value",
@@ -170,7 +180,16 @@ def _llm_decisions(run: RunData) -> tuple[dict, pd.DataFrame] | None:
 
 def _contest(run: RunData, exposure: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Contest checks, with styles and liquidity from the run's own dataset version when it is
-    still there (otherwise those two rows say NOT MEASURED)."""
+    still there (otherwise those two rows say NOT MEASURED). The contest's rules are written in
+    trading days: on weekly or monthly bars they are skipped, and the summary says so."""
+    if run.bar_frequency != "daily":
+        return pd.DataFrame(columns=["constraint", "result"]), {
+            "score": None,
+            "all_pass": None,
+            "days": int(len(run.returns)),
+            "note": f"Skipped: the contest checks and score are defined on daily bars; this run "
+            f"has {run.bar_frequency} bars.",
+        }
     turnover = ((run.runtime["bought"] + run.runtime["sold"]) / 2 / run.runtime["value"]).set_axis(
         run.returns.index
     )

@@ -18,6 +18,7 @@ from ..errors import BadInputError
 from ..storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from . import plots
 from .overfitting import analyse
+from .returns import load_run as evaluate_info
 from .tearsheet import _jsonable, evaluate
 
 SUMMARY = ("annual_return", "annual_volatility", "sharpe_ratio", "max_drawdown")
@@ -54,7 +55,8 @@ def evaluate_set(runs: list[Path], out: Path, blocks: int = 16) -> dict:
             f"the runs share only {len(frame)} days; at least {4 * blocks} are needed for "
             f"{blocks} blocks (use fewer --blocks or longer runs)"
         )
-    result, cscv = analyse(frame, blocks)
+    first = evaluate_info(runs[0])
+    result, cscv = analyse(frame, blocks, first.rf_daily, first.periods)
     result["findings"] = _findings(result)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(

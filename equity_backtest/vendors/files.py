@@ -243,22 +243,22 @@ def _guess_dates(text: pd.Series, where: str, column: str, rows) -> pd.Series:
     if not (iso.isna() & text.notna()).any():
         return iso
     unique = pd.Series(text.dropna().unique())
-    if unique.str.match(_DMY).all():
-        month_first = pd.to_datetime(unique, format="mixed", dayfirst=False, errors="coerce")
-        day_first = pd.to_datetime(unique, format="mixed", dayfirst=True, errors="coerce")
+    if len(unique) and unique.str.match(_DMY).all():
+        norm = unique.str.strip().str.replace(r"[.\-]", "/", regex=True)
+        year = "%Y" if (norm.str.len() - norm.str.rfind("/") > 3).all() else "%y"
+        month_first = pd.to_datetime(norm, format=f"%m/%d/{year}", errors="coerce")
+        day_first = pd.to_datetime(norm, format=f"%d/%m/{year}", errors="coerce")
         if month_first.notna().all() and day_first.notna().all():
-            differ = month_first != day_first
+            differ = (month_first != day_first).to_numpy()
             if differ.any():
-                example = unique[differ.to_numpy()].iloc[0]
+                example = unique[differ].iloc[0]
                 at = np.flatnonzero((text == example).to_numpy())
                 raise BadInputError(
                     f"{where}, row {rows.iloc[at[0]]}, column {column!r}: {example!r} reads as "
                     "both day/month and month/day; set date_format in the mapping (e.g. "
                     '"%d/%m/%Y" or "%m/%d/%Y")'
                 )
-            chosen = month_first
-        else:
-            chosen = day_first if day_first.notna().all() else month_first
+        chosen = day_first if day_first.notna().all() else month_first
         return text.map(dict(zip(unique, chosen, strict=True)))
     return pd.to_datetime(text, format="mixed", errors="coerce")
 
