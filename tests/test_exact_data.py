@@ -331,7 +331,7 @@ def test_a_monthly_panel_backtests_exactly_and_annualises_by_twelve(tmp_path):
     cash = cash0 - float(shares @ closes[:2, 1])
     nav = np.empty(len(MONTHS))
     nav[0] = cash0
-    div_day = int(np.flatnonzero(MONTHS == pd.Timestamp("2002-06-30"))[0])
+    div_day = MONTHS.get_loc(pd.Timestamp("2002-06-30"))
     for t in range(1, len(MONTHS)):
         if t == div_day:
             cash += shares[0] * 1.25
