@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import difflib
 import importlib.util
+import math
 import types
 from pathlib import Path
 from typing import Any
@@ -188,8 +189,11 @@ def coerce(name: str, value: Any) -> Any:
             raise BadInputError(f"parameter '{name}': {value!r} is not a number") from None
     if isinstance(default, int) and not isinstance(default, bool):
         try:
-            return int(value)
-        except (TypeError, ValueError):
+            number = float(value) if isinstance(value, str | float) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
+        except (TypeError, ValueError, OverflowError):
             raise BadInputError(f"parameter '{name}': {value!r} is not a whole number") from None
     if name == "rebalance" and isinstance(value, str) and value.strip().isdigit():
         return int(value)
@@ -200,7 +204,14 @@ def validate(p: Parameters) -> Parameters:
     """Check ranges and choices; return the same object so calls can be chained."""
 
     def bad(field: str, why: str) -> BadInputError:
-        return BadInputError(f"parameter '{field}' = {getattr(p, field)!r}: {why}")
+        value = getattr(p, field)
+        shown = value.isoformat() if isinstance(value, dt.date) else repr(value)
+        return BadInputError(f"parameter '{field}' = {shown}: {why}")
+
+    for f in dataclasses.fields(p):  # nan and inf pass every comparison below: refuse them first
+        value = getattr(p, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad(f.name, "must be a finite number")
 
     if p.start > p.end:
         raise bad("start", f"is after end ({p.end}); the backtest runs from start to end inclusive")

@@ -17,7 +17,7 @@ from .errors import BadInputError
 
 PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12, "quarterly": 4}
 FREQUENCIES = ("auto", *PERIODS_PER_YEAR)
-_MAX_SPACING_DAYS = (("daily", 4), ("weekly", 10), ("monthly", 45), ("quarterly", 120))
+MAX_SPACING_DAYS = {"daily": 4, "weekly": 10, "monthly": 45, "quarterly": 120}
 
 
 def infer(dates: pd.DatetimeIndex) -> str:
@@ -26,7 +26,7 @@ def infer(dates: pd.DatetimeIndex) -> str:
         return "daily"
     seconds = pd.DatetimeIndex(dates).to_numpy().astype("datetime64[s]").astype(np.int64)
     spacing = float(np.median(np.diff(seconds)) / 86_400)
-    for name, limit in _MAX_SPACING_DAYS:
+    for name, limit in MAX_SPACING_DAYS.items():
         if spacing <= limit:
             return name
     raise BadInputError(

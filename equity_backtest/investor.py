@@ -12,6 +12,7 @@ Fractional shares by default (--whole-shares to round down). Writes a CSV and pr
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -203,6 +204,8 @@ def main() -> int:
     params = cli.load(args, fractional_shares=not args.whole_shares)
     if args.stocks < 1:
         raise BadInputError("--stocks must be at least 1")
+    if not math.isfinite(args.invest) or args.invest < 0:
+        raise BadInputError(f"--invest {args.invest}: give an amount of cash, 0 or more")
     panel = load_panel(params.replace(end=pd.Timestamp.max.date()))
     holdings = read_holdings(args.holdings) if args.holdings else None
     p = plan(panel, params, theme_path(args.theme), args.stocks, args.invest, holdings)

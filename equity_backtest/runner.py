@@ -9,8 +9,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from . import archive
+from . import archive, frequency
 from .benchmark import INDEX, benchmark_returns
 from .cli import add_log_file
 from .config import Parameters
@@ -81,6 +82,24 @@ def resumable_run(results_dir: str | Path, fp: str) -> Path | None:
     return None
 
 
+def window_notes(panel: Panel, params: Parameters) -> list[str]:
+    """Say so when the backtest window reaches past the data by more than one bar's spacing (it
+    runs on the days there are)."""
+    notes = []
+    slack = pd.Timedelta(days=frequency.MAX_SPACING_DAYS[frequency.infer(panel.dates)])
+    if pd.Timestamp(params.end) > panel.dates[-1] + slack:
+        notes.append(
+            f"end = {params.end:%Y-%m-%d} is after the data's last day {panel.dates[-1]:%Y-%m-%d}; "
+            "the backtest ends there"
+        )
+    if pd.Timestamp(params.start) < panel.dates[0] - slack:
+        notes.append(
+            f"start = {params.start:%Y-%m-%d} is before the data's first day "
+            f"{panel.dates[0]:%Y-%m-%d}; the backtest starts there"
+        )
+    return notes
+
+
 def run_single(
     params: Parameters, parameters_path: Path, run_dir: Path | None = None, progress: bool = False
 ) -> RunOutcome:
@@ -131,9 +150,9 @@ def run_single(
         window = heartbeat_range(panel.dates, params.start, params.end)
         benchmark, gaps = benchmark_returns(panel, params.benchmark, *window)
         benchmark = benchmark.loc[: result.runtime_log["date"].iloc[-1]]
-        for text in gaps:
+        for text in gaps + window_notes(panel, params):
             log.warning("%s", text)
-        result.warnings.extend(gaps)
+            result.warnings.append(text)
         archive.write_archive(
             tmp,
             result,

@@ -15,6 +15,21 @@ from pathlib import Path
 from . import faults
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (0o666 & ~umask), so that results on a
+    shared drive or written by a container are as readable as any other file the user makes."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True) -> bool:
     """Write `data` to `path` via a temp file + fsync + rename.
 
@@ -25,6 +40,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True)
     faults.point("write")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600 whatever the umask
         with os.fdopen(fd, "wb") as fh:
             fh.write(data[: len(data) // 2])
             faults.point("write")  # half written

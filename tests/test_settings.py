@@ -1,0 +1,71 @@
+"""Bad settings are refused with the setting's name (exit 2), files follow the umask, and a
+window reaching past the data is said, not silently cut."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from equity_backtest.config import load_parameters
+from equity_backtest.errors import BadInputError
+from equity_backtest.storage import atomic_write_text
+from tests.conftest import REPO, run_script
+
+
+@pytest.mark.parametrize(
+    "overrides, named",
+    [
+        ({"spread_bps": "nan"}, "spread_bps"),
+        ({"commission_rate": float("inf")}, "commission_rate"),
+        ({"max_leverage": "nan"}, "max_leverage"),
+        ({"starting_cash": "inf"}, "starting_cash"),
+        ({"sim_n_tickers": 40.7}, "sim_n_tickers"),
+        ({"sim_n_tickers": "40.7"}, "sim_n_tickers"),
+        ({"bar_frequency": "hourly"}, "bar_frequency"),
+        ({"benchmark": " "}, "benchmark"),
+    ],
+)
+def test_non_finite_and_out_of_range_settings_are_refused_by_name(overrides, named):
+    with pytest.raises(BadInputError, match=f"parameter '{named}'"):
+        load_parameters(REPO / "parameters.py", overrides)
+
+
+def test_dates_in_messages_are_written_as_dates():
+    with pytest.raises(BadInputError, match=r"'start' = 2030-01-01: is after end"):
+        load_parameters(REPO / "parameters.py", {"start": "2030-01-01"})
+
+
+def test_files_are_written_with_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "b.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o600
+
+
+@pytest.mark.slow
+def test_an_end_after_the_data_is_said_and_kept_in_the_run(project):
+    proc = run_script(project, "03_trade.py", "--end", "2030-12-31", "--set", "rebalance=yearly")
+    assert "end = 2030-12-31 is after the data's last day 2013-12-31" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("amount", ["nan", "inf", "-5"])
+def test_the_investor_refuses_an_amount_that_is_not_cash(project, amount):
+    proc = run_script(
+        project,
+        "-m",
+        "equity_backtest.investor",
+        "--theme",
+        "equal_weight",
+        "--invest",
+        amount,
+        check=False,
+    )
+    assert proc.returncode == 2 and "--invest" in proc.stderr and "Traceback" not in proc.stderr
