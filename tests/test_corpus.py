@@ -12,6 +12,7 @@ import pytest
 
 from equity_backtest import datasets
 from equity_backtest.errors import BadInputError
+from equity_backtest.vendors import files
 from tests.conftest import tree_digest
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -29,6 +30,7 @@ BAD = {
     "1577836800000000__corpus__prices__UNKNOWNTYPE.csv": r"unknown data type 'prices'",
     f"{PREFIX}A__B.csv": r"label 'A__B' is not encoded",
     "notes.txt": r"name is not <16-digit timestamp>",
+    f"{PREFIX}BINARY.csv": r"not valid utf-8 text \(byte 0x80 at offset 128\)",
 }
 
 
@@ -81,3 +83,43 @@ def test_the_whole_corpus_with_skip_builds_only_the_good_files(tmp_path):
     assert sorted(result.skipped_logs) == sorted(BAD)
     assert result.new_logs == 3  # GOOD, UNSORTED and ../x
     assert tree_digest(datalog) == before
+
+
+# Exports with common quirks (tests/corpus/imports/): each is imported by 01's file vendor and
+# either lands exactly or is refused before anything is written, naming the file, row and field.
+IMPORTS = CORPUS / "imports"
+IMPORT_CASES = {
+    "bom_utf8.csv": ("market.toml", None),
+    "utf16.csv": ("market.toml", None),
+    "latin1.csv": ("market.toml", r"latin1.csv: not valid utf-8 text .*encoding = \"cp1252\""),
+    "ambiguous_dates.csv": ("market.toml", r"row 2, column 'Date': '02/01/2019' reads as both"),
+    "empty_ticker.csv": ("market.toml", r"row 3, column 'Symbol': the ticker is empty"),
+    "absurd_prices.csv": ("market.toml", None),
+    "special_dividend.csv": ("dividends.toml", None),
+    "plain.csv": ("unknown_key.toml", r"unknown key 'date_fromat' \(did you mean 'date_format'"),
+}
+
+
+@pytest.mark.parametrize("name", list(IMPORT_CASES))
+def test_each_quirky_export_lands_exactly_or_is_refused_before_writing(tmp_path, name):
+    mapping, error = IMPORT_CASES[name]
+    before = tree_digest(IMPORTS)
+    datalog = tmp_path / "datalog"
+    if error:
+        with pytest.raises(BadInputError, match=error):
+            files.query(IMPORTS / mapping, IMPORTS / name, datalog)
+        assert not datalog.exists() or not list(datalog.iterdir())
+    else:
+        files.query(IMPORTS / mapping, IMPORTS / name, datalog)
+        result = datasets.build(datalog, tmp_path / "datasets")
+        _, t = datasets.load_tables(tmp_path / "datasets")
+        if name == "special_dividend.csv":
+            assert t["corporate_actions"]["value"].tolist() == [2.25]  # both paid
+        elif name == "absurd_prices.csv":
+            source = result.quality["sources"][0]
+            assert source["implausible_prices"]["count"] == 1
+            assert source["non_positive_prices"]["count"] == 1
+        else:
+            assert set(t["market"]["ticker"].astype(str)) == {"NESTLÉ"}
+            assert t["market"]["close"].tolist() == [101.25, 102.5]
+    assert tree_digest(IMPORTS) == before  # raw inputs are never modified
