@@ -8,9 +8,13 @@ Writes results/<run>/ (see README).
 
 Trials: several --algorithm files, --trials FOLDER (every .py in it) and/or --grid NAME=V1,V2
 (repeatable; all combinations) run each combination in its own process with its own archive and
-seed, --jobs at a time (or as Ray tasks with --ray), under results/<time>__trials/.
+seed, --jobs at a time (or as Ray tasks with --ray), under results/<time>__trials/. A killed sweep
+stays hidden; rerunning the same command finishes it.
+
+Backtests may run at once: each writes its own hidden folder, renamed into place when complete.
 """
 
+import argparse
 import os
 from pathlib import Path
 
@@ -51,24 +55,18 @@ def main() -> int:
     parser.add_argument(
         "--no-lock",
         action="store_true",
-        help="do not take the 03 stage lock (trials of a sweep: their parent holds it)",
+        help=argparse.SUPPRESS,  # accepted for older scripts: 03 takes no stage lock now
     )
     args = parser.parse_args()
     cli.setup_logging(args)
 
     algorithms = args.algorithm or []
     if len(algorithms) > 1 or args.trials or args.grid:
-        with (
-            cli.trading_stores(cli.load(args)) as params,
-            cli.stage_lock(params.results_dir, "03_trade", enabled=not args.no_lock),
-        ):
+        with cli.trading_stores(cli.load(args)) as params:
             return run_trials(args, algorithms, params)
-    with (
-        cli.trading_stores(
-            cli.load(args, algorithm=algorithms[0] if algorithms else None)
-        ) as params,
-        cli.stage_lock(params.results_dir, "03_trade", enabled=not args.no_lock),
-    ):
+    with cli.trading_stores(
+        cli.load(args, algorithm=algorithms[0] if algorithms else None)
+    ) as params:
         outcome = runner.run_single(
             params,
             Path(args.parameters),

@@ -12,6 +12,9 @@ import datetime as dt
 from pathlib import Path
 
 from equity_backtest import archive, cli, remote
+from equity_backtest.config import parse_assignments
+from equity_backtest.errors import BadInputError
+from equity_backtest.evaluation.returns import EVALUATION_SETTINGS
 from equity_backtest.evaluation.tearsheet import evaluate, fmt
 from equity_backtest.evaluation.trial_set import evaluate_set, runs_in
 
@@ -27,7 +30,7 @@ def report(metrics: dict, run_dir: Path) -> None:
         cli.log.info("%-18s portfolio %9s   index %9s", key, fmt(key, p[key]), fmt(key, b[key]))
     contest = metrics["contest"]
     note = f" - {contest['note']}" if contest["note"] else ""
-    cli.log.info("contest checks (score %.3f)%s:", contest["score"], note)
+    cli.log.info("contest checks (score %s)%s:", fmt("score", contest["score"]), note)
     for row in contest["checks"]:
         cli.log.info(
             "  %-23s %-12s worst %9s   soft %-11s hard %s",
@@ -70,17 +73,36 @@ def main() -> int:
     )
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("04_evaluate"))
+    overrides = evaluation_overrides(args.set)
+    if args.blocks < 2 or args.blocks % 2:
+        raise BadInputError(f"--blocks {args.blocks}: give an even number of blocks, 2 or more")
     params = cli.load(args)
     cache = params.store_cache_dir
     with (
         remote.mirrored(params.results_dir, cache) as results,
         remote.mirrored(params.datasets_dir, cache, push=False),  # the runs' dataset versions
-        cli.stage_lock(results, "04_evaluate"),
     ):
-        return evaluate_runs(args, params.replace(results_dir=str(results)))
+        params = params.replace(results_dir=str(results))
+        overrides = {k: getattr(params, k) for k in overrides}
+        return evaluate_runs(args, params, overrides)
 
 
-def evaluate_runs(args, params) -> int:
+def evaluation_overrides(assignments: list[str]) -> list[str]:
+    """The names --set may change here: where the stores are, and evaluation settings. The rest
+    was fixed when 03 ran the backtest, so changing it here would be silently ignored: refused."""
+    names = list(parse_assignments(assignments))
+    stores = ("results_dir", "datasets_dir", "store_cache_dir")
+    for name in names:
+        if name not in (*stores, *EVALUATION_SETTINGS):
+            raise BadInputError(
+                f"--set {name}: 04 evaluates a finished run, so only its evaluation settings "
+                f"({', '.join(EVALUATION_SETTINGS)}) and the stores ({', '.join(stores)}) can be "
+                "changed here; run 03 again to change the backtest"
+            )
+    return [n for n in names if n in EVALUATION_SETTINGS]
+
+
+def evaluate_runs(args, params, overrides: dict) -> int:
     """One run: its metrics and tear sheet. A trials folder or several runs: each, then the set."""
     folders = [find_run(r, params.results_dir) for r in args.runs] or [
         archive.latest_run(params.results_dir)
@@ -97,12 +119,14 @@ def evaluate_runs(args, params) -> int:
         )
         runs = folders
     else:
-        metrics = evaluate(folders[0])
+        with cli.stage_lock(folders[0], "04_evaluate"):  # one 04 per run folder at a time
+            metrics = evaluate(folders[0], **overrides)
         report(metrics, folders[0])
         print(folders[0] / "tearsheet.html")
         return 0
 
-    result = evaluate_set(runs, out, args.blocks)
+    with cli.stage_lock(out, "04_evaluate"):
+        result = evaluate_set(runs, out, args.blocks, **overrides)
     for line in result["findings"]:
         cli.log.info("overfitting: %s", line)
     print(out / "overfitting.html")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import re
@@ -34,15 +35,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from . import __version__
+from . import __version__, locks
 from .config import Parameters
 from .datasets import read_manifest
+from .engine.checkpoint import NAME as CHECKPOINT
 from .engine.loop import RunResult
-from .errors import BadInputError
+from .errors import BadInputError, LockHeldError
 from .frequency import PERIODS_PER_YEAR
 from .panel import Panel
 from .storage import atomic_write_csv, atomic_write_text, fsync_dir
 
+log = logging.getLogger(__name__)
 PACKAGES = ("numpy", "pandas", "pyarrow", "matplotlib", "tqdm")
 
 
@@ -65,19 +68,49 @@ def partial_dir(run_dir: Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.partial"
 
 
+def in_use(run_dir: Path) -> bool:
+    """Whether a run folder is taken: finished, or being written by a live process."""
+    return run_dir.exists() or locks.owned_by_live_process(partial_dir(run_dir))
+
+
 def start_run_dir(run_dir: Path, keep_partial: bool = False) -> Path:
-    """Create the hidden temporary folder a run writes into; refuses to overwrite an archive.
-    A folder left by a killed run is removed, unless it holds a checkpoint to resume."""
+    """Create (and claim) the hidden temporary folder a run writes into; refuses to overwrite an
+    archive or to share a folder with a live run. A folder left by a killed run is removed, unless
+    it holds a checkpoint to resume; then only its half-written temporary files are."""
     if run_dir.exists():
         raise BadInputError(
             f"run folder {run_dir} already exists; archives are never overwritten. "
             "Pass another --run-dir or leave it out"
         )
     tmp = partial_dir(run_dir)
+    if locks.owned_by_live_process(tmp):
+        raise LockHeldError(f"another 03 run is writing {run_dir}; pass another --run-dir")
     if tmp.exists() and not keep_partial:
         shutil.rmtree(tmp)  # left by a run that was killed: never read as complete
     tmp.mkdir(parents=True, exist_ok=True)
+    _remove_temporary_files(tmp)
+    locks.claim(tmp)
     return tmp
+
+
+def _remove_temporary_files(folder: Path) -> None:
+    """Half-written files of a killed writer (`.<name>.<random>.tmp`): never part of an archive."""
+    for stray in folder.glob(".*.tmp"):
+        stray.unlink(missing_ok=True)
+
+
+def clear_abandoned(results_dir: str | Path) -> None:
+    """Remove the hidden folders of killed runs that hold nothing to resume (no checkpoint) and
+    whose process is gone. Folders of live runs, and checkpoints, are left alone."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return
+    for folder in root.glob(".*.partial"):
+        if not folder.is_dir() or locks.owned_by_live_process(folder):
+            continue
+        if not (folder / CHECKPOINT).exists():
+            log.info("removing %s, left by a killed run with nothing to resume", folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_archive(
@@ -154,6 +187,8 @@ def write_archive(
 
 def finish_run_dir(tmp: Path, run_dir: Path) -> Path:
     """Rename the finished temporary folder into place (atomic)."""
+    _remove_temporary_files(tmp)
+    locks.release(tmp)
     os.replace(tmp, run_dir)
     fsync_dir(run_dir.parent)
     return run_dir
@@ -164,10 +199,15 @@ def _json(path: Path, obj) -> None:
 
 
 def latest_run(results_dir: str | Path) -> Path:
-    """The most recent finished run folder (names sort by time)."""
+    """The most recent folder that holds a finished run (run.json; names sort by time), so a
+    factor-research or overfitting folder beside the runs is never taken for one."""
     root = Path(results_dir)
     runs = (
-        sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        sorted(
+            p
+            for p in root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "run.json").is_file()
+        )
         if root.is_dir()
         else []
     )

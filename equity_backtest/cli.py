@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import logging
-import os
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +19,8 @@ from dotenv import load_dotenv
 
 from . import remote
 from .config import Parameters, load_parameters, parse_assignments
-from .errors import EXIT_INTERNAL, BacktestError, LockHeldError
+from .errors import EXIT_INTERNAL, BacktestError
+from .locks import process_alive, stage_lock  # noqa: F401  (the scripts use cli.stage_lock)
 
 log = logging.getLogger("equity_backtest")
 
@@ -121,64 +119,6 @@ def run(main: Callable[[], int | None]) -> None:
         code = EXIT_INTERNAL
     logging.shutdown()
     sys.exit(code)
-
-
-@contextlib.contextmanager
-def stage_lock(folder: str | Path, stage: str, enabled: bool = True):
-    """Hold `<folder>/.lock-<stage>` while a stage writes to a shared store, so two cron runs of
-    the same stage cannot overlap. A second run gets LockHeldError (exit code 4) naming the holder;
-    a lock left by a process that no longer runs on this host is reported and cleared."""
-    if not enabled:  # the caller (a sweep's parent process) holds it
-        yield
-        return
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f".lock-{stage}"
-    me = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "started_utc": dt.datetime.now(dt.UTC).isoformat(),
-    }
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(path.read_text())
-            except (OSError, ValueError):
-                holder = {}
-            if holder.get("host") == me["host"] and not process_alive(holder.get("pid", -1)):
-                log.warning(
-                    "clearing a stale %s lock left by process %s (no longer running)",
-                    stage,
-                    holder.get("pid"),
-                )
-                path.unlink(missing_ok=True)
-                continue
-            raise LockHeldError(
-                f"another {stage} run holds {path} (pid {holder.get('pid')} on {holder.get('host')}, "
-                f"since {holder.get('started_utc')}); wait for it or remove the file if it is gone"
-            ) from None
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
-        break
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host (for stale locks and shards)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager

@@ -301,7 +301,7 @@ def load_parameters(path: str | Path, overrides: dict[str, Any] | None = None) -
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # the user's file: report it, never a bare traceback
+    except (Exception, SystemExit) as exc:  # the user's file: report it, never a bare traceback
         raise BadInputError(f"{path}: could not run it ({type(exc).__name__}: {exc})") from exc
     values: dict[str, Any] = {}
     for name, value in vars(module).items():

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from . import __version__, faults, quality
 from .datalog import LogName, list_logs, read_log
 from .errors import BadInputError
+from .locks import process_alive
 from .storage import atomic_write_text, fsync_dir, sha256_file
 from .vocabulary import CATEGORICAL, LOG_TYPES, TABLES
 
@@ -175,6 +176,7 @@ def build(
     """
     datasets_dir = Path(datasets_dir)
     datasets_dir.mkdir(parents=True, exist_ok=True)
+    _clear_abandoned_builds(datasets_dir)
     misnamed: list = []
     logs = list_logs(datalog_dir, bad=misnamed)
     if misnamed and not skip_bad_logs:
@@ -267,6 +269,15 @@ def build(
     return BuildResult(
         version, read, skipped, {t: len(f) for t, f in tables.items()}, quality=quality_report
     )
+
+
+def _clear_abandoned_builds(datasets_dir: Path) -> None:
+    """Remove `.vNNNNNN.tmp-PID` folders whose builder process is gone (killed mid-build)."""
+    for tmp in datasets_dir.glob(".v*.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if tmp.is_dir() and not (pid.isdigit() and process_alive(int(pid))):
+            log.info("removing %s, left by a killed build", tmp.name)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _next_version(datasets_dir: Path) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import archive, frequency
+from . import archive, frequency, locks
 from .benchmark import INDEX, benchmark_returns
 from .cli import add_log_file
 from .config import Parameters
@@ -34,8 +34,15 @@ class RunOutcome:
 
 
 def default_run_dir(params: Parameters) -> Path:
+    """results/<time>__<source>__<index>__<algorithm>; a run started in the same second as
+    another (concurrent backtests are allowed) gets `-2`, `-3`, ... after its name."""
     name = archive.run_name(dt.datetime.now(dt.UTC), params, Path(params.algorithm))
-    return Path(params.results_dir) / name
+    run_dir = Path(params.results_dir) / name
+    k = 2
+    while archive.in_use(run_dir):
+        run_dir = Path(params.results_dir) / f"{name}-{k}"
+        k += 1
+    return run_dir
 
 
 def starting_shares(panel: Panel, params: Parameters, holdings) -> np.ndarray | None:
@@ -76,10 +83,23 @@ def resumable_run(results_dir: str | Path, fp: str) -> Path | None:
     if not root.is_dir():
         return None
     for partial in sorted(root.glob(".*.partial"), reverse=True):
+        if locks.owned_by_live_process(partial):
+            continue  # a run going on now, perhaps with the same inputs: not ours to resume
         if Checkpoints(partial, fp, 1).load() is not None:
             log.info("a killed run with the same inputs left a checkpoint: resuming %s", partial)
             return root / partial.name[1:].removesuffix(".partial")
     return None
+
+
+def keep_failed_log(tmp: Path, run_dir: Path) -> Path | None:
+    """A failed run leaves no archive, but its log survives as `<run name>.failed.log` beside
+    where the archive would have been (a file, never mistaken for a run folder)."""
+    source = tmp / "run.log"
+    if not source.is_file():
+        return None
+    target = run_dir.parent / f"{run_dir.name}.failed.log"
+    shutil.copyfile(source, target)
+    return target
 
 
 def window_notes(panel: Panel, params: Parameters) -> list[str]:
@@ -112,6 +132,7 @@ def run_single(
         else None
     )
     fp = run_fingerprint(params)
+    archive.clear_abandoned(params.results_dir)
     run_dir = run_dir or resumable_run(params.results_dir, fp) or default_run_dir(params)
     partial = archive.partial_dir(run_dir)
     checkpoints = Checkpoints(partial, fp, params.checkpoint_days, params.checkpoint_after_s)
@@ -170,7 +191,10 @@ def run_single(
         logging.getLogger().removeHandler(handler)
         handler.close()
         if not (isinstance(exc, KeyboardInterrupt) and checkpoints.path.exists()):
-            shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves nothing behind
+            kept = keep_failed_log(tmp, run_dir)
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves no archive behind
+            if kept:
+                log.error("the failed run's log, with the full traceback: %s", kept)
         raise
     logging.getLogger().removeHandler(handler)
     handler.close()

@@ -19,7 +19,7 @@ def load_module(path: str | Path) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # the user's file: reported, never a bare exit
         raise BadInputError(f"{path}: could not import it ({type(exc).__name__}: {exc})") from exc
     return module
 

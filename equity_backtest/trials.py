@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,10 +24,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from . import locks
 from .archive import safe_name_part
 from .config import FIELDS, Parameters, coerce, parse_assignments
-from .errors import BadInputError
-from .storage import atomic_write_csv
+from .errors import BadInputError, LockHeldError
+from .storage import atomic_write_csv, atomic_write_text, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,6 @@ def command(
         "--run-dir",
         str(run_dir),
         "--quiet",
-        "--no-lock",
     ]
     for flag, value in window.items():
         if value:
@@ -167,6 +168,43 @@ def _run_ray(cmds: dict[str, list[str]], address: str) -> dict[str, subprocess.C
             ray.shutdown()
 
 
+def sweep_fingerprint(params: Parameters, trials: list[Trial], window: dict | None) -> str:
+    """What a sweep depends on: the same command rerun after a kill finds its hidden folder."""
+    from .engine.checkpoint import file_digest, fingerprint
+    from .runner import run_fingerprint
+
+    return fingerprint(
+        {
+            "base": run_fingerprint(params),
+            "window": window or {},
+            "trials": [
+                [t.name, file_digest(t.algorithm), sorted(t.overrides.items())] for t in trials
+            ],
+        }
+    )
+
+
+def _work_folder(parent: Path) -> Path:
+    return parent.parent / f".{parent.name}.sweep"
+
+
+def _resumable(results_dir: Path, fp: str) -> Path | None:
+    """The visible name of a killed sweep with these inputs, whose hidden folder is still there."""
+    if not results_dir.is_dir():
+        return None
+    for work in sorted(results_dir.glob(".*.sweep"), reverse=True):
+        try:
+            same = json.loads((work / SWEEP).read_text()).get("fingerprint") == fp
+        except (OSError, ValueError):
+            continue
+        if same and not locks.owned_by_live_process(work):
+            return results_dir / work.name[1:].removesuffix(".sweep")
+    return None
+
+
+SWEEP = "sweep.json"
+
+
 def run_all(
     trials: list[Trial],
     params: Parameters,
@@ -178,23 +216,55 @@ def run_all(
     progress: bool = False,
     ray_address: str | None = None,
 ) -> tuple[Path, int]:
-    """Run every trial (`jobs` at a time, or on Ray); write trials.csv. Returns (folder, worst exit code)."""
-    parent = parent or Path(params.results_dir) / (
-        f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}__trials__{safe_name_part(params.source)}__"
-        f"{safe_name_part(params.index)}"
+    """Run every trial (`jobs` at a time, or on Ray); write trials.csv. Returns (folder, worst
+    exit code).
+
+    The sweep works in a hidden folder `.<name>.sweep` and appears under its name only when every
+    trial has run and trials.csv is written, so a killed sweep is never read as a complete set.
+    Rerunning the same command finds the hidden folder by a fingerprint of its inputs and runs
+    only the trials that have no finished archive yet."""
+    results_dir = Path(params.results_dir)
+    fp = sweep_fingerprint(params, trials, window)
+    parent = (
+        parent
+        or _resumable(results_dir, fp)
+        or results_dir
+        / (
+            f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}__trials__{safe_name_part(params.source)}__"
+            f"{safe_name_part(params.index)}"
+        )
     )
     if parent.exists():
         raise BadInputError(
             f"trials folder {parent} already exists; archives are never overwritten"
         )
-    parent.mkdir(parents=True)
+    work = _work_folder(parent)
+    if locks.owned_by_live_process(work):
+        raise LockHeldError(f"another sweep is writing {parent}; wait for it to finish")
+    if work.exists():
+        try:
+            same = json.loads((work / SWEEP).read_text()).get("fingerprint") == fp
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            raise BadInputError(
+                f"{work} holds an interrupted sweep with other inputs; rerun that sweep to "
+                "finish it, or remove the folder"
+            )
+        log.info("resuming the interrupted sweep %s", parent.name)
+    work.mkdir(parents=True, exist_ok=True)
+    locks.claim(work)
+    atomic_write_text(work / SWEEP, json.dumps({"fingerprint": fp}) + "\n")
     stores = {"datasets_dir": params.datasets_dir, "results_dir": params.results_dir}
     cmds = {
-        t.name: command(t, script, parameters, parent / t.name, window or {}, stores)
-        for t in trials
+        t.name: command(t, script, parameters, work / t.name, window or {}, stores) for t in trials
     }
-    results = _run_ray(cmds, ray_address) if ray_address else _run_local(cmds, jobs, progress)
-    for name, proc in results.items():
+    todo = {n: c for n, c in cmds.items() if not (work / n / "run.json").is_file()}
+    if len(todo) < len(cmds):
+        log.info("%d of %d trials already finished", len(cmds) - len(todo), len(cmds))
+    ran = _run_ray(todo, ray_address) if ray_address and todo else _run_local(todo, jobs, progress)
+    results = {n: ran.get(n) for n in cmds}
+    for name, proc in ran.items():
         if proc.returncode not in (0, 5):
             log.error(
                 "trial %s failed (exit %d): %s",
@@ -204,19 +274,27 @@ def run_all(
             )
     rows = []
     for t in trials:  # in plan order, whatever order they finished in
-        info_path = parent / t.name / "run.json"
+        info_path = work / t.name / "run.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        proc = results[t.name]
+        exit_code = proc.returncode if proc is not None else (0 if info else 1)
         rows.append(
             {
                 "trial": t.name,
                 "algorithm": str(t.algorithm),
-                "exit_code": results[t.name].returncode,
+                "exit_code": exit_code,
                 "status": info.get("status", "failed"),
                 "final_value": info.get("final_value"),
                 **{f"set_{k}": v for k, v in t.overrides.items()},
-                "command": " ".join(cmds[t.name]),
+                "command": " ".join(
+                    command(t, script, parameters, parent / t.name, window or {}, stores)
+                ),
             }
         )
-    atomic_write_csv(parent / "trials.csv", pd.DataFrame(rows))
+    atomic_write_csv(work / "trials.csv", pd.DataFrame(rows))
+    (work / SWEEP).unlink(missing_ok=True)
+    locks.release(work)
+    os.replace(work, parent)
+    fsync_dir(parent.parent)
     worst = max((r["exit_code"] for r in rows), default=0)
     return parent, worst if worst not in (0, 5) else 0

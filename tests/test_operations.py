@@ -22,20 +22,47 @@ from .conftest import REPO, run_script
     [
         ("01_query_vendor.py", "datalog", "01_query_vendor"),
         ("02_build_datasets.py", "datasets", "02_build_datasets"),
-        ("03_trade.py", "results", "03_trade"),
-        ("04_evaluate.py", "results", "04_evaluate"),
     ],
 )
 def test_every_stage_refuses_to_overlap_with_itself(project, script, folder, stage):
-    """Acceptance 2 for each numbered script: a second run exits with the lock code, naming the
-    holder, and writes nothing."""
-    (project / "results").mkdir(exist_ok=True)
+    """Acceptance 2 for the stages that write a shared store: a second run exits with the lock
+    code, naming the holder, and writes nothing."""
     before = sorted(p.name for p in (project / folder).iterdir())
     with cli.stage_lock(project / folder, stage):
         proc = run_script(project, script, check=False)
     assert proc.returncode == EXIT_LOCKED, proc.stderr
     assert f"pid {os.getpid()}" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in (project / folder).iterdir()) == before
+
+
+def test_04_refuses_to_evaluate_a_run_another_04_is_evaluating(project):
+    run = project / run_script(project, "03_trade.py", "--set", "rebalance=yearly").stdout.strip()
+    before = sorted(p.name for p in run.iterdir())
+    with cli.stage_lock(run, "04_evaluate"):
+        proc = run_script(project, "04_evaluate.py", check=False)
+    assert proc.returncode == EXIT_LOCKED and f"pid {os.getpid()}" in proc.stderr
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_an_empty_lock_file_left_by_a_crash_is_cleared(project):
+    lock = project / "datasets" / ".lock-02_build_datasets"
+    lock.write_text("")
+    os.utime(lock, (1, 1))  # long ago
+    proc = run_script(project, "02_build_datasets.py", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "clearing a stale 02_build_datasets lock" in proc.stderr and not lock.exists()
+
+
+def test_two_backtests_run_at_once(project):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "03_trade.py", "--set", "rebalance=yearly", "--quiet"]
+    procs = [subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    folders = {Path(out.strip()).name for out, _ in outs}
+    assert len(folders) == 2 and all(
+        (project / "results" / f / "run.json").is_file() for f in folders
+    )
 
 
 @pytest.mark.parametrize(

@@ -161,6 +161,8 @@ def test_corrupted_logfile_exit_code_and_message_and_datalog_untouched(project):
         ),
         ("return pd.Series({'NOT_A_TICKER': 0.5})", "'NOT_A_TICKER', which is not in the universe"),
         ("return 1 / 0", "compute_weights raised ZeroDivisionError"),
+        ("import sys; sys.exit(0)", "compute_weights called sys.exit(0)"),
+        ("return {view.universe[0]: 'abc'}", "returned weight 'abc' for"),
     ],
 )
 def test_bad_weights_stop_the_run_with_a_named_message(project, body, message):
@@ -172,7 +174,12 @@ def test_bad_weights_stop_the_run_with_a_named_message(project, body, message):
     assert (
         message in proc.stderr and "bad_algo.py" in proc.stderr and "Traceback" not in proc.stderr
     )
-    assert not list((project / "results").iterdir())  # no finished run, nothing half-written left
+    # no run folder, nothing half-written: only the failed run's log, where the message says
+    left = list((project / "results").iterdir())
+    assert [p.suffixes[-2:] for p in left] == [[".failed", ".log"]]
+    assert str(left[0].name) in proc.stderr
+    if "raised" in message:
+        assert "Traceback" in left[0].read_text()  # the full traceback is kept in the log
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

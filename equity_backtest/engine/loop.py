@@ -309,11 +309,16 @@ def _call(compute_weights: Callable, view: View, params: Parameters, name: str):
         return compute_weights(view, params)
     except BacktestError:
         raise
+    except SystemExit as exc:  # sys.exit() in user code ends the algorithm, not the backtest
+        raise BadInputError(
+            f"{name}: compute_weights called sys.exit({exc.code!r}) on {view.date:%Y-%m-%d}; "
+            "return weights (or None to leave the portfolio as it is) instead"
+        ) from exc
     except Exception as exc:
         log.debug("compute_weights traceback", exc_info=True)
         raise BadInputError(
             f"{name}: compute_weights raised {type(exc).__name__} on "
-            f"{view.date:%Y-%m-%d}: {exc} (full traceback in run.log)"
+            f"{view.date:%Y-%m-%d}: {exc} (the full traceback is in the run's log)"
         ) from exc
 
 

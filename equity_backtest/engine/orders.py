@@ -43,7 +43,7 @@ def validate_weights(
     stops = np.full(len(tickers), np.nan)
     stop_values = None
     if isinstance(weights, dict):
-        weights = pd.Series(weights, dtype=float)
+        weights = pd.Series(weights, dtype=object)  # numbers are checked below, with a message
     if isinstance(weights, pd.DataFrame):
         if "weight" not in weights.columns:
             raise BadInputError(f"{where} returned a DataFrame without a 'weight' column")
@@ -67,8 +67,9 @@ def validate_weights(
     try:
         values = weights.to_numpy(dtype=float)
     except (TypeError, ValueError):
+        bad = next((k, v) for k, v in weights.items() if not isinstance(v, int | float | np.number))
         raise BadInputError(
-            f"{where} returned non-numeric weights; weights must be numbers"
+            f"{where} returned weight {bad[1]!r} for {bad[0]!r}; weights must be numbers"
         ) from None
     names = weights.index
     if not np.isfinite(values).all():

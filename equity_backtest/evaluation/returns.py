@@ -34,8 +34,13 @@ class RunData:
         return bool(len(self.benchmark)) and bool(self.benchmark.notna().all())
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """Read what 03 wrote; a missing or partial folder is a clear error."""
+# settings 04 may change when it evaluates a finished run (04 --set); anything else was fixed by 03
+EVALUATION_SETTINGS = ("risk_free_rate",)
+
+
+def load_run(run_dir: str | Path, risk_free_rate: float | None = None) -> RunData:
+    """Read what 03 wrote; a missing or partial folder is a clear error. `risk_free_rate`
+    replaces the run's own for the evaluation."""
     run_dir = Path(run_dir)
     needed = [
         "runtime_log.csv",
@@ -64,6 +69,8 @@ def load_run(run_dir: str | Path) -> RunData:
     metadata = pd.read_csv(run_dir / "metadata.csv", dtype=str, keep_default_na=False)
     bench = pd.read_csv(run_dir / "benchmark.csv", parse_dates=["date"]).set_index("date")["return"]
     params = json.loads((run_dir / "parameters.json").read_text())
+    if risk_free_rate is not None:
+        params["risk_free_rate"] = float(risk_free_rate)
     info = json.loads((run_dir / "run.json").read_text())
     value = runtime.set_index("date")["value"]
     previous = value.shift(1)

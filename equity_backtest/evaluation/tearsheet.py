@@ -351,14 +351,15 @@ def figures_for(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, byte
     }
 
 
-def evaluate(run_dir: str | Path) -> dict:
-    """Write metrics.json, the CSV tables, pyfolio exports and tearsheet.html into the run folder."""
-    run = load_run(run_dir)
-    metrics, tables = compute(run)
+def evaluate(run_dir: str | Path, **overrides) -> dict:
+    """Write metrics.json, the CSV tables, pyfolio exports and tearsheet.html into the run folder.
+    `overrides`: evaluation settings to use instead of the run's (EVALUATION_SETTINGS)."""
     out = Path(run_dir)
-    atomic_write_text(
-        out / "metrics.json", json.dumps(_jsonable(metrics), indent=1, sort_keys=True) + "\n"
-    )
+    # metrics.json marks a run as evaluated: it goes first and comes back last, so a killed 04
+    # never leaves a half-evaluated run that looks evaluated
+    (out / "metrics.json").unlink(missing_ok=True)
+    run = load_run(run_dir, **overrides)
+    metrics, tables = compute(run)
     frame = run.returns.to_frame().join(run.benchmark)
     tables = {"returns": frame, **tables}
     for name, table in tables.items():
@@ -373,6 +374,9 @@ def evaluate(run_dir: str | Path) -> dict:
     write_pyfolio(run, out)
     atomic_write_bytes(
         out / "tearsheet.html", render_html(metrics, figures_for(run, tables)).encode("utf-8")
+    )
+    atomic_write_text(
+        out / "metrics.json", json.dumps(_jsonable(metrics), indent=1, sort_keys=True) + "\n"
     )
     return metrics
 

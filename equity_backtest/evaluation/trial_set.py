@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -21,20 +22,40 @@ from .overfitting import analyse
 from .returns import load_run as evaluate_info
 from .tearsheet import _jsonable, evaluate
 
+log = logging.getLogger(__name__)
+
 SUMMARY = ("annual_return", "annual_volatility", "sharpe_ratio", "max_drawdown")
 
 
 def runs_in(folder: Path) -> list[Path]:
-    """The finished runs inside a trials folder (sub-folders holding run.json)."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "run.json").is_file())
+    """The finished runs inside a complete trials folder (sub-folders holding run.json). A sweep
+    that was killed is hidden and has no trials.csv: it is refused, never analysed in part."""
+    if folder.name.startswith(".") or not (folder / "trials.csv").is_file():
+        raise BadInputError(
+            f"{folder} is not a finished trials folder (no trials.csv): the sweep was "
+            "interrupted; rerun the same 03 command to finish it"
+        )
+    runs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "run.json").is_file())
+    listed = pd.read_csv(folder / "trials.csv")
+    if len(runs) < len(listed):
+        log.warning(
+            "%d of %d trials in %s have no archive (they failed: see trials.csv); the set is "
+            "analysed without them",
+            len(listed) - len(runs),
+            len(listed),
+            folder.name,
+        )
+    return runs
 
 
-def evaluate_set(runs: list[Path], out: Path, blocks: int = 16) -> dict:
+def evaluate_set(runs: list[Path], out: Path, blocks: int = 16, **overrides) -> dict:
+    if blocks < 2 or blocks % 2:
+        raise BadInputError(f"--blocks {blocks}: CSCV needs an even number of blocks, 2 or more")
     if len(runs) < 2:
         raise BadInputError("an overfitting analysis needs at least two runs")
     rows, returns = [], {}
     for run in runs:
-        m = evaluate(run)
+        m = evaluate(run, **overrides)
         rows.append(
             {
                 "trial": run.name,
@@ -55,7 +76,7 @@ def evaluate_set(runs: list[Path], out: Path, blocks: int = 16) -> dict:
             f"the runs share only {len(frame)} days; at least {4 * blocks} are needed for "
             f"{blocks} blocks (use fewer --blocks or longer runs)"
         )
-    first = evaluate_info(runs[0])
+    first = evaluate_info(runs[0], **overrides)
     result, cscv = analyse(frame, blocks, first.rf_daily, first.periods)
     result["findings"] = _findings(result)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import faults
-from ..cli import process_alive
+from ..locks import process_alive
 
 log = logging.getLogger(__name__)
 
