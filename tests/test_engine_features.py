@@ -10,8 +10,13 @@ import pytest
 
 from equity_backtest.config import Parameters
 from equity_backtest.engine.loop import run_backtest
-from equity_backtest.evaluation.metrics import daily_risk_free
+from equity_backtest.frequency import periodic_rate
 from equity_backtest.panel import panel_from_tables
+
+
+def daily_risk_free(annual: float) -> float:
+    return periodic_rate(annual, 252)
+
 
 DAYS = pd.bdate_range("2020-01-01", periods=12)
 

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from equity_backtest.evaluation import metrics as m
+from equity_backtest.frequency import periodic_rate
 
 DATA = Path(__file__).parent / ".data"
 
@@ -104,13 +105,13 @@ def test_metrics_equal_empyrical_on_pyfolio_test_returns(pyfolio_returns, rf_ann
     r = pyfolio_returns
     assert len(r) == 1511
     b = np.r_[0.0, r[:-1]] * 0.5 + np.random.default_rng(0).normal(0, 0.005, len(r))  # a benchmark
-    _compare(r, b, m.daily_risk_free(rf_annual))
+    _compare(r, b, periodic_rate(rf_annual, 252))
 
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), rf_annual=st.sampled_from([0.0, 0.02, 0.05]))
 def test_metrics_equal_empyrical_on_generated_series(seed, rf_annual):
-    _compare(*_generated(seed), m.daily_risk_free(rf_annual))
+    _compare(*_generated(seed), periodic_rate(rf_annual, 252))
 
 
 def test_drawdown_counts_a_loss_on_the_first_day():
@@ -122,3 +123,17 @@ def test_degenerate_inputs_give_nan_not_errors():
     assert np.isnan(m.sharpe_ratio(flat)) and np.isnan(m.sortino_ratio(flat))
     assert np.isnan(m.calmar_ratio(flat)) and np.isnan(m.omega_ratio(flat))
     assert np.isnan(m.annual_return(np.array([])))
+
+
+@pytest.mark.parametrize("period, P", [("weekly", 52), ("monthly", 12)])
+def test_metrics_on_weekly_and_monthly_bars_equal_empyrical(period, P):
+    rng = np.random.default_rng(11)
+    r = rng.normal(0.008, 0.045, 120)
+    b = 0.6 * r + rng.normal(0.0, 0.02, 120)
+    rf = periodic_rate(0.03, P)
+    tol = dict(rel=1e-9, abs=1e-12)
+    assert m.annual_return(r, P) == pytest.approx(ep.annual_return(r, period=period), **tol)
+    assert m.annual_volatility(r, P) == pytest.approx(ep.annual_volatility(r, period=period), **tol)
+    assert m.sharpe_ratio(r, rf, P) == pytest.approx(ep.sharpe_ratio(r, rf, period=period), **tol)
+    assert m.sortino_ratio(r, rf, P) == pytest.approx(ep.sortino_ratio(r, rf, period=period), **tol)
+    assert m.alpha(r, b, rf, P) == pytest.approx(ep.alpha(r, b, rf, period=period), **tol)
