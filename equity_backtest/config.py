@@ -224,6 +224,16 @@ def validate(p: Parameters) -> Parameters:
             raise bad("rebalance", "every-N-heartbeats must be a positive whole number")
     elif p.rebalance not in REBALANCE_NAMES:
         raise bad("rebalance", f"choose one of {', '.join(REBALANCE_NAMES)} or a whole number N")
+    pairs = p.file_imports
+    if not isinstance(pairs, list | tuple) or not all(
+        isinstance(x, list | tuple) and len(x) == 2 and all(isinstance(y, str) for y in x)
+        for x in pairs
+    ):
+        raise bad(
+            "file_imports",
+            'must be a list of [mapping, input] pairs, e.g. [["mappings/close.toml", '
+            '"exports/close.csv"]]; on the command line use 01 --import MAPPING INPUT',
+        )
     if p.bar_frequency not in FREQUENCIES:
         raise bad("bar_frequency", f"choose one of {', '.join(FREQUENCIES)}")
     if not isinstance(p.benchmark, str) or not p.benchmark.strip():

@@ -23,7 +23,7 @@ from . import cli
 from .config import Parameters
 from .engine.loop import make_broker
 from .errors import BadInputError
-from .holdings import read_holdings
+from .holdings import read_holdings, where_is
 from .panel import Panel, load_panel
 from .storage import atomic_write_csv
 from .strategy_loader import load_compute_weights, load_module
@@ -84,8 +84,10 @@ def plan(
         ]
         if unknown:
             raise BadInputError(
-                f"holdings {unknown} have no price in the data on {panel.dates[t]:%Y-%m-%d}; "
-                "check the tickers (or sell them outside this tool)"
+                f"{where_is(holdings, unknown[0])}, field 'stock': {unknown[0]!r} has no price "
+                f"in the data on {panel.dates[t]:%Y-%m-%d}"
+                + (f" (nor have {unknown[1:]})" if len(unknown) > 1 else "")
+                + "; check the ticker (or sell it outside this tool)"
             )
         shares[pos] = holdings.to_numpy()
     price = panel.mark[t]

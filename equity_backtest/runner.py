@@ -19,7 +19,7 @@ from .engine.checkpoint import Checkpoints, file_digest, fingerprint
 from .engine.clock import heartbeat_range
 from .engine.loop import run_backtest
 from .errors import BadInputError
-from .holdings import read_holdings
+from .holdings import read_holdings, where_is
 from .panel import Panel, load_panel
 from .strategy_loader import load_compute_weights
 
@@ -55,7 +55,7 @@ def starting_shares(panel: Panel, params: Parameters, holdings) -> np.ndarray | 
     for ticker, i in zip(holdings.index, pos, strict=True):
         if i < 0 or not np.isfinite(panel.mark[t0, i]):
             raise BadInputError(
-                f"holdings file {params.starting_holdings}: {ticker!r} has no price in dataset "
+                f"{where_is(holdings, ticker)}: {ticker!r} has no price in dataset "
                 f"{panel.dataset_version} on or before the start ({panel.dates[t0]:%Y-%m-%d}); "
                 "check the ticker or the start date"
             )

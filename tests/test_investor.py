@@ -75,11 +75,11 @@ def test_buy_list_from_cash_only(latest):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("stock,shares\nNOPE,5\n", "have no price"),
+        ("stock,shares\nNOPE,5\n", r"h.csv, row 2, field .stock.: .NOPE. has no price"),
         ("stock,shares\nAAA,-5\n", "negative"),
         ("stock,shares\nAAA,5\nAAA,6\n", "listed twice"),
         ("stock;shares\nAAA;5\n", "no column"),
-        ("", "not a readable CSV"),
+        ("", "the file is empty"),
     ],
 )
 def test_bad_holdings_files_are_named(tmp_path, latest, text, message):

@@ -25,6 +25,8 @@ from tests.conftest import REPO, run_script
         ({"sim_n_tickers": "40.7"}, "sim_n_tickers"),
         ({"bar_frequency": "hourly"}, "bar_frequency"),
         ({"benchmark": " "}, "benchmark"),
+        ({"file_imports": "x.csv"}, "file_imports"),
+        ({"file_imports": [["only-one.toml"]]}, "file_imports"),
     ],
 )
 def test_non_finite_and_out_of_range_settings_are_refused_by_name(overrides, named):
@@ -69,3 +71,24 @@ def test_the_investor_refuses_an_amount_that_is_not_cash(project, amount):
         check=False,
     )
     assert proc.returncode == 2 and "--invest" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_holdings_rows_count_blank_lines_and_unknown_stocks_name_file_and_row(project):
+    (project / "h.csv").write_text("stock,shares\nNOPE_A,10\n\nNOPE_B,1\n")
+    proc = run_script(
+        project,
+        "-m",
+        "equity_backtest.investor",
+        "--theme",
+        "equal_weight",
+        "--holdings",
+        "h.csv",
+        check=False,
+    )
+    assert proc.returncode == 2 and "holdings file h.csv, row 2, field 'stock'" in proc.stderr
+    (project / "h.csv").write_text("stock,shares\nA,10\n\nB,x\n")
+    proc = run_script(
+        project, "-m", "equity_backtest.investor", "--theme", "equal_weight",
+        "--holdings", "h.csv", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "row 4, field 'shares'" in proc.stderr
