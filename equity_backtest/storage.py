@@ -92,7 +92,9 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def atomic_write_csv(path: str | Path, frame, *, index: bool = False) -> None:
+def atomic_write_csv(
+    path: str | Path, frame, *, index: bool = False, date_format: str = "%Y-%m-%d"
+) -> None:
     """A DataFrame as CSV (\\n line ends, ISO dates), written atomically: the one CSV writer of
     every stage's outputs."""
-    atomic_write_text(path, frame.to_csv(index=index, lineterminator="\n", date_format="%Y-%m-%d"))
+    atomic_write_text(path, frame.to_csv(index=index, lineterminator="\n", date_format=date_format))
