@@ -92,3 +92,29 @@ def test_holdings_rows_count_blank_lines_and_unknown_stocks_name_file_and_row(pr
         "--holdings", "h.csv", check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "row 4, field 'shares'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_two_identical_runs_evaluate_to_identical_files(project):
+    import json
+
+    runs = []
+    for _ in range(2):
+        run = (
+            project
+            / run_script(project, "03_trade.py", "--set", "rebalance=quarterly").stdout.strip()
+        )
+        run_script(project, "04_evaluate.py", str(run))
+        runs.append(run)
+    assert runs[0].name != runs[1].name
+
+    def files(run):
+        out = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != "run.log"}
+        info = json.loads(out.pop("run.json"))
+        info.pop("created_utc")
+        return out, info
+
+    (a, info_a), (b, info_b) = files(runs[0]), files(runs[1])
+    assert info_a == info_b
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []  # metrics.json and tearsheet.html included

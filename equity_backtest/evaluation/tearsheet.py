@@ -94,7 +94,9 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
         "exposures": expo, "sector_weights": sector_weights(run.positions, run.metadata),
     }  # fmt: skip
     metrics = {
-        "run": run.run_dir.name,
+        # what ran, not the folder's name: two runs with the same inputs evaluate identically
+        "run": f"{run.run_info.get('algorithm', '?')} on "
+        f"{run.parameters.get('source', '?')}/{run.parameters.get('index', '?')}",
         "status": run.run_info.get("status"),
         "period": {"start": f"{dates[0]:%Y-%m-%d}", "end": f"{dates[-1]:%Y-%m-%d}", "days": len(r)},
         "risk_free_rate": float(run.parameters["risk_free_rate"]),
@@ -303,7 +305,7 @@ img{{max-width:100%}} .meta{{color:#555}} h2{{margin-top:1.6em;border-bottom:2px
 </style></head><body>
 <h1>Tear sheet</h1>
 <p class="meta">Run <code>{html.escape(metrics["run"])}</code> ({html.escape(str(metrics["status"]))}),
-{per["start"]} to {per["end"]} ({per["days"]:,d} trading days).
+{per["start"]} to {per["end"]} ({per["days"]:,d} {metrics.get("bar_frequency", "daily")} bars).
 Starting value <span data-key="starting_value">{fmt("starting_value", metrics["starting_value"])}</span>,
 final value <span data-key="final_value">{fmt("final_value", metrics["final_value"])}</span>,
 risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["risk_free_rate"])}</span>.</p>
