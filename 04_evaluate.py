@@ -30,7 +30,10 @@ def report(metrics: dict, run_dir: Path) -> None:
         cli.log.info("%-18s portfolio %9s   index %9s", key, fmt(key, p[key]), fmt(key, b[key]))
     contest = metrics["contest"]
     note = f" - {contest['note']}" if contest["note"] else ""
-    cli.log.info("contest checks (score %s)%s:", fmt("score", contest["score"]), note)
+    if not contest.get("checked", True):
+        cli.log.info("contest checks: %s", contest["note"])
+    else:
+        cli.log.info("contest checks (score %s)%s:", fmt("score", contest["score"]), note)
     for row in contest["checks"]:
         cli.log.info(
             "  %-23s %-12s worst %9s   soft %-11s hard %s",
@@ -71,7 +74,14 @@ def main() -> int:
     parser.add_argument(
         "--out", metavar="FOLDER", help="where the overfitting analysis of several runs goes"
     )
+    parser.add_argument(
+        "--contest",
+        action="store_true",
+        help="check the market-neutral contest's rules (same as --set contest_checks=true)",
+    )
     args = parser.parse_args()
+    if args.contest:
+        args.set.append("contest_checks=true")
     cli.setup_logging(args, cli.stage_log_file("04_evaluate"))
     overrides = evaluation_overrides(args.set)
     if args.blocks < 2 or args.blocks % 2:

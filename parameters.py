@@ -96,6 +96,7 @@ short_fee_rate = 0.005  # annual stock-borrow fee on the value of short position
 # --- Evaluation ---------------------------------------------------------------------------------
 benchmark = "index"  # "index": the members' cap-weighted total return; or a ticker in the data
 bar_frequency = "auto"  # daily, weekly, monthly, quarterly bars; "auto": from the data's dates
+contest_checks = False  # True: check the market-neutral contest's rules (03 saves their inputs)
 risk_free_rate = 0.02  # annual; Sharpe, Sortino and alpha use the daily-compounded equivalent
 
 # --- The weighting rule -------------------------------------------------------------------------

@@ -122,17 +122,16 @@ def write_archive(
     panel: Panel,
     benchmark: pd.Series,
     datasets_dir: Path,
+    contest_inputs: pd.DataFrame | None = None,
 ) -> None:
     """Write every table and copy of the inputs into the temporary run folder."""
+    if contest_inputs is not None:
+        _feather(tmp / "contest_inputs.feather", contest_inputs)
     atomic_write_csv(tmp / "runtime_log.csv", result.runtime_log)
     atomic_write_csv(tmp / "trades.csv", result.trades)
     atomic_write_csv(tmp / "cash_ledger.csv", result.cash_ledger)
     atomic_write_csv(tmp / "target_weights.csv", result.target_weights)
-    feather.write_feather(
-        pa.Table.from_pandas(result.positions, preserve_index=False),
-        tmp / "positions.feather",
-        compression="zstd",
-    )
+    _feather(tmp / "positions.feather", result.positions)
     atomic_write_csv(
         tmp / "benchmark.csv", benchmark.rename("return").rename_axis("date").reset_index()
     )
@@ -192,6 +191,12 @@ def finish_run_dir(tmp: Path, run_dir: Path) -> Path:
     os.replace(tmp, run_dir)
     fsync_dir(run_dir.parent)
     return run_dir
+
+
+def _feather(path: Path, frame: pd.DataFrame) -> None:
+    feather.write_feather(
+        pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd"
+    )
 
 
 def _json(path: Path, obj) -> None:

@@ -113,6 +113,8 @@ class Parameters:
     # evaluation (V1): "index" (cap-weighted members) or a ticker in the data (a supplied series)
     benchmark: str = "index"
     risk_free_rate: float = 0.02
+    # the Quantopian contest's rules for market-neutral strategies (V6): checked only when asked
+    contest_checks: bool = False
     # the weighting rule
     algorithm: str = "algorithm.py"
     # LLM recommendations (L1-L7; strategies/llm.py and python -m equity_backtest.llm)

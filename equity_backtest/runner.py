@@ -19,6 +19,7 @@ from .engine.checkpoint import Checkpoints, file_digest, fingerprint
 from .engine.clock import heartbeat_range
 from .engine.loop import run_backtest
 from .errors import BadInputError
+from .evaluation import contest
 from .holdings import read_holdings, where_is
 from .panel import Panel, load_panel
 from .strategy_loader import load_compute_weights
@@ -174,6 +175,7 @@ def run_single(
         for text in gaps + window_notes(panel, params):
             log.warning("%s", text)
             result.warnings.append(text)
+        held = contest.held_inputs(panel, result.positions) if params.contest_checks else None
         archive.write_archive(
             tmp,
             result,
@@ -183,6 +185,7 @@ def run_single(
             panel,
             benchmark,
             Path(params.datasets_dir),
+            held,
         )
         checkpoints.discard()  # the archive is complete: nothing left to resume
         final = float(result.runtime_log["value"].iloc[-1])

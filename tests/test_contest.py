@@ -91,12 +91,12 @@ def test_each_broken_constraint_fails_alone(constraint):
 def test_soft_limit_may_be_broken_on_two_percent_of_days_and_hard_never():
     x = base()
     w = x.weights.copy()
-    w.iloc[:10, 0] = 0.07  # 10 of 600 days (1.7%) over the 5% soft limit, under the 10% hard one
+    w.iloc[10:20, 0] = 0.07  # 10 of 595 days (1.7%) over the 5% soft limit, under the hard 10%
     assert results(base(weights=w))["position_concentration"] == "PASS"
-    w.iloc[:15, 0] = 0.07  # 2.5% of days
+    w.iloc[10:25, 0] = 0.07  # 2.5% of days
     assert results(base(weights=w))["position_concentration"] == "FAIL"
     w = x.weights.copy()
-    w.iloc[3, 0] = 0.11  # one day over the hard limit
+    w.iloc[30, 0] = 0.11  # one day over the hard limit
     assert results(base(weights=w))["position_concentration"] == "FAIL"
 
 
@@ -122,3 +122,14 @@ def test_a_run_shorter_than_two_years_says_so():
     )
     _, summary = contest.check(short)
     assert "needs two years" in summary["note"] and not summary["all_pass"]
+
+
+def test_the_first_five_days_getting_invested_are_not_held_against_a_strategy():
+    x = base()
+    w = x.weights.copy()
+    w.iloc[0] = 0.0  # day 1: all cash, as every run starts
+    w.iloc[1:5, 0] = 0.2  # days 2-5: still building positions
+    assert results(base(weights=w))["gross_leverage"] == "PASS"
+    assert results(base(weights=w))["position_concentration"] == "PASS"
+    w.iloc[5, 0] = 0.2  # the sixth day counts
+    assert results(base(weights=w))["position_concentration"] == "FAIL"

@@ -67,8 +67,13 @@ class ContestInputs:
     liquid: pd.DataFrame | None = None  # days x tickers: True when in the tradable universe
 
 
+SKIP_DAYS = 5  # the contest measured from a strategy's sixth day: day 1 is all cash
+
+
 def daily_measures(x: ContestInputs) -> pd.DataFrame:
-    """One column per constraint, one row per day (NaN where it cannot be measured yet)."""
+    """One column per constraint, one row per day from the sixth on (the contest's first five
+    days, spent getting invested, are not held against a strategy; NaN where a measure cannot
+    be computed yet)."""
     w = x.weights
     out = pd.DataFrame(index=w.index)
     out["position_concentration"] = w.abs().max(axis=1)
@@ -92,7 +97,7 @@ def daily_measures(x: ContestInputs) -> pd.DataFrame:
         out["tradable_universe"] = (inside / gross).where(gross > 0)
     else:
         out["tradable_universe"] = np.nan
-    return out
+    return out.iloc[SKIP_DAYS:]
 
 
 def score(returns: pd.Series) -> float:
@@ -229,6 +234,60 @@ def style_scores(
     return out
 
 
+HELD_COLUMNS = (*STYLES, "liquid")
+
+
+def held_inputs(panel, positions: pd.DataFrame) -> pd.DataFrame:
+    """For every row of a run's positions (a ticker held on a day): its five style z-scores and
+    whether it was in the liquid universe. 03 stores this in the archive (contest_inputs.feather),
+    so 04 can check a run's contest rules from the run folder alone."""
+    days = panel.dates.get_indexer(pd.DatetimeIndex(positions["date"]))
+    cols = panel.labels.get_indexer(positions["ticker"].astype(str))
+    styles, liquid = _style_and_liquidity(panel)
+    out = pd.DataFrame({"date": positions["date"].to_numpy(), "ticker": positions["ticker"]})
+    for name, values in styles.items():
+        out[name] = values[days, cols]
+    out["liquid"] = liquid[days, cols]
+    return out
+
+
+def inputs_from_archive(
+    held: pd.DataFrame, returns, benchmark, positions, turnover, sectors
+) -> ContestInputs:
+    """Contest inputs from a run folder: weights from its positions, styles and liquidity from
+    its contest_inputs.feather."""
+    weights = by_day(positions, "weight", returns.index)
+    held = held.assign(ticker=held["ticker"].astype(str))
+
+    def table(col):
+        wide = held.pivot_table(index="date", columns="ticker", values=col, aggfunc="first")
+        return wide.reindex(index=returns.index, columns=weights.columns)
+
+    return ContestInputs(
+        returns,
+        benchmark,
+        weights,
+        turnover,
+        sectors,
+        {s: table(s).fillna(0.0) for s in STYLES},
+        table("liquid").fillna(0.0).astype(bool),
+    )
+
+
+def _style_and_liquidity(panel) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    book = np.full(panel.mark.shape, np.nan)
+    if "total_equity" in panel.fundamentals:
+        f = panel.fundamentals["total_equity"]
+        ok = f.public_day < len(panel.dates)
+        book[f.public_day[ok], f.ticker[ok]] = f.value[ok]
+        book = pd.DataFrame(book).ffill().to_numpy()
+    members = panel.membership[np.maximum(panel.list_of_day, 0)] & (panel.list_of_day >= 0)[:, None]
+    members &= np.isfinite(panel.mark)
+    cap = pd.DataFrame(panel.fields["market_cap"]).ffill().to_numpy()
+    styles = style_scores(panel.total_return, cap, book, members)
+    return styles, liquid_universe(panel.mark, panel.fields["volume"], cap)
+
+
 def inputs_from_panel(
     panel, returns: pd.Series, benchmark: pd.Series, positions: pd.DataFrame, turnover: pd.Series
 ) -> ContestInputs:
@@ -238,19 +297,7 @@ def inputs_from_panel(
         raise ValueError("the run's days are not in the dataset it names")
     labels = panel.labels
     weights = by_day(positions, "weight", returns.index, labels)
-    book = np.full(panel.mark.shape, np.nan)
-    if "total_equity" in panel.fundamentals:
-        f = panel.fundamentals["total_equity"]
-        ok = f.public_day < len(panel.dates)
-        book[f.public_day[ok], f.ticker[ok]] = f.value[ok]
-        book = pd.DataFrame(book).ffill().to_numpy()
-    members = panel.membership[np.maximum(panel.list_of_day, 0)] & (panel.list_of_day >= 0)[:, None]
-    members &= np.isfinite(panel.mark)
-    cap = panel.fields["market_cap"]
-    styles = style_scores(panel.total_return, pd.DataFrame(cap).ffill().to_numpy(), book, members)
-    liquid = liquid_universe(
-        panel.mark, panel.fields["volume"], pd.DataFrame(cap).ffill().to_numpy()
-    )
+    styles, liquid = _style_and_liquidity(panel)
 
     def frame(a):
         return pd.DataFrame(a[days], index=returns.index, columns=labels)

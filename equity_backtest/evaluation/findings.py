@@ -72,21 +72,29 @@ def findings(metrics: dict) -> list[str]:
             f"({worst['duration_days']:,d} days)."
         )
     rt = metrics["round_trips"]
-    if rt["round_trips"] >= 10 and math.isfinite(rt["expectancy"]):
+    periods = rt.get("holding_periods", rt["round_trips"])
+    if periods >= 10 and math.isfinite(rt["expectancy"]):
         trimmed = rt["expectancy_without_top_5pct_winners"]
+        counted = (
+            f" (counting the {rt['open_positions_at_end']} positions still open at their last "
+            "close)"
+            if rt.get("open_positions_at_end")
+            else ""
+        )
         if rt["expectancy"] > 0 and trimmed <= 0:
             out.append(
-                f"The edge rests on a few outliers: the average round trip earns "
-                f"{rt['expectancy']:,.0f}, but without the top 5% of winners it earns {trimmed:,.0f}."
+                f"The edge rests on a few outliers: the average position earns "
+                f"{rt['expectancy']:,.0f}{counted}, but without the top 5% of winners it earns "
+                f"{trimmed:,.0f}."
             )
         elif rt["expectancy"] > 0:
             out.append(
-                f"The edge is broad: the average round trip earns {rt['expectancy']:,.0f}, and "
-                f"still {trimmed:,.0f} without the top 5% of winners."
+                f"The edge is broad: the average position earns {rt['expectancy']:,.0f}"
+                f"{counted}, and still {trimmed:,.0f} without the top 5% of winners."
             )
         else:
             out.append(
-                f"The average round trip loses money ({rt['expectancy']:,.0f}; win rate "
+                f"The average position loses money ({rt['expectancy']:,.0f}{counted}; win rate "
                 f"{_pct(rt['win_rate'])})."
             )
     out.append(

@@ -60,6 +60,13 @@ def log_wealth(returns: pd.Series, benchmark: pd.Series) -> bytes:
         benchmark.index, np.cumprod(1 + benchmark.to_numpy()), label="index", lw=1.1, alpha=0.8
     )
     ax.set_ylabel("growth of 1 (log scale)")
+    # plain numbers (0.5, 1, 2), never 2x10^0; inside one decade the minor ticks are labelled
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
+    ax.yaxis.set_major_formatter(plain)
+    wealth = np.r_[np.cumprod(1 + returns.to_numpy()), np.cumprod(1 + benchmark.to_numpy())]
+    wealth = wealth[np.isfinite(wealth) & (wealth > 0)]
+    narrow = len(wealth) and np.log10(wealth.max() / wealth.min()) < 1.0
+    ax.yaxis.set_minor_formatter(plain if narrow else matplotlib.ticker.NullFormatter())
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left")
     ax.set_title("Cumulative return, log scale")
@@ -99,16 +106,53 @@ def yearly_bars(table: pd.DataFrame) -> bytes:
 
 
 def rolling(stats: pd.DataFrame) -> bytes:
-    """Rolling 6- and 12-month Sharpe ratio and beta."""
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    """Rolling 6- and 12-month Sharpe ratio, annualised volatility and beta."""
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     for label in ("6m", "12m"):
         ax1.plot(stats.index, stats[f"sharpe_{label}"], label=f"Sharpe {label}", lw=1)
-        ax2.plot(stats.index, stats[f"beta_{label}"], label=f"beta {label}", lw=1)
-    for ax, title in ((ax1, "Rolling Sharpe ratio"), (ax2, "Rolling beta to the index")):
-        ax.axhline(0 if ax is ax1 else 1, color="black", lw=0.8)
+        ax2.plot(stats.index, stats[f"volatility_{label}"], label=f"volatility {label}", lw=1)
+        ax3.plot(stats.index, stats[f"beta_{label}"], label=f"beta {label}", lw=1)
+    _pct_axis(ax2)
+    for ax, title, line in (
+        (ax1, "Rolling Sharpe ratio", 0),
+        (ax2, "Rolling volatility (annualised)", None),
+        (ax3, "Rolling beta to the benchmark", 1),
+    ):
+        if line is not None:
+            ax.axhline(line, color="black", lw=0.8)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left")
         ax.set_title(title)
+    return _png(fig)
+
+
+def active_return(returns: pd.Series, benchmark: pd.Series) -> bytes:
+    """Cumulative active return: growth of the portfolio over the benchmark's (a rising line
+    means it is pulling ahead), and its drawdown."""
+    relative = np.cumprod(1 + returns.to_numpy()) / np.cumprod(1 + benchmark.to_numpy()) - 1
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.plot(returns.index, relative, lw=1.2, color="tab:blue")
+    ax.fill_between(returns.index, relative, 0, where=relative < 0, color="tab:red", alpha=0.25)
+    ax.fill_between(returns.index, relative, 0, where=relative >= 0, color="tab:green", alpha=0.2)
+    ax.axhline(0, color="black", lw=0.8)
+    _pct_axis(ax)
+    ax.set_title("Cumulative return relative to the benchmark")
+    return _png(fig)
+
+
+def return_histogram(returns: pd.Series, frequency: str) -> bytes:
+    """Distribution of the per-bar returns, with the mean and the 5% quantile (historical VaR)."""
+    r = returns.to_numpy()[1:] if len(returns) > 1 else returns.to_numpy()
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    if len(r):
+        ax.hist(r, bins=min(80, max(10, len(r) // 10)), color="tab:blue", alpha=0.75)
+        ax.axvline(float(np.mean(r)), color="black", lw=1, label=f"mean {np.mean(r):.2%}")
+        var = float(np.percentile(r, 5))
+        ax.axvline(var, color="tab:red", lw=1, ls="--", label=f"5% quantile {var:.2%}")
+        ax.legend(loc="upper left")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Distribution of {frequency} returns")
     return _png(fig)
 
 
@@ -125,6 +169,17 @@ def exposure_and_turnover(exposure: pd.DataFrame, turnover: pd.Series) -> bytes:
     ax2.set_title("Number of holdings")
     ax3.plot(turnover.index, turnover, lw=0.8, color="tab:purple")
     _pct_axis(ax3)
+    later = turnover.iloc[1:]  # day 1 buys the whole portfolio: a spike that flattens the rest
+    if len(later) and np.isfinite(later.max()) and later.max() > 0:
+        top = float(np.nanpercentile(later, 99.5)) * 1.2 or float(later.max())
+        ax3.set_ylim(0, top)
+        if turnover.iloc[0] > top:
+            ax3.annotate(
+                f"first day {turnover.iloc[0]:.0%} (off the scale)",
+                xy=(0.01, 0.9),
+                xycoords="axes fraction",
+                fontsize=8,
+            )
     ax3.set_title("Daily turnover (one-way)")
     return _png(fig)
 
@@ -134,10 +189,12 @@ def sector_weights(weights: pd.DataFrame) -> bytes:
     monthly = weights.groupby(weights.index.to_period("M")).last()
     fig, ax = plt.subplots(figsize=(10, 4))
     if not monthly.empty and len(monthly.columns):
+        cmap = plt.get_cmap("tab20" if len(monthly.columns) > 10 else "tab10")
         ax.stackplot(
             monthly.index.to_timestamp(),
             monthly.T.to_numpy(),
             labels=list(monthly.columns),
+            colors=[cmap(k % cmap.N) for k in range(len(monthly.columns))],  # one colour each
             alpha=0.85,
         )
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

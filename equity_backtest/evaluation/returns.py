@@ -35,12 +35,14 @@ class RunData:
 
 
 # settings 04 may change when it evaluates a finished run (04 --set); anything else was fixed by 03
-EVALUATION_SETTINGS = ("risk_free_rate",)
+EVALUATION_SETTINGS = ("risk_free_rate", "contest_checks")
 
 
-def load_run(run_dir: str | Path, risk_free_rate: float | None = None) -> RunData:
-    """Read what 03 wrote; a missing or partial folder is a clear error. `risk_free_rate`
-    replaces the run's own for the evaluation."""
+def load_run(
+    run_dir: str | Path, risk_free_rate: float | None = None, contest_checks: bool | None = None
+) -> RunData:
+    """Read what 03 wrote; a missing or partial folder is a clear error. `risk_free_rate` and
+    `contest_checks` replace the run's own for the evaluation."""
     run_dir = Path(run_dir)
     needed = [
         "runtime_log.csv",
@@ -71,6 +73,8 @@ def load_run(run_dir: str | Path, risk_free_rate: float | None = None) -> RunDat
     params = json.loads((run_dir / "parameters.json").read_text())
     if risk_free_rate is not None:
         params["risk_free_rate"] = float(risk_free_rate)
+    if contest_checks is not None:
+        params["contest_checks"] = bool(contest_checks)
     info = json.loads((run_dir / "run.json").read_text())
     value = runtime.set_index("date")["value"]
     previous = value.shift(1)

@@ -26,7 +26,14 @@ from .exports import write_pyfolio
 from .findings import findings
 from .returns import RunData, load_run, load_run_panel
 from .tables import drawdown_periods, monthly_returns, rolling_stats, stress_events, yearly_returns
-from .trading import by_day, exposures, round_trip_stats, round_trips, sector_weights
+from .trading import (
+    by_day,
+    exposures,
+    round_trip_stats,
+    round_trips,
+    sector_weights,
+    top_holdings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,7 @@ PERCENT = {
     "mean_daily_turnover", "annual_turnover", "costs_pct_of_traded_value", "costs_pct_of_starting_value",
     "costs_pct_of_gross_profit", "risk_free_rate", "daily_value_at_risk", "daily_conditional_value_at_risk",
     "gross_leverage", "net_exposure", "depth", "portfolio", "index", "win_rate", "month",
-    "days_outside_soft", "days_outside_hard",
+    "days_outside_soft", "days_outside_hard", "mean_weight", "last_weight",
 }  # fmt: skip
 MONEY = {
     "total_commission", "total_slippage", "total_costs", "traded_value", "dividends_received",
@@ -56,10 +63,11 @@ LABELS = {
     "total_costs": "Total costs", "costs_pct_of_traded_value": "Costs / traded value",
     "costs_pct_of_starting_value": "Costs / starting value", "costs_pct_of_gross_profit": "Costs / gross profit",
     "number_of_trades": "Number of trades", "traded_value": "Traded value", "dividends_received": "Dividends received",
-    "interest": "Interest (net)", "short_fees": "Short fees", "round_trips": "Round trips",
+    "interest": "Interest (net)", "short_fees": "Short fees", "round_trips": "Round trips closed",
+    "holding_periods": "Holding periods (closed and open)",
     "open_positions_at_end": "Positions open at the end", "win_rate": "Win rate", "average_win": "Average win",
     "average_loss": "Average loss", "profit_factor": "Profit factor", "median_trade": "Median round trip",
-    "expectancy": "Expectancy (mean round trip)",
+    "expectancy": "Expectancy (mean holding period, open ones at the last close)",
     "expectancy_without_top_5pct_winners": "Expectancy without the top 5% of winners",
     "average_holding_days": "Average holding period (days)",
 }  # fmt: skip
@@ -92,6 +100,7 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
         "drawdowns": dd, "stress_events": stress, "monthly_returns": monthly, "yearly_returns": yearly,
         "rolling": rolling_stats(run.returns, run.benchmark, run.rf_daily, P), "round_trips": trips,
         "exposures": expo, "sector_weights": sector_weights(run.positions, run.metadata),
+        "top_holdings": top_holdings(run.positions, run.metadata, len(r)),
     }  # fmt: skip
     metrics = {
         # what ran, not the folder's name: two runs with the same inputs evaluate identically
@@ -117,6 +126,7 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
         "trading": trading,
         "round_trips": round_trip_stats(trips),
         "drawdowns": _records(dd),
+        "top_holdings": _records(tables["top_holdings"]),
         "stress_events": _records(stress),
         "yearly_returns": _records(yearly.reset_index()),
         "monthly_returns": {
@@ -181,11 +191,24 @@ def _llm_decisions(run: RunData) -> tuple[dict, pd.DataFrame] | None:
 
 
 def _contest(run: RunData, exposure: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Contest checks, with styles and liquidity from the run's own dataset version when it is
-    still there (otherwise those two rows say NOT MEASURED). The contest's rules are written in
+    """The Quantopian contest's rules for market-neutral strategies, only when asked for
+    (contest_checks = True, or 04 --contest): a long-only index tracker is not meant to pass
+    them. Styles and liquidity come from the run's contest_inputs.feather (03 writes it when
+    contest_checks is on); without it those two rows say NOT MEASURED. The rules are written in
     trading days: on weekly or monthly bars they are skipped, and the summary says so."""
+    empty = pd.DataFrame(columns=["constraint", "result"])
+    if not run.parameters.get("contest_checks", False):
+        return empty, {
+            "checked": False,
+            "score": None,
+            "all_pass": None,
+            "days": int(len(run.returns)),
+            "note": "Not checked: the contest's rules are for market-neutral strategies; set "
+            "contest_checks = True (or run 04 --contest) to check them.",
+        }
     if run.bar_frequency != "daily":
-        return pd.DataFrame(columns=["constraint", "result"]), {
+        return empty, {
+            "checked": False,
             "score": None,
             "all_pass": None,
             "days": int(len(run.returns)),
@@ -195,17 +218,21 @@ def _contest(run: RunData, exposure: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     turnover = ((run.runtime["bought"] + run.runtime["sold"]) / 2 / run.runtime["value"]).set_axis(
         run.returns.index
     )
-    try:
-        panel = load_run_panel(run)
-        inputs = contest.inputs_from_panel(
-            panel, run.returns, run.benchmark, run.positions, turnover
+    sectors = run.metadata.set_index("ticker")["sector"]
+    held = run.run_dir / "contest_inputs.feather"
+    if held.is_file():
+        inputs = contest.inputs_from_archive(
+            pd.read_feather(held), run.returns, run.benchmark, run.positions, turnover, sectors
         )
-    except BacktestError as exc:
-        log.warning("contest style and liquidity checks skipped: %s", exc)
+    else:
+        log.warning(
+            "contest style and liquidity checks not measured: the run has no "
+            "contest_inputs.feather (run 03 with contest_checks = True)"
+        )
         weights = by_day(run.positions, "weight", run.returns.index)
-        sectors = run.metadata.set_index("ticker")["sector"]
         inputs = contest.ContestInputs(run.returns, run.benchmark, weights, turnover, sectors)
-    return contest.check(inputs)
+    table, summary = contest.check(inputs)
+    return table, {"checked": True, **summary}
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -284,6 +311,17 @@ def _monthly_table(monthly: dict[str, list]) -> str:
     return f"<h3>Monthly returns</h3><table class='small'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _contest_html(contest: dict) -> str:
+    """The contest section when it was checked, else one line saying how to ask for it."""
+    if not contest.get("checked", True):
+        return f"<h2>Contest checks</h2><p class='meta'>{html.escape(contest['note'])}</p>"
+    return f"""<h2>Contest checks (rules for market-neutral strategies)</h2>
+<p>Score <span data-key="contest.score">{fmt("score", contest["score"])}</span>;
+all constraints pass: <span data-key="contest.all_pass">{fmt("all_pass", contest["all_pass"])}</span>.
+{html.escape(contest["note"])}</p>
+{_list_table("contest.checks", contest["checks"], "Constraints, measured from the sixth day (soft limit may be broken on 2% of days, hard never)")}"""
+
+
 def render_html(metrics: dict, figures: dict[str, bytes]) -> str:
     def img(name: str) -> str:
         return (
@@ -314,7 +352,8 @@ risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["r
 <h2>Performance</h2>
 {img("equity curve and drawdown")}{img("log wealth")}
 {_kv_table("portfolio", metrics["portfolio"], "Returns and risk", metrics["benchmark"])}
-{_kv_table("relative", metrics["relative"], "Against the index")}
+{_kv_table("relative", metrics["relative"], "Against the benchmark (" + html.escape(metrics.get("benchmark_name", "index")) + ")")}
+{img("active return")}{img("return distribution")}
 <h2>Calendar</h2>
 {img("yearly returns")}{img("monthly returns")}
 {_list_table("yearly_returns", metrics["yearly_returns"], "Yearly returns")}
@@ -324,12 +363,9 @@ risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["r
 {_list_table("stress_events", metrics["stress_events"], "Stress events inside the run")}
 <h2>Rolling statistics</h2>
 {img("rolling")}
-<h2>Contest checks</h2>
-<p>Score <span data-key="contest.score">{fmt("score", metrics["contest"]["score"])}</span>;
-all constraints pass: <span data-key="contest.all_pass">{fmt("all_pass", metrics["contest"]["all_pass"])}</span>.
-{html.escape(metrics["contest"]["note"])}</p>
-{_list_table("contest.checks", metrics["contest"]["checks"], "Constraints (soft limit may be broken on 2% of days, hard never)")}
-<h2>Trading</h2>
+{_contest_html(metrics["contest"])}
+<h2>Holdings and trading</h2>
+{_list_table("top_holdings", metrics["top_holdings"], "Top holdings by mean weight")}
 {img("exposure and turnover")}{img("sector weights")}
 {_kv_table("trading", metrics["trading"], "Costs and turnover")}
 {_kv_table("round_trips", metrics["round_trips"], "Round trips")}
@@ -346,6 +382,8 @@ def figures_for(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, byte
         "yearly returns": plots.yearly_bars(tables["yearly_returns"]),
         "monthly returns": plots.monthly_heatmap(tables["monthly_returns"]),
         "rolling": plots.rolling(tables["rolling"]),
+        "active return": plots.active_return(run.returns, run.benchmark),
+        "return distribution": plots.return_histogram(run.returns, run.bar_frequency),
         "exposure and turnover": plots.exposure_and_turnover(
             tables["exposures"], pd.Series(turnover, index=run.returns.index)
         ),

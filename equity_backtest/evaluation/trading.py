@@ -39,6 +39,27 @@ def by_day(
     )
 
 
+def top_holdings(
+    positions: pd.DataFrame, metadata: pd.DataFrame, days: int, n: int = 10
+) -> pd.DataFrame:
+    """The n largest holdings by mean weight over the run (days not held count as 0), with the
+    weight on the last day, days held, name and sector."""
+    cols = ["ticker", "name", "sector", "mean_weight", "last_weight", "days_held"]
+    if positions.empty or days == 0:
+        return pd.DataFrame(columns=cols)
+    p = positions.assign(ticker=positions["ticker"].astype(str))
+    last_day = p["date"].max()
+    per = p.groupby("ticker").agg(total=("weight", "sum"), days_held=("date", "nunique"))
+    per["mean_weight"] = per["total"] / days
+    per["last_weight"] = p[p["date"] == last_day].groupby("ticker")["weight"].sum()
+    per["last_weight"] = per["last_weight"].fillna(0.0)
+    meta = metadata.assign(ticker=metadata["ticker"].astype(str)).set_index("ticker")
+    per["name"] = meta["name"].reindex(per.index) if "name" in meta else ""
+    per["sector"] = meta["sector"].reindex(per.index) if "sector" in meta else ""
+    top = per.reindex(per["mean_weight"].abs().sort_values(ascending=False).index[:n])
+    return top.reset_index()[cols]
+
+
 def sector_weights(positions: pd.DataFrame, metadata: pd.DataFrame) -> pd.DataFrame:
     """Per day and sector: the summed weight of the holdings in that sector."""
     sector = metadata.set_index("ticker")["sector"]
@@ -111,11 +132,13 @@ def round_trips(
 
 
 def round_trip_stats(trips: pd.DataFrame) -> dict[str, float]:
-    """Statistics of the closed round trips. Expectancy is the mean profit per round trip; the
-    trimmed one leaves out the top 5% of winners (rounded up: at least one), to show whether the
-    edge rests on a few outliers."""
+    """Statistics of every holding period: the closed round trips and the positions still open
+    at the end, marked at the last close (a buy-and-hold winner that never closed is a winner,
+    not left out). Expectancy is the mean profit per holding period; the trimmed one leaves out
+    the top 5% of winners (rounded up: at least one), to show whether the edge rests on a few
+    outliers. `round_trips` counts the closed ones, `open_positions_at_end` the others."""
     closed = trips[trips["is_closed"]] if len(trips) else trips
-    pnl = closed["pnl"].to_numpy(dtype=float) if len(closed) else np.array([])
+    pnl = trips["pnl"].to_numpy(dtype=float) if len(trips) else np.array([])
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     if len(wins):  # drop the ceil(5%) largest winners (at least one)
         k = int(np.ceil(0.05 * len(wins)))
@@ -124,8 +147,9 @@ def round_trip_stats(trips: pd.DataFrame) -> dict[str, float]:
         trimmed = pnl
     nan = float("nan")
     return {
-        "round_trips": int(len(pnl)),
+        "round_trips": int(len(closed)),
         "open_positions_at_end": int(len(trips) - len(closed)),
+        "holding_periods": int(len(pnl)),
         "win_rate": float(len(wins) / len(pnl)) if len(pnl) else nan,
         "average_win": float(wins.mean()) if len(wins) else nan,
         "average_loss": float(losses.mean()) if len(losses) else nan,
