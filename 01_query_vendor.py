@@ -9,9 +9,7 @@ file_imports) reads a CSV, Parquet or Excel export through its declarative mappi
 Rerunning with the same inputs writes nothing new: every file is already logged.
 """
 
-from equity_backtest import cli, remote
-from equity_backtest.errors import BadInputError
-from equity_backtest.vendors import bloomberg, files, simulated
+from equity_backtest import cli, remote, vendors
 
 
 def main() -> int:
@@ -41,45 +39,9 @@ def main() -> int:
         cli.stage_lock(datalog, "01_query_vendor"),
     ):
         params = params.replace(datalog_dir=str(datalog))
-        imports = args.imports or params.file_imports
-        if imports:
-            for mapping, source_file in imports:
-                counts = files.query(mapping, source_file, params.datalog_dir)
-                cli.log.info(
-                    "%s: %d logfiles written, %d already there",
-                    source_file,
-                    counts["written"],
-                    counts["already_logged"],
-                )
-            return 0
-        if params.source == bloomberg.SOURCE:
-            counts = bloomberg.query(params, force=args.force, progress=cli.show_progress(args))
-            cli.log.info(
-                "datalog %s: %d logfiles written, %d already current",
-                params.datalog_dir,
-                counts["written"],
-                counts["already_logged"],
-            )
-            return 0
-        if params.source != simulated.SOURCE:
-            raise BadInputError(
-                f"source '{params.source}': give file imports (--import MAPPING INPUT or "
-                "file_imports in parameters.py), or use source = 'simulated' or 'bloomberg'"
-            )
-        settings = simulated.SimulationSettings(
-            params.sim_n_tickers,
-            params.sim_index_size,
-            params.sim_start,
-            params.sim_end,
-            params.seed,
+        counts = vendors.query(
+            params, args.imports, force=args.force, progress=cli.show_progress(args)
         )
-        if settings.index_name != params.index:
-            cli.log.warning(
-                "the simulated index is %s but parameters say index = %s",
-                settings.index_name,
-                params.index,
-            )
-        counts = simulated.query(settings, params.datalog_dir, progress=cli.show_progress(args))
         cli.log.info(
             "datalog %s: %d logfiles written, %d already there",
             params.datalog_dir,

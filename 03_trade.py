@@ -18,7 +18,7 @@ import argparse
 import os
 from pathlib import Path
 
-from equity_backtest import cli, runner, trials
+from equity_backtest import api, cli, trials
 from equity_backtest.errors import EXIT_PORTFOLIO_BANKRUPT
 
 
@@ -64,17 +64,14 @@ def main() -> int:
     if len(algorithms) > 1 or args.trials or args.grid:
         with cli.trading_stores(cli.load(args)) as params:
             return run_trials(args, algorithms, params)
-    with cli.trading_stores(
-        cli.load(args, algorithm=algorithms[0] if algorithms else None)
-    ) as params:
-        outcome = runner.run_single(
-            params,
-            Path(args.parameters),
-            Path(args.run_dir) if args.run_dir else None,
-            progress=cli.show_progress(args),
-        )
-    print(outcome.run_dir)
-    return EXIT_PORTFOLIO_BANKRUPT if outcome.status != "completed" else 0
+    run = api.backtest(
+        cli.load(args, algorithm=algorithms[0] if algorithms else None),
+        run_dir=args.run_dir,
+        progress=cli.show_progress(args),
+        parameters_file=args.parameters,
+    )
+    print(run.folder)
+    return EXIT_PORTFOLIO_BANKRUPT if run.status != "completed" else 0
 
 
 def run_trials(args, algorithms: list[str], params) -> int:

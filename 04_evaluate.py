@@ -11,11 +11,11 @@ overfitting.json, trials_summary.csv and overfitting.html (in the trials folder,
 import datetime as dt
 from pathlib import Path
 
-from equity_backtest import archive, cli, remote
+from equity_backtest import api, archive, cli, remote
 from equity_backtest.config import parse_assignments
 from equity_backtest.errors import BadInputError
 from equity_backtest.evaluation.returns import EVALUATION_SETTINGS
-from equity_backtest.evaluation.tearsheet import evaluate, fmt
+from equity_backtest.evaluation.tearsheet import fmt
 from equity_backtest.evaluation.trial_set import evaluate_set, runs_in
 
 
@@ -129,8 +129,7 @@ def evaluate_runs(args, params, overrides: dict) -> int:
         )
         runs = folders
     else:
-        with cli.stage_lock(folders[0], "04_evaluate"):  # one 04 per run folder at a time
-            metrics = evaluate(folders[0], **overrides)
+        metrics = api.load(folders[0]).evaluate(**overrides)  # one 04 per run folder at a time
         report(metrics, folders[0])
         print(folders[0] / "tearsheet.html")
         return 0

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -122,11 +123,18 @@ def window_notes(panel: Panel, params: Parameters) -> list[str]:
 
 
 def run_single(
-    params: Parameters, parameters_path: Path, run_dir: Path | None = None, progress: bool = False
+    params: Parameters,
+    parameters_path: Path,
+    run_dir: Path | None = None,
+    progress: bool = False,
+    compute_weights: Callable | None = None,
 ) -> RunOutcome:
-    """Load, trade and archive one run. The folder appears (atomically) only when complete."""
+    """Load, trade and archive one run. The folder appears (atomically) only when complete.
+    `compute_weights`: a function to run instead of loading params.algorithm, which is then only
+    its record (copied into the archive, fingerprinted); the Python API passes notebook functions
+    this way."""
     algorithm_path = Path(params.algorithm)
-    compute_weights = load_compute_weights(algorithm_path)
+    compute_weights = compute_weights or load_compute_weights(algorithm_path)
     holdings = (
         read_holdings(params.starting_holdings, params.allow_short)
         if params.starting_holdings

@@ -1,0 +1,245 @@
+"""The Python API: the four stages from a notebook, over the same files the scripts use.
+
+    from equity_backtest import api
+
+    params = api.parameters("parameters.py", rebalance="quarterly")   # file + overrides, checked
+    api.query(params)                     # 01: vendor -> datalog
+    api.build(params)                     # 02: datalog -> a dataset version
+    run = api.backtest(params, algorithm="strategies/momentum_12_1.py")   # 03 (or a function)
+    run.metrics["portfolio"]["sharpe_ratio"]                             # 04, on first use
+    run.returns, run.benchmark, run.positions, run.trades                # pandas objects
+    run.tearsheet()                       # path of tearsheet.html
+    returns, positions, transactions = run.pyfolio()    # pyfolio-format frames (UTC)
+    again = api.load("results/<run folder>")            # any finished run, the same way
+    sweep = api.trials(params, grid={"rebalance": ["monthly", "quarterly"]})
+    sweep.table, sweep.overfitting()
+
+Everything goes through the run archive: a Run is a view of its folder, so a run made by
+03_trade.py and one made here are read the same way, and a notebook never holds results that
+are not on disk. 03_trade.py and 04_evaluate.py call the same functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import cli, datasets, runner, vendors
+from . import trials as trial_runs
+from .config import Parameters, coerce, load_parameters, validate
+from .errors import BadInputError
+from .evaluation import exports
+from .evaluation.returns import RunData, load_run
+from .evaluation.tearsheet import evaluate as evaluate_run
+from .evaluation.trial_set import evaluate_set, runs_in
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parameters(path: str | Path = "parameters.py", **overrides) -> Parameters:
+    """parameters.py with overrides (values as Python objects or command-line strings),
+    validated like the scripts' --set: a typo or an out-of-range value is a BadInputError."""
+    return load_parameters(path, {k: coerce(k, v) for k, v in overrides.items()} or None)
+
+
+def _params(params: Parameters | str | Path | None, overrides: Mapping) -> Parameters:
+    if params is None or isinstance(params, str | Path):
+        return parameters(params or "parameters.py", **overrides)
+    return validate(dataclasses.replace(params, **overrides)) if overrides else params
+
+
+def query(params: Parameters, imports: Sequence[Sequence[str]] = ()) -> dict[str, int]:
+    """01: ask the vendor (or import files) into the datalog; counts of logs written."""
+    with cli.stage_lock(params.datalog_dir, "01_query_vendor"):
+        return vendors.query(params, imports)
+
+
+def build(params: Parameters, *, full: bool = False) -> datasets.BuildResult:
+    """02: fold new logfiles into a new dataset version (switched in atomically)."""
+    with cli.stage_lock(params.datasets_dir, "02_build_datasets"):
+        return datasets.build(params.datalog_dir, params.datasets_dir, full=full)
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished run folder, read on demand; 04's evaluation runs on the first use of
+    `metrics` (or explicitly with `evaluate`)."""
+
+    folder: Path
+
+    @functools.cached_property
+    def data(self) -> RunData:
+        return load_run(self.folder)
+
+    @property
+    def returns(self) -> pd.Series:
+        """Per-bar portfolio returns (the first from the starting value)."""
+        return self.data.returns
+
+    @property
+    def benchmark(self) -> pd.Series:
+        return self.data.benchmark
+
+    @property
+    def positions(self) -> pd.DataFrame:
+        return self.data.positions
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        return self.data.trades
+
+    @property
+    def runtime(self) -> pd.DataFrame:
+        """One row per heartbeat: value, cash, orders, fills, costs, dividends."""
+        return self.data.runtime
+
+    @property
+    def info(self) -> dict:
+        """run.json: status, window, starting and final value, warnings."""
+        return json.loads((self.folder / "run.json").read_text())
+
+    @property
+    def status(self) -> str:
+        return self.info["status"]
+
+    @property
+    def metrics(self) -> dict:
+        path = self.folder / "metrics.json"
+        return json.loads(path.read_text()) if path.is_file() else self.evaluate()
+
+    def evaluate(self, **overrides) -> dict:
+        """04 on this run (overrides: evaluation settings such as risk_free_rate)."""
+        with cli.stage_lock(self.folder, "04_evaluate"):
+            return evaluate_run(self.folder, **overrides)
+
+    def tearsheet(self) -> Path:
+        """The path of tearsheet.html (evaluating the run first if needed)."""
+        if not (self.folder / "metrics.json").is_file():
+            self.evaluate()
+        return self.folder / "tearsheet.html"
+
+    def pyfolio(self) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+        """(returns, positions, transactions) in pyfolio's formats: UTC, split-consistent."""
+        returns = self.returns.rename("returns")
+        returns.index = returns.index.tz_localize("UTC")
+        positions = pd.read_feather(self._exported("pyfolio_positions.feather")).set_index("date")
+        return returns, positions, exports.transactions(self.data)
+
+    def _exported(self, name: str) -> Path:
+        if not (self.folder / name).is_file():
+            self.evaluate()
+        return self.folder / name
+
+
+def load(folder: str | Path) -> Run:
+    """A finished run folder (made by 03 or by `backtest`)."""
+    folder = Path(folder)
+    if not (folder / "run.json").is_file():
+        raise BadInputError(f"{folder} is not a finished run archive (no run.json)")
+    return Run(folder)
+
+
+def _algorithm_file(function: Callable, results_dir: Path) -> Path:
+    """A file recording a function's source, for the archive and the run's fingerprint."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        raise BadInputError(
+            f"{getattr(function, '__name__', function)!r}: its source cannot be read, so the "
+            "run could not be recorded; define it in a file or a notebook cell"
+        ) from None
+    name = getattr(function, "__name__", "algorithm")
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    path = results_dir / ".algorithms" / f"{name}-{digest}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(
+            f"# The function passed to equity_backtest.api.backtest; it ran with the globals of\n"
+            f"# the module or notebook that defined it (here only its source is kept).\n\n{source}"
+        )
+    return path
+
+
+def backtest(
+    params: Parameters | str | Path | None = None,
+    algorithm: str | Path | Callable | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    progress: bool = False,
+    parameters_file: str | Path = "parameters.py",
+    **overrides,
+) -> Run:
+    """03: one backtest. `params`: a Parameters, a parameters file, or None (parameters.py);
+    `overrides`: settings to change; `algorithm`: a file, or a function (view, params) -> weights.
+    `parameters_file` is copied into the archive as the record of where the settings came from."""
+    params = _params(params, overrides)
+    function = algorithm if callable(algorithm) else None
+    if function is not None:
+        params = params.replace(algorithm=str(_algorithm_file(function, Path(params.results_dir))))
+    elif algorithm is not None:
+        params = params.replace(algorithm=str(algorithm))
+    with cli.trading_stores(params) as local:
+        outcome = runner.run_single(
+            local,
+            Path(parameters_file),
+            Path(run_dir) if run_dir else None,
+            progress=progress,
+            compute_weights=function,
+        )
+    return Run(outcome.run_dir)
+
+
+@dataclasses.dataclass
+class TrialSet:
+    """A finished sweep: its folder, trials.csv as `table`, and each trial as a Run."""
+
+    folder: Path
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return pd.read_csv(self.folder / "trials.csv")
+
+    @property
+    def runs(self) -> dict[str, Run]:
+        return {p.name: Run(p) for p in runs_in(self.folder)}
+
+    def overfitting(self, blocks: int = 16) -> dict:
+        """04 on the set: PBO, degradation, probability of loss, deflated Sharpe."""
+        return evaluate_set(runs_in(self.folder), self.folder, blocks)
+
+
+def trials(
+    params: Parameters | str | Path | None = None,
+    algorithms: Sequence[str | Path] = (),
+    grid: Mapping[str, Sequence] | None = None,
+    *,
+    jobs: int = 0,
+    parameters_file: str | Path = "parameters.py",
+    **overrides,
+) -> TrialSet:
+    """03's sweep: every algorithm file x every combination of `grid` values, each in its own
+    process and archive (as 03 --grid/--algorithm). The trials read `parameters_file` with the
+    overrides given here and the grid's values."""
+    params = _params(params, overrides)
+    grid_args = [f"{k}={','.join(str(v) for v in values)}" for k, values in (grid or {}).items()]
+    plan = trial_runs.plan(params, [str(a) for a in algorithms], None, grid_args)
+    script = REPO / "03_trade.py"
+    if not script.is_file():
+        raise BadInputError(f"{script} not found: trials run 03_trade.py in their own processes")
+    extra = {k: v for k, v in dataclasses.asdict(params).items() if k in overrides}
+    plan = [
+        dataclasses.replace(t, overrides={**{k: str(v) for k, v in extra.items()}, **t.overrides})
+        for t in plan
+    ]
+    folder, _ = trial_runs.run_all(plan, params, str(parameters_file), script, jobs)
+    return TrialSet(folder)
+
+
+__all__ = ["Run", "TrialSet", "backtest", "build", "load", "parameters", "query", "trials"]
