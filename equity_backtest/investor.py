@@ -2,6 +2,7 @@
 
     python -m equity_backtest.investor --theme magic_formula --stocks 20 --invest 10000
     python -m equity_backtest.investor --theme quality --stocks 15 --holdings my_holdings.csv
+    python -m equity_backtest.investor serve          # the same in a web page (pip install -e ".[web]")
 
 With the latest data in datasets/ it builds the theme's target portfolio of N stocks on the latest
 close, sizes it to the holdings' value plus the amount to invest, and prices the orders with the
@@ -186,7 +187,10 @@ def show(p: Plan) -> str:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["serve"]:
+        return serve_main(sys.argv[2:])
     parser = cli.parser(__doc__, window=False)
+    parser.prog = "python -m equity_backtest.investor"
     parser.add_argument(
         "--theme",
         required=True,
@@ -200,7 +204,9 @@ def main() -> int:
     parser.add_argument(
         "--whole-shares", action="store_true", help="round target shares down to whole shares"
     )
-    parser.add_argument("--out", default="rebalance_orders.csv", help="where the orders go (CSV)")
+    parser.add_argument(
+        "--out", help="where the orders go (CSV; default: results/orders_<theme>_<date>.csv)"
+    )
     args = parser.parse_args()
     cli.setup_logging(args)
     params = cli.load(args, fractional_shares=not args.whole_shares)
@@ -211,9 +217,33 @@ def main() -> int:
     panel = load_panel(params.replace(end=pd.Timestamp.max.date()))
     holdings = read_holdings(args.holdings) if args.holdings else None
     p = plan(panel, params, theme_path(args.theme), args.stocks, args.invest, holdings)
-    atomic_write_csv(Path(args.out), p.orders)
+    out = Path(
+        args.out
+        or Path(params.results_dir) / f"orders_{p.summary['theme']}_{p.summary['date']}.csv"
+    )
+    atomic_write_csv(out, p.orders)
     print(show(p))
-    print(f"orders written to {args.out}", file=sys.stderr)
+    print(f"orders written to {out}", file=sys.stderr)
+    return 0
+
+
+def serve_main(argv: list[str]) -> int:
+    """`python -m equity_backtest.investor serve`: the investor's page in a browser."""
+    parser = cli.parser(
+        "Serve the investor's page: pick a theme, enter an amount or upload holdings, get the "
+        "orders. Binds to 127.0.0.1 (this computer only) unless --host says otherwise.",
+        window=False,
+    )
+    parser.prog = "python -m equity_backtest.investor serve"
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8050, help="port (default 8050; 0: any free one)"
+    )
+    args = parser.parse_args(argv)
+    cli.setup_logging(args)
+    from .web import serve
+
+    serve(cli.load(args), args.host, args.port)
     return 0
 
 
