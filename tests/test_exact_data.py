@@ -357,7 +357,7 @@ def test_a_monthly_panel_backtests_exactly_and_annualises_by_twelve(tmp_path):
         (idx[-1] / idx[0]) ** (12 / len(r)) - 1, rel=1e-12
     )
     assert metrics["benchmark_name"] == "IDX" and metrics["benchmark_available"]
-    assert metrics["contest"]["score"] is None and "daily bars" in metrics["contest"]["note"]
+    assert metrics["contest"]["checked"] is False and metrics["contest"]["score"] is None
     assert infer(pd.DatetimeIndex(MONTHS)) == "monthly"
 
 
