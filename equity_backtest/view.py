@@ -84,18 +84,41 @@ class View:
         data["traded"] = np.isfinite(self._panel.fields["close"][self._t, mask])
         return pd.DataFrame(data, index=self._panel.labels[mask])
 
-    def history(self, field: str = "close", days: int | None = None, tickers=None) -> pd.DataFrame:
+    def history(
+        self,
+        field: str = "close",
+        days: int | None = None,
+        tickers=None,
+        split_adjusted: bool = False,
+    ) -> pd.DataFrame:
         """The last `days` trading days (default: parameters' lookback_days) of a market field,
-        up to and including this close. Raw prices: use returns() for split/dividend-proof returns."""
+        up to and including this close. Raw prices by default; with `split_adjusted`, prices
+        (and volumes, inversely) are restated in today's shares for the splits up to this close,
+        point in time: a split after it is never applied. Use returns() for total returns."""
         days = self._lookback if days is None else int(days)
         lo = max(0, self._t - days + 1)
         mask = self._tickers_mask(tickers)
         source = self._panel.mark if field == "close" else self._panel.fields[field]
+        values = source[lo : self._t + 1][:, mask].copy()
+        if split_adjusted:
+            factor = self._splits_after(lo)[:, mask]  # shares today per share on each day
+            values = values * factor if field == "volume" else values / factor
         return pd.DataFrame(
-            source[lo : self._t + 1][:, mask].copy(),
+            values,
             index=self._panel.dates[lo : self._t + 1],
             columns=self._panel.labels[mask],
         )
+
+    def _splits_after(self, lo: int) -> np.ndarray:
+        """(days lo..t) x tickers: the product of split ratios after each day, up to this close."""
+        n = self._t - lo + 1
+        ratio = np.ones((n, len(self._panel.tickers)))
+        for t, (idx, value) in self._panel.events.splits.items():
+            if lo < t <= self._t:
+                ratio[t - lo, idx] *= value
+        after = np.ones_like(ratio)
+        after[:-1] = np.cumprod(ratio[::-1], axis=0)[::-1][1:]
+        return after
 
     def returns(self, days: int | None = None, tickers=None) -> pd.DataFrame:
         """Daily total returns (splits, dividends and delisting values accounted for) over the

@@ -22,6 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from equity_backtest.config import Parameters  # noqa: E402
 from equity_backtest.llm import answers, cutoffs, decision_log  # noqa: E402
 from equity_backtest.llm.backends import (  # noqa: E402
     OpenAIBackend,
@@ -74,6 +75,83 @@ def test_prompt_holds_only_what_is_public_at_its_close(panel_params):
         assert prompt.as_of == f"{panel.dates[t]:%Y-%m-%d}"
         months = re.findall(r"(\d{4}-\d{2}): \d", prompt.user)
         assert len(months) == 12 and max(months) == prompt.as_of[:7]  # a year, none after the close
+
+
+def _split_panel():
+    """One member over 300 business days, trading near 128 until a 4:1 split on day 200, with a
+    quarterly report public from day 20."""
+    import datetime as dt
+
+    from equity_backtest.panel import panel_from_tables
+
+    days = pd.bdate_range("2020-01-01", periods=300)
+    close = np.where(np.arange(300) < 200, 128.0, 32.0) * (1 + 0.0005 * np.arange(300))
+    market = pd.DataFrame(
+        {"source": "x", "ticker": "AAA", "date": days, "open": close, "high": close,
+         "low": close, "close": close, "volume": 1e6, "market_cap": close * 1e6, "log_ts": 0}
+    )  # fmt: skip
+    tables = {
+        "market": market,
+        "constituents": pd.DataFrame(
+            {
+                "source": ["x"],
+                "index": ["IDX"],
+                "date": [days[0]],
+                "ticker": ["AAA"],
+                "weight": [1.0],
+                "log_ts": [0],
+            }
+        ),  # fmt: skip
+        "metadata": pd.DataFrame(
+            {
+                "source": ["x"],
+                "ticker": ["AAA"],
+                "name": ["Aaa Corp"],
+                "sector": ["Tech"],
+                "log_ts": [0],
+            }
+        ),  # fmt: skip
+        "corporate_actions": pd.DataFrame(
+            {
+                "source": ["x"],
+                "ticker": ["AAA"],
+                "date": [days[200]],
+                "action": ["split"],
+                "value": [4.0],
+                "log_ts": [0],
+            }
+        ),  # fmt: skip
+        "fundamentals": pd.DataFrame(
+            {
+                "source": "x",
+                "ticker": "AAA",
+                "period_end": pd.Timestamp("2019-12-31"),
+                "announcement_date": days[20],
+                "metric": ["revenue", "net_income"],
+                "value": [1e9, 1e8],
+                "log_ts": 0,
+            }
+        ),  # fmt: skip
+    }
+    params = Parameters(
+        source="x", index="IDX", start=days[0].date(), end=days[-1].date(),
+        sim_start=dt.date(2019, 1, 1), sim_end=dt.date(2021, 6, 1),
+    )  # fmt: skip
+    return panel_from_tables("split", tables, params)
+
+
+def test_prompt_prices_are_split_adjusted_as_of_the_prompt_date():
+    """A 4:1 split inside the prompt's year does not read as a 75% crash; the day before the
+    split, the prices are as traded (the split is not known yet: point in time)."""
+    panel = _split_panel()
+    template = load_template("v1")
+    after = build_prompts(View(panel, 280, np.zeros(1), 1e6, 260), template, ["AAA"])[0]
+    prices = [float(v) for v in re.findall(r"\d{4}-\d{2}: ([\d.]+)", after.user)]
+    assert len(prices) == 12 and max(prices) < 40 and min(prices) > 30
+    assert np.abs(np.diff(np.log(prices))).max() < 0.05
+    before = build_prompts(View(panel, 199, np.zeros(1), 1e6, 260), template, ["AAA"])[0]
+    prices = [float(v) for v in re.findall(r"\d{4}-\d{2}: ([\d.]+)", before.user)]
+    assert min(prices) > 120  # nothing after the prompt date is applied
 
 
 def test_anonymised_prompt_has_no_name_ticker_or_date(panel_params):

@@ -125,3 +125,27 @@ def test_fundamentals_history_shows_the_last_public_periods(market):
     assert np.allclose(mine["value"], public["revenue"]) and mine["lag"].tolist() == [3, 2, 1, 0]
     assert (hist.groupby("ticker").size() <= 4).all()
     assert v.fundamentals_history("no_such_metric").empty
+
+
+def test_split_adjusted_history_restates_past_prices_point_in_time():
+    """A 4:1 split on day 5: before it, closes near 128 read as 32 in today's shares; a view
+    dated before the split never sees it (no look-ahead)."""
+    from equity_backtest.view import View
+    from tests.test_engine_features import tiny_panel
+
+    closes = [128.0, 128.5, 129.0, 129.5, 130.0, 32.6, 32.7, 32.8, 33.0, 33.1, 33.2, 33.3]
+    panel, _ = tiny_panel(
+        {"AAA": [(c, c, c, c) for c in closes], "BBB": [(10, 10, 10, 10)] * 12},
+        actions=[("AAA", 5, "split", 4.0)],
+    )
+    after = View(panel, 9, np.zeros(2), 1e4, 260)
+    adjusted = after.history("close", days=10, tickers=["AAA"], split_adjusted=True)["AAA"]
+    assert adjusted.iloc[:5].tolist() == [c / 4 for c in closes[:5]]
+    assert adjusted.iloc[5:].tolist() == closes[5:10]
+    assert after.history("close", days=10, tickers=["AAA"])["AAA"].iloc[0] == 128.0  # raw
+    volume = after.history("volume", days=10, tickers=["AAA"], split_adjusted=True)["AAA"]
+    assert volume.iloc[0] == 4e6 and volume.iloc[6] == 1e6
+    before = View(panel, 4, np.zeros(2), 1e4, 260)
+    assert (
+        before.history("close", tickers=["AAA"], split_adjusted=True)["AAA"].tolist() == closes[:5]
+    )

@@ -74,7 +74,8 @@ def build_prompts(view, template: Template, tickers=None, periods: int = 4) -> l
     lines = {
         m: view.fundamentals_history(m, periods, tickers) for m in INCOME + BALANCE + CASH_FLOW
     }
-    closes = view.history("close", days=260, tickers=tickers)
+    # in today's shares: a 4:1 split inside the year must not read as a 75% fall
+    closes = view.history("close", days=260, tickers=tickers, split_adjusted=True)
     month_end = closes.groupby(closes.index.to_period("M")).tail(1).iloc[-12:]
     meta = view.metadata.set_index("ticker") if "ticker" in view.metadata else view.metadata
     as_of = f"{view.date:%Y-%m-%d}"
@@ -125,7 +126,7 @@ def _render_fields(table: pd.DataFrame, prices: pd.Series, anonymised: bool) -> 
         money_unit = "millions"
         price_index = [f"{d:%Y-%m}" for d in prices.index]
         price_values = prices
-        price_unit = "price per share"
+        price_unit = "price per share, adjusted for splits up to the as-of date"
 
     def render(metrics) -> str:
         rows = [m for m in metrics if m in table.index]
