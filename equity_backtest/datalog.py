@@ -341,11 +341,9 @@ def check_frame(name: LogName, frame: pd.DataFrame, where: str, rows=None) -> No
 
 
 def _parse_numbers(col: pd.Series, where: str, name: str, rows: np.ndarray) -> pd.Series:
-    values = pd.to_numeric(col.str.strip(), errors="coerce")
-    bad = values.isna().to_numpy() & col.notna().to_numpy()
+    arr, bad = textio.parse_floats(col)
     if bad.any():
         raise _bad_row(where, name, col, bad, "a number", rows)
-    arr = values.to_numpy(dtype=float)
     if np.isinf(arr).any():
         raise _bad_row(where, name, col, np.isinf(arr), "a finite number", rows)
     return pd.Series(arr, index=col.index)

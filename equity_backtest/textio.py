@@ -13,6 +13,7 @@ import codecs
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import BadInputError
@@ -75,3 +76,34 @@ def read_csv_text(text: str, where: str, **kwargs) -> pd.DataFrame:
         raise BadInputError(f"{where}: the file is empty") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise BadInputError(f"{where}: not valid CSV ({str(exc).strip()})") from None
+
+
+def parse_floats(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers written as text -> (float64 values, mask of cells that are not numbers).
+
+    Conversion is correctly rounded (numpy's, over the C library's strtod), so the shortest
+    repr of a float reads back bit for bit; pandas' fast parsers can be one unit in the last
+    place off. Empty cells and NaN are missing (NaN), not bad. Numbers already parsed pass as
+    they are."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype=float, na_value=np.nan), np.zeros(len(values), dtype=bool)
+    cells = values.to_numpy(dtype=object)
+    missing = pd.isna(cells)
+    if missing.any():
+        cells = cells.copy()
+        cells[missing] = ""
+    text = cells.astype(str)  # numpy skips surrounding blanks when it converts
+    out = np.full(len(text), np.nan)
+    filled = text != ""
+    try:
+        out[filled] = text[filled].astype(np.float64)
+        return out, np.zeros(len(text), dtype=bool)
+    except ValueError:
+        pass
+    bad = np.zeros(len(text), dtype=bool)
+    for i in np.flatnonzero(filled):
+        try:
+            out[i] = float(text[i])
+        except ValueError:
+            bad[i] = True
+    return out, bad

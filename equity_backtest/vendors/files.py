@@ -166,6 +166,8 @@ def _read(path: Path, mapping: dict) -> pd.DataFrame:
         if fmt == "csv":
             text = textio.read_text(path, where, options.pop("encoding", None))
             _no_repeated_header(text, options, where)
+            # as text: numbers are then converted exactly (textio.parse_floats), dates by rule
+            options.setdefault("dtype", str)
             frame = pd.read_csv(io.StringIO(text), skip_blank_lines=False, **options)
             first = 2
         else:
@@ -264,11 +266,10 @@ def _guess_dates(text: pd.Series, where: str, column: str, rows) -> pd.Series:
 
 
 def _numbers(values: pd.Series, where: str, column: str, rows) -> pd.Series:
-    out = pd.to_numeric(values, errors="coerce")
-    bad = out.isna() & values.notna() & (values.astype(str).str.strip() != "")
+    parsed, bad = textio.parse_floats(values)
     if bad.any():
         raise _fail(where, rows, bad, column, lambda i: f"{values.iloc[i]!r} is not a number")
-    out = out.astype(float)
+    out = pd.Series(parsed, index=values.index)
     inf = np.isinf(out.to_numpy())
     if inf.any():
         raise _fail(where, rows, inf, column, lambda i: f"{values.iloc[i]!r} is not finite")
