@@ -15,7 +15,7 @@ from equity_backtest import api, archive, cli, remote
 from equity_backtest.config import parse_assignments
 from equity_backtest.errors import BadInputError
 from equity_backtest.evaluation.returns import EVALUATION_SETTINGS
-from equity_backtest.evaluation.tearsheet import fmt
+from equity_backtest.evaluation.tearsheet_html import fmt
 from equity_backtest.evaluation.trial_set import evaluate_set, runs_in
 
 

@@ -116,7 +116,9 @@ llm_temperature = 0.0  # 0 = greedy; with > 0 the seed above makes sampling repe
 llm_repetition_penalty = 1.0  # > 1 (e.g. 1.3) stops small local models from looping
 llm_constrained = True  # constrain replies to the decision's JSON schema
 llm_reasoning = False  # a reasoning model: the constraint starts after its </think>
-llm_prompt = "v1"  # prompt template: v1 (named) or v1-anon (anonymised), or a .toml path
+llm_prompt = (
+    "v2"  # prompt template: v2 (named) or v2-anon (anonymised), or a .toml path; v1: older logs
+)
 llm_periods = 4  # reported quarters in each statement
 llm_decisions_dir = "decisions"  # the decision log (append-only shards)
 llm_sync_to = None  # e.g. "s3://bucket/decisions": finished shards are copied there

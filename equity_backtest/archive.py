@@ -21,6 +21,7 @@ folder without the leading dot is always a finished run. Only run.log and run.js
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -28,8 +29,10 @@ import os
 import platform
 import re
 import shutil
+from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -66,6 +69,67 @@ def safe_name_part(text: str, empty: str = "-") -> str:
 def partial_dir(run_dir: Path) -> Path:
     """The hidden folder a run writes into until it is complete."""
     return run_dir.parent / f".{run_dir.name}.partial"
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveFile:
+    """One file of a run folder: what it holds, and how 04 (or anyone) reads it back."""
+
+    name: str
+    holds: str
+    read: Callable[[Path], Any]
+    required: bool = True
+
+
+def _csv(**kwargs) -> Callable[[Path], pd.DataFrame]:
+    return lambda path: pd.read_csv(path, **kwargs)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+# The archive is the whole contract between 03 and 04: 03 writes these, `read_run` reads them,
+# and a folder holding them (copied anywhere) is evaluated without datasets/ or decisions/.
+FILES: tuple[ArchiveFile, ...] = (
+    ArchiveFile("runtime_log.csv", "one row per heartbeat", _csv(parse_dates=["date"])),
+    ArchiveFile("trades.csv", "every fill and delisting close-out", _csv(parse_dates=["date"])),
+    ArchiveFile(
+        "cash_ledger.csv",
+        "every change of cash with the running balance",
+        _csv(
+            parse_dates=["date"], keep_default_na=False, na_values={"amount": [""], "balance": [""]}
+        ),
+    ),
+    ArchiveFile("positions.feather", "daily holdings", pd.read_feather),
+    ArchiveFile("target_weights.csv", "compute_weights' answers", _csv(parse_dates=["date"])),
+    ArchiveFile("benchmark.csv", "the benchmark's return per bar", _csv(parse_dates=["date"])),
+    ArchiveFile("metadata.csv", "names and sectors", _csv(dtype=str, keep_default_na=False)),
+    ArchiveFile("parameters.json", "the resolved parameters", _read_json),
+    ArchiveFile("dataset.json", "the dataset version and its checksums", _read_json),
+    ArchiveFile("versions.json", "Python and package versions", _read_json),
+    ArchiveFile("run.json", "status, window, values, warnings", _read_json),
+    ArchiveFile(
+        "contest_inputs.feather",
+        "style scores and liquidity of each holding (contest_checks)",
+        pd.read_feather,
+        required=False,
+    ),
+)
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """Every file of a finished run folder, read (name -> frame or dict; absent optional files
+    are None). A missing required file is a clear error naming it."""
+    run_dir = Path(run_dir)
+    missing = [f.name for f in FILES if f.required and not (run_dir / f.name).is_file()]
+    if missing:
+        raise BadInputError(
+            f"{run_dir} is not a finished run archive (missing {', '.join(missing)})"
+        )
+    return {
+        f.name: f.read(run_dir / f.name) if (run_dir / f.name).is_file() else None for f in FILES
+    }
 
 
 def in_use(run_dir: Path) -> bool:

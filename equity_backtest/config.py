@@ -131,7 +131,7 @@ class Parameters:
     llm_repetition_penalty: float = 1.0
     llm_constrained: bool = True
     llm_reasoning: bool = False
-    llm_prompt: str = "v1"
+    llm_prompt: str = "v2"
     llm_periods: int = 4
     llm_decisions_dir: str = "decisions"
     llm_sync_to: str | None = None

@@ -18,7 +18,6 @@ Writes factor_report.json and a self-contained factor_report.html.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
 import json
@@ -32,6 +31,7 @@ from . import cli
 from .config import Parameters
 from .engine.clock import heartbeat_range
 from .errors import BadInputError
+from .evaluation import page as report_page
 from .panel import Panel, load_panel
 from .storage import atomic_write_bytes, atomic_write_text
 from .strategy_loader import load_module
@@ -182,18 +182,15 @@ def report(signal: Signal, results: list[dict], out: Path) -> Path:
         f"<td>{r['top_minus_bottom']:.2%}</td><td>{r['top_minus_bottom_t_stat']:.2f}</td><td>{r['top_quantile_turnover']:.1%}</td></tr>"
         for r in results
     )
-    images = "".join(
-        f'<img alt="IC" src="data:image/png;base64,{base64.b64encode(f).decode()}">'
-        for f in figures
-    )
-    page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Factor report: {html.escape(signal.name)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px}} td,th{{padding:.2em .6em;
-border-bottom:1px solid #ddd;text-align:right}} img{{max-width:100%}}</style></head><body>
-<h1>Factor report: {html.escape(signal.name)}</h1>
+    images = "".join(report_page.image("IC", f) for f in figures)
+    html_page = report_page.page(
+        f"Factor report: {signal.name}",
+        f"""<h1>Factor report: {html.escape(signal.name)}</h1>
 <table><tr><th>horizon (days)</th><th>windows</th><th>reliable</th><th>mean IC</th><th>t-stat</th><th>IC IR</th>
 <th>hit rate</th><th>top - bottom</th><th>t-stat</th><th>top turnover</th></tr>{rows}</table>
-{images}</body></html>"""
-    atomic_write_bytes(out / "factor_report.html", page.encode("utf-8"))
+{images}""",
+    )
+    atomic_write_bytes(out / "factor_report.html", html_page.encode("utf-8"))
     return out / "factor_report.html"
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from . import archive, frequency, locks
-from .benchmark import INDEX, benchmark_returns
 from .cli import add_log_file
+from .comparison import INDEX, benchmark_returns
 from .config import Parameters
 from .engine.checkpoint import Checkpoints, file_digest, fingerprint
 from .engine.clock import heartbeat_range

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from equity_backtest import datasets
-from equity_backtest.benchmark import index_returns
+from equity_backtest.comparison import index_returns
 from equity_backtest.config import Parameters
 from equity_backtest.datalog import LogName, list_logs, read_log, write_log
 from equity_backtest.engine.clock import heartbeat_range

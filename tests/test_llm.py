@@ -189,6 +189,13 @@ def test_anonymised_prompt_has_no_name_ticker_or_date(panel_params):
             90,
         ),
         ('<think>still thinking about {"decision": "BUY"', "no_json", None, None),
+        (  # the opening <think> was in the prompt: a draft before a lone </think> is reasoning
+            'Draft: {"decision": "SELL", "confidence": 40, "reason": "draft"}. Hmm, no.</think>\n'
+            '{"decision": "BUY", "confidence": 72.5, "reason": "final", "ratios": {"roa": 0.1}}',
+            "ok",
+            "BUY",
+            72.5,
+        ),
         ('{"decision": "BUY", "confidence": 7', "truncated", None, None),
         ('{"decision": "MAYBE", "confidence": 50, "reason": "?"}', "invalid", None, None),
         ('{"decision": "BUY", "confidence": 300, "reason": "?"}', "invalid", "BUY", None),
@@ -244,14 +251,29 @@ def test_batched_generation_equals_one_at_a_time(tiny_model, panel_params):
 
 
 def test_constrained_decoding_gives_json_from_a_random_model(tiny_model, panel_params):
+    """Even a random model, held to the answer's pattern, replies with a decision first and a
+    confidence in 0-100 (a schema alone let "-1e+00" through): no reply is invalid."""
     panel, _ = panel_params
     backend = TransformersBackend(
-        str(tiny_model), batch_size=4, sampling=Sampling(max_new_tokens=160, temperature=1.0)
+        str(tiny_model), batch_size=4, sampling=Sampling(max_new_tokens=400, temperature=1.0)
     )
     results = list(backend.generate(_requests(panel, 4)))
-    statuses = [answers.parse(r.text, r.finish_reason == "length").status for r in results]
-    assert all(r.text.lstrip().startswith("{") for r in results)
-    assert "no_json" not in statuses
+    parsed = [answers.parse(r.text, r.finish_reason == "length") for r in results]
+    assert all(r.text.lstrip().startswith('{"decision": "') for r in results)
+    assert not {"no_json", "invalid"} & {a.status for a in parsed}, [r.text for r in results]
+    assert all(0 <= a.confidence <= 100 for a in parsed if a.status in answers.PARSED)
+
+
+def test_the_prompt_asks_for_what_the_schema_and_the_constraint_accept():
+    import json as _json
+
+    system = load_template("v2").system
+    keys = list(answers.SCHEMA["properties"])
+    assert [system.index(f'"{k}"') for k in keys] == sorted(system.index(f'"{k}"') for k in keys)
+    reply = {"decision": "HOLD", "confidence": 55.25, "reason": "mixed", "ratios": {"roe": 0.1}}
+    assert re.fullmatch(answers.ANSWER_PATTERN, _json.dumps(reply))
+    assert not re.fullmatch(answers.ANSWER_PATTERN, _json.dumps({**reply, "confidence": -1.0}))
+    assert answers.parse(_json.dumps(reply)).status == answers.OK
 
 
 def test_reasoning_models_are_constrained_only_after_think(tiny_model):
@@ -492,7 +514,7 @@ def test_strategy_maps_logged_decisions_to_weights(tmp_path, small_store, tiny_m
     panel, params = panel_params
     params = params.replace(llm_model=str(tiny_model), llm_decisions_dir=str(tmp_path / "dec"))
     view = view_on(panel, "2012-12-31")
-    prompts = build_prompts(view, load_template("v1"))
+    prompts = build_prompts(view, load_template(params.llm_prompt))
     backend, log = session.open_session(params)
     plan = ["BUY", "BUY", "SELL", "HOLD", None]
     for k, p in enumerate(prompts):
@@ -512,6 +534,7 @@ def test_strategy_maps_logged_decisions_to_weights(tmp_path, small_store, tiny_m
     assert weights.sum() == pytest.approx(1.0)
     conf = pd.Series({p.ticker: 60.0 + k for k, p in enumerate(prompts)})[buys]
     assert np.allclose(weights[buys], conf / conf.sum())
+    assert not backend.loaded  # every decision was logged: the model was never loaded
 
 
 # --- a real instruct model ------------------------------------------------------------------

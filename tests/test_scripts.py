@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from equity_backtest.errors import EXIT_BAD_INPUT
-from equity_backtest.evaluation.tearsheet import fmt
+from equity_backtest.evaluation.tearsheet_html import fmt
 from tests.conftest import REPO, run_script, tree_digest, write_parameters_file
 
 pytestmark = pytest.mark.slow

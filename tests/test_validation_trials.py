@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest.benchmark import index_returns
+from equity_backtest.comparison import index_returns
 from equity_backtest.config import Parameters
 from equity_backtest.engine.clock import heartbeat_range
 from equity_backtest.engine.loop import run_backtest

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import BadInputError
+from ..archive import read_run
 from ..frequency import PERIODS_PER_YEAR, periodic_rate
 
 
@@ -44,38 +44,17 @@ def load_run(
     """Read what 03 wrote; a missing or partial folder is a clear error. `risk_free_rate` and
     `contest_checks` replace the run's own for the evaluation."""
     run_dir = Path(run_dir)
-    needed = [
-        "runtime_log.csv",
-        "trades.csv",
-        "benchmark.csv",
-        "parameters.json",
-        "run.json",
-        "positions.feather",
-        "cash_ledger.csv",
-        "metadata.csv",
-    ]
-    missing = [f for f in needed if not (run_dir / f).is_file()]
-    if missing:
-        raise BadInputError(
-            f"{run_dir} is not a finished run archive (missing {', '.join(missing)})"
-        )
-    runtime = pd.read_csv(run_dir / "runtime_log.csv", parse_dates=["date"])
-    trades = pd.read_csv(run_dir / "trades.csv", parse_dates=["date"])
-    positions = pd.read_feather(run_dir / "positions.feather")
-    cash_ledger = pd.read_csv(
-        run_dir / "cash_ledger.csv",
-        parse_dates=["date"],
-        keep_default_na=False,
-        na_values={"amount": [""], "balance": [""]},
-    )
-    metadata = pd.read_csv(run_dir / "metadata.csv", dtype=str, keep_default_na=False)
-    bench = pd.read_csv(run_dir / "benchmark.csv", parse_dates=["date"]).set_index("date")["return"]
-    params = json.loads((run_dir / "parameters.json").read_text())
+    files = read_run(run_dir)  # the archive's own list of its files and how each is read
+    runtime, trades = files["runtime_log.csv"], files["trades.csv"]
+    positions, cash_ledger = files["positions.feather"], files["cash_ledger.csv"]
+    metadata = files["metadata.csv"]
+    bench = files["benchmark.csv"].set_index("date")["return"]
+    params = dict(files["parameters.json"])
     if risk_free_rate is not None:
         params["risk_free_rate"] = float(risk_free_rate)
     if contest_checks is not None:
         params["contest_checks"] = bool(contest_checks)
-    info = json.loads((run_dir / "run.json").read_text())
+    info = files["run.json"]
     value = runtime.set_index("date")["value"]
     previous = value.shift(1)
     previous.iloc[0] = info.get("starting_value", params["starting_cash"])

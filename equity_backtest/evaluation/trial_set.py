@@ -7,7 +7,6 @@ a self-contained overfitting.html.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
@@ -17,7 +16,7 @@ import pandas as pd
 
 from ..errors import BadInputError
 from ..storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
-from . import plots
+from . import page, plots
 from .overfitting import analyse
 from .returns import load_run as evaluate_info
 from .tearsheet import _jsonable, evaluate
@@ -124,16 +123,14 @@ def _findings(r: dict) -> list[str]:
 def _html(result: dict, summary: pd.DataFrame, figure: bytes) -> str:
     table = summary.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0)
     items = "".join(f"<li>{html.escape(f)}</li>" for f in result["findings"])
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Overfitting analysis</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1050px}} td,th{{padding:.2em .6em;
-border-bottom:1px solid #ddd;text-align:right}} img{{max-width:100%}}</style></head><body>
-<h1>Overfitting analysis of {len(result["trials"])} trials</h1>
+    return page.page(
+        "Overfitting analysis",
+        f"""<h1>Overfitting analysis of {len(result["trials"])} trials</h1>
 <p>{result["days"]:,d} common days, {result["blocks"]} blocks, {result["splits"]:,d} splits (CSCV).
 PBO <b>{result["pbo"]:.3f}</b>; degradation slope {result["degradation_slope"]:.3f}; probability of loss
 {result["probability_of_loss"]:.3f}; deflated Sharpe ratio of the best trial
 {result["deflated_sharpe"]["deflated_sharpe_ratio"]:.3f}.</p>
 <ul>{items}</ul>
-<img alt="CSCV" src="data:image/png;base64,{base64.b64encode(figure).decode()}">
-<h2>Trials</h2>{table}
-</body></html>
-"""
+{page.image("CSCV", figure)}
+<h2>Trials</h2>{table}""",
+    )

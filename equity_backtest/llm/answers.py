@@ -13,28 +13,38 @@ import json
 import re
 
 DECISIONS = ("BUY", "SELL", "HOLD")
+# The answer, in the order the prompt (template v2) asks for it: the decision first, a confidence
+# from 0 to 100 with decimals allowed, a short reason, then the ratios the model computed. The
+# schema servers get (response_format) and the regular expression local decoding is held to say
+# the same thing, so prompt, schema and constraint agree.
+MAX_REASON = 200
+MAX_RATIOS = 8
 SCHEMA = {
     "type": "object",
     "properties": {
-        "ratios": {"type": "object", "additionalProperties": {"type": "number"}},
         "decision": {"type": "string", "enum": list(DECISIONS)},
-        "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
-        "reason": {"type": "string", "maxLength": 400},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 100},
+        "reason": {"type": "string", "maxLength": MAX_REASON},
+        "ratios": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "maxProperties": MAX_RATIOS,
+        },
     },
-    "required": ["decision", "confidence", "reason"],
+    "required": ["decision", "confidence", "reason", "ratios"],
     "additionalProperties": False,
 }
-# the schema constrained decoders get: ratios are optional and free-form objects are hard to
-# constrain, so the constrained answer has only the three fields the backtest needs
-CONSTRAINED_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "decision": {"type": "string", "enum": list(DECISIONS)},
-        "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
-        "reason": {"type": "string", "maxLength": 160},
-    },
-    "required": ["decision", "confidence", "reason"],
-}
+CONSTRAINED_SCHEMA = SCHEMA  # for servers that constrain decoding (response_format)
+_NUMBER = r"-?(0|[1-9][0-9]{0,8})(\.[0-9]{1,4})?"
+_CONFIDENCE = r"(100(\.0{1,2})?|[1-9]?[0-9](\.[0-9]{1,2})?)"  # 0 to 100, never negative
+_RATIO = rf'"[a-z][a-z0-9_]{{0,29}}": {_NUMBER}'
+# the same answer as a regular expression, for local constrained decoding (lm-format-enforcer
+# does not enforce a schema's numeric ranges; a pattern does)
+ANSWER_PATTERN = (
+    rf'\{{"decision": "(BUY|SELL|HOLD)", "confidence": {_CONFIDENCE}, '
+    rf'"reason": "[^"\\\n]{{1,{MAX_REASON}}}", '
+    rf'"ratios": \{{({_RATIO}(, {_RATIO}){{0,{MAX_RATIOS - 1}}})?\}}\}}'
+)
 
 # parse statuses
 OK = "ok"  # valid JSON object with valid fields
@@ -60,11 +70,15 @@ class Answer:
 
 
 def strip_reasoning(text: str) -> str:
-    """The reply after a reasoning block; an unclosed <think> means it never got to the answer."""
+    """The reply after a reasoning block; an unclosed <think> means it never got to the answer.
+    Some chat templates put the opening <think> in the prompt, so the reply holds only the
+    closing tag: everything before a lone </think> is reasoning (a draft decision there is not
+    the answer)."""
     text = _THINK.sub("", text)
     if re.search(r"<think>", text, re.I):
         return ""
-    return text
+    closing = list(re.finditer(r"</think>", text, re.I))
+    return text[closing[-1].end() :] if closing else text
 
 
 def parse(text: str, truncated: bool = False) -> Answer:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from ..errors import BadInputError
-from .answers import CONSTRAINED_SCHEMA
+from .answers import ANSWER_PATTERN, CONSTRAINED_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def _json_constraint(tokenizer, reasoning: bool):
     # lm-format-enforcer 0.11 imports this name from its transformers 4 location
     if not hasattr(tu, "PreTrainedTokenizerBase"):
         tu.PreTrainedTokenizerBase = transformers.PreTrainedTokenizerBase
-    from lmformatenforcer import JsonSchemaParser
+    from lmformatenforcer import RegexParser
     from lmformatenforcer.integrations.transformers import (
         build_token_enforcer_tokenizer_data,
         build_transformers_prefix_allowed_tokens_fn,
@@ -209,7 +209,7 @@ def _json_constraint(tokenizer, reasoning: bool):
 
     def factory():
         enforce = build_transformers_prefix_allowed_tokens_fn(
-            tokenizer_data, JsonSchemaParser(CONSTRAINED_SCHEMA)
+            tokenizer_data, RegexParser(ANSWER_PATTERN)
         )
         if not reasoning:
             return enforce

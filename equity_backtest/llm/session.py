@@ -62,11 +62,42 @@ def make_backend(params: Parameters):
     raise BadInputError(f"llm_backend {params.llm_backend!r}: use 'transformers' or 'openai'")
 
 
+class LazyBackend:
+    """A backend that is made (a model loaded, a server contacted) only when a prompt has to be
+    asked: replaying a decision log needs no GPU and no server. Its identity (model, revision,
+    quantisation: what decision keys are made of) is known from the settings alone."""
+
+    def __init__(self, params: Parameters):
+        if not params.llm_model:
+            raise BadInputError("llm_model is empty: name a model folder, hub id or s3:// URL")
+        if params.llm_backend not in ("transformers", "openai"):
+            raise BadInputError(
+                f"llm_backend {params.llm_backend!r}: use 'transformers' or 'openai'"
+            )
+        self._params = params
+        self._backend = None
+        self.model_id = params.llm_model
+        self.revision = "local" if params.llm_backend == "transformers" else "server"
+        self.quantisation = (
+            params.llm_quantisation if params.llm_backend == "transformers" else None
+        )
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    def generate(self, requests):
+        if self._backend is None:
+            self._backend = make_backend(self._params)
+        yield from self._backend.generate(requests)
+
+
 def open_session(params: Parameters):
-    """(backend, decision log) for these settings, kept for the life of the process."""
+    """(backend, decision log) for these settings, kept for the life of the process. The backend
+    is lazy: nothing is loaded until a decision is missing from the log."""
     key = (params.llm_backend, params.llm_model, params.llm_decisions_dir, params.llm_quantisation)
     if key not in _OPEN:
-        backend = make_backend(params)
+        backend = LazyBackend(params)
         decisions = DecisionLog(params.llm_decisions_dir, sync_to=params.llm_sync_to)
         atexit.register(decisions.close)
         _OPEN[key] = (backend, decisions)

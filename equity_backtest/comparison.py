@@ -1,4 +1,4 @@
-"""The benchmark (V1): the index itself, or a series supplied in the data.
+"""What a run is compared against (V1): the index itself, or a series supplied in the data.
 
 benchmark = "index" (the default): the cap-weighted total return of the index members, point in
 time. Each bar's return weights the members of the list in force at the previous close by their
