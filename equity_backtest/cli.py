@@ -25,10 +25,13 @@ from .locks import process_alive, stage_lock  # noqa: F401  (the scripts use cli
 log = logging.getLogger("equity_backtest")
 
 
-def parser(description: str, *, window: bool = True) -> argparse.ArgumentParser:
-    """An argument parser with the flags every script takes."""
+def parser(
+    description: str, *, window: bool = True, prog: str | None = None
+) -> argparse.ArgumentParser:
+    """An argument parser with the flags every script takes. `prog`: how a module is run
+    (`python -m equity_backtest.research`), so usage lines show a command that works."""
     p = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
         "--parameters",

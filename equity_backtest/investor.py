@@ -189,8 +189,7 @@ def show(p: Plan) -> str:
 def main() -> int:
     if sys.argv[1:2] == ["serve"]:
         return serve_main(sys.argv[2:])
-    parser = cli.parser(__doc__, window=False)
-    parser.prog = "python -m equity_backtest.investor"
+    parser = cli.parser(__doc__, window=False, prog="python -m equity_backtest.investor")
     parser.add_argument(
         "--theme",
         required=True,
@@ -233,8 +232,8 @@ def serve_main(argv: list[str]) -> int:
         "Serve the investor's page: pick a theme, enter an amount or upload holdings, get the "
         "orders. Binds to 127.0.0.1 (this computer only) unless --host says otherwise.",
         window=False,
+        prog="python -m equity_backtest.investor serve",
     )
-    parser.prog = "python -m equity_backtest.investor serve"
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=8050, help="port (default 8050; 0: any free one)"

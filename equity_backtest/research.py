@@ -195,7 +195,7 @@ def report(signal: Signal, results: list[dict], out: Path) -> Path:
 
 
 def main() -> int:
-    parser = cli.parser(__doc__)
+    parser = cli.parser(__doc__, prog="python -m equity_backtest.research")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--signal", metavar="PATH", help="a strategy file with score(view, params)")
     group.add_argument("--field", help="a market field (e.g. market_cap) or fundamental metric")

@@ -19,7 +19,7 @@ from equity_backtest.view import View
 
 
 def main() -> int:
-    parser = cli.parser(__doc__)
+    parser = cli.parser(__doc__, prog="python -m equity_backtest.llm")
     args = parser.parse_args()
     cli.setup_logging(args, cli.stage_log_file("llm_run"))
     params = cli.load(args)
