@@ -115,6 +115,15 @@ FILES: tuple[ArchiveFile, ...] = (
         pd.read_feather,
         required=False,
     ),
+    ArchiveFile(
+        "llm_decisions_used.csv",
+        "the LLM decisions the run traded on, with forward returns (strategies/llm.py)",
+        _csv(
+            keep_default_na=False,
+            na_values={c: [""] for c in ("confidence", "fwd_return", "excess")},
+        ),
+        required=False,
+    ),
 )
 
 
@@ -187,10 +196,13 @@ def write_archive(
     benchmark: pd.Series,
     datasets_dir: Path,
     contest_inputs: pd.DataFrame | None = None,
+    llm_decisions: pd.DataFrame | None = None,
 ) -> None:
     """Write every table and copy of the inputs into the temporary run folder."""
     if contest_inputs is not None:
         _feather(tmp / "contest_inputs.feather", contest_inputs)
+    if llm_decisions is not None:
+        atomic_write_csv(tmp / "llm_decisions_used.csv", llm_decisions)
     atomic_write_csv(tmp / "runtime_log.csv", result.runtime_log)
     atomic_write_csv(tmp / "trades.csv", result.trades)
     atomic_write_csv(tmp / "cash_ledger.csv", result.cash_ledger)

@@ -93,6 +93,22 @@ def resumable_run(results_dir: str | Path, fp: str) -> Path | None:
     return None
 
 
+def llm_decisions(panel: Panel, params: Parameters, result, window) -> pd.DataFrame | None:
+    """For a run of strategies/llm.py: the decisions it traded on, with their forward returns
+    (63 bars; those near the data's end are marked partial and not scored), so 04 evaluates
+    exactly this run's decisions from the archive alone."""
+    if Path(params.algorithm).stem != "llm" or not params.llm_model:
+        return None
+    from .engine.clock import rebalance_days
+    from .llm import evaluate as llm_evaluate
+    from .llm.session import run_decisions
+
+    last = panel.dates.get_loc(result.runtime_log["date"].iloc[-1])
+    days = np.flatnonzero(rebalance_days(panel.dates, window[0], last, params.rebalance))
+    frame = run_decisions(panel, params, days)
+    return llm_evaluate.forward_returns(panel, frame, llm_evaluate.HORIZON)
+
+
 def keep_failed_log(tmp: Path, run_dir: Path) -> Path | None:
     """A failed run leaves no archive, but its log survives as `<run name>.failed.log` beside
     where the archive would have been (a file, never mistaken for a run folder)."""
@@ -184,6 +200,7 @@ def run_single(
             log.warning("%s", text)
             result.warnings.append(text)
         held = contest.held_inputs(panel, result.positions) if params.contest_checks else None
+        llm = llm_decisions(panel, params, result, window)
         archive.write_archive(
             tmp,
             result,
@@ -194,6 +211,7 @@ def run_single(
             benchmark,
             Path(params.datasets_dir),
             held,
+            llm,
         )
         checkpoints.discard()  # the archive is complete: nothing left to resume
         final = float(result.runtime_log["value"].iloc[-1])

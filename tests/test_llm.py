@@ -503,6 +503,25 @@ def test_llm_strategy_end_to_end_with_decision_metrics_by_window(tmp_path, small
     table = pd.read_csv(run_dir / "llm_decisions.csv")
     assert len(table) == llm["all"]["decisions"] and table["fwd_return"].notna().any()
     assert llm["all"]["parse_failure_rate"] is not None
+    # 03 archived exactly the decisions it traded on; 04 evaluates those, whatever else the log
+    # holds (decisions made with other sampling settings), and without the log at all
+    used = pd.read_csv(run_dir / "llm_decisions_used.csv")
+    assert len(used) == llm["all"]["decisions"]
+    assert llm["partial_horizon"] == int((used["horizon_bars"] < 63).sum())
+    assert used.loc[used["horizon_bars"] < 63, "fwd_return"].isna().all()  # partial: not scored
+    log_dir = root / "decisions"
+    extra = [
+        json.loads(line)
+        for f in sorted(log_dir.glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+    with open(log_dir / "shard-other-sampling.jsonl", "w") as fh:
+        for record in extra:
+            fh.write(json.dumps({**record, "sampling": "t=0.7", "key": record["key"] + "x"}) + "\n")
+    shutil.rmtree(root / "datasets")  # the run folder alone is enough now
+    run_script(root, "04_evaluate.py", str(run_dir))
+    again = json.loads((run_dir / "metrics.json").read_text())["llm"]
+    assert again["all"]["decisions"] == llm["all"]["decisions"]
 
 
 def test_strategy_maps_logged_decisions_to_weights(tmp_path, small_store, tiny_model, panel_params):

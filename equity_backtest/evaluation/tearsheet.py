@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .. import __version__, archive
 from ..errors import BacktestError
 from ..storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from . import contest
@@ -115,13 +115,20 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
 
 
 def _llm_decisions(run: RunData) -> tuple[dict, pd.DataFrame] | None:
-    """For a run of strategies/llm.py: its decisions from the decision log, evaluated (L6)."""
+    """For a run of strategies/llm.py: exactly the decisions it traded on, from the archive's
+    llm_decisions_used.csv (03 writes them with their forward returns), evaluated. Runs archived
+    before that file existed fall back to the decision log and the run's dataset."""
     params = run.parameters
     if not params.get("llm_model") or Path(str(params.get("algorithm", ""))).stem != "llm":
         return None
     from ..llm import decision_log
     from ..llm import evaluate as llm_evaluate
 
+    archived = run.run_dir / "llm_decisions_used.csv"
+    if archived.is_file():
+        reader = next(f for f in archive.FILES if f.name == "llm_decisions_used.csv")
+        metrics, table = llm_evaluate.score(reader.read(archived))
+        return metrics, table[[c for c in LLM_COLUMNS if c in table]]
     frame = decision_log.read_frame(params.get("llm_decisions_dir", "decisions"))
     if frame.empty:
         log.warning("no LLM decision log at %s", params.get("llm_decisions_dir"))
@@ -136,21 +143,13 @@ def _llm_decisions(run: RunData) -> tuple[dict, pd.DataFrame] | None:
         log.warning("LLM decisions not evaluated: %s", exc)
         return None
     metrics, table = llm_evaluate.evaluate(panel, frame.reset_index(drop=True))
-    keep = [
-        "as_of",
-        "ticker",
-        "model_id",
-        "quantisation",
-        "prompt_version",
-        "window",
-        "status",
-        "decision",
-        "confidence",
-        "fwd_return",
-        "excess",
-        "reason",
-    ]
-    return metrics, table[[c for c in keep if c in table]]
+    return metrics, table[[c for c in LLM_COLUMNS if c in table]]
+
+
+LLM_COLUMNS = [
+    "as_of", "ticker", "model_id", "quantisation", "prompt_version", "window", "status",
+    "decision", "confidence", "fwd_return", "excess", "horizon_bars", "reason",
+]  # fmt: skip
 
 
 def _contest(run: RunData, exposure: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -15,6 +15,7 @@ import pandas as pd
 from . import answers
 
 CONFIDENCE_BINS = [0, 50, 70, 85, 100.0001]
+HORIZON = 63  # bars ahead a decision is scored on (a quarter of daily bars)
 
 
 def forward_returns(panel, decisions: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -25,8 +26,12 @@ def forward_returns(panel, decisions: pd.DataFrame, horizon: int) -> pd.DataFram
     t = panel.dates.searchsorted(pd.to_datetime(decisions["as_of"]), side="right") - 1
     t_end = np.minimum(t + horizon, len(panel.dates) - 1)
     i = codes.reindex(decisions["ticker"].astype(str)).to_numpy()
-    known = ~np.isnan(i) & (t >= 0) & (t_end > t)
-    out = decisions.assign(fwd_return=np.nan, excess=np.nan)
+    # a decision near the data's end has fewer bars ahead than the horizon: it is not scored
+    # (its return would be over a shorter, different horizon) but counted as partial
+    known = ~np.isnan(i) & (t >= 0) & (t + horizon <= len(panel.dates) - 1)
+    out = decisions.assign(
+        fwd_return=np.nan, excess=np.nan, horizon_bars=np.where(t >= 0, t_end - t, 0)
+    )
     if not known.any():
         return out
     ii, ts, te = i[known].astype(int), t[known], t_end[known]
@@ -90,10 +95,22 @@ def _mean(values) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
-def evaluate(panel, decisions: pd.DataFrame, horizon: int = 63) -> tuple[dict, pd.DataFrame]:
+def evaluate(panel, decisions: pd.DataFrame, horizon: int = HORIZON) -> tuple[dict, pd.DataFrame]:
     """Metrics for all decisions, by training window, and side by side per model setting."""
-    frame = forward_returns(panel, decisions, horizon)
-    result = {"horizon_days": horizon, "all": _summary(frame), "by_window": {}, "by_model": []}
+    return score(forward_returns(panel, decisions, horizon), horizon)
+
+
+def score(frame: pd.DataFrame, horizon: int = HORIZON) -> tuple[dict, pd.DataFrame]:
+    """The metrics of decisions whose forward returns are already known (forward_returns, or a
+    run archive's llm_decisions_used.csv, which 03 writes with them)."""
+    partial = int((frame["horizon_bars"] < horizon).sum()) if "horizon_bars" in frame else 0
+    result = {
+        "horizon_days": horizon,
+        "partial_horizon": partial,
+        "all": _summary(frame),
+        "by_window": {},
+        "by_model": [],
+    }
     for flag, rows in frame.groupby("window"):
         result["by_window"][str(flag)] = _summary(rows)
     for (model, quant, prompt), rows in frame.groupby(

@@ -11,6 +11,7 @@ import atexit
 import logging
 import time
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -18,7 +19,7 @@ from ..config import Parameters
 from ..errors import BadInputError
 from . import answers, cutoffs
 from .backends import OpenAIBackend, Request, Sampling, TransformersBackend
-from .decision_log import DecisionLog, decision_key
+from .decision_log import DecisionLog, decision_key, read_records
 from .prompts import Prompt, build_prompts, load_template
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,29 @@ def ask(
         bar.set_postfix(prompts_per_s=f"{bar.n / elapsed:.2f}" if elapsed else "-")
     bar.close()
     return counts
+
+
+def run_decisions(panel, params: Parameters, days) -> pd.DataFrame:
+    """The logged decisions a run of strategies/llm.py used: for each rebalance day, the prompts
+    of that day's universe (the ones the strategy asked), matched by key in the decision log.
+    Rebuilt from the panel, so a run resumed from a checkpoint gets them all too."""
+    from ..view import View
+
+    backend = LazyBackend(params)  # keys only: nothing is loaded
+    latest = {r["key"]: r for r in read_records(params.llm_decisions_dir)}  # open shards too
+    template = load_template(params.llm_prompt)
+    rows = []
+    for t in days:
+        view = View(panel, int(t), np.zeros(len(panel.tickers)), 0.0, params.lookback_days)
+        for prompt in build_prompts(view, template, None, params.llm_periods):
+            record = latest.get(record_base(backend, prompt, params)["key"])
+            if record:
+                rows.append(record)
+    keep = [
+        "key", "as_of", "ticker", "model_id", "revision", "quantisation", "prompt_version",
+        "sampling", "window", "status", "decision", "confidence", "reason",
+    ]  # fmt: skip
+    return pd.DataFrame([{k: r.get(k) for k in keep} for r in rows], columns=keep)
 
 
 def decisions_for(view, params: Parameters, tickers=None) -> pd.DataFrame:
