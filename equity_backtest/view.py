@@ -29,6 +29,11 @@ class View:
         self._lookback = lookback
 
     @property
+    def dataset_version(self) -> str:
+        """The dataset version this view reads (recorded with decisions made from it)."""
+        return self._panel.dataset_version
+
+    @property
     def date(self) -> pd.Timestamp:
         """The decision day; orders made now fill on the next trading day."""
         return self._panel.dates[self._t]

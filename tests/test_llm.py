@@ -582,3 +582,25 @@ def test_smollm2_gives_parseable_decisions_end_to_end(panel_params, tmp_path):
     assert len(decisions) == 3
     assert decisions["status"].isin(answers.PARSED).all(), decisions
     assert decisions["decision"].isin(answers.DECISIONS).all()
+
+
+def test_the_decision_key_follows_what_the_prompt_contains(panel_params, tiny_model):
+    """Another number of periods (or any change to the rendered prompt) is another question: its
+    key differs, so a rerun asks it instead of reusing the old answer; the same prompt keeps its
+    key. The dataset version is recorded with the decision."""
+    from equity_backtest.llm import session
+
+    panel, params = panel_params
+    params = params.replace(llm_model=str(tiny_model))
+    view = view_on(panel, "2012-12-31")
+    backend = session.LazyBackend(params)
+    template = load_template(params.llm_prompt)
+    four = build_prompts(view, template, periods=4)[0]
+    again = build_prompts(view, template, periods=4)[0]
+    eight = build_prompts(view, template, [four.ticker], periods=8)[0]
+    key = session.record_base(backend, four, params)
+    assert key["key"] == session.record_base(backend, again, params)["key"]
+    assert key["key"] != session.record_base(backend, eight, params)["key"]
+    assert key["dataset_version"] == panel.dataset_version and key["prompt_sha"] == four.sha
+    assert key["revision"].startswith("folder:")  # the model's own files, not "local"
+    assert not backend.loaded

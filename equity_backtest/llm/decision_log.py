@@ -36,13 +36,16 @@ KEY_FIELDS = (
     "ticker",
     "as_of",
     "sampling",
+    # a hash of the rendered prompt: another number of periods, a restated figure or a new
+    # dataset version is another question, never answered from the log of the old one
+    "prompt_sha",
 )
 RETRY_STATUSES = ("error",)  # a request that never got a reply is asked again on a rerun
 
 
 def decision_key(record: dict) -> str:
     """A stable id of what was asked (not of what was answered)."""
-    text = json.dumps([str(record[f]) for f in KEY_FIELDS])
+    text = json.dumps([str(record.get(f, "")) for f in KEY_FIELDS])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -9,6 +9,7 @@ latest public version) and month-end closes over the last year.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tomllib
 from pathlib import Path
 
@@ -49,9 +50,15 @@ class Prompt:
     version: str
     system: str
     user: str
+    dataset_version: str = ""  # recorded with the decision (the prompt hash is in its key)
 
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+
+    @property
+    def sha(self) -> str:
+        """A short hash of exactly what the model reads (system and user text)."""
+        return hashlib.sha256(f"{self.system}\n\n{self.user}".encode()).hexdigest()[:16]
 
 
 def load_template(name: str) -> Template:
@@ -94,7 +101,14 @@ def build_prompts(view, template: Template, tickers=None, periods: int = 4) -> l
             as_of=as_of,
         )
         out.append(
-            Prompt(ticker, as_of, template.version, template.system, template.user.format(**fields))
+            Prompt(
+                ticker,
+                as_of,
+                template.version,
+                template.system,
+                template.user.format(**fields),
+                getattr(view, "dataset_version", ""),
+            )
         )
     return out
 

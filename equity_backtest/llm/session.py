@@ -8,8 +8,10 @@ of a backtest (the served, batched path for large runs).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,6 +65,32 @@ def make_backend(params: Parameters):
     raise BadInputError(f"llm_backend {params.llm_backend!r}: use 'transformers' or 'openai'")
 
 
+def model_revision(params: Parameters) -> str:
+    """What exactly answered, for the decision key and the record: for a local model folder a
+    hash of its config and of its files' names and sizes ("folder:<hash>"), so re-downloaded or
+    re-quantised weights are a new revision; a hub id's commit hash when the local hub cache
+    has it; for a server, "server"."""
+    if params.llm_backend != "transformers":
+        return "server"
+    folder = Path(params.llm_model)
+    if folder.is_dir():
+        h = hashlib.sha256()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            h.update(f"{path.relative_to(folder)}:{path.stat().st_size}\n".encode())
+            if path.name in ("config.json", "generation_config.json"):
+                h.update(path.read_bytes())
+        return f"folder:{h.hexdigest()[:16]}"
+    try:  # a hub id: the commit the local cache resolved it to
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(params.llm_model, "config.json")
+        if isinstance(cached, str):
+            return f"hub:{Path(cached).parent.name[:16]}"
+    except ImportError:
+        pass
+    return "unknown"
+
+
 class LazyBackend:
     """A backend that is made (a model loaded, a server contacted) only when a prompt has to be
     asked: replaying a decision log needs no GPU and no server. Its identity (model, revision,
@@ -78,7 +106,7 @@ class LazyBackend:
         self._params = params
         self._backend = None
         self.model_id = params.llm_model
-        self.revision = "local" if params.llm_backend == "transformers" else "server"
+        self.revision = model_revision(params)
         self.quantisation = (
             params.llm_quantisation if params.llm_backend == "transformers" else None
         )
@@ -114,6 +142,8 @@ def record_base(backend, prompt: Prompt, params: Parameters) -> dict:
         "ticker": prompt.ticker,
         "as_of": prompt.as_of,
         "sampling": sampling(params).label(),
+        "prompt_sha": prompt.sha,
+        "dataset_version": prompt.dataset_version,
     }
     base["key"] = decision_key(base)
     return base
