@@ -604,3 +604,61 @@ def test_the_decision_key_follows_what_the_prompt_contains(panel_params, tiny_mo
     assert key["dataset_version"] == panel.dataset_version and key["prompt_sha"] == four.sha
     assert key["revision"].startswith("folder:")  # the model's own files, not "local"
     assert not backend.loaded
+
+
+def _stub_server(reply: str):
+    """An OpenAI-compatible chat server on loopback that answers every request with `reply` and
+    ignores response_format (as `transformers serve` does)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the http.server API)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.dumps(
+                {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": "stub",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": reply}}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+                }
+            ).encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_server_that_ignores_the_schema_is_reported(caplog):
+    server = _stub_server("I think you should probably buy it.")
+    try:
+        backend = OpenAIBackend(
+            f"http://127.0.0.1:{server.server_port}/v1", "stub", concurrency=2, retries=0
+        )
+        requests = [Request(str(k), [{"role": "user", "content": "x"}]) for k in range(10)]
+        with caplog.at_level("WARNING"):
+            results = list(backend.generate(requests))
+    finally:
+        server.shutdown()
+    assert len(results) == 10
+    assert "seems to ignore response_format" in caplog.text
+
+
+def test_a_dead_server_stops_the_run_instead_of_retrying_every_prompt():
+    from equity_backtest.errors import VendorUnavailableError
+    from tests.conftest import free_port
+
+    backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", "m", concurrency=1, retries=1)
+    requests = [Request(str(k), [{"role": "user", "content": "x"}]) for k in range(200)]
+    started = time.monotonic()
+    with pytest.raises(VendorUnavailableError, match="did not answer 3 requests in a row"):
+        list(backend.generate(requests))
+    assert time.monotonic() - started < 30  # not 200 prompts' worth of retries

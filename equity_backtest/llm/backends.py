@@ -16,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..errors import BadInputError, VendorUnavailableError
 from .answers import ANSWER_PATTERN, CONSTRAINED_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,23 @@ def _json_constraint(tokenizer, reasoning: bool):
     return factory
 
 
+STOP_AFTER = 3  # requests in a row the server did not answer at all
+SCHEMA_CHECK_AFTER = 8  # replies after which a server that ignores the schema is reported
+
+
+def _unreachable(error: str | None) -> bool:
+    """Whether a request failed because nothing answered (not because the reply was bad)."""
+    return bool(error) and any(
+        name in error
+        for name in ("APIConnectionError", "APITimeoutError", "ConnectError", "ConnectionError")
+    )
+
+
+def _looks_like_the_schema(text: str) -> bool:
+    body = re.sub(r"(?s)^.*</think>", "", text).strip()
+    return body.startswith("{") and '"decision"' in body
+
+
 class OpenAIBackend:
     """Chat completions from an OpenAI-compatible server, `concurrency` requests in flight."""
 
@@ -253,9 +271,10 @@ class OpenAIBackend:
         self.client = OpenAI(
             base_url=base_url,
             api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),
-            max_retries=retries,
+            max_retries=0,  # our own loop retries, with backoff and a stop for a dead server
             timeout=timeout_s,
         )
+        self.base_url = base_url
         self.model_id = model
         self.revision = revision or "server"
         self.quantisation = quantisation
@@ -305,7 +324,39 @@ class OpenAIBackend:
         return Result(request.key, "", 0, 0, time.perf_counter() - started, "error", last_error)
 
     def generate(self, requests: Sequence[Request]) -> Iterator[Result]:
-        with ThreadPoolExecutor(self.concurrency) as pool:
+        """Results as they finish. A server that does not answer STOP_AFTER requests in a row
+        stops the run (exit 3) instead of spending minutes of retries on every remaining prompt;
+        one that ignores the schema is reported once (SCHEMA_CHECK_AFTER replies)."""
+        unanswered, replies, off_schema, warned = 0, 0, 0, False
+        pool = ThreadPoolExecutor(self.concurrency)
+        try:
             futures = [pool.submit(self._one, r) for r in requests]
             for future in as_completed(futures):
-                yield future.result()
+                result = future.result()
+                if result.finish_reason == "error" and _unreachable(result.error):
+                    unanswered += 1
+                    if unanswered >= STOP_AFTER:
+                        raise VendorUnavailableError(
+                            f"the LLM server at {self.base_url} did not answer {unanswered} "
+                            f"requests in a row ({result.error}); start it or fix llm_base_url "
+                            "and rerun: the decisions logged so far are kept"
+                        )
+                else:
+                    unanswered = 0
+                if self.constrained and result.finish_reason != "error":
+                    replies += 1
+                    off_schema += not _looks_like_the_schema(result.text)
+                    if not warned and replies >= SCHEMA_CHECK_AFTER and off_schema * 2 > replies:
+                        warned = True
+                        log.warning(
+                            "the server at %s seems to ignore response_format: %d of %d replies "
+                            "are not the JSON object the schema asks for. Use a server with "
+                            "structured outputs (vLLM's guided decoding) or set "
+                            "llm_constrained = False to stop asking for it",
+                            self.base_url,
+                            off_schema,
+                            replies,
+                        )
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
