@@ -662,3 +662,27 @@ def test_a_dead_server_stops_the_run_instead_of_retrying_every_prompt():
     with pytest.raises(VendorUnavailableError, match="did not answer 3 requests in a row"):
         list(backend.generate(requests))
     assert time.monotonic() - started < 30  # not 200 prompts' worth of retries
+
+
+def test_a_dry_run_prints_prompts_and_token_counts_and_slicing_limits_the_work(
+    tmp_path, small_store, tiny_model, panel_params
+):
+    panel, _ = panel_params
+    root = llm_project(tmp_path, small_store, tiny_model)
+    proc = run_script(root, "-m", "equity_backtest.llm", "--dry-run", "--limit", "3")
+    assert proc.stdout.count("=====") == 6 and "3 prompts; tokens" in proc.stdout
+    assert "[system]" in proc.stdout and not (root / "decisions").exists()  # nothing asked
+    ticker = panel.tickers[panel.members(panel.day("2012-09-28"))][0]
+    run_script(
+        root, "-m", "equity_backtest.llm", "--tickers", ticker, "--dates", "2012-09-28,2012-12-31",
+        "--limit", "2",
+    )  # fmt: skip
+    logged = [
+        json.loads(line)
+        for f in (root / "decisions").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
+    assert len(logged) == 2 and {r["ticker"] for r in logged} == {ticker}
+    assert {r["as_of"] for r in logged} == {"2012-09-28", "2012-12-31"}
+    bad = run_script(root, "-m", "equity_backtest.llm", "--tickers", "NOPE", check=False)
+    assert bad.returncode == 2 and "NOPE" in bad.stderr
