@@ -21,6 +21,10 @@ store_cache_dir = ".store_cache"
 # File imports for 01 (any source other than "simulated"): [mapping, input] pairs, e.g.
 # [["mappings/datastream_close.toml", "samples/datastream_close.csv"]]
 file_imports = []
+# SQL vendor (pip install -e ".[sql]" and the database's driver): a SQLAlchemy URL, with
+# ${NAME} taken from the environment or .env, and mapping files that each hold a query
+sql_url = ""  # e.g. "postgresql://analyst:${PGPASSWORD}@warehouse:5432/research"
+sql_mappings = []  # e.g. ["mappings/model_data.toml"]
 
 # --- What vendors are asked for (01) -----------------------------------------------------------
 query_start = _dt.date(

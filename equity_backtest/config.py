@@ -40,6 +40,9 @@ class Parameters:
     store_cache_dir: str = ".store_cache"
     # file vendor (D4): [mapping, input] pairs that 01 imports
     file_imports: list = dataclasses.field(default_factory=list)
+    # SQL vendor: a SQLAlchemy URL (${NAME} from the environment) and the mappings it runs
+    sql_url: str = ""
+    sql_mappings: list = dataclasses.field(default_factory=list)
     # what vendors are asked for (D3): first and last date (None = today)
     query_start: dt.date = dt.date(2005, 1, 1)
     query_end: dt.date | None = None
@@ -236,6 +239,12 @@ def validate(p: Parameters) -> Parameters:
             'must be a list of [mapping, input] pairs, e.g. [["mappings/close.toml", '
             '"exports/close.csv"]]; on the command line use 01 --import MAPPING INPUT',
         )
+    if not isinstance(p.sql_mappings, list | tuple) or not all(
+        isinstance(x, str) for x in p.sql_mappings
+    ):
+        raise bad("sql_mappings", 'must be a list of mapping files, e.g. ["mappings/prices.toml"]')
+    if not isinstance(p.sql_url, str):
+        raise bad("sql_url", "must be a SQLAlchemy URL string")
     if p.bar_frequency not in FREQUENCIES:
         raise bad("bar_frequency", f"choose one of {', '.join(FREQUENCIES)}")
     if not isinstance(p.benchmark, str) or not p.benchmark.strip():

@@ -25,8 +25,10 @@ def query(
     """Ask the vendor of params.source (or import the given [mapping, input] pairs, else
     params.file_imports) and log every answer into params.datalog_dir. Returns counts of logs
     written and already there."""
-    from . import bloomberg, files, simulated
+    from . import bloomberg, files, simulated, sql
 
+    if params.sql_mappings and not imports:
+        return sql.query(params, force=force)
     imports = list(imports) or list(params.file_imports)
     if imports:
         total = {"written": 0, "already_logged": 0}
@@ -46,7 +48,8 @@ def query(
     if params.source != simulated.SOURCE:
         raise BadInputError(
             f"source '{params.source}': give file imports (--import MAPPING INPUT or "
-            "file_imports in parameters.py), or use source = 'simulated' or 'bloomberg'"
+            "file_imports in parameters.py), SQL mappings (sql_url and sql_mappings), or use "
+            "source = 'simulated' or 'bloomberg'"
         )
     settings = simulated.SimulationSettings(
         params.sim_n_tickers, params.sim_index_size, params.sim_start, params.sim_end, params.seed

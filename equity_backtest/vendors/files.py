@@ -55,7 +55,7 @@ from ..vocabulary import LOG_TYPES
 
 log = logging.getLogger(__name__)
 READERS = {"csv": pd.read_csv, "parquet": pd.read_parquet, "excel": pd.read_excel}
-MAPPING_KEYS = ("source", "format", "exported_at", "read", "output", "label")
+MAPPING_KEYS = ("source", "format", "exported_at", "read", "output", "label", "query")
 OUTPUT_KEYS = (
     "data_type", "shape", "date", "date_format", "field", "ticker", "ticker_name",
     "announcement_date", "index", "index_name", "columns", "units", "skip_columns",
@@ -75,8 +75,9 @@ def _unknown_keys(found, known: tuple[str, ...], where: str) -> None:
             )
 
 
-def load_mapping(path: str | Path) -> dict:
-    """Read and check a mapping: known keys only, and every output complete for its shape."""
+def load_mapping(path: str | Path, *, sql: bool = False) -> dict:
+    """Read and check a mapping: known keys only, and every output complete for its shape. A
+    mapping for the SQL vendor (`sql`) has a `query` and no `exported_at` (its time is now)."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"mapping file {path} not found")
@@ -85,6 +86,17 @@ def load_mapping(path: str | Path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise BadInputError(f"mapping file {path}: not valid TOML ({exc})") from None
     _unknown_keys(mapping, MAPPING_KEYS, f"mapping file {path}")
+    if sql and not str(mapping.get("query", "")).strip():
+        raise BadInputError(f'mapping file {path}: needs query = "SELECT ..." (the SQL to run)')
+    if sql and "exported_at" in mapping:
+        raise BadInputError(
+            f"mapping file {path}: a query's time is when it runs; drop exported_at"
+        )
+    if not sql and "query" in mapping:
+        raise BadInputError(
+            f"mapping file {path}: 'query' belongs to SQL mappings (sql_mappings in "
+            "parameters.py); a file import reads its input file"
+        )
     source = mapping.get("source", "")
     if not isinstance(source, str) or not source.isalnum() or source != source.lower():
         raise BadInputError(
@@ -385,22 +397,13 @@ def query(
         int(moment.timestamp() * 1_000_000)
         + (zlib.crc32(input_path.name.encode()) % 100_000) * 10_000
     )
-    rendered: list[tuple[LogName, bytes]] = []
-    for n, out in enumerate(mapping["output"], start=1):
-        where = f"input {input_path.name} (mapping {Path(mapping_path).name}, output {n})"
-        dtype = out["data_type"]
-        data = _long_frame(frame, out, where)
-        for label, group in _logs_of(data, dtype, mapping):
-            keep = [c for c in group.columns if c != _ROW and (c != "ticker" or dtype in (
-                "constituent_list", "metadata_array"))]  # fmt: skip
-            body = group if dtype == "metadata_array" else group.sort_values(keep[0], kind="stable")
-            name = LogName(base + len(rendered), mapping["source"], dtype, str(label))
-            check_frame(name, body[keep].reset_index(drop=True), where, body[_ROW].to_numpy())
-            rendered.append((name, render_log(name, body[keep])))
-    counts = {"written": 0, "already_logged": 0}
-    for name, data in rendered:
-        _, written = write_log_bytes(datalog_dir, name, data)
-        counts["written" if written else "already_logged"] += 1
+    counts = import_frame(
+        frame,
+        mapping,
+        base,
+        datalog_dir,
+        f"input {input_path.name} (mapping {Path(mapping_path).name}",
+    )
     log.info(
         "file vendor %s: %s -> %d logs written, %d already there",
         mapping["source"],
@@ -408,4 +411,29 @@ def query(
         counts["written"],
         counts["already_logged"],
     )
+    return counts
+
+
+def import_frame(
+    frame: pd.DataFrame, mapping: dict, base: int, datalog_dir: str | Path, where: str
+) -> dict[str, int]:
+    """A table (with its `_row` column) through a mapping's outputs into logfiles with
+    timestamps from `base` on: every log rendered and checked before the first is written.
+    Shared by file imports and SQL queries."""
+    rendered: list[tuple[LogName, bytes]] = []
+    for n, out in enumerate(mapping["output"], start=1):
+        here = f"{where}, output {n})"
+        dtype = out["data_type"]
+        data = _long_frame(frame, out, here)
+        for label, group in _logs_of(data, dtype, mapping):
+            keep = [c for c in group.columns if c != _ROW and (c != "ticker" or dtype in (
+                "constituent_list", "metadata_array"))]  # fmt: skip
+            body = group if dtype == "metadata_array" else group.sort_values(keep[0], kind="stable")
+            name = LogName(base + len(rendered), mapping["source"], dtype, str(label))
+            check_frame(name, body[keep].reset_index(drop=True), here, body[_ROW].to_numpy())
+            rendered.append((name, render_log(name, body[keep])))
+    counts = {"written": 0, "already_logged": 0}
+    for name, data in rendered:
+        _, written = write_log_bytes(datalog_dir, name, data)
+        counts["written" if written else "already_logged"] += 1
     return counts
