@@ -304,6 +304,13 @@ def validate(p: Parameters) -> Parameters:
         raise bad("bbg_market_fields", f"lacks {sorted(missing)} (every market log has them)")
     if p.query_end is not None and p.query_start > p.query_end:
         raise bad("query_start", "is after query_end")
+    if "://" in str(p.llm_decisions_dir):
+        raise bad(
+            "llm_decisions_dir",
+            "must be a local folder (the log is written line by line with fsync); to keep the "
+            "decisions in a store, set llm_sync_to = 's3://...': shards are copied there, and a "
+            "run on another machine pulls them back",
+        )
     if p.llm_on_failure not in ("hold", "missing"):
         raise bad("llm_on_failure", "choose 'hold' (a failed reply counts as HOLD) or 'missing'")
     if p.llm_batch_size < 1 or p.llm_concurrency < 1 or p.llm_max_new_tokens < 1:

@@ -432,6 +432,20 @@ def test_shards_sync_to_s3_through_an_outage(tmp_path, moto_s3):
     body = b"".join(s3.get_object(Bucket="llm", Key=k)["Body"].read() for k in keys)
     remote = [json.loads(line)["key"] for line in body.decode().splitlines()]
     assert sorted(remote) == sorted(_record(i)["key"] for i in range(9))
+    # a fresh machine: the log pulls the shards back from the store and resumes from them
+    fresh = decision_log.DecisionLog(tmp_path / "fresh", sync_to="s3://llm/decisions")
+    assert fresh.done == {_record(i)["key"] for i in range(9)}
+    fresh.close()
+
+
+def test_a_decision_log_url_is_refused_clearly():
+    from equity_backtest.config import load_parameters
+    from equity_backtest.errors import BadInputError
+
+    with pytest.raises(
+        BadInputError, match="llm_decisions_dir.*must be a local folder.*llm_sync_to"
+    ):
+        load_parameters(REPO / "parameters.py", {"llm_decisions_dir": "s3://bucket/decisions"})
 
 
 def test_model_loads_from_an_object_store(tmp_path, moto_s3, tiny_model, panel_params):
@@ -686,3 +700,36 @@ def test_a_dry_run_prints_prompts_and_token_counts_and_slicing_limits_the_work(
     assert {r["as_of"] for r in logged} == {"2012-09-28", "2012-12-31"}
     bad = run_script(root, "-m", "equity_backtest.llm", "--tickers", "NOPE", check=False)
     assert bad.returncode == 2 and "NOPE" in bad.stderr
+
+
+def test_a_model_folder_is_recognised_by_what_it_says_it_is(tmp_path, caplog):
+    """A renamed local copy of a known model gets its family's cutoff from its config or model
+    card; an unknown one is flagged 'unknown' with a warning and an evaluation finding."""
+    from equity_backtest.llm import cutoffs, session
+    from equity_backtest.llm import evaluate as llm_evaluate
+
+    folder = tmp_path / "my-model-v3"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"_name_or_path": "Qwen/Qwen2.5-7B-Instruct"}))
+    assert str(cutoffs.cutoff(str(folder))) == cutoffs.KNOWN["qwen2.5"]
+    card = tmp_path / "renamed"
+    card.mkdir()
+    (card / "README.md").write_text("---\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\n---\n")
+    assert str(cutoffs.cutoff(str(card))) == cutoffs.KNOWN["smollm2"]
+    unknown = tmp_path / "mystery"
+    unknown.mkdir()
+    assert cutoffs.cutoff(str(unknown)) is None
+    assert str(cutoffs.cutoff(str(unknown), {"mystery": "2023-06-30"})) == "2023-06-30"
+    frame = pd.DataFrame(
+        {"as_of": ["2020-01-31"] * 4, "ticker": list("ABCD"), "model_id": str(unknown),
+         "quantisation": None, "prompt_version": "v2", "window": "unknown", "status": "ok",
+         "decision": ["BUY", "SELL", "HOLD", "BUY"], "confidence": 70.0,
+         "fwd_return": [0.1, -0.1, 0.0, 0.05], "excess": [0.05, -0.05, 0.0, 0.01],
+         "horizon_bars": 63}
+    )  # fmt: skip
+    metrics, _ = llm_evaluate.score(frame)
+    assert any("cutoff" in f and "unknown" in f for f in metrics["findings"])
+    assert metrics["by_model"][0]["window"] == "unknown"
+    with caplog.at_level("WARNING"):
+        session.ask(session.LazyBackend(Parameters(llm_model=str(unknown))), [], None, Parameters())
+    assert "training cutoff of" in caplog.text and "unknown" in caplog.text

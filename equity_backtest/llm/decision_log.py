@@ -83,6 +83,7 @@ class DecisionLog:
         self.shard_size = shard_size
         self.sync_to = sync_to
         self._adopt_orphans()
+        self.pull()
         self.latest: dict[str, dict] = {r["key"]: r for r in read_records(self.folder)}
         self.done: set[str] = {
             k for k, r in self.latest.items() if r.get("status") not in RETRY_STATUSES
@@ -143,6 +144,36 @@ class DecisionLog:
     def close(self) -> None:
         self._roll()
         self.sync()
+
+    def pull(self) -> int:
+        """Shards in `sync_to` that this folder lacks are copied in first, so a run on a fresh
+        machine (or one whose local log was lost) resumes from the store instead of asking
+        again. A store that cannot be reached is reported, and the run goes on from what is
+        local."""
+        if not self.sync_to:
+            return 0
+        try:
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(self.sync_to)
+            root = root.rstrip("/")
+            if not fs.exists(root):
+                return 0
+            here = {p.name for p in self.folder.glob("*.jsonl")}
+            got = 0
+            for remote in sorted(fs.ls(root, detail=False)):
+                name = remote.rsplit("/", 1)[-1]
+                if name.startswith("shard-") and name.endswith(".jsonl") and name not in here:
+                    tmp = self.folder / f".{name}.part"
+                    fs.get_file(remote, str(tmp))
+                    os.replace(tmp, self.folder / name)
+                    got += 1
+            if got:
+                log.info("pulled %d decision shards from %s", got, self.sync_to)
+            return got
+        except Exception as exc:  # the store is away: go on with the local log
+            log.warning("could not pull decision shards from %s (%s)", self.sync_to, exc)
+            return 0
 
     def sync(self) -> int:
         """Upload finished shards not yet in the remote store; never overwrite one there."""

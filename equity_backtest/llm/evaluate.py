@@ -113,8 +113,8 @@ def score(frame: pd.DataFrame, horizon: int = HORIZON) -> tuple[dict, pd.DataFra
     }
     for flag, rows in frame.groupby("window"):
         result["by_window"][str(flag)] = _summary(rows)
-    for (model, quant, prompt), rows in frame.groupby(
-        ["model_id", "quantisation", "prompt_version"], dropna=False
+    for (model, quant, prompt, window), rows in frame.groupby(
+        ["model_id", "quantisation", "prompt_version", "window"], dropna=False
     ):
         s = _summary(rows)
         result["by_model"].append(
@@ -122,6 +122,7 @@ def score(frame: pd.DataFrame, horizon: int = HORIZON) -> tuple[dict, pd.DataFra
                 "model_id": model,
                 "quantisation": quant,
                 "prompt_version": prompt,
+                "window": window,
                 "decisions": s["decisions"],
                 "hit_rate": s["hit_rate"],
                 "parse_failure_rate": s["parse_failure_rate"],
@@ -129,8 +130,15 @@ def score(frame: pd.DataFrame, horizon: int = HORIZON) -> tuple[dict, pd.DataFra
             }
         )
     inside = (frame["window"] == "inside").mean() if len(frame) else 0.0
+    unknown = (frame["window"] == "unknown").mean() if len(frame) else 0.0
     result["inside_share"] = float(inside)
     result["findings"] = []
+    if unknown > 0.5:
+        result["findings"].append(
+            f"The training cutoff of the model behind {unknown:.0%} of the decisions is unknown, "
+            "so whether it could have read how these companies fared cannot be judged; give it "
+            "with llm_cutoffs in parameters.py."
+        )
     if inside > 0.5:
         result["findings"].append(
             f"{inside:.0%} of the LLM's decisions are dated inside its training window: it may "

@@ -91,6 +91,9 @@ def model_revision(params: Parameters) -> str:
     return "unknown"
 
 
+_WARNED: set[str] = set()  # models whose unknown cutoff was reported in this process
+
+
 class LazyBackend:
     """A backend that is made (a model loaded, a server contacted) only when a prompt has to be
     asked: replaying a decision log needs no GPU and no server. Its identity (model, revision,
@@ -158,6 +161,14 @@ def ask(
 ) -> dict[str, int]:
     """Ask for every prompt whose key is not logged; log each result as it arrives."""
     model_cutoff = cutoffs.cutoff(backend.model_id, params.llm_cutoffs)
+    if model_cutoff is None and backend.model_id not in _WARNED:
+        _WARNED.add(backend.model_id)
+        log.warning(
+            "the training cutoff of %s is unknown: its decisions are flagged 'unknown' and "
+            "whether it read about these companies' later fortunes cannot be judged; set "
+            'llm_cutoffs = {"<model name>": "YYYY-MM-DD"} in parameters.py',
+            backend.model_id,
+        )
     bases = {}
     for p in prompts:
         base = record_base(backend, p, params)
