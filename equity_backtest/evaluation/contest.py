@@ -288,32 +288,6 @@ def _style_and_liquidity(panel) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return styles, liquid_universe(panel.mark, panel.fields["volume"], cap)
 
 
-def inputs_from_panel(
-    panel, returns: pd.Series, benchmark: pd.Series, positions: pd.DataFrame, turnover: pd.Series
-) -> ContestInputs:
-    """Contest inputs for a run, with styles and liquidity computed from the run's dataset."""
-    days = panel.dates.get_indexer(returns.index)
-    if (days < 0).any():
-        raise ValueError("the run's days are not in the dataset it names")
-    labels = panel.labels
-    weights = by_day(positions, "weight", returns.index, labels)
-    styles, liquid = _style_and_liquidity(panel)
-
-    def frame(a):
-        return pd.DataFrame(a[days], index=returns.index, columns=labels)
-
-    sectors = panel.metadata["sector"] if "sector" in panel.metadata else pd.Series(dtype=str)
-    return ContestInputs(
-        returns,
-        benchmark,
-        weights,
-        turnover,
-        sectors,
-        {k: frame(v) for k, v in styles.items()},
-        frame(liquid),
-    )
-
-
 def liquid_universe(close: np.ndarray, volume: np.ndarray, market_cap: np.ndarray) -> np.ndarray:
     """T x N bool: market cap >= 500m, 63-day median dollar volume >= 2.5m, price >= 5."""
     dollar = pd.DataFrame(close * volume).rolling(63, min_periods=20).median().to_numpy()
