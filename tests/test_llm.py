@@ -438,6 +438,26 @@ def test_shards_sync_to_s3_through_an_outage(tmp_path, moto_s3):
     fresh.close()
 
 
+def test_an_open_shard_reaches_the_store_on_a_timer_without_waiting_for_the_store(
+    tmp_path, moto_s3
+):
+    """With sync_to, a shard open for roll_every_s is finished and uploaded in the background:
+    a run killed a minute in has its decisions in the store, and appends never wait on it."""
+    import boto3
+
+    log = decision_log.DecisionLog(tmp_path, sync_to="s3://llm/timer", roll_every_s=0.2)
+    log.append(_record(0))
+    time.sleep(0.3)
+    log.append(_record(1))  # the shard has been open long enough: finished, upload started
+    log._syncing.join(30)
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3").list_objects_v2(Bucket="llm", Prefix="timer")["Contents"]
+    ]
+    assert len(keys) == 1 and keys[0].startswith("timer/shard-")  # before close, as if killed
+    log.close()
+
+
 def test_a_decision_log_url_is_refused_clearly():
     from equity_backtest.config import load_parameters
     from equity_backtest.errors import BadInputError

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,9 @@ KEY_FIELDS = (
     # dataset version is another question, never answered from the log of the old one
     "prompt_sha",
 )
-RETRY_STATUSES = ("error",)  # a request that never got a reply is asked again on a rerun
+RETRY_STATUSES = ("error",)
+ROLL_EVERY_S = 60.0  # with sync_to: an open shard is finished (and uploaded) after this long
+SYNC_WAIT_S = 60.0  # how long close() waits for a slow store before leaving shards local  # a request that never got a reply is asked again on a rerun
 
 
 def decision_key(record: dict) -> str:
@@ -77,8 +80,18 @@ def read_frame(folder: str | Path) -> pd.DataFrame:
 class DecisionLog:
     """Appends records to local shards and syncs finished shards."""
 
-    def __init__(self, folder: str | Path, *, shard_size: int = 500, sync_to: str | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        shard_size: int = 500,
+        sync_to: str | None = None,
+        roll_every_s: float = ROLL_EVERY_S,
+    ):
         self.folder = Path(folder)
+        self.roll_every_s = roll_every_s
+        self._opened_at = 0.0
+        self._syncing: threading.Thread | None = None
         self.folder.mkdir(parents=True, exist_ok=True)
         self.shard_size = shard_size
         self.sync_to = sync_to
@@ -120,6 +133,7 @@ class DecisionLog:
             self._n += 1
             self._path = self.folder / f"open-{os.getpid()}-{self._n}.jsonl"
             self._fh = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 (held across appends)
+            self._opened_at = time.monotonic()
         self._fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -128,8 +142,10 @@ class DecisionLog:
         self.latest[record["key"]] = record
         if record.get("status") not in RETRY_STATUSES:
             self.done.add(record["key"])
-        if self._count >= self.shard_size:
-            self._roll()
+        if self._count >= self.shard_size or (
+            self.sync_to and time.monotonic() - self._opened_at >= self.roll_every_s
+        ):
+            self._roll()  # full, or open long enough: a kill now loses nothing in the store
 
     def _roll(self) -> None:
         if self._fh is None:
@@ -139,11 +155,34 @@ class DecisionLog:
         final = self.folder / f"shard-{stamp}-{os.getpid()}-{self._n}.jsonl"
         os.replace(self._path, final)
         self._fh, self._count = None, 0
-        self.sync()
+        self._sync_in_background()
+
+    def _sync_in_background(self) -> None:
+        """Upload in a thread, so a slow or hung store never holds up the decisions."""
+        if not self.sync_to or (self._syncing is not None and self._syncing.is_alive()):
+            return
+        self._syncing = threading.Thread(target=self.sync, name="decision-sync", daemon=True)
+        self._syncing.start()
 
     def close(self) -> None:
+        """Roll the open shard and upload what is finished, waiting at most SYNC_WAIT_S for the
+        store: a hung one is reported and the shards stay local for the next run to send."""
         self._roll()
-        self.sync()
+        if not self.sync_to:
+            return
+        if self._syncing is not None:
+            self._syncing.join(SYNC_WAIT_S)
+        final = threading.Thread(target=self.sync, name="decision-sync", daemon=True)
+        final.start()
+        final.join(SYNC_WAIT_S)
+        if final.is_alive():
+            log.warning(
+                "the decision store %s did not answer within %.0f s; the shards stay in %s and "
+                "are sent by the next run",
+                self.sync_to,
+                SYNC_WAIT_S,
+                self.folder,
+            )
 
     def pull(self) -> int:
         """Shards in `sync_to` that this folder lacks are copied in first, so a run on a fresh
