@@ -107,7 +107,8 @@ risk_free_rate = 0.02  # annual; Sharpe, Sortino and alpha use the daily-compoun
 algorithm = "algorithm.py"  # file with compute_weights(view, params); --algorithm overrides
 
 # --- LLM recommendations (strategies/llm.py; pip install 'equity_backtest[llm]') ----------------
-llm_backend = "transformers"  # "transformers" (local) or "openai" (any OpenAI-compatible server)
+llm_backend = "transformers"  # "transformers" (local), "vllm" (local, GPU) or "openai" (any server)
+llm_tensor_parallel = 1  # GPUs one model is split across (vllm)
 llm_model = ""  # a local folder, a hub id, or an fsspec URL (s3://bucket/models/qwen2.5-7b)
 llm_gguf_file = None  # a .gguf file inside llm_model's folder, loaded through transformers
 llm_dtype = "auto"  # auto, bfloat16, float16 or float32

@@ -128,6 +128,7 @@ class Parameters:
     llm_quantisation: str | None = None
     llm_base_url: str = "http://127.0.0.1:8000/v1"
     llm_concurrency: int = 8
+    llm_tensor_parallel: int = 1  # GPUs one model is split across (vLLM backend)
     llm_batch_size: int = 8
     llm_max_new_tokens: int = 512
     llm_temperature: float = 0.0
@@ -313,7 +314,7 @@ def validate(p: Parameters) -> Parameters:
         )
     if p.llm_on_failure not in ("hold", "missing"):
         raise bad("llm_on_failure", "choose 'hold' (a failed reply counts as HOLD) or 'missing'")
-    if p.llm_batch_size < 1 or p.llm_concurrency < 1 or p.llm_max_new_tokens < 1:
+    if min(p.llm_batch_size, p.llm_concurrency, p.llm_max_new_tokens, p.llm_tensor_parallel) < 1:
         raise bad("llm_batch_size", "batch size, concurrency and max new tokens must be >= 1")
     if not p.source or not p.source.isalnum() or p.source != p.source.lower():
         raise bad("source", "must be a lowercase vendor name such as 'simulated'")

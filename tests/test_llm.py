@@ -753,3 +753,34 @@ def test_a_model_folder_is_recognised_by_what_it_says_it_is(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         session.ask(session.LazyBackend(Parameters(llm_model=str(unknown))), [], None, Parameters())
     assert "training cutoff of" in caplog.text and "unknown" in caplog.text
+
+
+def test_the_vllm_backend_asks_once_with_the_answer_pattern(tmp_path, monkeypatch, tiny_model):
+    """Without vLLM installed the backend is a clear error; against vLLM's offline API (a
+    stand-in at its boundary: no GPU here) all prompts go in one chat call with prefix caching
+    and the answer pattern as structured outputs, and the replies come back as results."""
+    import sys
+
+    from equity_backtest.errors import BadInputError
+    from equity_backtest.llm import session
+
+    params = Parameters(llm_backend="vllm", llm_model=str(tiny_model), llm_quantisation="awq",
+                        llm_tensor_parallel=2, store_cache_dir=str(tmp_path))  # fmt: skip
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(BadInputError, match="pip install vllm"):
+            session.make_backend(params)
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "stand_ins"))
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    import vllm
+
+    backend = session.make_backend(params)
+    requests = [Request(str(k), [{"role": "user", "content": f"q{k}"}]) for k in range(5)]
+    results = list(backend.generate(requests))
+    init, chat = vllm.CALLS[-2], vllm.CALLS[-1]
+    assert init[1]["enable_prefix_caching"] and init[1]["tensor_parallel_size"] == 2
+    assert init[1]["quantization"] == "awq"
+    assert len(chat[1]) == 5  # one call: vLLM batches continuously
+    assert chat[2].kwargs["structured_outputs"].kwargs["regex"] == answers.ANSWER_PATTERN
+    assert [answers.parse(r.text).decision for r in results] == ["BUY"] * 5
+    assert session.LazyBackend(params).quantisation == "awq"

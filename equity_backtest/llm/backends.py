@@ -360,3 +360,91 @@ class OpenAIBackend:
                 yield result
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class VLLMBackend:
+    """vLLM in-process (`llm_backend = "vllm"`, pip install vllm on a GPU machine): continuous
+    batching over the whole request list, prefix caching (the shared system prompt is computed
+    once), bf16/fp16, AWQ/GPTQ/bitsandbytes 4-bit weights (`llm_quantisation`), tensor
+    parallelism across `llm_tensor_parallel` GPUs, and the answer held to ANSWER_PATTERN by
+    vLLM's structured outputs (for reasoning models the reply is left free, and parsed after
+    its </think>). Not run on this project's CI machines, which have no GPU: see docs/llm.md."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = "auto",
+        quantisation: str | None = None,
+        sampling: Sampling = Sampling(),
+        constrained: bool = True,
+        reasoning: bool = False,
+        tensor_parallel: int = 1,
+        max_model_len: int | None = None,
+        cache_dir: str | Path = ".store_cache",
+    ):
+        try:
+            import vllm
+        except ImportError:
+            raise BadInputError(
+                "llm_backend = 'vllm' needs vLLM: pip install vllm on a machine with a GPU, or "
+                "use llm_backend = 'transformers' (or 'openai' against a `vllm serve`)"
+            ) from None
+        self.model_id = model
+        self.revision = "local"
+        self.quantisation = quantisation
+        self.sampling = sampling
+        self._vllm = vllm
+        kwargs = {
+            "model": fetch_model(model, cache_dir),
+            "dtype": dtype,
+            "tensor_parallel_size": max(1, tensor_parallel),
+            "enable_prefix_caching": True,
+            "seed": sampling.seed,
+        }
+        if quantisation and quantisation != "nf4":
+            kwargs["quantization"] = quantisation  # awq, gptq, bitsandbytes, fp8 ...
+        elif quantisation == "nf4":
+            kwargs["quantization"] = "bitsandbytes"
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        self.engine = vllm.LLM(**kwargs)
+        self._params = self._sampling_params(constrained and not reasoning)
+
+    def _sampling_params(self, constrained: bool):
+        s = self.sampling
+        kwargs = {
+            "max_tokens": s.max_new_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "seed": s.seed,
+            "repetition_penalty": s.repetition_penalty,
+        }
+        if constrained:
+            try:  # vLLM 0.12 and later
+                from vllm.sampling_params import StructuredOutputsParams
+
+                kwargs["structured_outputs"] = StructuredOutputsParams(regex=ANSWER_PATTERN)
+            except ImportError:  # earlier releases
+                from vllm.sampling_params import GuidedDecodingParams
+
+                kwargs["guided_decoding"] = GuidedDecodingParams(regex=ANSWER_PATTERN)
+        return self._vllm.SamplingParams(**kwargs)
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[Result]:
+        """All requests in one call: vLLM schedules them (continuous batching)."""
+        if not requests:
+            return
+        started = time.perf_counter()
+        outputs = self.engine.chat([r.messages for r in requests], self._params, use_tqdm=False)
+        elapsed = (time.perf_counter() - started) / len(requests)
+        for request, out in zip(requests, outputs, strict=True):
+            first = out.outputs[0]
+            yield Result(
+                request.key,
+                first.text,
+                len(out.prompt_token_ids or []),
+                len(first.token_ids or []),
+                elapsed,
+                "length" if first.finish_reason == "length" else "stop",
+            )

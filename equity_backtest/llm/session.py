@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ..config import Parameters
 from ..errors import BadInputError
 from . import answers, cutoffs
-from .backends import OpenAIBackend, Request, Sampling, TransformersBackend
+from .backends import OpenAIBackend, Request, Sampling, TransformersBackend, VLLMBackend
 from .decision_log import DecisionLog, decision_key, read_records
 from .prompts import Prompt, build_prompts, load_template
 
@@ -54,6 +54,17 @@ def make_backend(params: Parameters):
             reasoning=params.llm_reasoning,
             cache_dir=params.store_cache_dir,
         )
+    if params.llm_backend == "vllm":
+        return VLLMBackend(
+            params.llm_model,
+            dtype=params.llm_dtype,
+            quantisation=params.llm_quantisation,
+            sampling=sampling(params),
+            constrained=params.llm_constrained,
+            reasoning=params.llm_reasoning,
+            tensor_parallel=params.llm_tensor_parallel,
+            cache_dir=params.store_cache_dir,
+        )
     if params.llm_backend == "openai":
         return OpenAIBackend(
             params.llm_base_url,
@@ -62,7 +73,7 @@ def make_backend(params: Parameters):
             sampling=sampling(params),
             constrained=params.llm_constrained,
         )
-    raise BadInputError(f"llm_backend {params.llm_backend!r}: use 'transformers' or 'openai'")
+    raise BadInputError(f"llm_backend {params.llm_backend!r}: use one of {', '.join(BACKENDS)}")
 
 
 def model_revision(params: Parameters) -> str:
@@ -70,7 +81,7 @@ def model_revision(params: Parameters) -> str:
     hash of its config and of its files' names and sizes ("folder:<hash>"), so re-downloaded or
     re-quantised weights are a new revision; a hub id's commit hash when the local hub cache
     has it; for a server, "server"."""
-    if params.llm_backend != "transformers":
+    if params.llm_backend == "openai":
         return "server"
     folder = Path(params.llm_model)
     if folder.is_dir():
@@ -91,6 +102,7 @@ def model_revision(params: Parameters) -> str:
     return "unknown"
 
 
+BACKENDS = ("transformers", "vllm", "openai")
 _WARNED: set[str] = set()  # models whose unknown cutoff was reported in this process
 
 
@@ -102,17 +114,16 @@ class LazyBackend:
     def __init__(self, params: Parameters):
         if not params.llm_model:
             raise BadInputError("llm_model is empty: name a model folder, hub id or s3:// URL")
-        if params.llm_backend not in ("transformers", "openai"):
+        if params.llm_backend not in BACKENDS:
             raise BadInputError(
-                f"llm_backend {params.llm_backend!r}: use 'transformers' or 'openai'"
+                f"llm_backend {params.llm_backend!r}: use one of {', '.join(BACKENDS)}"
             )
         self._params = params
         self._backend = None
         self.model_id = params.llm_model
         self.revision = model_revision(params)
-        self.quantisation = (
-            params.llm_quantisation if params.llm_backend == "transformers" else None
-        )
+        local = params.llm_backend in ("transformers", "vllm")
+        self.quantisation = params.llm_quantisation if local else None
 
     @property
     def loaded(self) -> bool:
