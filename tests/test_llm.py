@@ -784,3 +784,25 @@ def test_the_vllm_backend_asks_once_with_the_answer_pattern(tmp_path, monkeypatc
     assert chat[2].kwargs["structured_outputs"].kwargs["regex"] == answers.ANSWER_PATTERN
     assert [answers.parse(r.text).decision for r in results] == ["BUY"] * 5
     assert session.LazyBackend(params).quantisation == "awq"
+
+
+def test_an_out_of_memory_batch_is_retried_in_smaller_batches(tiny_model, panel_params, caplog):
+    """A batch that does not fit halves the batch size and is asked again; every prompt still
+    gets exactly one result."""
+    panel, _ = panel_params
+    backend = TransformersBackend(
+        str(tiny_model), batch_size=8, sampling=Sampling(max_new_tokens=4), constrained=False
+    )
+    real = backend.model.generate
+
+    def small_memory(**kwargs):
+        if kwargs["input_ids"].shape[0] > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(**kwargs)
+
+    backend.model.generate = small_memory
+    requests = _requests(panel, 7)
+    with caplog.at_level("WARNING"):
+        results = list(backend.generate(requests))
+    assert sorted(r.key for r in results) == sorted(r.key for r in requests)
+    assert backend.batch_size == 2 and "out of memory" in caplog.text

@@ -116,13 +116,13 @@ class TransformersBackend:
             raise BadInputError(f"quantisation {quantisation!r}: use None or 'nf4'")
         if dtype != "auto":
             kwargs["dtype"] = getattr(torch, dtype)
+        # on GPUs the weights are placed by accelerate (spread over several when one is too small)
+        placement = {"device_map": "auto"} if torch.cuda.is_available() else {}
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs, **placement)
         except OSError as exc:
             raise BadInputError(f"model {model!r} could not be loaded: {exc}") from None
-        if torch.cuda.is_available() and quantisation != "nf4":
-            self.model = self.model.to("cuda")
         self.model.eval()
         self.tokenizer.padding_side = "left"  # decoder-only batching: pad on the left
         if self.tokenizer.pad_token is None:
@@ -138,9 +138,21 @@ class TransformersBackend:
             for r in requests
         }
         order = sorted(requests, key=lambda r: len(encoded[r.key]))
-        for i in range(0, len(order), self.batch_size):
+        i = 0
+        while i < len(order):
             batch = order[i : i + self.batch_size]
-            yield from self._generate_batch(batch, [encoded[r.key] for r in batch])
+            try:
+                results = self._generate_batch(batch, [encoded[r.key] for r in batch])
+            except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
+                if "out of memory" not in str(exc).lower() or self.batch_size == 1:
+                    raise
+                self.batch_size = max(1, self.batch_size // 2)
+                log.warning("out of memory: batches of %d prompts from now on", self.batch_size)
+                if self.torch.cuda.is_available():
+                    self.torch.cuda.empty_cache()
+                continue  # the same prompts again, in a smaller batch
+            i += len(batch)
+            yield from results
 
     def _generate_batch(self, batch: list[Request], texts: list[str]) -> list[Result]:
         torch, s = self.torch, self.sampling
