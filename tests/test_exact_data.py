@@ -376,3 +376,21 @@ def test_information_ratio_is_undefined_when_tracking_error_is_rounding_noise():
     r = np.full(300, 0.001) + 1e-18 * np.arange(300)
     assert np.isnan(m.information_ratio(r, r + 1.5e-17))
     assert m.annual_return(np.full(12, 0.01), periods=12) == pytest.approx(1.01**12 - 1)
+
+
+def test_a_european_export_with_decimal_commas_reads_exactly(tmp_path):
+    (tmp_path / "in.csv").write_text(
+        "Symbol;Date;Close\nAAA;02.01.2019;1.234,5\nAAA;03.01.2019;1.240,25\nAAA;04.01.2019;7,125\n"
+    )
+    body = MARKET.replace('date_format = "%Y-%m-%d"', 'date_format = "%d.%m.%Y"')
+    path = _mapping(tmp_path / "m.toml", body)
+    path.write_text(
+        path.read_text().replace(
+            "[[output]]", '[read]\nsep = ";"\ndecimal = ","\nthousands = "."\n\n[[output]]'
+        )
+    )
+    files.query(path, tmp_path / "in.csv", tmp_path / "dl")
+    (name, log), *_ = list_logs(tmp_path / "dl")
+    frame = read_log(log, name)
+    assert frame["close"].tolist() == [1234.5, 1240.25, 7.125]
+    assert frame["date"].tolist() == [pd.Timestamp(f"2019-01-0{d}") for d in (2, 3, 4)]

@@ -180,7 +180,9 @@ def _read(path: Path, mapping: dict) -> pd.DataFrame:
             _no_repeated_header(text, options, where)
             # as text: numbers are then converted exactly (textio.parse_floats), dates by rule
             options.setdefault("dtype", str)
+            decimal, thousands = options.pop("decimal", "."), options.pop("thousands", None)
             frame = pd.read_csv(io.StringIO(text), skip_blank_lines=False, **options)
+            frame = _localised_numbers(frame, decimal, thousands)
             first = 2
         else:
             frame = READERS[fmt](path, **options)
@@ -195,6 +197,28 @@ def _read(path: Path, mapping: dict) -> pd.DataFrame:
     frame.insert(0, _ROW, np.arange(first, len(frame) + first))
     empty = frame.drop(columns=_ROW).isna().all(axis=1).to_numpy()
     return frame[~empty].reset_index(drop=True)
+
+
+def _localised_numbers(frame: pd.DataFrame, decimal: str, thousands: str | None) -> pd.DataFrame:
+    """Cells written as localised numbers ([read] decimal = ",", thousands = ".") rewritten the
+    way the exact parser reads them ("1.234,5" -> "1234.5"). Only cells that are whole numbers
+    in that style change: a date such as 01.02.2019 does not match and is left alone."""
+    if decimal == "." and not thousands:
+        return frame
+    group = rf"\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})*" if thousands else r"\d+"
+    pattern = rf"^\s*[-+]?{group}(?:{re.escape(decimal)}\d+)?\s*$"
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype != object and str(out[col].dtype) not in ("str", "string"):
+            continue
+        text = out[col].astype(object).where(out[col].notna(), "").astype(str)
+        hit = text.str.fullmatch(pattern)
+        if hit.any():
+            fixed = text[hit].str.strip()
+            if thousands:
+                fixed = fixed.str.replace(thousands, "", regex=False)
+            out.loc[hit, col] = fixed.str.replace(decimal, ".", regex=False)
+    return out
 
 
 def _no_repeated_header(text: str, options: dict, where: str) -> None:
