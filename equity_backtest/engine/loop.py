@@ -33,7 +33,7 @@ from .checkpoint import Checkpoints
 from .clock import heartbeat_range, rebalance_days
 from .costs import CostModel
 from .ledger import Ledger
-from .orders import validate_weights, weights_to_orders
+from .orders import OrderRules, borrowing_room, validate_weights, weights_to_orders
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def run_backtest(
     priced = np.isfinite(panel.mark)
     sigma = panel.volatility(params.impact_vol_days) if params.impact_coef > 0 else None
     broker = make_broker(params)
+    rules = OrderRules.of(params)  # what order sizing reads, built once
     ev = panel.events
     carry = params.unfilled == "carry"
     stops_first = params.fill_timing == "close"
@@ -157,7 +158,7 @@ def run_backtest(
     def fill(t: int, orders: np.ndarray, price: np.ndarray, reason: str) -> Fills:
         """Execute orders at `price`, check conservation (E11), book them, log the day's totals."""
         nonlocal costs_paid
-        floor = -(params.max_leverage - 1.0) * max(prev_value, 0.0)
+        floor = -borrowing_room(params.max_leverage, prev_value)
         before = ledger.cash
         fills = broker.execute(
             orders,
@@ -279,7 +280,7 @@ def run_backtest(
                 algorithm_name, params.allow_short,
             )  # fmt: skip
             weight_rows.append((t, target))
-            pending = weights_to_orders(target, ledger.shares, ledger.cash, panel.mark[t], params)
+            pending = weights_to_orders(target, ledger.shares, ledger.cash, panel.mark[t], rules)
             _check_orders(t, dates, pending, mark0[t], ledger.cash, value, params.max_leverage)
             row[_C["orders"]] = np.count_nonzero(pending)
 
@@ -350,7 +351,7 @@ def _check_orders(
 ) -> None:
     """E11: at the decision prices, the orders need no more cash than the account may use."""
     need = float(orders @ price)
-    room = cash + (max_leverage - 1.0) * max(equity, 0.0)
+    room = cash + borrowing_room(max_leverage, equity)
     if need > max(room, 0.0) + 1e-6 * max(1.0, abs(equity)):
         raise InvariantError(
             f"orders made on {dates[t]:%Y-%m-%d} need {need:,.2f} of cash but only {room:,.2f} is "

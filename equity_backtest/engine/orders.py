@@ -13,6 +13,8 @@ free and the account may use, the buys are scaled down together.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -126,10 +128,45 @@ def validate_weights(
     return out, stops
 
 
+def borrowing_room(max_leverage: float, equity: float) -> float:
+    """How much cash may be borrowed: (max_leverage - 1) x equity, none once equity is gone.
+    The one home of the leverage rule that order sizing, the broker's cash floor and the
+    orders' invariant check all apply."""
+    return (max_leverage - 1.0) * max(equity, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderRules:
+    """What order sizing reads from the settings, built once per run (not the whole
+    Parameters): the cash buffer, the no-trade band, whole or fractional shares, the minimum
+    trade value and the leverage limit."""
+
+    cash_buffer: float
+    no_trade_band: float
+    fractional_shares: bool
+    min_trade_value: float
+    max_leverage: float
+
+    @classmethod
+    def of(cls, params: Parameters) -> OrderRules:
+        return cls(
+            params.cash_buffer,
+            params.no_trade_band,
+            params.fractional_shares,
+            params.min_trade_value,
+            params.max_leverage,
+        )
+
+
 def weights_to_orders(
-    target: np.ndarray, shares: np.ndarray, cash: float, price: np.ndarray, params: Parameters
+    target: np.ndarray,
+    shares: np.ndarray,
+    cash: float,
+    price: np.ndarray,
+    rules: OrderRules | Parameters,
 ) -> np.ndarray:
     """Signed share quantities that move the portfolio from `shares` to `target` weights."""
+    params = rules if isinstance(rules, OrderRules) else OrderRules.of(rules)
     px = np.where(np.isfinite(price), price, 0.0)
     value = shares * px
     equity = cash + value.sum()
@@ -149,7 +186,7 @@ def weights_to_orders(
     orders[closing] = -shares[closing]
     # self-financing at the decision prices: buys scaled to the cash the sells and account allow
     # (positions kept inside the no-trade band can leave less than the targets assume)
-    room = cash + (params.max_leverage - 1.0) * equity
+    room = cash + borrowing_room(params.max_leverage, equity)
     buys = orders > 0
     need_buys = float(orders[buys] @ px[buys])
     need = need_buys + float(orders[~buys] @ px[~buys])
