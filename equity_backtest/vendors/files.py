@@ -60,7 +60,7 @@ OUTPUT_KEYS = (
     "data_type", "shape", "date", "date_format", "field", "ticker", "ticker_name",
     "announcement_date", "index", "index_name", "columns", "units", "skip_columns",
 )  # fmt: skip
-_ROW = "_row"  # the input row each output row came from, for messages
+ROW = "_row"  # the input row each output row came from, for messages
 _DMY = re.compile(r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\s*$")
 
 
@@ -194,8 +194,8 @@ def _read(path: Path, mapping: dict) -> pd.DataFrame:
     except (ValueError, OSError, ImportError, TypeError, pd.errors.ParserError) as exc:
         raise BadInputError(f"{where}: could not read it as {fmt} ({exc})") from None
     frame = frame.reset_index(drop=True)
-    frame.insert(0, _ROW, np.arange(first, len(frame) + first))
-    empty = frame.drop(columns=_ROW).isna().all(axis=1).to_numpy()
+    frame.insert(0, ROW, np.arange(first, len(frame) + first))
+    empty = frame.drop(columns=ROW).isna().all(axis=1).to_numpy()
     return frame[~empty].reset_index(drop=True)
 
 
@@ -238,7 +238,7 @@ def _no_repeated_header(text: str, options: dict, where: str) -> None:
 
 def _column(frame: pd.DataFrame, name: str, where: str) -> pd.Series:
     if name not in frame.columns:
-        found = [c for c in frame.columns if c != _ROW]
+        found = [c for c in frame.columns if c != ROW]
         raise BadInputError(f"{where}: no column {name!r} (found {found[:12]})")
     return frame[name]
 
@@ -322,7 +322,7 @@ def _tickers(values: pd.Series, where: str, column: str, rows) -> pd.Series:
 
 
 def _wide_tickers(frame: pd.DataFrame, out: dict, where: str) -> list[str]:
-    skip = {out["date"], _ROW, *out.get("skip_columns", [])}
+    skip = {out["date"], ROW, *out.get("skip_columns", [])}
     tickers = []
     for k, col in enumerate(frame.columns):
         if col in skip:
@@ -341,20 +341,20 @@ def _long_frame(frame: pd.DataFrame, out: dict, where: str) -> pd.DataFrame:
     """Our long table (ticker, date[, announcement_date], fields, _row) from one output spec."""
     dtype = out["data_type"]
     kind = LOG_TYPES[dtype]
-    rows = frame[_ROW]
+    rows = frame[ROW]
     cols = dict(out.get("columns", {}))
     if out.get("shape") == "wide":
         date = _dates(
             _column(frame, out["date"], where), out.get("date_format"), where, out["date"], rows
         )
         tickers = _wide_tickers(frame, out, where)
-        data = frame[[_ROW, *tickers]].assign(date=date.to_numpy())
-        data = data.melt(id_vars=["date", _ROW], var_name="ticker", value_name=out["field"])
+        data = frame[[ROW, *tickers]].assign(date=date.to_numpy())
+        data = data.melt(id_vars=["date", ROW], var_name="ticker", value_name=out["field"])
         data["ticker"] = data["ticker"].astype(str).str.strip().map(short_label)
-        data[out["field"]] = _numbers(data[out["field"]], where, out["field"], data[_ROW])
+        data[out["field"]] = _numbers(data[out["field"]], where, out["field"], data[ROW])
         data = data.dropna(subset=[out["field"]])
     else:
-        data = pd.DataFrame({_ROW: rows})
+        data = pd.DataFrame({ROW: rows})
         if dtype != "metadata_array":
             key = "period_end" if dtype == "ticker_fundamental_data" else "date"
             data[key] = _dates(
@@ -450,11 +450,11 @@ def import_frame(
         dtype = out["data_type"]
         data = _long_frame(frame, out, here)
         for label, group in _logs_of(data, dtype, mapping):
-            keep = [c for c in group.columns if c != _ROW and (c != "ticker" or dtype in (
+            keep = [c for c in group.columns if c != ROW and (c != "ticker" or dtype in (
                 "constituent_list", "metadata_array"))]  # fmt: skip
             body = group if dtype == "metadata_array" else group.sort_values(keep[0], kind="stable")
             name = LogName(base + len(rendered), mapping["source"], dtype, str(label))
-            check_frame(name, body[keep].reset_index(drop=True), here, body[_ROW].to_numpy())
+            check_frame(name, body[keep].reset_index(drop=True), here, body[ROW].to_numpy())
             rendered.append((name, render_log(name, body[keep])))
     counts = {"written": 0, "already_logged": 0}
     for name, data in rendered:

@@ -19,8 +19,9 @@ Each mapping's query runs once (retried with backoff when the connection drops);
 through the mapping's outputs exactly as a file import does (wide or long, dates, units,
 announcement dates), every log checked before the first is written, so a bad result writes
 nothing and the message names the mapping, the result's row and the column. The query time is
-when it runs: a mapping whose logs were written within `requery_after_hours` is not run again
-(unless --force), so a rerun after a kill resumes with the mappings not yet done.
+when it runs: a mapping finished within `requery_after_hours` (a hidden mark beside its logs,
+never synced) is not run again unless --force, so a rerun after a kill resumes with the mappings
+not yet done, and one killed half-way is run again into a later time block.
 
 Credentials: `${NAME}` in sql_url is replaced by the environment variable NAME (or .env); the
 URL is never logged with its password. A database that cannot be reached is exit code 3.
@@ -183,7 +184,7 @@ def query(params, *, force: bool = False) -> dict[str, int]:
                     f"{where}: the query returned no rows; check it in the database"
                 )
             frame = frame.reset_index(drop=True)
-            frame.insert(0, files._ROW, range(1, len(frame) + 1))  # the result's 1-based row
+            frame.insert(0, files.ROW, range(1, len(frame) + 1))  # the result's 1-based row
             base = now_us - now_us % BLOCK + slot * SLOT
             while any(base <= ts < base + SLOT for ts in mine):  # --force in the same block
                 base += BLOCK
