@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,25 @@ def test_03_killed_then_rerun_gives_the_same_archive(
     assert ("resuming from the checkpoint" in rerun.stderr) is resumes
     assert _archive(root / RUN) == run_reference
     assert not (root / RUN / "checkpoint.npz").exists()
+    # nothing hidden either: no half-written checkpoint temp file, no owner mark
+    assert [p.name for p in (root / RUN).iterdir() if p.name.startswith(".")] == []
+
+
+def test_03_clears_what_killed_runs_left_and_keeps_what_can_resume(tmp_path, small_store):
+    root = project(tmp_path, checkpoint_days=100, checkpoint_after_s=0)
+    shutil.copytree(small_store / "datasets", root / "datasets")
+    dead = root / "results" / ".20200101T000000Z__simulated__TOP20__algorithm.partial"
+    dead.mkdir(parents=True)
+    (dead / "runtime_log.csv").write_text("half")  # a killed run with nothing to resume
+    owner = {"pid": 999999999, "host": socket.gethostname()}  # a process that is gone
+    (dead / ".owner.json").write_text(json.dumps(owner))
+    assert script(root, "03_trade.py", kill="heartbeat:300").returncode == KILLED  # a checkpoint
+    resumable = [
+        p for p in (root / "results").iterdir() if p.name.endswith(".partial") and p != dead
+    ]
+    assert script(root, "03_trade.py", "--set", "rebalance=yearly").returncode == 0
+    assert not dead.exists()  # cleared by the next 03
+    assert all(p.exists() for p in resumable)  # a checkpoint is kept for its rerun
 
 
 def test_03_default_run_folder_is_found_again_by_its_inputs(tmp_path, small_store):
