@@ -142,8 +142,10 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 def in_use(run_dir: Path) -> bool:
-    """Whether a run folder is taken: finished, or being written by a live process."""
-    return run_dir.exists() or locks.owned_by_live_process(partial_dir(run_dir))
+    """Whether a run folder name is taken: finished, being written by a live process, or held by
+    a killed run's hidden folder (which may hold a checkpoint that its rerun resumes; abandoned
+    ones without a checkpoint are cleared first, by clear_abandoned)."""
+    return run_dir.exists() or partial_dir(run_dir).exists()
 
 
 def start_run_dir(run_dir: Path, keep_partial: bool = False) -> Path:
