@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import cli, datasets, runner, vendors
 from . import trials as trial_runs
-from .config import Parameters, coerce, load_parameters, validate
+from .config import FIELDS, Parameters, coerce, load_parameters
 from .errors import BadInputError
 from .evaluation import exports
 from .evaluation.returns import RunData, load_run
@@ -52,7 +52,11 @@ def parameters(path: str | Path = "parameters.py", **overrides) -> Parameters:
 def _params(params: Parameters | str | Path | None, overrides: Mapping) -> Parameters:
     if params is None or isinstance(params, str | Path):
         return parameters(params or "parameters.py", **overrides)
-    return validate(dataclasses.replace(params, **overrides)) if overrides else params
+    unknown = [k for k in overrides if k not in FIELDS]
+    if unknown:
+        raise BadInputError(f"unknown parameter(s) {unknown}")
+    # the same conversion as --set, so "quarterly", "0.002" or 0.002 all work
+    return params.replace(**{k: coerce(k, v) for k, v in overrides.items()})
 
 
 def query(params: Parameters, imports: Sequence[Sequence[str]] = ()) -> dict[str, int]:
