@@ -127,6 +127,13 @@ FILES: tuple[ArchiveFile, ...] = (
 )
 
 
+def read_file(run_dir: str | Path, name: str) -> Any:
+    """One file of a run folder, read the way FILES says (None when an optional one is absent)."""
+    spec = next(f for f in FILES if f.name == name)
+    path = Path(run_dir) / name
+    return spec.read(path) if path.is_file() else None
+
+
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """Every file of a finished run folder, read (name -> frame or dict; absent optional files
     are None). A missing required file is a clear error naming it."""
@@ -136,9 +143,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise BadInputError(
             f"{run_dir} is not a finished run archive (missing {', '.join(missing)})"
         )
-    return {
-        f.name: f.read(run_dir / f.name) if (run_dir / f.name).is_file() else None for f in FILES
-    }
+    return {f.name: read_file(run_dir, f.name) for f in FILES}
 
 
 def in_use(run_dir: Path) -> bool:

@@ -124,10 +124,9 @@ def _llm_decisions(run: RunData) -> tuple[dict, pd.DataFrame] | None:
     from ..llm import decision_log
     from ..llm import evaluate as llm_evaluate
 
-    archived = run.run_dir / "llm_decisions_used.csv"
-    if archived.is_file():
-        reader = next(f for f in archive.FILES if f.name == "llm_decisions_used.csv")
-        metrics, table = llm_evaluate.score(reader.read(archived))
+    archived = archive.read_file(run.run_dir, "llm_decisions_used.csv")
+    if archived is not None:
+        metrics, table = llm_evaluate.score(archived)
         return metrics, table[[c for c in LLM_COLUMNS if c in table]]
     frame = decision_log.read_frame(params.get("llm_decisions_dir", "decisions"))
     if frame.empty:
