@@ -146,11 +146,18 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     return {f.name: read_file(run_dir, f.name) for f in FILES}
 
 
-def in_use(run_dir: Path) -> bool:
-    """Whether a run folder name is taken: finished, being written by a live process, or held by
-    a killed run's hidden folder (which may hold a checkpoint that its rerun resumes; abandoned
-    ones without a checkpoint are cleared first, by clear_abandoned)."""
-    return run_dir.exists() or partial_dir(run_dir).exists()
+def reserve(run_dir: Path) -> bool:
+    """Take a run folder name for this process by creating its hidden folder (atomic: of two
+    runs started in the same second only one gets the name). A name already taken (finished,
+    being written, or a killed run's folder that may hold a checkpoint) is refused."""
+    if run_dir.exists():
+        return False
+    try:
+        partial_dir(run_dir).mkdir(parents=True)
+    except FileExistsError:
+        return False
+    locks.claim(partial_dir(run_dir))
+    return True
 
 
 def start_run_dir(run_dir: Path, keep_partial: bool = False) -> Path:
@@ -165,7 +172,7 @@ def start_run_dir(run_dir: Path, keep_partial: bool = False) -> Path:
     tmp = partial_dir(run_dir)
     if locks.owned_by_live_process(tmp):
         raise LockHeldError(f"another 03 run is writing {run_dir}; pass another --run-dir")
-    if tmp.exists() and not keep_partial:
+    if tmp.exists() and not keep_partial and not locks.owned_by_this_process(tmp):
         shutil.rmtree(tmp)  # left by a run that was killed: never read as complete
     tmp.mkdir(parents=True, exist_ok=True)
     _remove_temporary_files(tmp)

@@ -129,6 +129,12 @@ def release(folder: Path) -> None:
     (Path(folder) / OWNER).unlink(missing_ok=True)
 
 
+def owned_by_this_process(folder: Path) -> bool:
+    """Whether this process marked the folder as its own (claim)."""
+    holder = _holder(Path(folder) / OWNER) or {}
+    return holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname()
+
+
 def owned_by_live_process(folder: Path) -> bool:
     """Whether a live process (not this one) is working in the folder."""
     path = Path(folder) / OWNER

@@ -39,11 +39,9 @@ def default_run_dir(params: Parameters) -> Path:
     """results/<time>__<source>__<index>__<algorithm>; a run started in the same second as
     another (concurrent backtests are allowed) gets `-2`, `-3`, ... after its name."""
     name = archive.run_name(dt.datetime.now(dt.UTC), params, Path(params.algorithm))
-    run_dir = Path(params.results_dir) / name
-    k = 2
-    while archive.in_use(run_dir):
-        run_dir = Path(params.results_dir) / f"{name}-{k}"
-        k += 1
+    k, run_dir = 2, Path(params.results_dir) / name
+    while not archive.reserve(run_dir):  # atomic: two runs started at once get two names
+        run_dir, k = Path(params.results_dir) / f"{name}-{k}", k + 1
     return run_dir
 
 
