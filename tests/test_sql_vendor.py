@@ -250,3 +250,9 @@ def test_a_bad_query_names_the_mapping(tmp_path, postgres):
     )
     with pytest.raises(BadInputError, match=r"bad.toml: the query failed: .*no_such_table"):
         sql.query(params)
+
+
+def test_a_url_whose_driver_is_missing_names_the_package_to_install():
+    """A dialect whose driver is not installed (here MySQL's) is exit 3 with what to install."""
+    with pytest.raises(VendorUnavailableError, match=r"needs the Python package 'MySQLdb'"):
+        sql.connect("mysql://analyst:pw@127.0.0.1/research", retries=0, wait_s=0)

@@ -79,7 +79,13 @@ def connect(url_text: str, retries: int, wait_s: float):
     shown = url.render_as_string(hide_password=True)
     try:
         engine = create_engine(url)
-    except Exception as exc:  # no driver for the dialect
+    except ModuleNotFoundError as exc:  # the dialect's driver is not installed
+        raise VendorUnavailableError(
+            f"database {shown}: SQLAlchemy needs the Python package {exc.name!r} for this URL; "
+            f"install it (pip install {exc.name}), or name the driver in sql_url, "
+            "e.g. postgresql+psycopg2://..."
+        ) from None
+    except Exception as exc:  # an unknown dialect
         raise VendorUnavailableError(f"database {shown}: {type(exc).__name__}: {exc}") from None
     last = None
     for attempt in range(retries + 1):
