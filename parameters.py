@@ -47,7 +47,25 @@ bbg_currency = None  # e.g. "USD" to convert prices and fundamentals; None = loc
 bbg_chunk_tickers = 50  # securities per request
 bbg_chunk_fields = 10  # fields per request
 bbg_retries = 4  # retries of a failed request, waiting bbg_retry_wait_s x 2^attempt seconds
-bbg_retry_wait_s = 2.0
+bbg_retry_wait_s = 2.0  # (the SQL and WRDS vendors retry with these two as well)
+
+# --- WRDS: CRSP + Compustat (01 when source = "wrds"; pip install -e ".[wrds]") -----------------
+# The user is WRDS_USERNAME (environment or .env); the password comes from ~/.pgpass or PGPASSWORD.
+# Tickers are CRSP PERMNOs ("14593"); the exchange ticker is metadata (symbol, symbol_history).
+wrds_username = ""  # "" = WRDS_USERNAME
+wrds_host = "wrds-pgdata.wharton.upenn.edu"
+wrds_port = 9737
+wrds_dbname = "wrds"
+wrds_sslmode = "require"
+wrds_format = "ciz"  # ciz (crsp.dsf_v2, msf_v2, stkdistributions...) or legacy (crsp.dsf, msf...)
+wrds_frequency = "daily"  # daily (dsf) or monthly (msf) stock file
+wrds_sector = "gics"  # gics (comp.company.gsector via the CCM link) or sic (SIC division)
+# Compustat items: our metric -> SQL over comp.fundq; defaults in vendors/wrds_fields.py, e.g.
+# wrds_fundamental_fields = {"revenue": "saleq", "ebit": "oiadpq"}   ({} = no fundamentals)
+wrds_year_to_date = ["operating_cash_flow", "capex"]  # Compustat year-to-date items -> per quarter
+wrds_fundamental_scale = 1e6  # Compustat reports $ millions and millions of shares
+wrds_chunk_permnos = 200  # PERMNOs per query
+wrds_chunk_years = 5  # years of the stock file per query
 
 # --- Simulated market (used by 01 when source = "simulated") ------------------------------------
 seed = 42  # same seed and settings -> byte-identical datalog, whatever today's date

@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import BadInputError
 from .frequency import FREQUENCIES
-from .vendors import bloomberg_fields
+from .vendors import bloomberg_fields, wrds_fields
 from .vocabulary import MARKET_FIELDS
 
 REBALANCE_NAMES = ("daily", "weekly", "monthly", "quarterly", "yearly", "never")
@@ -68,6 +68,24 @@ class Parameters:
     bbg_chunk_fields: int = 10
     bbg_retries: int = 4
     bbg_retry_wait_s: float = 2.0
+    # WRDS: CRSP and Compustat (D3)
+    wrds_username: str = ""  # "" = WRDS_USERNAME from the environment or .env
+    wrds_host: str = "wrds-pgdata.wharton.upenn.edu"
+    wrds_port: int = 9737
+    wrds_dbname: str = "wrds"
+    wrds_sslmode: str = "require"
+    wrds_format: str = "ciz"
+    wrds_frequency: str = "daily"
+    wrds_sector: str = "gics"
+    wrds_fundamental_fields: dict = dataclasses.field(
+        default_factory=lambda: dict(wrds_fields.FUNDAMENTAL_FIELDS)
+    )
+    wrds_year_to_date: list = dataclasses.field(
+        default_factory=lambda: list(wrds_fields.YEAR_TO_DATE)
+    )
+    wrds_fundamental_scale: float = 1e6
+    wrds_chunk_permnos: int = 200
+    wrds_chunk_years: int = 5
     # simulated market (D2)
     seed: int = 42
     sim_n_tickers: int = 300
@@ -303,6 +321,7 @@ def validate(p: Parameters) -> Parameters:
     missing = set(MARKET_FIELDS) - set(p.bbg_market_fields)
     if missing:
         raise bad("bbg_market_fields", f"lacks {sorted(missing)} (every market log has them)")
+    _validate_wrds(p, bad)
     if p.query_end is not None and p.query_start > p.query_end:
         raise bad("query_start", "is after query_end")
     if "://" in str(p.llm_decisions_dir):
@@ -319,6 +338,38 @@ def validate(p: Parameters) -> Parameters:
     if not p.source or not p.source.isalnum() or p.source != p.source.lower():
         raise bad("source", "must be a lowercase vendor name such as 'simulated'")
     return p
+
+
+def _validate_wrds(p: Parameters, bad) -> None:
+    choices = {
+        "wrds_format": ("ciz", "legacy"),
+        "wrds_frequency": ("daily", "monthly"),
+        "wrds_sector": ("gics", "sic"),
+        "wrds_sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    }
+    for name, allowed in choices.items():
+        if getattr(p, name) not in allowed:
+            raise bad(name, f"choose one of {', '.join(allowed)}")
+    for name in ("wrds_chunk_permnos", "wrds_chunk_years"):
+        if getattr(p, name) < 1:
+            raise bad(name, "must be at least 1")
+    if not 0 < p.wrds_port < 65536:
+        raise bad("wrds_port", "must be a TCP port (1-65535)")
+    if not p.wrds_fundamental_scale > 0:
+        raise bad("wrds_fundamental_scale", "must be a positive multiplier (1e6: $ millions)")
+    fields = p.wrds_fundamental_fields
+    if not isinstance(fields, dict) or not all(
+        isinstance(k, str) and k.isidentifier() and k == k.lower() and isinstance(v, str) and v
+        for k, v in fields.items()
+    ):
+        raise bad(
+            "wrds_fundamental_fields",
+            "must map lowercase metric names to SQL expressions over comp.fundq, e.g. "
+            '{"revenue": "saleq"}',
+        )
+    unknown = set(p.wrds_year_to_date) - set(fields)
+    if unknown:
+        raise bad("wrds_year_to_date", f"names {sorted(unknown)}, not in wrds_fundamental_fields")
 
 
 def load_parameters(path: str | Path, overrides: dict[str, Any] | None = None) -> Parameters:

@@ -27,6 +27,13 @@ from tests.conftest import REPO, run_script
         ({"benchmark": " "}, "benchmark"),
         ({"file_imports": "x.csv"}, "file_imports"),
         ({"file_imports": [["only-one.toml"]]}, "file_imports"),
+        ({"wrds_format": "sas"}, "wrds_format"),
+        ({"wrds_frequency": "weekly"}, "wrds_frequency"),
+        ({"wrds_port": 0}, "wrds_port"),
+        ({"wrds_fundamental_scale": "nan"}, "wrds_fundamental_scale"),
+        ({"wrds_fundamental_fields": {"Revenue; DROP": "saleq"}}, "wrds_fundamental_fields"),
+        ({"wrds_year_to_date": ["dividends"]}, "wrds_year_to_date"),
+        ({"wrds_chunk_permnos": 0}, "wrds_chunk_permnos"),
     ],
 )
 def test_non_finite_and_out_of_range_settings_are_refused_by_name(overrides, named):

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,11 +18,11 @@ from equity_backtest import datasets
 from equity_backtest.config import Parameters
 from equity_backtest.errors import BadInputError, VendorUnavailableError
 from equity_backtest.vendors import simulated, sql
+from tests import postgres as pg
 from tests.conftest import REPO, free_port, params_for, run_script, small_settings
 
 pytestmark = pytest.mark.slow
 sqlalchemy = pytest.importorskip("sqlalchemy")
-PG_BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 
 
 def _warehouse_tables() -> dict[str, pd.DataFrame]:
@@ -106,33 +104,10 @@ def _mappings(folder: Path, dialect: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def postgres():
-    """A throwaway PostgreSQL cluster on a loopback port, trusted local login as 'research'."""
-    if not PG_BINARIES:
-        pytest.skip("PostgreSQL is not installed (CI installs Debian's postgresql)")
-    bindir = PG_BINARIES[-1].parent
-    root = Path(tempfile.mkdtemp(prefix="pg_", dir="/tmp"))
-    os.chmod(root, 0o777)
-    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    data, port = root / "data", free_port()
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "research"],
-                   check=True, capture_output=True)  # fmt: skip
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                    "-l", str(root / "log"), "-w", "start"], check=True, capture_output=True)  # fmt: skip
-    url = f"postgresql://research@127.0.0.1:{port}/postgres"
-    _fill(url)
-    yield {
-        "url": url,
-        "bindir": bindir,
-        "data": data,
-        "run_as": run_as,
-        "port": port,
-        "options": options,
-        "root": root,
-    }
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                   capture_output=True)  # fmt: skip
-    shutil.rmtree(root, ignore_errors=True)
+    """A throwaway PostgreSQL cluster holding the warehouse tables."""
+    with pg.cluster() as server:
+        _fill(server.url)
+        yield server
 
 
 def _reference(small_store) -> dict[str, pd.DataFrame]:
@@ -173,7 +148,7 @@ def _run(tmp_path: Path, url: str, dialect: str, **kw) -> Parameters:
 @pytest.mark.parametrize("dialect", ["postgresql", "duckdb", "sqlite"])
 def test_the_warehouse_gives_the_simulated_market_exactly(tmp_path, small_store, request, dialect):
     if dialect == "postgresql":
-        url = request.getfixturevalue("postgres")["url"]
+        url = request.getfixturevalue("postgres").url
     else:
         pytest.importorskip("duckdb_engine") if dialect == "duckdb" else None
         url = f"{dialect}:///{tmp_path / 'warehouse.db'}"
@@ -184,7 +159,7 @@ def test_the_warehouse_gives_the_simulated_market_exactly(tmp_path, small_store,
 
 
 def test_a_rerun_resumes_and_force_asks_again(tmp_path, postgres):
-    params = _run(tmp_path, postgres["url"], "postgresql")
+    params = _run(tmp_path, postgres.url, "postgresql")
     logs = sorted(p.name for p in (tmp_path / "datalog").glob("*.csv"))
     counts = sql.query(params)
     assert counts == {"written": 0, "already_logged": 5}  # every mapping done within the window
@@ -198,7 +173,7 @@ def test_killed_mid_query_then_rerun_gives_the_same_dataset(tmp_path, small_stor
         shutil.copy(REPO / name, tmp_path / name)
     mappings = _mappings(tmp_path, "postgresql")
     (tmp_path / "parameters.py").write_text(
-        f'source = "warehouse"\nindex = "TOP20"\nsql_url = "{postgres["url"]}"\n'
+        f'source = "warehouse"\nindex = "TOP20"\nsql_url = "{postgres.url}"\n'
         f"sql_mappings = {mappings!r}\n"
     )
     killed = run_script(tmp_path, "01_query_vendor.py", check=False,
@@ -227,7 +202,7 @@ def test_an_unreachable_server_is_exit_3_and_bad_credentials_one_message(tmp_pat
     assert (
         not list((tmp_path / "datalog").glob("*.csv")) if (tmp_path / "datalog").exists() else True
     )
-    url = postgres["url"].replace("research@", "nobody:${WAREHOUSE_PASSWORD}@")
+    url = postgres.url.replace("research@", "nobody:${WAREHOUSE_PASSWORD}@")
     os.environ["WAREHOUSE_PASSWORD"] = "s3cret-value"
     try:
         with pytest.raises(VendorUnavailableError) as err:
@@ -246,7 +221,7 @@ def test_a_bad_query_names_the_mapping(tmp_path, postgres):
         'data_type = "ticker_market_data"\nticker = "symbol"\ndate = "date"\n'
     )
     params = params_for(
-        tmp_path, source="warehouse", sql_url=postgres["url"], sql_mappings=[str(path)]
+        tmp_path, source="warehouse", sql_url=postgres.url, sql_mappings=[str(path)]
     )
     with pytest.raises(BadInputError, match=r"bad.toml: the query failed: .*no_such_table"):
         sql.query(params)

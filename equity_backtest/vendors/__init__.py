@@ -25,7 +25,7 @@ def query(
     """Ask the vendor of params.source (or import the given [mapping, input] pairs, else
     params.file_imports) and log every answer into params.datalog_dir. Returns counts of logs
     written and already there."""
-    from . import bloomberg, files, simulated, sql
+    from . import bloomberg, files, simulated, sql, wrds
 
     if params.sql_mappings and not imports:
         return sql.query(params, force=force)
@@ -44,6 +44,9 @@ def query(
         return total
     if params.source == bloomberg.SOURCE:
         counts = bloomberg.query(params, force=force, progress=progress)
+        return {"written": counts["written"], "already_logged": counts["already_logged"]}
+    if params.source == wrds.SOURCE:
+        counts = wrds.query(params, force=force, progress=progress)
         return {"written": counts["written"], "already_logged": counts["already_logged"]}
     if params.source != simulated.SOURCE:
         raise BadInputError(

@@ -181,15 +181,18 @@ def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
 class Datalog:
     """Writes this query's logs with increasing timestamps and knows what is already current."""
 
-    def __init__(self, datalog_dir: str | Path, window_hours: float, force: bool):
+    def __init__(
+        self, datalog_dir: str | Path, window_hours: float, force: bool, source: str = SOURCE
+    ):
         self.dir = datalog_dir
+        self.source = source
         self.now_us = time.time_ns() // 1000
         self.last_ts = self.now_us - 1
         since = self.now_us - int(window_hours * 3600 * 1_000_000)
         self.current: dict[tuple[str, str], Path] = {}
         if not force:
             for name, path in list_logs(datalog_dir):
-                if name.source == SOURCE and name.timestamp >= since:
+                if name.source == source and name.timestamp >= since:
                     self.current[(name.data_type, name.label)] = path
         self.counts = {"written": 0, "skipped": 0}
 
@@ -198,7 +201,7 @@ class Datalog:
 
     def write(self, data_type: str, label: str, frame: pd.DataFrame) -> None:
         self.last_ts = max(self.last_ts + 1, time.time_ns() // 1000)
-        path, _ = write_log(self.dir, LogName(self.last_ts, SOURCE, data_type, label), frame)
+        path, _ = write_log(self.dir, LogName(self.last_ts, self.source, data_type, label), frame)
         self.current[(data_type, label)] = path
         self.counts["written"] += 1
 

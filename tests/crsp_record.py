@@ -1,0 +1,268 @@
+"""Fill a PostgreSQL database with the simulated market in CRSP's and Compustat's shapes.
+
+No WRDS server is reachable from CI, so the WRDS vendor's tests point the real `wrds` package at a
+local PostgreSQL holding the simulated market as WRDS serves CRSP (the CIZ tables crsp.dsf_v2,
+msf_v2, dsp500list_v2, stksecurityinfohist, stkdistributions, stkdelists, and the legacy
+crsp.dsf, msf, dsp500list, stocknames, dsedist, dsedelist), the CCM link table and Compustat
+(comp.fundq in $ millions with year-to-date cash-flow items, comp.company's GICS sector).
+
+PERMNO = 10001 + the ticker's position in the simulated metadata; gvkey = PERMNO + 100000. On top
+of the simulated market, the tables hold what real ones do and the vendor must handle:
+  - bid/ask-average closes (legacy: a negative price; CIZ: dlyprcflg 'BA') on every 37th row;
+  - CIZ's extra daily row after a delisting (dlydelflg 'Y') that is not a trading day's price;
+  - a special dividend (legacy distcd 1272, CIZ disordinaryflg 'N') on top of a regular one;
+  - a merger distribution (facpr -1) that is neither a dividend nor a split;
+  - one delisting with only a (negative) delisting price, the others with a delisting return;
+  - a ticker change (two name rows for one PERMNO) and a non-primary CCM link to a decoy gvkey;
+  - a restated quarter (a second row, later rdq, revenue x 1.1) and a quarter without rdq.
+EXTRAS names the rows concerned so the tests can check each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from equity_backtest.vendors import simulated
+from equity_backtest.vendors.wrds import GICS_SECTORS
+
+SETTINGS = simulated.SimulationSettings(40, 12, dt.date(2010, 1, 1), dt.date(2012, 12, 31), 2)
+INDEX = "SP500"
+GICS_CODE = {name: code for code, name in GICS_SECTORS.items()}
+
+
+def permnos(market: simulated.SimulatedMarket) -> dict[str, int]:
+    return {t: 10001 + k for k, t in enumerate(market.metadata["ticker"])}
+
+
+def _spells(constituents: pd.DataFrame, end: dt.date) -> pd.DataFrame:
+    """Monthly member lists -> membership spells (start, end; None while still a member)."""
+    members = {pd.Timestamp(d): set(g["ticker"]) for d, g in constituents.groupby("date")}
+    rows, open_since = [], {}
+    for day in sorted(members):
+        now = members[day]
+        for t in now - set(open_since):
+            open_since[t] = day
+        for t in set(open_since) - now:
+            rows.append((t, open_since.pop(t), pd.Timestamp(day) - pd.Timedelta(days=1)))
+    rows += [(t, since, None) for t, since in open_since.items()]
+    return pd.DataFrame(rows, columns=["ticker", "spell_start", "spell_end"])
+
+
+def tables(
+    settings: simulated.SimulationSettings = SETTINGS, quirks: bool = True
+) -> tuple[dict, dict]:
+    """{(schema, table): frame} and EXTRAS (what was added on top of the simulated market).
+    Without quirks, nothing that changes the data is added (no special dividend, restatement or
+    missing rdq): the vendor must then give the simulated market's own dataset."""
+    market = simulated.simulate(settings)
+    prices = simulated._quoted(market.prices)
+    fund = simulated._quoted(market.fundamentals)
+    actions = simulated._quoted(market.corporate_actions)
+    ids = permnos(market)
+    member = set(market.constituents["ticker"])  # quirks go to index members (the ones asked)
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    extras: dict[str, object] = {}
+
+    spells = _spells(market.constituents, settings.end)
+    spells.insert(0, "permno", spells.pop("ticker").map(ids))
+    out["crsp", "dsp500list_v2"] = spells.rename(
+        columns={"spell_start": "mbrstartdt", "spell_end": "mbrenddt"}
+    )
+    out["crsp", "dsp500list"] = spells.rename(
+        columns={"spell_start": "start", "spell_end": "ending"}
+    ).fillna({"ending": pd.Timestamp(settings.end)})
+
+    px = prices.assign(permno=prices["ticker"].map(ids))
+    bid_ask = np.arange(len(px)) % 37 == 5
+    extras["bid_ask_rows"] = px.loc[bid_ask, ["ticker", "date"]].reset_index(drop=True)
+    shrout = px["market_cap"] / px["close"] / 1000
+    ciz = pd.DataFrame(
+        {
+            "permno": px["permno"], "dlycaldt": px["date"], "dlyopen": px["open"],
+            "dlyhigh": px["high"], "dlylow": px["low"], "dlyprc": px["close"],
+            "dlyprcflg": np.where(bid_ask, "BA", "TR"), "dlyvol": px["volume"],
+            "dlycap": px["market_cap"] / 1000, "shrout": shrout, "dlydelflg": "N",
+        }
+    )  # fmt: skip
+    delists = actions[actions["action"] == "delisting"]
+    extra_rows = pd.DataFrame(
+        {
+            "permno": delists["ticker"].map(ids), "dlycaldt": delists["date"],
+            "dlyprc": delists["value"], "dlyprcflg": "TR", "dlydelflg": "Y",
+        }
+    )  # fmt: skip
+    out["crsp", "dsf_v2"] = pd.concat([ciz, extra_rows], ignore_index=True)
+    out["crsp", "dsf"] = pd.DataFrame(
+        {
+            "permno": px["permno"], "date": px["date"], "openprc": px["open"],
+            "askhi": px["high"], "bidlo": px["low"],
+            "prc": np.where(bid_ask, -px["close"], px["close"]), "vol": px["volume"],
+            "shrout": shrout,
+        }
+    )  # fmt: skip
+    month = px["date"].dt.to_period("M")
+    last = px.groupby(["permno", month])["date"].transform("max") == px["date"]
+    monthly = px[last].assign(vol=px.groupby(["permno", month])["volume"].transform("sum")[last])
+    out["crsp", "msf_v2"] = pd.DataFrame(
+        {
+            "permno": monthly["permno"], "mthcaldt": monthly["date"], "mthprc": monthly["close"],
+            "mthprcflg": "TR", "mthvol": monthly["vol"], "mthcap": monthly["market_cap"] / 1000,
+            "shrout": monthly["market_cap"] / monthly["close"] / 1000,
+        }
+    )  # fmt: skip
+    out["crsp", "msf"] = pd.DataFrame(
+        {
+            "permno": monthly["permno"], "date": monthly["date"], "askhi": monthly["high"],
+            "bidlo": monthly["low"], "prc": monthly["close"], "vol": monthly["vol"] / 100,
+            "shrout": monthly["market_cap"] / monthly["close"] / 1000,
+        }
+    )  # fmt: skip
+
+    meta = market.metadata.assign(permno=market.metadata["ticker"].map(ids))
+    names = pd.DataFrame(
+        {
+            "permno": meta["permno"], "start": pd.Timestamp("1990-01-01"),
+            "end": pd.Timestamp("2099-12-31"), "ticker": meta["ticker"], "name": meta["name"],
+            "siccd": 3571,
+        }
+    )  # fmt: skip
+    k = int(np.flatnonzero(names["ticker"].isin(member))[0])
+    renamed = names.iloc[[k]].assign(
+        ticker="OLD" + names["ticker"].iloc[k], end=pd.Timestamp("2005-12-31")
+    )
+    names.loc[names.index[k], "start"] = pd.Timestamp("2006-01-01")
+    names = pd.concat([renamed, names], ignore_index=True)
+    extras["renamed"] = (names["ticker"].iloc[k + 1], "OLD" + names["ticker"].iloc[k + 1])
+    out["crsp", "stksecurityinfohist"] = names.rename(
+        columns={"start": "secinfostartdt", "end": "secinfoenddt", "name": "issuernm"}
+    ).assign(primaryexch="N")
+    out["crsp", "stocknames"] = names.rename(
+        columns={"start": "namedt", "end": "nameenddt", "name": "comnam"}
+    ).assign(exchcd=1)
+
+    paid = actions[actions["action"] != "delisting"].assign(permno=lambda f: f["ticker"].map(ids))
+    split = (paid["action"] == "split").to_numpy()
+    cash = paid[~split & paid["ticker"].isin(member).to_numpy()]
+    special = cash.iloc[[3]].assign(value=1.25)
+    extras["special_dividend"] = (special["ticker"].iloc[0], special["date"].iloc[0], 1.25)
+    merger = cash.iloc[[4]].assign(value=0.0)
+    dist_ciz = pd.DataFrame(
+        {
+            "permno": paid["permno"], "disexdt": paid["date"],
+            "distype": np.where(split, "FRS", "CD"), "disordinaryflg": "Y",
+            "disdivamt": np.where(split, 0.0, paid["value"]),
+            "disfacpr": np.where(split, paid["value"] - 1, 0.0),
+        }
+    )  # fmt: skip
+    dist_ciz = pd.concat(
+        [
+            dist_ciz,
+            special[["permno"]].assign(disexdt=special["date"], distype="CD",
+                                       disordinaryflg="N", disdivamt=1.25, disfacpr=0.0).iloc[: int(quirks)],
+            merger[["permno"]].assign(disexdt=merger["date"], distype="FRS",
+                                      disordinaryflg="N", disdivamt=0.0, disfacpr=-1.0),
+        ],
+        ignore_index=True,
+    )  # fmt: skip
+    out["crsp", "stkdistributions"] = dist_ciz
+    out["crsp", "dsedist"] = pd.DataFrame(
+        {
+            "permno": dist_ciz["permno"], "exdt": dist_ciz["disexdt"],
+            "distcd": np.select(
+                [dist_ciz["disfacpr"] == -1, dist_ciz["distype"] == "FRS",
+                 dist_ciz["disordinaryflg"] == "N"],
+                [3763, 5523, 1272], 1232,
+            ),
+            "divamt": dist_ciz["disdivamt"], "facpr": dist_ciz["disfacpr"],
+        }
+    )  # fmt: skip
+
+    rows = []
+    for r in delists.itertuples(index=False):
+        before = px[(px["ticker"] == r.ticker) & (px["date"] < r.date)]
+        last_day, close = before["date"].iloc[-1], before["close"].iloc[-1]
+        rows.append((ids[r.ticker], last_day, r.value / close - 1, r.value))
+    dl = pd.DataFrame(rows, columns=["permno", "last_day", "ret", "price"])
+    out["crsp", "stkdelists"] = dl.rename(columns={"last_day": "delistingdt", "ret": "delret"})[
+        ["permno", "delistingdt", "delret"]
+    ]
+    legacy = dl.rename(columns={"last_day": "dlstdt", "ret": "dlret", "price": "dlprc"})
+    k = int(np.flatnonzero(legacy["permno"].isin([ids[t] for t in member]))[0])
+    legacy.loc[k, "dlret"], legacy.loc[k, "dlprc"] = np.nan, -legacy.loc[k, "dlprc"]
+    extras["price_only_delisting"] = int(legacy.loc[k, "permno"])
+    out["crsp", "dsedelist"] = legacy
+
+    gvkey = {p: f"{p + 100000:06d}" for p in ids.values()}
+    links = pd.DataFrame(
+        {
+            "gvkey": [gvkey[p] for p in meta["permno"]], "lpermno": meta["permno"],
+            "linktype": "LC", "linkprim": "P", "linkdt": pd.Timestamp("1990-01-01"),
+            "linkenddt": pd.NaT,
+        }
+    )  # fmt: skip
+    decoy = links.iloc[[0]].assign(gvkey="999999", linktype="NR")
+    out["crsp", "ccmxpf_lnkhist"] = pd.concat([links, decoy], ignore_index=True)
+    out["comp", "company"] = pd.DataFrame(
+        {
+            "gvkey": [gvkey[p] for p in meta["permno"]] + ["999999"],
+            "gsector": [GICS_CODE[s] for s in meta["sector"]] + ["10"],
+        }
+    )
+
+    f = fund.assign(gvkey=fund["ticker"].map(lambda t: gvkey[ids[t]]))
+    f = f.sort_values(["gvkey", "period_end"], kind="stable").reset_index(drop=True)
+    fy = f["period_end"].dt.year
+    m = 1e6
+    q = pd.DataFrame(
+        {
+            "gvkey": f["gvkey"], "datadate": f["period_end"], "rdq": f["announcement_date"],
+            "fyearq": fy, "fqtr": f["period_end"].dt.quarter, "indfmt": "INDL",
+            "datafmt": "STD", "popsrc": "D", "consol": "C",
+            "saleq": f["revenue"] / m, "oiadpq": f["ebit"] / m, "niq": f["net_income"] / m,
+            "atq": f["total_assets"] / m, "ceqq": f["total_equity"] / m,
+            "dlttq": f["total_debt"] / m, "dlcq": np.nan, "cheq": f["cash"] / m,
+            "actq": f["current_assets"] / m, "lctq": f["current_liabilities"] / m,
+            "ppentq": f["net_fixed_assets"] / m, "cshoq": f["shares_outstanding"] / m,
+            "oancfy": f.groupby(["gvkey", fy])["operating_cash_flow"].cumsum() / m,
+            "capxy": f.groupby(["gvkey", fy])["capex"].cumsum() / m,
+            "cogsq": (f["revenue"] - f["gross_profit"]) / m,
+        }
+    )  # fmt: skip
+    rows = np.flatnonzero(f["ticker"].isin(member))
+    a, b = int(rows[6]), int(rows[9])
+    restated = q.iloc[[a]].assign(
+        rdq=q["rdq"].iloc[a] + pd.Timedelta(days=100), saleq=q["saleq"].iloc[a] * 1.1
+    )
+    extras["restated"] = (f["ticker"].iloc[a], f["period_end"].iloc[a], restated["rdq"].iloc[0])
+    extras["no_rdq"] = (f["ticker"].iloc[b], f["period_end"].iloc[b])
+    if quirks:
+        q.loc[b, "rdq"] = pd.NaT
+    decoy_q = q.iloc[[0]].assign(gvkey="999999", saleq=-1.0)
+    out["comp", "fundq"] = pd.concat([q, restated.iloc[: int(quirks)], decoy_q], ignore_index=True)
+    return out, extras
+
+
+def fill(
+    url: str, database: str, settings: simulated.SimulationSettings = SETTINGS, quirks: bool = True
+) -> dict:
+    """Create `database` on the server at url, with the crsp and comp schemas; returns EXTRAS."""
+    frames, extras = tables(settings, quirks)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {database}")
+        conn.exec_driver_sql(f"CREATE DATABASE {database}")
+    admin.dispose()
+    engine = sa.create_engine(url.rsplit("/", 1)[0] + "/" + database)
+    with engine.begin() as conn:
+        for schema in ("crsp", "comp"):
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    for (schema, table), frame in frames.items():
+        dates = {c: sa.Date() for c in frame.columns if "datetime" in str(frame[c].dtype)}
+        frame.to_sql(table, engine, schema=schema, index=False, dtype=dates)
+    engine.dispose()
+    return extras

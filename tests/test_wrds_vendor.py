@@ -1,0 +1,302 @@
+"""D3 WRDS vendor: the real `wrds` package against a local PostgreSQL server holding the simulated
+market in CRSP's (CIZ and legacy) and Compustat's shapes (tests/crsp_record.py).
+
+The dataset built from it equals the simulated source's (PERMNOs mapped back to tickers) for the
+daily files in both formats, the monthly files give the month-end bars, and the backtest on it is
+the simulated one; CRSP's quirks (negative prices, delisting returns, YTD cash flows, missing rdq,
+restatements, special dividends) land where they should. A killed 01 resumes to the same datalog;
+a stopped server is exit 3 with what was logged kept; bad credentials are one message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from equity_backtest import datalog, datasets
+from equity_backtest.vendors import simulated
+from tests import crsp_record
+from tests import postgres as pg
+from tests.conftest import REPO, run_script, write_parameters_file
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("wrds")
+SETTINGS = crsp_record.SETTINGS
+MARKET = simulated.simulate(SETTINGS)
+TICKER = {str(p): t for t, p in crsp_record.permnos(MARKET).items()}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with pg.cluster() as cluster:
+        extras = crsp_record.fill(cluster.url, "wrds_quirks", quirks=True)
+        crsp_record.fill(cluster.url, "wrds_exact", quirks=False)
+        cluster.extras = extras
+        yield cluster
+
+
+def project(root: Path, server, database: str = "wrds_quirks", **kw) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    settings = dict(
+        source="wrds",
+        index=crsp_record.INDEX,
+        wrds_host="127.0.0.1",
+        wrds_port=server.port,
+        wrds_dbname=database,
+        wrds_sslmode="disable",
+        query_start=SETTINGS.start,
+        query_end=SETTINGS.end,
+        start=dt.date(2010, 6, 1),
+        end=SETTINGS.end,
+        bbg_retries=1,
+        bbg_retry_wait_s=0.0,
+        wrds_chunk_permnos=7,
+        wrds_chunk_years=1,
+    )
+    write_parameters_file(root / "parameters.py", **{**settings, **kw})
+    for script in ("01_query_vendor.py", "02_build_datasets.py", "03_trade.py", "04_evaluate.py"):
+        shutil.copy(REPO / script, root / script)
+    shutil.copy(REPO / "algorithm.py", root / "algorithm.py")
+    return root
+
+
+def query(root: Path, user: str = "research", **env):
+    return run_script(root, "01_query_vendor.py", check=False, env={"WRDS_USERNAME": user, **env})
+
+
+def built(root: Path) -> dict[str, pd.DataFrame]:
+    run_script(root, "02_build_datasets.py")
+    _, tables = datasets.load_tables(root / "datasets")
+    out = {}
+    for name, frame in tables.items():
+        frame = frame.drop(columns=["source", "log_ts"])
+        frame = frame.astype({c: object for c in frame.columns if frame[c].dtype == "category"})
+        if "ticker" in frame:
+            frame["ticker"] = frame["ticker"].astype(str).map(lambda t: TICKER.get(t, t))
+        out[name] = frame
+    return out
+
+
+@pytest.fixture(scope="module")
+def simulated_tables(tmp_path_factory) -> dict[str, pd.DataFrame]:
+    root = tmp_path_factory.mktemp("sim")
+    simulated.query(SETTINGS, root / "datalog")
+    datasets.build(root / "datalog", root / "datasets")
+    _, tables = datasets.load_tables(root / "datasets")
+    out = {}
+    for name, frame in tables.items():
+        frame = frame.drop(columns=["source", "log_ts"])
+        out[name] = frame.astype({c: object for c in frame.columns if frame[c].dtype == "category"})
+    return out
+
+
+def _members(cons: pd.DataFrame, days: pd.DatetimeIndex) -> list[frozenset]:
+    """Each day's members: the latest list on or before it (as the panel reads them)."""
+    lists = {d: frozenset(g["ticker"]) for d, g in cons.groupby("date")}
+    dates = pd.DatetimeIndex(sorted(lists))
+    at = dates.searchsorted(days, side="right") - 1
+    return [lists[dates[k]] if k >= 0 else frozenset() for k in at]
+
+
+def _same(got: pd.DataFrame, want: pd.DataFrame, keys: list[str]) -> None:
+    got = got.sort_values(keys).reset_index(drop=True)
+    want = want[list(got.columns)].sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("wrds_format", ["ciz", "legacy"])
+def test_daily_files_give_the_simulated_dataset(server, simulated_tables, tmp_path, wrds_format):
+    root = project(tmp_path, server, wrds_format=wrds_format)
+    proc = query(root)
+    assert proc.returncode == 0, proc.stderr
+    got, sim = built(root), simulated_tables
+    extras = server.extras
+    days = pd.DatetimeIndex(sorted(sim["market"]["date"].unique()))
+    universe = set(got["metadata"]["ticker"])
+    assert universe == set(sim["constituents"]["ticker"])
+
+    # membership on every trading day, from spells logged on month ends and change days
+    assert _members(got["constituents"], days) == _members(sim["constituents"], days)
+    assert got["constituents"]["weight"].isna().all()
+
+    # prices: raw, bid/ask averages made positive and flagged, market cap from CRSP's units
+    market = got["market"]
+    flagged = market[market["close_is_bid_ask"] == 1][["ticker", "date"]]
+    want_flagged = extras["bid_ask_rows"][extras["bid_ask_rows"]["ticker"].isin(universe)]
+    _same(flagged, want_flagged, ["ticker", "date"])
+    want = sim["market"][sim["market"]["ticker"].isin(universe)]
+    _same(market.drop(columns="close_is_bid_ask"), want, ["ticker", "date"])
+
+    # metadata: PERMNO is the identifier, names and GICS sectors as simulated, ticker history kept
+    meta = got["metadata"].set_index("ticker")
+    sim_meta = sim["metadata"].set_index("ticker").loc[meta.index]
+    assert (meta["name"] == sim_meta["name"]).all() and (meta["sector"] == sim_meta["sector"]).all()
+    assert (meta["symbol"] == meta.index).all()
+    new, old = extras["renamed"]
+    assert meta.loc[new, "symbol_history"] == f"1990-01-01 {old}; 2006-01-01 {new}"
+
+    # corporate actions: splits and dividends as simulated (plus the special dividend, summed
+    # with that day's regular one); the merger distribution is neither; a delisting is dated
+    # the day after the last trade, which the engine applies on the next trading day
+    ca = got["corporate_actions"]
+    want = sim["corporate_actions"][sim["corporate_actions"]["ticker"].isin(universe)].copy()
+    ticker, day, amount = extras["special_dividend"]
+    hit = (want["ticker"] == ticker) & (want["date"] == day) & (want["action"] == "dividend")
+    assert hit.sum() == 1
+    want.loc[hit, "value"] += amount
+    paid = ["ticker", "date", "action"]
+    _same(ca[ca["action"] != "delisting"], want[want["action"] != "delisting"], paid)
+    got_dl = ca[ca["action"] == "delisting"].sort_values("ticker").reset_index(drop=True)
+    want_dl = want[want["action"] == "delisting"].sort_values("ticker").reset_index(drop=True)
+    assert len(got_dl) == len(want_dl) > 0
+    np.testing.assert_allclose(got_dl["value"], want_dl["value"], rtol=1e-12)
+    assert (days.searchsorted(got_dl["date"]) == days.searchsorted(want_dl["date"])).all()
+    assert ((got_dl["date"] - pd.Timedelta(days=1)).isin(days)).all()  # last trading day + 1
+
+    # fundamentals: Compustat's millions and YTD cash flows back to the simulated figures; the
+    # restated quarter is a later version; a quarter without rdq has no announcement date
+    fund = got["fundamentals"]
+    ticker, period, later = extras["restated"]
+    restated = (fund["ticker"] == ticker) & (fund["period_end"] == period)
+    restated &= fund["announcement_date"] == later
+    # revenue x 1.1, and gross profit (saleq - cogsq) by as much; nothing else changed
+    assert list(fund.loc[restated, "metric"]) == ["gross_profit", "revenue"]
+    want = sim["fundamentals"][sim["fundamentals"]["ticker"].isin(universe)].copy()
+    first = want[(want["ticker"] == ticker) & (want["period_end"] == period)]
+    first = first.set_index("metric")["value"]
+    later = fund[restated].set_index("metric")["value"]
+    assert later["revenue"] == pytest.approx(first["revenue"] * 1.1, rel=1e-12)
+    assert later["gross_profit"] == pytest.approx(
+        first["gross_profit"] + first["revenue"] * 0.1, rel=1e-9
+    )
+    ticker, period = extras["no_rdq"]
+    blank = (want["ticker"] == ticker) & (want["period_end"] == period)
+    want.loc[blank, "announcement_date"] = pd.NaT
+    # a year-to-date item's quarter is its YTD less the quarter before: a company's first
+    # report after Q1 has no quarter before it, so that quarter's own figure is unknown
+    quarters = set(zip(want["ticker"], want["period_end"].dt.to_period("Q"), strict=True))
+    first = [
+        (q.quarter != 1) and (t, q - 1) not in quarters
+        for t, q in zip(want["ticker"], want["period_end"].dt.to_period("Q"), strict=True)
+    ]
+    want = want[~(np.array(first) & want["metric"].isin(["operating_cash_flow", "capex"]))]
+    keys = ["ticker", "metric", "period_end", "announcement_date"]
+    got_f = fund[~restated].sort_values(keys).reset_index(drop=True)
+    want_f = want[list(got_f.columns)].sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got_f, want_f, check_dtype=False, rtol=1e-9, atol=1e-3)
+
+
+def test_the_backtest_on_wrds_data_is_the_simulated_one(server, tmp_path):
+    """01 -> 04 on the CIZ daily files (no value-changing quirks) and on the simulated source
+    give the same NAV to float precision."""
+    root = project(tmp_path / "wrds", server, database="wrds_exact")
+    assert query(root).returncode == 0
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    write_parameters_file(
+        sim / "parameters.py",
+        source="simulated", index=SETTINGS.index_name, sim_n_tickers=SETTINGS.n_tickers,
+        sim_index_size=SETTINGS.index_size, sim_start=SETTINGS.start, sim_end=SETTINGS.end,
+        seed=SETTINGS.seed, start=dt.date(2010, 6, 1), end=SETTINGS.end,
+    )  # fmt: skip
+    for script in ("01_query_vendor.py", "02_build_datasets.py", "03_trade.py", "04_evaluate.py"):
+        shutil.copy(REPO / script, sim / script)
+    shutil.copy(REPO / "algorithm.py", sim / "algorithm.py")
+    navs = []
+    for folder in (root, sim):
+        if folder == sim:
+            run_script(folder, "01_query_vendor.py")
+        for script in ("02_build_datasets.py", "03_trade.py", "04_evaluate.py"):
+            run_script(folder, script)
+        runs = [p for p in (folder / "results").iterdir() if p.is_dir() and p.name[0] != "."]
+        log = pd.read_csv(sorted(runs)[-1] / "runtime_log.csv", parse_dates=["date"])
+        navs.append(log.set_index("date")[["value", "cash", "dividends"]])
+    wrds_nav, sim_nav = navs
+    assert len(wrds_nav) > 500 and wrds_nav.index.equals(sim_nav.index)
+    np.testing.assert_allclose(wrds_nav.to_numpy(), sim_nav.to_numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("wrds_format", ["ciz", "legacy"])
+def test_monthly_files_give_month_end_bars_and_a_monthly_backtest(
+    server, simulated_tables, tmp_path, wrds_format
+):
+    root = project(tmp_path, server, wrds_format=wrds_format, wrds_frequency="monthly")
+    assert query(root).returncode == 0
+    got = built(root)["market"]
+    sim = simulated_tables["market"]
+    sim = sim[sim["ticker"].isin(set(got["ticker"]))]
+    month = sim["date"].dt.to_period("M")
+    last = sim[sim.groupby(["ticker", month])["date"].transform("max") == sim["date"]]
+    volume = sim.groupby(["ticker", month])["volume"].transform("sum")[last.index]
+    want = last.assign(volume=volume.to_numpy(), open=np.nan)
+    if wrds_format == "ciz":
+        want = want.assign(high=np.nan, low=np.nan)
+    _same(got.drop(columns="close_is_bid_ask"), want, ["ticker", "date"])
+    run_script(root, "03_trade.py")
+    out = run_script(root, "04_evaluate.py")
+    assert "tearsheet.html" in out.stdout
+
+
+def _content(root: Path) -> dict[tuple[str, str], bytes]:
+    out = {}
+    for name, path in datalog.list_logs(root / "datalog"):
+        assert (name.data_type, name.label) not in out, f"{name} logged twice"
+        out[(name.data_type, name.label)] = path.read_bytes()
+    return out
+
+
+def test_killed_mid_query_resumes_to_the_uninterrupted_datalog(server, tmp_path):
+    whole = project(tmp_path / "whole", server)
+    assert query(whole).returncode == 0
+    killed = project(tmp_path / "killed", server)
+    proc = query(killed, EQUITY_BACKTEST_KILL_AT="write:40")
+    assert proc.returncode == -signal.SIGKILL
+    partial = _content(killed)
+    assert 0 < len(partial) < len(_content(whole))
+    proc = query(killed)
+    assert proc.returncode == 0, proc.stderr
+    assert _content(killed) == _content(whole)
+    rerun = query(killed)
+    assert rerun.returncode == 0 and "0 logfiles written" in rerun.stderr
+
+
+def test_a_stopped_server_is_exit_3_and_keeps_what_was_logged(server, tmp_path):
+    root = project(tmp_path, server)
+    proc = query(root, EQUITY_BACKTEST_KILL_AT="write:30")
+    assert proc.returncode == -signal.SIGKILL
+    before = _content(root)
+    assert before
+    server.stop()
+    try:
+        proc = query(root)
+    finally:
+        server.start()
+    assert proc.returncode == 3, proc.stderr
+    assert "cannot be reached" in proc.stderr and "Traceback" not in proc.stderr
+    assert _content(root) == before
+
+
+def test_bad_credentials_and_a_missing_user_are_one_message(server, tmp_path):
+    root = project(tmp_path, server)
+    proc = query(root, user="nobody", PGPASSWORD="s3cret-value")
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert "refused the credentials" in proc.stderr and "s3cret-value" not in proc.stderr
+    assert "nobody" in proc.stderr
+    proc = query(root, user="")
+    assert proc.returncode == 2 and "WRDS_USERNAME" in proc.stderr
+    assert not (root / "datalog").exists() or not list((root / "datalog").iterdir())
+
+
+def test_a_missing_table_names_the_format_to_check(server, tmp_path):
+    root = project(tmp_path, server)
+    # a subscription without CRSP's CIZ tables: the first query fails with what to check
+    proc = query(root, user="research", PGOPTIONS="-c search_path=nothing")
+    assert proc.returncode == 0, "schema-qualified names do not depend on search_path"
+    root2 = project(tmp_path / "b", server, database="postgres")
+    proc = query(root2)
+    assert proc.returncode == 2 and "wrds_format" in proc.stderr and "Traceback" not in proc.stderr
