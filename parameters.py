@@ -143,6 +143,9 @@ llm_prompt = (
     "v2"  # prompt template: v2 (named) or v2-anon (anonymised), or a .toml path; v1: older logs
 )
 llm_periods = 4  # reported quarters in each statement
+# The lines each statement shows: any fundamental metric in the dataset (defaults: the 14 lines
+# every vendor logs), e.g. llm_statement_items = {"income_statement": ["revenue", "ebit"],
+# "balance_sheet": ["total_assets", "total_debt"], "cash_flow": ["operating_cash_flow"]}
 llm_decisions_dir = "decisions"  # the decision log (append-only shards)
 llm_sync_to = None  # e.g. "s3://bucket/decisions": finished shards are copied there
 llm_on_failure = "hold"  # an unparseable reply counts as "hold", or is "missing" (left out)

@@ -155,6 +155,16 @@ class Parameters:
     llm_reasoning: bool = False
     llm_prompt: str = "v2"
     llm_periods: int = 4
+    llm_statement_items: dict = dataclasses.field(
+        default_factory=lambda: {
+            "income_statement": ["revenue", "gross_profit", "ebit", "net_income"],
+            "balance_sheet": [
+                "total_assets", "current_assets", "cash", "net_fixed_assets", "total_debt",
+                "current_liabilities", "total_equity", "shares_outstanding",
+            ],
+            "cash_flow": ["operating_cash_flow", "capex"],
+        }
+    )  # fmt: skip
     llm_decisions_dir: str = "decisions"
     llm_sync_to: str | None = None
     llm_on_failure: str = "hold"
@@ -330,6 +340,20 @@ def validate(p: Parameters) -> Parameters:
             "must be a local folder (the log is written line by line with fsync); to keep the "
             "decisions in a store, set llm_sync_to = 's3://...': shards are copied there, and a "
             "run on another machine pulls them back",
+        )
+    items = p.llm_statement_items
+    if (
+        not isinstance(items, dict)
+        or set(items) != {"income_statement", "balance_sheet", "cash_flow"}
+        or not all(
+            isinstance(v, list | tuple) and all(isinstance(m, str) and m for m in v)
+            for v in items.values()
+        )
+    ):
+        raise bad(
+            "llm_statement_items",
+            "must map income_statement, balance_sheet and cash_flow to lists of metric names "
+            'in the dataset, e.g. {"income_statement": ["revenue", "ebit"], ...}',
         )
     if p.llm_on_failure not in ("hold", "missing"):
         raise bad("llm_on_failure", "choose 'hold' (a failed reply counts as HOLD) or 'missing'")

@@ -9,6 +9,7 @@ index from which they are public (D6), constituents an as-of index by list date 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import logging
 from pathlib import Path
@@ -95,21 +96,48 @@ class Panel:
         return int(self.dates.searchsorted(pd.Timestamp(date), side="right")) - 1
 
 
-def load_panel(params: Parameters, extra_tickers: tuple[str, ...] = ()) -> Panel:
+@dataclasses.dataclass(frozen=True)
+class PanelSpec:
+    """What building the panel reads from the settings, built once: which dataset, which
+    source and index, the last day, and the announcement lags for undated reports."""
+
+    datasets_dir: str
+    dataset_version: str | None
+    source: str
+    index: str
+    end: dt.date
+    fundamental_lag_days: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, params: Parameters) -> PanelSpec:
+        lags = tuple(sorted(params.fundamental_lag_days.items()))
+        return cls(
+            str(params.datasets_dir), params.dataset_version, params.source, params.index,
+            params.end, lags,
+        )  # fmt: skip
+
+    def lag_days(self, metric: str) -> int:
+        lags = dict(self.fundamental_lag_days)
+        return lags.get(metric, lags.get("default", 45))
+
+
+def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = ()) -> Panel:
     """Read the dataset version named in params (or CURRENT) and build the dense panel."""
-    version, tables = load_tables(Path(params.datasets_dir), params.dataset_version)
-    return panel_from_tables(version, tables, params, extra_tickers)
+    spec = params if isinstance(params, PanelSpec) else PanelSpec.of(params)
+    version, tables = load_tables(Path(spec.datasets_dir), spec.dataset_version)
+    return panel_from_tables(version, tables, spec, extra_tickers)
 
 
 def panel_from_tables(
     version: str,
     tables: dict[str, pd.DataFrame],
-    params: Parameters,
+    params: Parameters | PanelSpec,
     extra_tickers: tuple[str, ...] = (),
 ) -> Panel:
-    src = params.source
+    spec = params if isinstance(params, PanelSpec) else PanelSpec.of(params)
+    src = spec.source
     cons = tables["constituents"]
-    cons = cons[(cons["source"] == src) & (cons["index"] == params.index)]
+    cons = cons[(cons["source"] == src) & (cons["index"] == spec.index)]
     if cons.empty:
         known = sorted(
             {
@@ -121,7 +149,7 @@ def panel_from_tables(
         )
         raise BadInputError(
             f"dataset {version} has no constituent lists for source '{src}' and index "
-            f"'{params.index}'; available: {', '.join(known) or 'none'}. Check 'source' and 'index'."
+            f"'{spec.index}'; available: {', '.join(known) or 'none'}. Check 'source' and 'index'."
         )
     tickers = np.array(sorted(set(cons["ticker"]) | set(extra_tickers)), dtype=object)
     code = {t: i for i, t in enumerate(tickers)}
@@ -131,16 +159,14 @@ def panel_from_tables(
     cols = _codes(market["ticker"], tickers)
     keep_rows = ((market["source"] == src).to_numpy() & (cols >= 0)).nonzero()[0]
     if len(keep_rows) == 0:
-        raise BadInputError(
-            f"dataset {version} has no market data for the members of {params.index}"
-        )
+        raise BadInputError(f"dataset {version} has no market data for the members of {spec.index}")
     cols = cols[keep_rows]
     day = market["date"].to_numpy()[keep_rows]
     all_dates = pd.DatetimeIndex(pd.unique(day)).sort_values()
-    dates = all_dates[all_dates <= pd.Timestamp(params.end)]
+    dates = all_dates[all_dates <= pd.Timestamp(spec.end)]
     T = len(dates)
     if T == 0:
-        raise BadInputError(f"no trading days on or before end={params.end} in dataset {version}")
+        raise BadInputError(f"no trading days on or before end={spec.end} in dataset {version}")
     rows_all = all_dates.searchsorted(day)
     keep = rows_all < T
     rows, cols_k = rows_all[keep], cols[keep]
@@ -175,7 +201,7 @@ def panel_from_tables(
     meta = meta.reindex(pd.Index(tickers, name="ticker"))
     return Panel(
         src,
-        params.index,
+        spec.index,
         version,
         dates,
         tickers,
@@ -186,7 +212,7 @@ def panel_from_tables(
         list_dates,
         membership,
         list_of_day,
-        _fundamentals(tables["fundamentals"], src, code, dates, params),
+        _fundamentals(tables["fundamentals"], src, code, dates, spec),
         meta,
     )
 
@@ -301,14 +327,13 @@ def _events(
 
 
 def _fundamentals(
-    fund: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, params: Parameters
+    fund: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, spec: PanelSpec
 ) -> dict[str, FundamentalSeries]:
     fund = fund[(fund["source"] == src) & fund["ticker"].isin(code)]
     fund = fund.assign(code=pd.Index(list(code)).get_indexer(fund["ticker"]))
-    lags = params.fundamental_lag_days
     out = {}
     for metric, grp in fund.groupby("metric", sort=True, observed=True):
-        lag = pd.Timedelta(days=lags.get(metric, lags.get("default", 45)))
+        lag = pd.Timedelta(days=spec.lag_days(str(metric)))
         public = grp["announcement_date"].fillna(grp["period_end"] + lag)
         frame = pd.DataFrame(
             {

@@ -77,9 +77,9 @@ def test_prompt_holds_only_what_is_public_at_its_close(panel_params):
         assert len(months) == 12 and max(months) == prompt.as_of[:7]  # a year, none after the close
 
 
-def _split_panel():
+def _split_panel(name_history: str | None = None):
     """One member over 300 business days, trading near 128 until a 4:1 split on day 200, with a
-    quarterly report public from day 20."""
+    quarterly report public from day 20 (and optionally a history of its names)."""
     import datetime as dt
 
     from equity_backtest.panel import panel_from_tables
@@ -109,6 +109,7 @@ def _split_panel():
                 "name": ["Aaa Corp"],
                 "sector": ["Tech"],
                 "log_ts": [0],
+                **({"name_history": [name_history]} if name_history else {}),
             }
         ),  # fmt: skip
         "corporate_actions": pd.DataFrame(
@@ -152,6 +153,51 @@ def test_prompt_prices_are_split_adjusted_as_of_the_prompt_date():
     before = build_prompts(View(panel, 199, np.zeros(1), 1e6, 260), template, ["AAA"])[0]
     prices = [float(v) for v in re.findall(r"\d{4}-\d{2}: ([\d.]+)", before.user)]
     assert min(prices) > 120  # nothing after the prompt date is applied
+
+
+def test_named_prompts_use_the_name_in_effect_on_their_date():
+    """A company renamed on day 150 (Old Name -> Aaa Corp) is Old Name in a prompt before the
+    change: today's name would tell the model what became of it."""
+    panel = _split_panel("2019-01-01 Old Name Inc; 2020-07-29 Aaa Corp")
+    assert panel.dates[150] == pd.Timestamp("2020-07-29")
+    template = load_template("v1")
+    before = build_prompts(View(panel, 149, np.zeros(1), 1e6, 260), template, ["AAA"])[0]
+    after = build_prompts(View(panel, 150, np.zeros(1), 1e6, 260), template, ["AAA"])[0]
+    assert "Old Name Inc" in before.user and "Aaa Corp" not in before.user
+    assert "Aaa Corp" in after.user and "Old Name" not in after.user
+    # without a history, the metadata's one name is used
+    plain = _split_panel()
+    assert "Aaa Corp" in build_prompts(View(plain, 149, np.zeros(1), 1e6, 260), template)[0].user
+    from equity_backtest.llm.prompts import as_of_value
+
+    assert as_of_value("2019-01-01 A; 2020-07-28 B", "2018-12-31") is None
+    assert as_of_value("2019-01-01 A; 2020-07-28 B", "2020-07-28") == "B"
+    assert as_of_value("garbage; 2019-01-01 A", "2020-01-01") == "A"
+    assert as_of_value(float("nan"), "2020-01-01") is None
+
+
+def test_statement_lines_are_configurable_and_change_the_key(panel_params):
+    """llm_statement_items chooses the lines of each statement; the default renders the same
+    prompt as before, and another choice is another prompt (so another decision key)."""
+    panel, params = panel_params
+    view = view_on(panel, "2013-06-28")
+    template = load_template("v1")
+    ticker = str(view.universe[0])
+    default = build_prompts(view, template, [ticker], 4, params.llm_statement_items)[0]
+    assert default.user == build_prompts(view, template, [ticker])[0].user
+    short = {"income_statement": ["revenue", "net_income"], "balance_sheet": ["total_assets"],
+             "cash_flow": []}  # fmt: skip
+    lean = build_prompts(view, template, [ticker], 4, short)[0]
+    rows = [line.split()[0] for line in lean.user.splitlines() if line[:1].isalpha()]
+    assert "net_income" in rows and "gross_profit" not in rows and "capex" not in rows
+    assert "(not reported)" in lean.user  # the empty cash-flow section
+    assert lean.sha != default.sha
+    anon = build_prompts(view, load_template("v1-anon"), [ticker], 4, short)[0]
+    assert "net_income" in anon.user and "current_assets" not in anon.user
+    from equity_backtest.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="llm_statement_items"):
+        params.replace(llm_statement_items={"income_statement": ["revenue"]})
 
 
 def test_anonymised_prompt_has_no_name_ticker_or_date(panel_params):

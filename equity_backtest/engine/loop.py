@@ -31,9 +31,9 @@ from ..view import View
 from .broker import Broker, Fills
 from .checkpoint import Checkpoints
 from .clock import heartbeat_range, rebalance_days
-from .costs import CostModel
 from .ledger import Ledger
-from .orders import OrderRules, borrowing_room, validate_weights, weights_to_orders
+from .orders import borrowing_room, validate_weights, weights_to_orders
+from .spec import EngineSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,233 @@ class RunResult:
 
 
 def make_broker(params: Parameters) -> Broker:
-    costs = CostModel(
-        params.slippage_bps,
-        params.commission_rate,
-        params.commission_min,
-        params.commission_per_share,
-        params.spread_bps,
-        params.impact_coef,
-    )
-    return Broker(costs, params.volume_cap, params.fractional_shares, params.allow_short)
+    return EngineSpec.of(params).broker()
+
+
+@dataclasses.dataclass
+class LoopState:
+    """Everything the loop carries from one day to the next, and so what a checkpoint holds:
+    the books, orders waiting for tomorrow, stops, the day-by-day log so far, and the alarms."""
+
+    ledger: Ledger
+    pending: np.ndarray  # signed shares to trade at the next fill
+    stop: np.ndarray  # protective stop per ticker (NaN: none)
+    log_rows: np.ndarray  # one row per heartbeat of the window (RUNTIME_COLUMNS[1:])
+    shares_hist: np.ndarray  # shares held at each close of the window
+    weight_rows: list[tuple[int, np.ndarray]]
+    warnings: list[str]
+    alarms: list[float]  # cost alarms not yet raised
+    costs_paid: float
+    prev_value: float  # equity at the previous close
+    starting_value: float
+
+    @classmethod
+    def fresh(
+        cls, spec: EngineSpec, n: int, n_days: int, shares: np.ndarray | None, mark: np.ndarray
+    ) -> LoopState:
+        ledger = Ledger(n, spec.starting_cash, shares)
+        value = ledger.cash + float(ledger.shares @ mark)
+        return cls(
+            ledger, np.zeros(n), np.full(n, np.nan), np.zeros((n_days, len(RUNTIME_COLUMNS) - 1)),
+            np.zeros((n_days, n)), [], [], list(COST_ALARMS), 0.0, value, value,
+        )  # fmt: skip
+
+    @classmethod
+    def resume(cls, saved: dict, spec: EngineSpec, n: int, n_days: int, t0: int) -> LoopState:
+        """The state a checkpoint saved before day saved["next_t"]."""
+        k = int(saved["next_t"]) - t0
+        state = cls.fresh(spec, n, n_days, None, np.zeros(n))
+        state.ledger = Ledger.from_state(saved, spec.starting_cash)
+        state.pending, state.stop = saved["pending"].copy(), saved["stop"].copy()
+        state.log_rows[:k], state.shares_hist[:k] = saved["log_rows"], saved["shares_hist"]
+        state.weight_rows = list(
+            zip(saved["weight_t"].tolist(), saved["weight_targets"], strict=True)
+        )
+        state.warnings, state.alarms = list(saved["warnings"]), list(saved["alarms"])
+        state.costs_paid, state.prev_value = saved["costs_paid"], saved["prev_value"]
+        state.starting_value = saved["starting_value"]
+        return state
+
+    def save(self, checkpoints: Checkpoints, t: int, t0: int) -> None:
+        """Checkpoint the state before day t (every day before it done)."""
+        k, n = t - t0, len(self.pending)
+        checkpoints.save(
+            {
+                **self.ledger.state(),
+                "next_t": t,
+                "pending": self.pending,
+                "stop": self.stop,
+                "log_rows": self.log_rows[:k],
+                "shares_hist": self.shares_hist[:k],
+                "weight_t": np.array([w[0] for w in self.weight_rows], dtype=np.int64),
+                "weight_targets": np.array([w[1] for w in self.weight_rows]).reshape(-1, n),
+                "warnings": self.warnings,
+                "alarms": self.alarms,
+                "costs_paid": self.costs_paid,
+                "prev_value": self.prev_value,
+                "starting_value": self.starting_value,
+            }
+        )
+
+
+class Heartbeat:
+    """One trading day of the loop, a method per numbered step of the module docstring. Reads the
+    panel and the spec; changes only the LoopState."""
+
+    def __init__(self, panel: Panel, spec: EngineSpec, state: LoopState, t0: int):
+        self.panel, self.spec, self.state, self.t0 = panel, spec, state, t0
+        self.dates, self.fields = panel.dates, panel.fields
+        self.fill_px, self.volume = self.fields[spec.fill_timing], self.fields["volume"]
+        self.mark0 = np.nan_to_num(panel.mark)
+        self.priced = np.isfinite(panel.mark)
+        self.sigma = panel.volatility(spec.impact_vol_days) if spec.costs.impact_coef > 0 else None
+        self.broker = spec.broker()
+        self.bar_frequency = resolve(spec.bar_frequency, panel.dates)
+        periods = PERIODS_PER_YEAR[self.bar_frequency]
+        self.rf = periodic_rate(spec.risk_free_rate, periods)  # per bar
+        self.borrow_rate = periodic_rate(spec.risk_free_rate + spec.borrow_spread, periods)
+        self.short_fee = periodic_rate(spec.short_fee_rate, periods)
+
+    def row(self, t: int) -> np.ndarray:
+        return self.state.log_rows[t - self.t0]
+
+    # 1. corporate actions at the start of the day
+    def corporate_actions(self, t: int) -> None:
+        ev, st, row = self.panel.events, self.state, self.row(t)
+        if t in ev.splits:
+            idx, ratio = ev.splits[t]
+            st.ledger.split(t, idx, ratio)
+            st.pending[idx] *= ratio
+            st.stop[idx] /= ratio
+        if t in ev.dividends:
+            row[_C["dividends"]] = st.ledger.dividend(t, *ev.dividends[t])
+        if t in ev.delistings:
+            idx, value = ev.delistings[t]
+            row[_C["delisting_proceeds"]] = st.ledger.delist(t, idx, value)
+            st.pending[idx] = 0.0
+            st.stop[idx] = np.nan
+
+    # 2. pending orders and protective stops
+    def fills(self, t: int) -> None:
+        watching = bool(np.isfinite(self.state.stop).any())
+        stops_first = self.spec.fill_timing == "close"
+        if stops_first and watching:
+            self._fill_stops(t)
+        self._fill_pending(t)
+        if not stops_first and watching:
+            self._fill_stops(t)
+
+    def _fill(self, t: int, orders: np.ndarray, price: np.ndarray, reason: str) -> Fills:
+        """Execute orders at `price`, check conservation (E11), book them, log the day's totals."""
+        st = self.state
+        floor = -borrowing_room(self.spec.max_leverage, st.prev_value)
+        before = st.ledger.cash
+        sigma = None if self.sigma is None else self.sigma[t]
+        fills = self.broker.execute(
+            orders, price, self.volume[t], st.ledger.shares, st.ledger.cash, sigma, floor
+        )
+        _check_fill(t, self.dates, fills, before, floor)
+        st.ledger.apply(t, fills, reason)
+        traded = fills.shares * fills.mid
+        row = self.row(t)
+        row[_C["fills"]] += np.count_nonzero(fills.shares)
+        row[_C["bought"]] += traded[traded > 0].sum()
+        row[_C["sold"]] -= traded[traded < 0].sum()
+        row[_C["commission"]] += fills.commission.sum()
+        row[_C["slippage"]] += fills.slippage.sum()
+        st.costs_paid += fills.costs
+        while st.alarms and st.costs_paid >= st.alarms[0] * self.spec.starting_cash:
+            st.warnings.append(
+                f"by {self.dates[t]:%Y-%m-%d} costs have consumed {st.costs_paid:,.2f}, "
+                f"{st.alarms.pop(0):.0%} or more of the starting value"
+            )
+            log.warning(st.warnings[-1])
+        return fills
+
+    def _fill_pending(self, t: int) -> None:
+        st = self.state
+        if not st.pending.any():
+            return
+        fills = self._fill(t, st.pending, self.fill_px[t], "rebalance")
+        if self.spec.carry_unfilled:
+            st.pending[fills.idx] -= fills.shares
+        else:
+            st.pending = np.zeros(len(st.pending))
+
+    def _fill_stops(self, t: int) -> None:
+        st, fields = self.state, self.fields
+        held = st.ledger.shares
+        long_hit = (held > 0) & (fields["low"][t] <= st.stop)
+        short_hit = (held < 0) & (fields["high"][t] >= st.stop)
+        hit = long_hit | short_hit
+        if not hit.any():
+            return
+        # at the stop, or at the open when the price gapped through it
+        opened = fields["open"][t]
+        price = np.where(long_hit, np.fmin(opened, st.stop), np.fmax(opened, st.stop))
+        fills = self._fill(t, np.where(hit, -held, 0.0), price, "stop")
+        self.row(t)[_C["stops"]] += np.count_nonzero(fills.shares)
+        st.pending[hit] = 0.0
+        st.stop[st.ledger.shares == 0] = np.nan
+
+    # 3. financing at the close
+    def financing(self, t: int) -> None:
+        ledger, row = self.state.ledger, self.row(t)
+        if ledger.cash > 0 and self.spec.cash_interest:
+            row[_C["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * self.rf)
+        elif ledger.cash < 0:
+            row[_C["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * self.borrow_rate)
+        if self.spec.allow_short:
+            short_value = -float(np.minimum(ledger.shares, 0.0) @ self.mark0[t])
+            if short_value > 0:
+                row[_C["short_fees"]] = -ledger.cash_flow(
+                    t, "short_fee", -short_value * self.short_fee
+                )
+
+    # 4. mark to market; returns the message that stops trading when equity is gone
+    def mark(self, t: int) -> str | None:
+        st, row, spec = self.state, self.row(t), self.spec
+        holdings = float(st.ledger.shares @ self.mark0[t])
+        value = st.ledger.cash + holdings
+        row[_C["value"]], row[_C["cash"]], row[_C["holdings_value"]] = (
+            value,
+            st.ledger.cash,
+            holdings,
+        )
+        row[_C["positions"]] = np.count_nonzero(st.ledger.shares)
+        st.shares_hist[t - self.t0] = st.ledger.shares
+        st.prev_value = value
+        if value > max(1e-9 * spec.starting_cash, spec.costs.commission_min):
+            return None
+        return (
+            f"portfolio equity is gone on {self.dates[t]:%Y-%m-%d}: value {value:.2f} cannot pay "
+            f"a minimum commission of {spec.costs.commission_min:g}; trading stopped. Costs paid "
+            f"so far: {st.costs_paid:,.2f} ({st.costs_paid / spec.starting_cash:.0%} of the "
+            "starting value)"
+        )
+
+    # 5. on a rebalance day, the algorithm's target weights become tomorrow's orders
+    def decide(self, t: int, compute_weights: Callable, params: Parameters, name: str) -> None:
+        st, spec, panel = self.state, self.spec, self.panel
+        self.row(t)[_C["rebalance"]] = 1
+        view = View(panel, t, st.ledger.shares, st.ledger.cash, spec.lookback_days)
+        decision = _call(compute_weights, view, params, name)
+        if decision is None:  # leave the portfolio (and its stops) as it is
+            return
+        allowed = panel.members(t) | (st.ledger.shares != 0)
+        target, st.stop = validate_weights(
+            decision, self.dates[t], panel.labels, allowed, self.priced[t], spec.max_leverage,
+            name, spec.allow_short,
+        )  # fmt: skip
+        st.weight_rows.append((t, target))
+        st.pending = weights_to_orders(
+            target, st.ledger.shares, st.ledger.cash, panel.mark[t], spec.orders
+        )
+        _check_orders(
+            t, self.dates, st.pending, self.mark0[t], st.ledger.cash, st.prev_value,
+            spec.max_leverage,
+        )  # fmt: skip
+        self.row(t)[_C["orders"]] = np.count_nonzero(st.pending)
 
 
 def run_backtest(
@@ -87,220 +305,59 @@ def run_backtest(
     starting_shares: np.ndarray | None = None,
     checkpoints: Checkpoints | None = None,
 ) -> RunResult:
-    """Run the backtest over [params.start, params.end] and return the books as tables. With
-    checkpoints, the state is saved every checkpoints.every days and a saved state is resumed."""
-    dates, tickers, N = panel.dates, panel.tickers, len(panel.tickers)
-    t0, t1 = heartbeat_range(dates, params.start, params.end)
-    rebalance = rebalance_days(dates, t0, t1, params.rebalance)
-    fields = panel.fields
-    fill_px, volume = fields[params.fill_timing], fields["volume"]
-    mark0 = np.nan_to_num(panel.mark)
-    priced = np.isfinite(panel.mark)
-    sigma = panel.volatility(params.impact_vol_days) if params.impact_coef > 0 else None
-    broker = make_broker(params)
-    rules = OrderRules.of(params)  # what order sizing reads, built once
-    ev = panel.events
-    carry = params.unfilled == "carry"
-    stops_first = params.fill_timing == "close"
-    bar_frequency = resolve(params.bar_frequency, dates)
-    periods = PERIODS_PER_YEAR[bar_frequency]
-    rf_daily = periodic_rate(params.risk_free_rate, periods)  # per bar
-    borrow_daily = periodic_rate(params.risk_free_rate + params.borrow_spread, periods)
-    short_fee_daily = periodic_rate(params.short_fee_rate, periods)
-
-    ledger = Ledger(N, params.starting_cash, starting_shares)
-    pending = np.zeros(N)
-    stop = np.full(N, np.nan)
+    """Run the backtest over [params.start, params.end] and return the books as tables. The
+    engine reads its EngineSpec, built once here; params itself only reaches compute_weights.
+    With checkpoints, the state is saved every checkpoints.every days and a saved one resumed."""
+    spec = EngineSpec.of(params)
+    dates, N = panel.dates, len(panel.tickers)
+    t0, t1 = heartbeat_range(dates, spec.start, spec.end)
+    rebalance = rebalance_days(dates, t0, t1, spec.rebalance)
     n_days = t1 - t0 + 1
-    log_rows = np.zeros((n_days, len(RUNTIME_COLUMNS) - 1))
-    shares_hist = np.zeros((n_days, N))
-    weight_rows: list[tuple[int, np.ndarray]] = []
-    status, message, last = "completed", "", t1
-    warnings: list[str] = []
-    costs_paid, alarms = 0.0, list(COST_ALARMS)
-    prev_value = ledger.cash + float(ledger.shares @ mark0[max(t0 - 1, 0)])
-    starting_value = prev_value
-    first = t0
     saved = checkpoints.load() if checkpoints else None
-    if saved is not None:
+    if saved is None:
+        first = t0
+        mark = np.nan_to_num(panel.mark[max(t0 - 1, 0)])
+        state = LoopState.fresh(spec, N, n_days, starting_shares, mark)
+    else:
         first = int(saved["next_t"])
-        k = first - t0
-        ledger = Ledger.from_state(saved, params.starting_cash)
-        pending, stop = saved["pending"].copy(), saved["stop"].copy()
-        log_rows[:k], shares_hist[:k] = saved["log_rows"], saved["shares_hist"]
-        weight_rows = list(zip(saved["weight_t"].tolist(), saved["weight_targets"], strict=True))
-        warnings, alarms = list(saved["warnings"]), list(saved["alarms"])
-        costs_paid, prev_value = saved["costs_paid"], saved["prev_value"]
-        starting_value = saved["starting_value"]
+        state = LoopState.resume(saved, spec, N, n_days, t0)
         log.info("resuming from the checkpoint at %s", f"{dates[first]:%Y-%m-%d}")
-
-    def save_checkpoint(t: int) -> None:
-        """The state before day t (every day before it done)."""
-        k = t - t0
-        checkpoints.save(
-            {
-                **ledger.state(),
-                "next_t": t,
-                "pending": pending,
-                "stop": stop,
-                "log_rows": log_rows[:k],
-                "shares_hist": shares_hist[:k],
-                "weight_t": np.array([w[0] for w in weight_rows], dtype=np.int64),
-                "weight_targets": np.array([w[1] for w in weight_rows]).reshape(-1, N),
-                "warnings": warnings,
-                "alarms": alarms,
-                "costs_paid": costs_paid,
-                "prev_value": prev_value,
-                "starting_value": starting_value,
-            }
-        )
-
-    def fill(t: int, orders: np.ndarray, price: np.ndarray, reason: str) -> Fills:
-        """Execute orders at `price`, check conservation (E11), book them, log the day's totals."""
-        nonlocal costs_paid
-        floor = -borrowing_room(params.max_leverage, prev_value)
-        before = ledger.cash
-        fills = broker.execute(
-            orders,
-            price,
-            volume[t],
-            ledger.shares,
-            ledger.cash,
-            None if sigma is None else sigma[t],
-            floor,
-        )
-        _check_fill(t, dates, fills, before, floor)
-        ledger.apply(t, fills, reason)
-        traded = fills.shares * fills.mid
-        row = log_rows[t - t0]
-        row[_C["fills"]] += np.count_nonzero(fills.shares)
-        row[_C["bought"]] += traded[traded > 0].sum()
-        row[_C["sold"]] -= traded[traded < 0].sum()
-        row[_C["commission"]] += fills.commission.sum()
-        row[_C["slippage"]] += fills.slippage.sum()
-        costs_paid += fills.costs
-        while alarms and costs_paid >= alarms[0] * params.starting_cash:
-            warnings.append(
-                f"by {dates[t]:%Y-%m-%d} costs have consumed {costs_paid:,.2f}, "
-                f"{alarms.pop(0):.0%} or more of the starting value"
-            )
-            log.warning(warnings[-1])
-        return fills
-
-    def fill_pending(t: int) -> None:
-        nonlocal pending
-        if not pending.any():
-            return
-        fills = fill(t, pending, fill_px[t], "rebalance")
-        if carry:
-            pending[fills.idx] -= fills.shares
-        else:
-            pending = np.zeros(N)
-
-    def fill_stops(t: int) -> None:
-        held = ledger.shares
-        long_hit = (held > 0) & (fields["low"][t] <= stop)
-        short_hit = (held < 0) & (fields["high"][t] >= stop)
-        hit = long_hit | short_hit
-        if not hit.any():
-            return
-        # at the stop, or at the open when the price gapped through it
-        opened = fields["open"][t]
-        price = np.where(long_hit, np.fmin(opened, stop), np.fmax(opened, stop))
-        fills = fill(t, np.where(hit, -held, 0.0), price, "stop")
-        log_rows[t - t0, _C["stops"]] += np.count_nonzero(fills.shares)
-        pending[hit] = 0.0
-        stop[ledger.shares == 0] = np.nan
-
-    days = range(first, t1 + 1)
-    for t in tqdm(days, desc="trading", unit="day", disable=not progress, leave=False):
+    day = Heartbeat(panel, spec, state, t0)
+    status, message, last = "completed", "", t1
+    for t in tqdm(
+        range(first, t1 + 1), desc="trading", unit="day", disable=not progress, leave=False
+    ):
         faults.point("heartbeat")
         if checkpoints and t > first and checkpoints.due(t - t0):
-            save_checkpoint(t)
-        row = log_rows[t - t0]
-        # 1. corporate actions
-        if t in ev.splits:
-            idx, ratio = ev.splits[t]
-            ledger.split(t, idx, ratio)
-            pending[idx] *= ratio
-            stop[idx] /= ratio
-        if t in ev.dividends:
-            row[_C["dividends"]] = ledger.dividend(t, *ev.dividends[t])
-        if t in ev.delistings:
-            idx, value = ev.delistings[t]
-            row[_C["delisting_proceeds"]] = ledger.delist(t, idx, value)
-            pending[idx] = 0.0
-            stop[idx] = np.nan
-        # 2. fills and stops
-        watching = bool(np.isfinite(stop).any())
-        if stops_first and watching:
-            fill_stops(t)
-        fill_pending(t)
-        if not stops_first and watching:
-            fill_stops(t)
-        # 3. financing at the close
-        if ledger.cash > 0 and params.cash_interest:
-            row[_C["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * rf_daily)
-        elif ledger.cash < 0:
-            row[_C["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * borrow_daily)
-        if params.allow_short:
-            short_value = -float(np.minimum(ledger.shares, 0.0) @ mark0[t])
-            if short_value > 0:
-                row[_C["short_fees"]] = -ledger.cash_flow(
-                    t, "short_fee", -short_value * short_fee_daily
-                )
-        # 4. mark to market
-        holdings = float(ledger.shares @ mark0[t])
-        value = ledger.cash + holdings
-        row[_C["value"]], row[_C["cash"]], row[_C["holdings_value"]] = value, ledger.cash, holdings
-        row[_C["positions"]] = np.count_nonzero(ledger.shares)
-        shares_hist[t - t0] = ledger.shares
-        prev_value = value
-        if value <= max(1e-9 * params.starting_cash, params.commission_min):
-            status = "stopped: equity exhausted"
-            message = (
-                f"portfolio equity is gone on {dates[t]:%Y-%m-%d}: value {value:.2f} cannot pay "
-                f"a minimum commission of {params.commission_min:g}; trading stopped. Costs paid "
-                f"so far: {costs_paid:,.2f} ({costs_paid / params.starting_cash:.0%} of the "
-                "starting value)"
-            )
+            state.save(checkpoints, t, t0)
+        day.corporate_actions(t)  # 1
+        day.fills(t)  # 2
+        day.financing(t)  # 3
+        gone = day.mark(t)  # 4
+        if gone:
+            status, message, last = "stopped: equity exhausted", gone, t
             log.warning(message)
-            last = t
             break
-        # 5. decide
         if rebalance[t]:
-            row[_C["rebalance"]] = 1
-            view = View(panel, t, ledger.shares, ledger.cash, params.lookback_days)
-            decision = _call(compute_weights, view, params, algorithm_name)
-            if decision is None:  # leave the portfolio (and its stops) as it is
-                continue
-            allowed = panel.members(t) | (ledger.shares != 0)
-            target, stop = validate_weights(
-                decision, dates[t], panel.labels, allowed, priced[t], params.max_leverage,
-                algorithm_name, params.allow_short,
-            )  # fmt: skip
-            weight_rows.append((t, target))
-            pending = weights_to_orders(target, ledger.shares, ledger.cash, panel.mark[t], rules)
-            _check_orders(t, dates, pending, mark0[t], ledger.cash, value, params.max_leverage)
-            row[_C["orders"]] = np.count_nonzero(pending)
+            day.decide(t, compute_weights, params, algorithm_name)  # 5
 
     n = last - t0 + 1
-    runtime = pd.DataFrame(log_rows[:n], columns=RUNTIME_COLUMNS[1:])
+    runtime = pd.DataFrame(state.log_rows[:n], columns=RUNTIME_COLUMNS[1:])
     runtime.insert(0, "date", dates[t0 : last + 1])
     runtime["rebalance"] = runtime["rebalance"].astype(bool)
     for col in ("positions", "orders", "fills", "stops"):
         runtime[col] = runtime[col].astype(np.int64)
     return RunResult(
         runtime,
-        ledger.trades_table(dates, tickers),
-        ledger.cash_table(dates, tickers),
-        _positions(shares_hist[:n], panel, t0, log_rows[:n, _C["value"]]),
-        _weights(weight_rows, dates, tickers),
+        state.ledger.trades_table(dates, panel.tickers),
+        state.ledger.cash_table(dates, panel.tickers),
+        _positions(state.shares_hist[:n], panel, t0, state.log_rows[:n, _C["value"]]),
+        _weights(state.weight_rows, dates, panel.tickers),
         status,
         message,
-        warnings,
-        starting_value,
-        bar_frequency,
+        state.warnings,
+        state.starting_value,
+        day.bar_frequency,
     )
 
 

@@ -103,7 +103,9 @@ def main() -> int:
                 params.lookback_days,
             )
             chosen = None if tickers is None else [x for x in tickers if x in set(view.universe)]
-            prompts += build_prompts(view, template, chosen, periods=params.llm_periods)
+            prompts += build_prompts(
+                view, template, chosen, params.llm_periods, params.llm_statement_items
+            )
         prompts = prompts[: args.limit] if args.limit else prompts
         cli.log.info("%d prompts over %d days", len(prompts), len(days))
         if args.dry_run:

@@ -31,6 +31,8 @@ BALANCE = (
     "shares_outstanding",
 )
 CASH_FLOW = ("operating_cash_flow", "capex")
+# the statement lines a prompt shows, per section (llm_statement_items overrides them)
+STATEMENTS = {"income_statement": INCOME, "balance_sheet": BALANCE, "cash_flow": CASH_FLOW}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,13 +76,18 @@ def load_template(name: str) -> Template:
         raise BadInputError(f"prompt template {path}: {exc}") from None
 
 
-def build_prompts(view, template: Template, tickers=None, periods: int = 4) -> list[Prompt]:
+def build_prompts(
+    view, template: Template, tickers=None, periods: int = 4, statements=None
+) -> list[Prompt]:
     """One prompt per ticker (default: the view's universe) with what is public at its close.
-    Tickers with no reported statements yet are left out: there is nothing to judge."""
+    `statements` maps each section (income_statement, balance_sheet, cash_flow) to the metrics it
+    shows (default STATEMENTS). Tickers with no reported statements yet are left out: there is
+    nothing to judge. A name or sector that changed over time is the one in effect on the as-of
+    date when the metadata has its history (name_history, sector_history)."""
+    statements = {k: tuple(v) for k, v in (statements or STATEMENTS).items()}
     tickers = list(view.universe if tickers is None else tickers)
-    lines = {
-        m: view.fundamentals_history(m, periods, tickers) for m in INCOME + BALANCE + CASH_FLOW
-    }
+    metrics = dict.fromkeys(m for items in statements.values() for m in items)
+    lines = {m: view.fundamentals_history(m, periods, tickers) for m in metrics}
     # in today's shares: a 4:1 split inside the year must not read as a 75% fall
     closes = view.history("close", days=260, tickers=tickers, split_adjusted=True)
     month_end = closes.groupby(closes.index.to_period("M")).tail(1).iloc[-12:]
@@ -92,12 +99,13 @@ def build_prompts(view, template: Template, tickers=None, periods: int = 4) -> l
         if table.empty:
             continue
         prices = month_end[ticker].dropna() if ticker in month_end else pd.Series(dtype=float)
-        fields = _render_fields(table, prices, template.anonymised)
+        fields = _render_fields(table, prices, template.anonymised, statements)
         info = meta.loc[ticker] if ticker in meta.index else {}
         fields.update(
             ticker=ticker,
-            name=str(info.get("name", ticker)),
-            sector=str(info.get("sector", "unknown")),
+            name=as_of_value(info.get("name_history"), view.date) or str(info.get("name", ticker)),
+            sector=as_of_value(info.get("sector_history"), view.date)
+            or str(info.get("sector", "unknown")),
             as_of=as_of,
         )
         out.append(
@@ -113,6 +121,23 @@ def build_prompts(view, template: Template, tickers=None, periods: int = 4) -> l
     return out
 
 
+def as_of_value(history, day) -> str | None:
+    """The value in effect on `day` from a history "YYYY-MM-DD value; YYYY-MM-DD value; ..."
+    (each value from its date on); None when there is no history or nothing yet on that day."""
+    if not isinstance(history, str) or not history.strip():
+        return None
+    current = None
+    for part in history.split(";"):
+        start, _, value = part.strip().partition(" ")
+        try:
+            since = pd.Timestamp(start)
+        except ValueError:
+            continue
+        if since <= pd.Timestamp(day) and value.strip():
+            current = value.strip()
+    return current
+
+
 def _statement_table(lines: dict[str, pd.DataFrame], ticker: str) -> pd.DataFrame:
     """Rows: statement lines; columns: period ends, oldest first."""
     rows = {}
@@ -125,11 +150,13 @@ def _statement_table(lines: dict[str, pd.DataFrame], ticker: str) -> pd.DataFram
     return pd.DataFrame(rows).T.sort_index(axis=1)
 
 
-def _render_fields(table: pd.DataFrame, prices: pd.Series, anonymised: bool) -> dict[str, str]:
+def _render_fields(
+    table: pd.DataFrame, prices: pd.Series, anonymised: bool, statements: dict
+) -> dict[str, str]:
     n = table.shape[1]
     if anonymised:
         headers = ["t" if k == 0 else f"t-{k}" for k in range(n - 1, -1, -1)]
-        table = _as_percentages(table)
+        table = _as_percentages(table, statements)
         money_unit = "% of revenue; revenue as % of revenue at t"
         price_index = [f"m-{k}" if k else "m" for k in range(len(prices) - 1, -1, -1)]
         price_values = prices / prices.iloc[0] * 100 if len(prices) else prices
@@ -154,14 +181,14 @@ def _render_fields(table: pd.DataFrame, prices: pd.Series, anonymised: bool) -> 
         return "\n".join([head, *body])
 
     return {
-        "income_statement": render(INCOME),
-        "balance_sheet": render(BALANCE),
+        "income_statement": render(statements["income_statement"]),
+        "balance_sheet": render(statements["balance_sheet"]),
         "balance_unit": (
             "% of total assets; total assets and shares as % of their value at t"
             if anonymised
             else "millions; shares in millions"
         ),
-        "cash_flow": render(CASH_FLOW),
+        "cash_flow": render(statements["cash_flow"]),
         "money_unit": money_unit,
         "prices": "  ".join(f"{i}: {v:.2f}" for i, v in zip(price_index, price_values, strict=True))
         or "(no prices)",
@@ -169,12 +196,13 @@ def _render_fields(table: pd.DataFrame, prices: pd.Series, anonymised: bool) -> 
     }
 
 
-def _as_percentages(table: pd.DataFrame) -> pd.DataFrame:
+def _as_percentages(table: pd.DataFrame, statements: dict) -> pd.DataFrame:
     """Income and cash-flow lines as % of the period's revenue, balance-sheet lines as % of the
     period's total assets; revenue and total assets themselves as % of their latest value, so
     growth survives the scaling."""
     out = table.astype(float).copy()
-    for scale, metrics in (("revenue", INCOME + CASH_FLOW), ("total_assets", BALANCE)):
+    flows = statements["income_statement"] + statements["cash_flow"]
+    for scale, metrics in (("revenue", flows), ("total_assets", statements["balance_sheet"])):
         if scale not in table.index:
             out = out.drop(index=[m for m in metrics if m in out.index])
             continue

@@ -23,67 +23,71 @@ from . import answers, cutoffs
 from .backends import OpenAIBackend, Request, Sampling, TransformersBackend, VLLMBackend
 from .decision_log import DecisionLog, decision_key, read_records
 from .prompts import Prompt, build_prompts, load_template
+from .spec import LlmSpec, llm_spec
 
 log = logging.getLogger(__name__)
 _OPEN: dict[tuple, tuple] = {}  # one backend and log per process and settings
 
 
-def sampling(params: Parameters) -> Sampling:
+def sampling(settings: Parameters | LlmSpec) -> Sampling:
+    spec = llm_spec(settings)
     return Sampling(
-        params.llm_max_new_tokens,
-        params.llm_temperature,
+        spec.max_new_tokens,
+        spec.temperature,
         1.0,
-        params.seed,
-        params.llm_repetition_penalty,
+        spec.seed,
+        spec.repetition_penalty,
     )
 
 
-def make_backend(params: Parameters):
+def make_backend(settings: Parameters | LlmSpec):
     """The backend parameters.py names (loaded once per process)."""
-    if not params.llm_model:
+    spec = llm_spec(settings)
+    if not spec.model:
         raise BadInputError("llm_model is empty: name a model folder, hub id or s3:// URL")
-    if params.llm_backend == "transformers":
+    if spec.backend == "transformers":
         return TransformersBackend(
-            params.llm_model,
-            gguf_file=params.llm_gguf_file,
-            dtype=params.llm_dtype,
-            quantisation=params.llm_quantisation,
-            batch_size=params.llm_batch_size,
-            sampling=sampling(params),
-            constrained=params.llm_constrained,
-            reasoning=params.llm_reasoning,
-            cache_dir=params.store_cache_dir,
+            spec.model,
+            gguf_file=spec.gguf_file,
+            dtype=spec.dtype,
+            quantisation=spec.quantisation,
+            batch_size=spec.batch_size,
+            sampling=sampling(spec),
+            constrained=spec.constrained,
+            reasoning=spec.reasoning,
+            cache_dir=spec.cache_dir,
         )
-    if params.llm_backend == "vllm":
+    if spec.backend == "vllm":
         return VLLMBackend(
-            params.llm_model,
-            dtype=params.llm_dtype,
-            quantisation=params.llm_quantisation,
-            sampling=sampling(params),
-            constrained=params.llm_constrained,
-            reasoning=params.llm_reasoning,
-            tensor_parallel=params.llm_tensor_parallel,
-            cache_dir=params.store_cache_dir,
+            spec.model,
+            dtype=spec.dtype,
+            quantisation=spec.quantisation,
+            sampling=sampling(spec),
+            constrained=spec.constrained,
+            reasoning=spec.reasoning,
+            tensor_parallel=spec.tensor_parallel,
+            cache_dir=spec.cache_dir,
         )
-    if params.llm_backend == "openai":
+    if spec.backend == "openai":
         return OpenAIBackend(
-            params.llm_base_url,
-            params.llm_model,
-            concurrency=params.llm_concurrency,
-            sampling=sampling(params),
-            constrained=params.llm_constrained,
+            spec.base_url,
+            spec.model,
+            concurrency=spec.concurrency,
+            sampling=sampling(spec),
+            constrained=spec.constrained,
         )
-    raise BadInputError(f"llm_backend {params.llm_backend!r}: use one of {', '.join(BACKENDS)}")
+    raise BadInputError(f"llm_backend {spec.backend!r}: use one of {', '.join(BACKENDS)}")
 
 
-def model_revision(params: Parameters) -> str:
+def model_revision(settings: Parameters | LlmSpec) -> str:
     """What exactly answered, for the decision key and the record: for a local model folder a
     hash of its config and of its files' names and sizes ("folder:<hash>"), so re-downloaded or
     re-quantised weights are a new revision; a hub id's commit hash when the local hub cache
     has it; for a server, "server"."""
-    if params.llm_backend == "openai":
+    spec = llm_spec(settings)
+    if spec.backend == "openai":
         return "server"
-    folder = Path(params.llm_model)
+    folder = Path(spec.model)
     if folder.is_dir():
         h = hashlib.sha256()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -94,7 +98,7 @@ def model_revision(params: Parameters) -> str:
     try:  # a hub id: the commit the local cache resolved it to
         from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(params.llm_model, "config.json")
+        cached = try_to_load_from_cache(spec.model, "config.json")
         if isinstance(cached, str):
             return f"hub:{Path(cached).parent.name[:16]}"
     except ImportError:
@@ -111,19 +115,18 @@ class LazyBackend:
     asked: replaying a decision log needs no GPU and no server. Its identity (model, revision,
     quantisation: what decision keys are made of) is known from the settings alone."""
 
-    def __init__(self, params: Parameters):
-        if not params.llm_model:
+    def __init__(self, settings: Parameters | LlmSpec):
+        spec = llm_spec(settings)
+        if not spec.model:
             raise BadInputError("llm_model is empty: name a model folder, hub id or s3:// URL")
-        if params.llm_backend not in BACKENDS:
-            raise BadInputError(
-                f"llm_backend {params.llm_backend!r}: use one of {', '.join(BACKENDS)}"
-            )
-        self._params = params
+        if spec.backend not in BACKENDS:
+            raise BadInputError(f"llm_backend {spec.backend!r}: use one of {', '.join(BACKENDS)}")
+        self._spec = spec
         self._backend = None
-        self.model_id = params.llm_model
-        self.revision = model_revision(params)
-        local = params.llm_backend in ("transformers", "vllm")
-        self.quantisation = params.llm_quantisation if local else None
+        self.model_id = spec.model
+        self.revision = model_revision(spec)
+        local = spec.backend in ("transformers", "vllm")
+        self.quantisation = spec.quantisation if local else None
 
     @property
     def loaded(self) -> bool:
@@ -131,23 +134,25 @@ class LazyBackend:
 
     def generate(self, requests):
         if self._backend is None:
-            self._backend = make_backend(self._params)
+            self._backend = make_backend(self._spec)
         yield from self._backend.generate(requests)
 
 
-def open_session(params: Parameters):
+def open_session(settings: Parameters | LlmSpec):
     """(backend, decision log) for these settings, kept for the life of the process. The backend
     is lazy: nothing is loaded until a decision is missing from the log."""
-    key = (params.llm_backend, params.llm_model, params.llm_decisions_dir, params.llm_quantisation)
+    spec = llm_spec(settings)
+    key = (spec.backend, spec.model, spec.decisions_dir, spec.quantisation)
     if key not in _OPEN:
-        backend = LazyBackend(params)
-        decisions = DecisionLog(params.llm_decisions_dir, sync_to=params.llm_sync_to)
+        backend = LazyBackend(spec)
+        decisions = DecisionLog(spec.decisions_dir, sync_to=spec.sync_to)
         atexit.register(decisions.close)
         _OPEN[key] = (backend, decisions)
     return _OPEN[key]
 
 
-def record_base(backend, prompt: Prompt, params: Parameters) -> dict:
+def record_base(backend, prompt: Prompt, settings: Parameters | LlmSpec) -> dict:
+    spec = llm_spec(settings)
     base = {
         "model_id": backend.model_id,
         "revision": backend.revision,
@@ -155,7 +160,7 @@ def record_base(backend, prompt: Prompt, params: Parameters) -> dict:
         "prompt_version": prompt.version,
         "ticker": prompt.ticker,
         "as_of": prompt.as_of,
-        "sampling": sampling(params).label(),
+        "sampling": sampling(spec).label(),
         "prompt_sha": prompt.sha,
         "dataset_version": prompt.dataset_version,
     }
@@ -167,11 +172,12 @@ def ask(
     backend,
     prompts: list[Prompt],
     decisions: DecisionLog,
-    params: Parameters,
+    settings: Parameters | LlmSpec,
     progress: bool = False,
 ) -> dict[str, int]:
     """Ask for every prompt whose key is not logged; log each result as it arrives."""
-    model_cutoff = cutoffs.cutoff(backend.model_id, params.llm_cutoffs)
+    spec = llm_spec(settings)
+    model_cutoff = cutoffs.cutoff(backend.model_id, spec.cutoff_dates)
     if model_cutoff is None and backend.model_id not in _WARNED:
         _WARNED.add(backend.model_id)
         log.warning(
@@ -182,7 +188,7 @@ def ask(
         )
     bases = {}
     for p in prompts:
-        base = record_base(backend, p, params)
+        base = record_base(backend, p, spec)
         if base["key"] not in decisions.done:
             bases[base["key"]] = (base, p)
     counts = {"asked": len(bases), "already_logged": len(prompts) - len(bases)}
@@ -221,20 +227,21 @@ def ask(
     return counts
 
 
-def run_decisions(panel, params: Parameters, days) -> pd.DataFrame:
+def run_decisions(panel, settings: Parameters | LlmSpec, days) -> pd.DataFrame:
     """The logged decisions a run of strategies/llm.py used: for each rebalance day, the prompts
     of that day's universe (the ones the strategy asked), matched by key in the decision log.
     Rebuilt from the panel, so a run resumed from a checkpoint gets them all too."""
     from ..view import View
 
-    backend = LazyBackend(params)  # keys only: nothing is loaded
-    latest = {r["key"]: r for r in read_records(params.llm_decisions_dir)}  # open shards too
-    template = load_template(params.llm_prompt)
+    spec = llm_spec(settings)
+    backend = LazyBackend(spec)  # keys only: nothing is loaded
+    latest = {r["key"]: r for r in read_records(spec.decisions_dir)}  # open shards too
+    template = load_template(spec.prompt)
     rows = []
     for t in days:
-        view = View(panel, int(t), np.zeros(len(panel.tickers)), 0.0, params.lookback_days)
-        for prompt in build_prompts(view, template, None, params.llm_periods):
-            record = latest.get(record_base(backend, prompt, params)["key"])
+        view = View(panel, int(t), np.zeros(len(panel.tickers)), 0.0, spec.lookback_days)
+        for prompt in build_prompts(view, template, None, spec.periods, spec.statements):
+            record = latest.get(record_base(backend, prompt, spec)["key"])
             if record:
                 rows.append(record)
     keep = [
@@ -244,13 +251,14 @@ def run_decisions(panel, params: Parameters, days) -> pd.DataFrame:
     return pd.DataFrame([{k: r.get(k) for k in keep} for r in rows], columns=keep)
 
 
-def decisions_for(view, params: Parameters, tickers=None) -> pd.DataFrame:
+def decisions_for(view, settings: Parameters | LlmSpec, tickers=None) -> pd.DataFrame:
     """The logged decisions for the view's date and universe, asking the model for missing ones.
     Columns: ticker, decision, confidence, status."""
-    backend, decisions = open_session(params)
-    template = load_template(params.llm_prompt)
-    prompts = build_prompts(view, template, tickers, params.llm_periods)
-    ask(backend, prompts, decisions, params)
+    spec = llm_spec(settings)
+    backend, decisions = open_session(spec)
+    template = load_template(spec.prompt)
+    prompts = build_prompts(view, template, tickers, spec.periods, spec.statements)
+    ask(backend, prompts, decisions, spec)
     columns = ["ticker", "decision", "confidence", "status"]
-    rows = [decisions.latest.get(record_base(backend, p, params)["key"]) for p in prompts]
+    rows = [decisions.latest.get(record_base(backend, p, spec)["key"]) for p in prompts]
     return pd.DataFrame([[r.get(c) for c in columns] for r in rows if r], columns=columns)

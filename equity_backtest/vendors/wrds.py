@@ -316,13 +316,8 @@ def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd
     names = pd.concat(parts, ignore_index=True).sort_values(["permno", "name_start"])
     names["permno"] = names["permno"].astype("int64")
     latest = names.groupby("permno").last()
-    history = names.groupby("permno").apply(
-        lambda g: "; ".join(
-            f"{pd.Timestamp(d):%Y-%m-%d} {s}"
-            for d, s in zip(g["name_start"], g["symbol"], strict=True)
-        ),
-        include_groups=False,
-    )
+    history = _history(names, "symbol")
+    name_history = _history(names, "name")
     sectors = pd.Series(dtype=object)
     if params.wrds_sector == "gics":
         parts = [db.ask("GICS sectors", GICS, permnos=g) for g in chunks(permnos, 2000)]
@@ -345,9 +340,26 @@ def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd
                 "exchange": None if row is None else row["exchange"],
                 "sic": sic,
                 "symbol_history": history.get(p),
+                "name_history": name_history.get(p),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _history(names: pd.DataFrame, column: str) -> pd.Series:
+    """Per PERMNO, "YYYY-MM-DD value; ..." with each change of `column` from the date it took
+    effect (the prompts read names as of their date from it)."""
+
+    def one(group: pd.DataFrame) -> str:
+        parts, last = [], None
+        for start, value in zip(group["name_start"], group[column], strict=True):
+            value = None if pd.isna(value) else str(value).replace(";", ",").strip()
+            if value and value != last:
+                parts.append(f"{pd.Timestamp(start):%Y-%m-%d} {value}")
+                last = value
+        return "; ".join(parts)
+
+    return names.groupby("permno").apply(one, include_groups=False)
 
 
 def _sic_division(sic: int | None) -> str | None:
