@@ -2,8 +2,10 @@
 """01: query the vendor and write its raw responses to the datalog (immutable logfiles).
 
 source = "simulated": the built-in seeded market (no network, no terminal).
-source = "bloomberg": a Bloomberg terminal through xbbg (pip install 'equity_backtest[bloomberg]');
-a rerun resumes, skipping what was logged within requery_after_hours, unless --force.
+source = "wrds": CRSP and Compustat on WRDS (pip install -e ".[wrds]"; WRDS_USERNAME in .env).
+source = "bloomberg": a Bloomberg terminal through xbbg (pip install 'equity_backtest[bloomberg]').
+For these two, a rerun resumes, skipping what was logged within requery_after_hours, unless --force.
+SQL warehouses: sql_url and sql_mappings (a query per mapping) in parameters.py.
 File imports (any other source name): each --import MAPPING INPUT (or parameters.py's
 file_imports) reads a CSV, Parquet or Excel export through its declarative mapping.
 Rerunning with the same inputs writes nothing new: every file is already logged.

@@ -139,6 +139,7 @@ def test_daily_files_give_the_simulated_dataset(server, simulated_tables, tmp_pa
     assert (meta["symbol"] == meta.index).all()
     new, old = extras["renamed"]
     assert meta.loc[new, "symbol_history"] == f"1990-01-01 {old}; 2006-01-01 {new}"
+    assert meta.loc[new, "name_history"] == f"1990-01-01 {meta.loc[new, 'name']}"
 
     # corporate actions: splits and dividends as simulated (plus the special dividend, summed
     # with that day's regular one); the merger distribution is neither; a delisting is dated
