@@ -19,7 +19,7 @@ from .vocabulary import MARKET_FIELDS
 class View:
     """What the algorithm may see at the close of one day."""
 
-    __slots__ = ("_panel", "_t", "_shares", "_cash", "_lookback")
+    __slots__ = ("_panel", "_t", "_shares", "_cash", "_lookback", "_universe")
 
     def __init__(self, panel: Panel, t: int, shares: np.ndarray, cash: float, lookback: int):
         self._panel = panel
@@ -27,6 +27,7 @@ class View:
         self._shares = shares.copy()
         self._cash = float(cash)
         self._lookback = lookback
+        self._universe: tuple[pd.Index, np.ndarray] | None = None  # (the Index handed out, mask)
 
     @property
     def dataset_version(self) -> str:
@@ -41,7 +42,10 @@ class View:
     @property
     def universe(self) -> pd.Index:
         """Tickers of the index members in force at this close (point in time, survivors and not)."""
-        return self._panel.labels[self._panel.members(self._t)]
+        mask = self._panel.members(self._t)
+        labels = self._panel.labels[mask]
+        self._universe = (labels, mask)  # view.market(view.universe) then needs no lookup
+        return labels
 
     @property
     def holdings(self) -> pd.Series:
@@ -72,6 +76,8 @@ class View:
     def _tickers_mask(self, tickers) -> np.ndarray:
         if tickers is None:
             return self._panel.members(self._t) | (self._shares != 0)
+        if self._universe is not None and tickers is self._universe[0]:
+            return self._universe[1].copy()
         mask = np.zeros(len(self._panel.tickers), dtype=bool)
         pos = self._panel.labels.get_indexer(pd.Index(tickers).unique())
         mask[pos[pos >= 0]] = True

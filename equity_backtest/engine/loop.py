@@ -435,10 +435,10 @@ def _positions(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) ->
 
 
 def _weights(rows: list[tuple[int, np.ndarray]], dates, tickers) -> pd.DataFrame:
-    parts = [
-        pd.DataFrame({"date": dates[t], "ticker": tickers[w != 0], "weight": w[w != 0]})
-        for t, w in rows
-    ]
-    if not parts:
+    """Target weights in long format (non-zero only), rebalance by rebalance in ticker order."""
+    if not rows:
         return pd.DataFrame(columns=["date", "ticker", "weight"])
-    return pd.concat(parts, ignore_index=True)
+    days = np.array([t for t, _ in rows], dtype=np.int64)
+    targets = np.vstack([w for _, w in rows])
+    r, c = np.nonzero(targets)
+    return pd.DataFrame({"date": dates[days[r]], "ticker": tickers[c], "weight": targets[r, c]})
