@@ -44,6 +44,9 @@ def test_calendar_returns_compound_and_stress_events_inside_the_run_only():
     assert y.loc[2021, "portfolio"] == pytest.approx(1.001 ** (days.year == 2021).sum() - 1)
     s = stress_events(r, r * 0)
     assert s["event"].tolist() == ["COVID crash"]
+    # the simulated market's 2020 is not the real one: no real-world event is named on it
+    assert stress_events(r, r * 0, "simulated").empty
+    assert stress_events(r, r * 0, "wrds")["event"].tolist() == ["COVID crash"]
     assert s["portfolio"].iloc[0] == pytest.approx(
         1.001 ** ((days >= "2020-02-19") & (days <= "2020-03-23")).sum() - 1
     )

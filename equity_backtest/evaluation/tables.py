@@ -61,11 +61,15 @@ def drawdown_periods(returns: pd.Series, top: int = 5) -> pd.DataFrame:
     return frame.sort_values("depth", kind="stable").head(top).reset_index(drop=True)
 
 
-def stress_events(returns: pd.Series, benchmark: pd.Series) -> pd.DataFrame:
-    """Cumulative return of the portfolio and the index over each stress episode inside the run."""
+def stress_events(
+    returns: pd.Series, benchmark: pd.Series, source: str | None = None
+) -> pd.DataFrame:
+    """Cumulative return of the portfolio and the index over each stress episode inside the run.
+    Real-world episodes are named only on real data: the simulated market's days are not those
+    of the real events (its own worst spells are in the drawdown table)."""
     rows = []
     first, last = returns.index[0], returns.index[-1]
-    for name, a, b in STRESS_EVENTS:
+    for name, a, b in () if source == "simulated" else STRESS_EVENTS:
         a, b = pd.Timestamp(a), pd.Timestamp(b)
         if a < first or b > last:
             continue

@@ -58,7 +58,7 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
     monthly = monthly_returns(run.returns)
     yearly = yearly_returns(run.returns, run.benchmark)
     dd = drawdown_periods(run.returns)
-    stress = stress_events(run.returns, run.benchmark)
+    stress = stress_events(run.returns, run.benchmark, run.parameters.get("source"))
     tables = {
         "drawdowns": dd, "stress_events": stress, "monthly_returns": monthly, "yearly_returns": yearly,
         "rolling": rolling_stats(run.returns, run.benchmark, run.rf_daily, P), "round_trips": trips,
