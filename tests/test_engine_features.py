@@ -99,14 +99,72 @@ def bars_with(day: int, bar: tuple, base=FLAT) -> list[tuple]:
     return out
 
 
-def hold(weight: float, stop: float | None = None, ticker: str = "A"):
+def hold(weight: float, stop: float | None = None, ticker: str = "A", **exits):
     def compute_weights(view, params):
         frame = pd.DataFrame({"weight": [weight]}, index=[ticker])
         if stop is not None:
             frame["stop"] = stop
+        for column, value in exits.items():  # target, exit_after
+            frame[column] = value
         return frame
 
     return compute_weights
+
+
+def test_a_take_profit_fills_at_the_target_or_at_a_gap_open_and_a_split_moves_it():
+    for bar, expected in (((101, 112, 100, 111), 110.0), ((115, 116, 114, 115), 115.0)):
+        panel, params = tiny_panel({"A": bars_with(4, bar), "B": FLAT})
+        result = run_backtest(panel, params, hold(1.0, stop=90.0, target=110.0))
+        take = result.trades[result.trades["reason"] == "take_profit"]
+        assert take["date"].tolist() == [DAYS[4]] and take["price"].tolist() == [expected]
+        assert take["shares"].iloc[0] == pytest.approx(-100.0)
+        assert result.positions[result.positions["date"] >= DAYS[4]].empty
+    split = FLAT[:6] + [(50, 50.5, 49.5, 50)] * 6
+    panel, params = tiny_panel({"A": bars_with(8, (51, 56, 50, 55), base=split), "B": FLAT},
+                               actions=[("A", 6, "split", 2.0)])  # fmt: skip
+    result = run_backtest(panel, params, hold(1.0, target=108.0))  # 54 after the split
+    take = result.trades[result.trades["reason"] == "take_profit"]
+    assert take["date"].tolist() == [DAYS[8]] and take["price"].tolist() == [54.0]
+
+
+def test_a_bar_through_both_stop_and_target_is_the_stop():
+    panel, params = tiny_panel({"A": bars_with(4, (100, 112, 85, 100)), "B": FLAT})
+    result = run_backtest(panel, params, hold(1.0, stop=90.0, target=110.0))
+    assert result.trades["reason"].tolist() == ["rebalance", "stop"]
+
+
+def test_a_time_exit_closes_on_the_nth_fill_after_the_entry():
+    for timing, price in (("open", 101.0), ("close", 102.0)):
+        bars = [(101, 103, 99, 102)] * 12
+        panel, params = tiny_panel({"A": bars, "B": FLAT}, fill_timing=timing)
+        result = run_backtest(panel, params, hold(1.0, exit_after=3))
+        trades = result.trades
+        assert trades["reason"].tolist() == ["rebalance", "time_exit"]
+        entry, exit_ = trades["date"].tolist()
+        assert DAYS.get_loc(exit_) - DAYS.get_loc(entry) == 3
+        assert trades["price"].iloc[1] == price
+    with pytest.raises(Exception, match="exit_after 2.5"):
+        run_backtest(panel, params, hold(1.0, exit_after=2.5))
+
+
+def test_closing_prices_fill_after_stops_and_a_stop_that_fires_keeps_the_new_entries_stops():
+    """fill_timing = "close": stops come first, then the day's orders fill at the close. A stop
+    firing for A on B's entry day must not wipe the stop B's order carries (it did: B then fell
+    through its stop untouched)."""
+    a = bars_with(4, (100, 101, 85, 88))  # A's stop at 90 fires on day 4
+    b = bars_with(5, (99, 99, 85, 86))  # B, bought at day 4's close, falls through 90 on day 5
+    panel, params = tiny_panel({"A": a, "B": b}, fill_timing="close", rebalance=3)
+
+    def compute_weights(view, params):
+        names = ["A"] if view.date < DAYS[3] else ["A", "B"]
+        return pd.DataFrame({"weight": 0.4, "stop": 90.0}, index=names)
+
+    result = run_backtest(panel, params, compute_weights)
+    stops = result.trades[result.trades["reason"] == "stop"]
+    assert stops[["ticker", "date", "price"]].values.tolist() == [
+        ["A", DAYS[4], 90.0],
+        ["B", DAYS[5], 90.0],
+    ]
 
 
 def test_a_long_stop_fills_at_the_stop_when_the_low_reaches_it():

@@ -32,7 +32,7 @@ from .broker import Broker, Fills
 from .checkpoint import Checkpoints
 from .clock import heartbeat_range, rebalance_days
 from .ledger import Ledger
-from .orders import borrowing_room, validate_weights, weights_to_orders
+from .orders import borrowing_room, validate_exits, validate_weights, weights_to_orders
 from .spec import EngineSpec
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ class LoopState:
     ledger: Ledger
     pending: np.ndarray  # signed shares to trade at the next fill
     stop: np.ndarray  # protective stop per ticker (NaN: none)
+    take_profit: np.ndarray  # take-profit target per ticker (NaN: none)
+    exit_day: np.ndarray  # heartbeat on whose fill the position is closed (-1: none)
     log_rows: np.ndarray  # one row per heartbeat of the window (RUNTIME_COLUMNS[1:])
     shares_hist: np.ndarray  # shares held at each close of the window
     weight_rows: list[tuple[int, np.ndarray]]
@@ -94,8 +96,9 @@ class LoopState:
         ledger = Ledger(n, spec.starting_cash, shares)
         value = ledger.cash + float(ledger.shares @ mark)
         return cls(
-            ledger, np.zeros(n), np.full(n, np.nan), np.zeros((n_days, len(RUNTIME_COLUMNS) - 1)),
-            np.zeros((n_days, n)), [], [], list(COST_ALARMS), 0.0, value, value,
+            ledger, np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.full(n, -1),
+            np.zeros((n_days, len(RUNTIME_COLUMNS) - 1)), np.zeros((n_days, n)), [], [],
+            list(COST_ALARMS), 0.0, value, value,
         )  # fmt: skip
 
     @classmethod
@@ -105,6 +108,9 @@ class LoopState:
         state = cls.fresh(spec, n, n_days, None, np.zeros(n))
         state.ledger = Ledger.from_state(saved, spec.starting_cash)
         state.pending, state.stop = saved["pending"].copy(), saved["stop"].copy()
+        if "take_profit" in saved:  # checkpoints written before take-profits had none
+            state.take_profit = saved["take_profit"].copy()
+            state.exit_day = saved["exit_day"].astype(np.int64)
         state.log_rows[:k], state.shares_hist[:k] = saved["log_rows"], saved["shares_hist"]
         state.weight_rows = list(
             zip(saved["weight_t"].tolist(), saved["weight_targets"], strict=True)
@@ -123,6 +129,8 @@ class LoopState:
                 "next_t": t,
                 "pending": self.pending,
                 "stop": self.stop,
+                "take_profit": self.take_profit,
+                "exit_day": self.exit_day,
                 "log_rows": self.log_rows[:k],
                 "shares_hist": self.shares_hist[:k],
                 "weight_t": np.array([w[0] for w in self.weight_rows], dtype=np.int64),
@@ -165,6 +173,7 @@ class Heartbeat:
             st.ledger.split(t, idx, ratio)
             st.pending[idx] *= ratio
             st.stop[idx] /= ratio
+            st.take_profit[idx] /= ratio
         if t in ev.dividends:
             row[_C["dividends"]] = st.ledger.dividend(t, *ev.dividends[t])
         if t in ev.delistings:
@@ -172,10 +181,14 @@ class Heartbeat:
             row[_C["delisting_proceeds"]] = st.ledger.delist(t, idx, value)
             st.pending[idx] = 0.0
             st.stop[idx] = np.nan
+            st.take_profit[idx] = np.nan
+            st.exit_day[idx] = -1
 
     # 2. pending orders and protective stops
     def fills(self, t: int) -> None:
-        watching = bool(np.isfinite(self.state.stop).any())
+        self._time_exits(t)
+        st = self.state
+        watching = bool(np.isfinite(st.stop).any() or np.isfinite(st.take_profit).any())
         stops_first = self.spec.fill_timing == "close"
         if stops_first and watching:
             self._fill_stops(t)
@@ -220,21 +233,51 @@ class Heartbeat:
         else:
             st.pending = np.zeros(len(st.pending))
 
+    def _time_exits(self, t: int) -> None:
+        """Positions whose time exit is today close at today's fill price, before other orders."""
+        st = self.state
+        due = (st.exit_day == t) & (st.ledger.shares != 0)
+        if due.any():
+            self._fill(t, np.where(due, -st.ledger.shares, 0.0), self.fill_px[t], "time_exit")
+            st.pending[due] = 0.0
+            self._clear_flat()
+        st.exit_day[st.exit_day == t] = -1
+
     def _fill_stops(self, t: int) -> None:
+        """Protective stops, then take-profit targets, against the day's range. A bar that
+        reaches both for one position is the stop's (the order inside a bar is unknown)."""
         st, fields = self.state, self.fields
         held = st.ledger.shares
-        long_hit = (held > 0) & (fields["low"][t] <= st.stop)
-        short_hit = (held < 0) & (fields["high"][t] >= st.stop)
+        low, high, opened = fields["low"][t], fields["high"][t], fields["open"][t]
+        long_hit = (held > 0) & (low <= st.stop)
+        short_hit = (held < 0) & (high >= st.stop)
         hit = long_hit | short_hit
-        if not hit.any():
-            return
-        # at the stop, or at the open when the price gapped through it
-        opened = fields["open"][t]
-        price = np.where(long_hit, np.fmin(opened, st.stop), np.fmax(opened, st.stop))
-        fills = self._fill(t, np.where(hit, -held, 0.0), price, "stop")
-        self.row(t)[_C["stops"]] += np.count_nonzero(fills.shares)
-        st.pending[hit] = 0.0
-        st.stop[st.ledger.shares == 0] = np.nan
+        if hit.any():
+            # at the stop, or at the open when the price gapped through it
+            price = np.where(long_hit, np.fmin(opened, st.stop), np.fmax(opened, st.stop))
+            fills = self._fill(t, np.where(hit, -held, 0.0), price, "stop")
+            self.row(t)[_C["stops"]] += np.count_nonzero(fills.shares)
+            st.pending[hit] = 0.0
+        held = st.ledger.shares
+        long_tp = (held > 0) & (high >= st.take_profit) & ~hit
+        short_tp = (held < 0) & (low <= st.take_profit) & ~hit
+        take = long_tp | short_tp
+        if take.any():
+            # at the target, or at the open when the price gapped past it
+            tp = st.take_profit
+            price = np.where(long_tp, np.fmax(opened, tp), np.fmin(opened, tp))
+            self._fill(t, np.where(take, -held, 0.0), price, "take_profit")
+            st.pending[take] = 0.0
+        self._clear_flat()
+
+    def _clear_flat(self) -> None:
+        """A closed position's stop, target and time exit go with it (not those of a position
+        whose order has yet to fill: with fill_timing = "close", stops come first)."""
+        st = self.state
+        flat = (st.ledger.shares == 0) & (st.pending == 0)
+        st.stop[flat] = np.nan
+        st.take_profit[flat] = np.nan
+        st.exit_day[flat] = -1
 
     # 3. financing at the close
     def financing(self, t: int) -> None:
@@ -285,6 +328,11 @@ class Heartbeat:
             decision, self.dates[t], panel.labels, allowed, self.priced[t], spec.max_leverage,
             name, spec.allow_short,
         )  # fmt: skip
+        st.take_profit, holds = validate_exits(decision, self.dates[t], panel.labels, name)
+        # a time exit of N bars: closed on the N-th fill after the order's own (made at t + 1)
+        st.exit_day = np.where(np.isfinite(holds), t + 1 + np.nan_to_num(holds), -1).astype(
+            np.int64
+        )
         st.weight_rows.append((t, target))
         st.pending = weights_to_orders(
             target, st.ledger.shares, st.ledger.cash, panel.mark[t], spec.orders

@@ -26,6 +26,46 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+EXIT_COLUMNS = ("stop", "target", "exit_after")
+
+
+def validate_exits(
+    decision, date: pd.Timestamp, tickers: np.ndarray, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Take-profit prices and time exits from a decision's optional 'target' and 'exit_after'
+    columns, dense over the panel's tickers (NaN: none). Read for non-zero weights only;
+    validate_weights has checked the rest of the decision."""
+    n = len(tickers)
+    targets, holds = np.full(n, np.nan), np.full(n, np.nan)
+    if not isinstance(decision, pd.DataFrame) or not {"target", "exit_after"} & set(decision):
+        return targets, holds
+    where = f"{source}: compute_weights on {date:%Y-%m-%d}"
+    rows = decision[pd.to_numeric(decision["weight"], errors="coerce").fillna(0) != 0]
+    labels = tickers if isinstance(tickers, pd.Index) else pd.Index(tickers)
+    pos = labels.get_indexer(rows.index)
+    if "target" in rows:
+        tv = pd.to_numeric(rows["target"], errors="coerce").to_numpy(dtype=float)
+        bad = np.isfinite(tv) & (tv <= 0)
+        if bad.any():
+            k = _first(bad)
+            raise BadInputError(
+                f"{where} returned target {tv[k]:g} for {rows.index[k]!r}; a take-profit "
+                "target is a positive price (or NaN for none)"
+            )
+        targets[pos] = tv
+    if "exit_after" in rows:
+        hv = pd.to_numeric(rows["exit_after"], errors="coerce").to_numpy(dtype=float)
+        bad = np.isfinite(hv) & ((hv < 1) | (hv != np.round(hv)))
+        if bad.any():
+            k = _first(bad)
+            raise BadInputError(
+                f"{where} returned exit_after {hv[k]:g} for {rows.index[k]!r}; a time exit is "
+                "a whole number of bars >= 1 after the fill (or NaN for none)"
+            )
+        holds[pos] = hv
+    return targets, holds
+
+
 def validate_weights(
     weights,
     date: pd.Timestamp,
@@ -49,11 +89,11 @@ def validate_weights(
     if isinstance(weights, pd.DataFrame):
         if "weight" not in weights.columns:
             raise BadInputError(f"{where} returned a DataFrame without a 'weight' column")
-        unknown = set(weights.columns) - {"weight", "stop"}
+        unknown = set(weights.columns) - {"weight", *EXIT_COLUMNS}
         if unknown:
             raise BadInputError(
                 f"{where} returned unknown column(s) {sorted(unknown)}; "
-                "use 'weight' and optionally 'stop'"
+                "use 'weight' and optionally 'stop', 'target' and 'exit_after'"
             )
         if "stop" in weights.columns:
             stop_values = pd.to_numeric(weights["stop"], errors="coerce").to_numpy(dtype=float)
