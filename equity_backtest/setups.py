@@ -440,6 +440,19 @@ def findings(report: dict) -> list[str]:
             f"Without the top 5% of winners the expectancy is {trimmed:+.3f}R: the result rests on "
             "a few outliers."
         )  # fmt: skip
+    book = report.get("book")
+    if (
+        book
+        and book.get("annual_return") is not None
+        and book.get("index_annual_return") is not None
+    ):
+        ahead = book["annual_return"] > book["index_annual_return"]
+        out.append(
+            f"The capital-constrained book ({book['positions']} positions) returned "
+            f"{book['annual_return']:.2%} a year, {'ahead of' if ahead else 'behind'} the index's "
+            f"{book['index_annual_return']:.2%} (Sharpe {book['sharpe_ratio']:.2f} against "
+            f"{book['index_sharpe_ratio']:.2f})."
+        )
     for row in report.get("ablation", []):
         without = row[best].get("expectancy_r")
         if without is None:
@@ -450,6 +463,120 @@ def findings(report: dict) -> list[str]:
             f"without it {without:+.3f}R net against {q[best]['expectancy_r']:+.3f}R with it."
         )
     return out
+
+
+class Book:
+    """The qualified setups as one portfolio, for the engine: compute_weights called every bar.
+
+    Each bar, positions still held keep their weight, stop, target and time exit; free slots (at
+    most `positions` open, one per ticker) go to today's qualified setups, best `rank_by` first,
+    each sized to lose `risk_per_trade` of equity at its stop (weight = risk_per_trade x close /
+    |close - stop|), capped at `max_weight`, while the weights sum to at most 1 - cash_buffer.
+    The engine then fills them at its next fill with its costs and volume cap, and exits them at
+    the stop, at the target (take-profit) or after `horizon` bars (time exit). Short setups need
+    allow_short. The book counts bars itself, so its runs write no checkpoint."""
+
+    def __init__(self, setups_file: str | Path, positions: int = 10,
+                 risk_per_trade: float = 0.01, max_weight: float = 0.2,
+                 rank_by: str | None = None):  # fmt: skip
+        if positions < 1 or not 0 < risk_per_trade <= 1 or not 0 < max_weight <= 1:
+            raise BadInputError(
+                "the book needs positions >= 1, risk_per_trade in (0, 1] and max_weight in (0, 1]"
+            )
+        self.rule = SetupRule.load(setups_file)
+        self.positions, self.risk, self.cap = positions, risk_per_trade, max_weight
+        self.rank_by = rank_by or (next(iter(self.rule.gates)) if self.rule.gates else None)
+        self.bar = -1
+        self.open: dict[str, dict] = {}  # ticker -> stop, target, exit bar
+
+    def weights(self, view, params) -> pd.DataFrame:
+        self.bar += 1
+        held = view.weights
+        self.open = {t: e for t, e in self.open.items() if t in held.index}
+        rows = {
+            t: {"weight": float(held[t]), "stop": e["stop"], "target": e["target"],
+                "exit_after": max(1, e["exit_bar"] - self.bar)}  # a partial fill: again
+            for t, e in self.open.items()
+        }  # fmt: skip
+        frame = _check(self.rule.build(view, params), view.date, self.rule, view.universe)
+        if len(frame):
+            frame = frame[self.rule.qualified(frame, params)]
+            if not params.allow_short:
+                frame = frame[frame["direction"] > 0]
+            if self.rank_by and self.rank_by in frame:
+                frame = frame.sort_values(self.rank_by, ascending=False, kind="stable")
+            close = view.market(view.universe)["close"]
+            budget = 1.0 - params.cash_buffer - float(np.abs(held).sum())
+            for setup in frame.itertuples(index=False):
+                if len(rows) >= self.positions:
+                    break
+                if setup.ticker in rows or setup.ticker not in close.index:
+                    continue
+                price = float(close[setup.ticker])
+                risk = setup.direction * (price - setup.stop)
+                if not (np.isfinite(price) and risk > 0):
+                    continue
+                weight = min(self.risk * price / risk, self.cap)
+                if weight > budget:
+                    break
+                budget -= weight
+                self.open[setup.ticker] = {
+                    "stop": float(setup.stop), "target": float(setup.target),
+                    "exit_bar": self.bar + 1 + int(setup.horizon),  # held `horizon` bars
+                }  # fmt: skip
+                rows[setup.ticker] = {
+                    "weight": setup.direction * weight, "stop": float(setup.stop),
+                    "target": float(setup.target), "exit_after": int(setup.horizon) + 1,
+                }  # fmt: skip
+        if not rows:
+            return pd.DataFrame(columns=["weight", "stop", "target", "exit_after"])
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+
+BOOK_ALGORITHM = """\"\"\"The book of {name}'s qualified setups (written by python -m equity_backtest.setups
+--book): at most {positions} positions, {risk:g} of equity at risk per trade, {cap:g} at most per
+position, ranked by {rank}.\"\"\"
+
+from equity_backtest.setups import Book
+
+BOOK = Book({path!r}, positions={positions}, risk_per_trade={risk!r}, max_weight={cap!r},
+            rank_by={rank!r})
+
+
+def compute_weights(view, params):
+    return BOOK.weights(view, params)
+"""
+
+
+def run_book(params: Parameters, setups_file: str | Path, out: Path, positions: int,
+             risk: float, cap: float, rank_by: str | None):  # fmt: skip
+    """Replay the qualified setups through the engine (03 and 04 as for any algorithm): the
+    run's archive and tear sheet, and its result against the index."""
+    from . import api
+
+    book = Book(setups_file, positions, risk, cap, rank_by)  # checks the settings first
+    out.mkdir(parents=True, exist_ok=True)
+    algorithm = out / "book_algorithm.py"
+    atomic_write_text(
+        algorithm,
+        BOOK_ALGORITHM.format(
+            name=book.rule.name, path=str(Path(setups_file).resolve()), positions=positions,
+            risk=risk, cap=cap, rank=book.rank_by,
+        ),
+    )  # fmt: skip
+    run = api.backtest(params.replace(algorithm=str(algorithm), rebalance="daily",
+                                      checkpoint_days=0))  # fmt: skip
+    metrics = run.metrics
+    mine, index = metrics["portfolio"], metrics.get("benchmark") or {}
+    return {
+        "run_folder": str(run.folder),
+        "positions": positions, "risk_per_trade": risk, "max_weight": cap, "rank_by": book.rank_by,
+        "annual_return": mine.get("annual_return"), "sharpe_ratio": mine.get("sharpe_ratio"),
+        "max_drawdown": mine.get("max_drawdown"),
+        "index_annual_return": index.get("annual_return"),
+        "index_sharpe_ratio": index.get("sharpe_ratio"),
+        "exits": run.trades["reason"].value_counts().to_dict(),
+    }  # fmt: skip
 
 
 def report_files(report: dict, outcomes: pd.DataFrame, out: Path) -> Path:
@@ -518,6 +645,14 @@ def _html(report: dict) -> str:
             f"<tr><td>{r['hold_bars']}</td>{_grade_cells(r)}</tr>" for r in report["time_exits"]
         )
         parts.append(f"<h2>Time exits, qualified setups (net)</h2><table><tr><th>hold bars</th>{head}</tr>{body}</table>")  # fmt: skip
+    if report.get("book"):
+        b = report["book"]
+        cells = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in b.items()
+        )
+        parts.append(f"<h2>The book through the engine</h2><table>{cells}</table>"
+                     f"<p class='meta'>Its tear sheet: {html.escape(b['run_folder'])}/tearsheet.html</p>")  # fmt: skip
     body = "".join(
         f"<tr><td>{html.escape(r['feature'])}</td><td>{r['windows']}</td><td>{_fmt(r['mean_ic'])}</td><td>{_fmt(r['t_stat'])}</td></tr>"
         for r in report["feature_ics"]
@@ -533,6 +668,13 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=5, help="bars between study days")
     parser.add_argument("--sweep-feature", help="the feature the threshold sweep varies")
     parser.add_argument("--out", help="output folder (default: results/setups_<file>)")
+    parser.add_argument("--book", type=int, metavar="K",
+                        help="also replay the qualified setups through the engine as one book "
+                        "of at most K positions (its own archive and tear sheet)")  # fmt: skip
+    parser.add_argument("--risk-per-trade", type=float, default=0.01,
+                        help="book: fraction of equity lost at a position's stop")  # fmt: skip
+    parser.add_argument("--max-weight", type=float, default=0.2,
+                        help="book: the largest weight of one position")  # fmt: skip
     args = parser.parse_args()
     cli.setup_logging(args)
     if args.every < 1:
@@ -542,13 +684,17 @@ def main() -> int:
     panel = load_panel(params)
     study = run_study(panel, params, rule, args.every)
     report = summarise(study, panel, params, args.sweep_feature)
+    out = Path(args.out) if args.out else Path(params.results_dir) / f"setups_{rule.name}"
+    if args.book:
+        report["book"] = run_book(params, args.setups, out, args.book, args.risk_per_trade,
+                                  args.max_weight, args.sweep_feature)  # fmt: skip
+        report["findings"] = findings(report)
     for line in report["findings"]:
         cli.log.info("%s", line)
     outcomes = pd.concat(
         [study.setups.drop(columns="t"), study.outcomes["target"].drop(columns=["date", "ticker", "direction"])],
         axis=1,
     )  # fmt: skip
-    out = Path(args.out) if args.out else Path(params.results_dir) / f"setups_{rule.name}"
     print(report_files(report, outcomes, out))
     return 0
 

@@ -133,15 +133,16 @@ def test_a_bar_through_both_stop_and_target_is_the_stop():
     assert result.trades["reason"].tolist() == ["rebalance", "stop"]
 
 
-def test_a_time_exit_closes_on_the_nth_fill_after_the_entry():
+def test_a_time_exit_closes_at_the_fill_n_bars_after_the_decision():
     for timing, price in (("open", 101.0), ("close", 102.0)):
         bars = [(101, 103, 99, 102)] * 12
         panel, params = tiny_panel({"A": bars, "B": FLAT}, fill_timing=timing)
-        result = run_backtest(panel, params, hold(1.0, exit_after=3))
+        result = run_backtest(panel, params, hold(1.0, exit_after=4))
         trades = result.trades
         assert trades["reason"].tolist() == ["rebalance", "time_exit"]
         entry, exit_ = trades["date"].tolist()
-        assert DAYS.get_loc(exit_) - DAYS.get_loc(entry) == 3
+        # decided on day 0, filled on day 1, closed at the fill 4 bars after the decision
+        assert (DAYS.get_loc(entry), DAYS.get_loc(exit_)) == (1, 4)
         assert trades["price"].iloc[1] == price
     with pytest.raises(Exception, match="exit_after 2.5"):
         run_backtest(panel, params, hold(1.0, exit_after=2.5))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -205,16 +206,52 @@ def test_the_command_writes_its_report_and_refuses_a_bad_file(tmp_path, small_st
     shutil.copytree(small_store / "datasets", tmp_path / "datasets")
     write_parameters_file(tmp_path / "parameters.py")
     proc = run_script(tmp_path, "-m", "equity_backtest.setups", "--setups",
-                      str(REPO / "strategies" / "setup_momentum_atr.py"), "--every", "10")  # fmt: skip
+                      str(REPO / "strategies" / "setup_momentum_atr.py"), "--every", "10",
+                      "--book", "4")  # fmt: skip
     out = tmp_path / "results" / "setups_setup_momentum_atr"
     report = json.loads((out / "setups_report.json").read_text())
     assert report["setups"] > 100 and report["findings"] and report["ablation"]
     assert {r["cutoff"] for r in report["threshold_sweep"]["rows"]} == set(setups.SWEEP_CUTOFFS)
     assert "<h2>Findings</h2>" in (out / "setups_report.html").read_text()
     assert len(pd.read_csv(out / "outcomes.csv")) == report["setups"]
+    # the book: one engine run with its archive and tear sheet, at most 4 positions, exits by
+    # stop, take-profit or time exit, compared with the index in the findings
+    book = report["book"]
+    run = (
+        Path(book["run_folder"])
+        if Path(book["run_folder"]).is_absolute()
+        else tmp_path / book["run_folder"]
+    )
+    assert (run / "tearsheet.html").is_file() and book["positions"] == 4
+    positions = pd.read_feather(run / "positions.feather")
+    assert positions.groupby("date").size().max() <= 4
+    assert set(book["exits"]) - {"rebalance", "delisting"} <= {"stop", "take_profit", "time_exit"}
+    assert book["exits"].get("stop", 0) + book["exits"].get("take_profit", 0) > 0
+    assert any("capital-constrained book" in f for f in report["findings"])
     assert proc.stdout.strip() == "results/setups_setup_momentum_atr/setups_report.html"
     (tmp_path / "nothing.py").write_text("X = 1\n")
     bad = run_script(tmp_path, "-m", "equity_backtest.setups", "--setups", "nothing.py",
                      check=False)  # fmt: skip
     assert bad.returncode == 2 and "setups(view, params)" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_book_sizes_by_risk_caps_positions_and_exits_through_the_engine(tmp_path):
+    """Risk per trade 1% with a stop 10% under the close is a 10% weight; at most 3 positions,
+    one per ticker; every position leaves by its stop, its target or its time exit."""
+    from equity_backtest.engine.loop import run_backtest
+
+    panel, params = _trend_market()
+    path = tmp_path / "rule.py"
+    path.write_text(RULE.replace("FEATURE", "r").replace('"horizon": 20', '"horizon": 15'))
+    book = setups.Book(path, positions=3, risk_per_trade=0.01, max_weight=0.2)
+    params = params.replace(rebalance="daily", checkpoint_days=0)
+    result = run_backtest(panel, params, book.weights)
+    held = result.positions.groupby("date")["ticker"].nunique()
+    assert held.max() == 3
+    buys = result.trades[(result.trades["reason"] == "rebalance") & (result.trades["shares"] > 0)]
+    assert len(buys) > 10
+    first = result.target_weights.groupby("ticker", observed=True).head(1)
+    assert np.allclose(first["weight"], 0.1)
+    exits = set(result.trades["reason"]) - {"rebalance"}
+    assert exits <= {"stop", "take_profit", "time_exit", "delisting"} and "time_exit" in exits

@@ -329,10 +329,9 @@ class Heartbeat:
             name, spec.allow_short,
         )  # fmt: skip
         st.take_profit, holds = validate_exits(decision, self.dates[t], panel.labels, name)
-        # a time exit of N bars: closed on the N-th fill after the order's own (made at t + 1)
-        st.exit_day = np.where(np.isfinite(holds), t + 1 + np.nan_to_num(holds), -1).astype(
-            np.int64
-        )
+        # a time exit of N bars: closed at the fill N bars after this decision (an order made
+        # now fills at the next bar, so a new position is held N - 1 bars)
+        st.exit_day = np.where(np.isfinite(holds), t + np.nan_to_num(holds), -1).astype(np.int64)
         st.weight_rows.append((t, target))
         st.pending = weights_to_orders(
             target, st.ledger.shares, st.ledger.cash, panel.mark[t], spec.orders

@@ -60,7 +60,7 @@ def validate_exits(
             k = _first(bad)
             raise BadInputError(
                 f"{where} returned exit_after {hv[k]:g} for {rows.index[k]!r}; a time exit is "
-                "a whole number of bars >= 1 after the fill (or NaN for none)"
+                "a whole number of bars >= 1 after this decision (or NaN for none)"
             )
         holds[pos] = hv
     return targets, holds
