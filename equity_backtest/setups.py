@@ -84,6 +84,19 @@ class SetupRule:
             raise BadInputError(f"{path}: GATES must map feature names to minimum values")
         return cls(Path(path).stem, module.setups, gates, getattr(module, "qualifies", None))
 
+    def setups_on(self, view, params: Parameters) -> pd.DataFrame:
+        """The file's setups for the view's day, checked; an error in the user's code is
+        reported with the day (exit 2), not as a bare traceback."""
+        try:
+            frame = self.build(view, params)
+        except BadInputError:
+            raise
+        except Exception as exc:
+            raise BadInputError(
+                f"{self.name}: setups raised {type(exc).__name__} on {view.date:%Y-%m-%d}: {exc}"
+            ) from exc
+        return _check(frame, view.date, self, view.universe)
+
     def qualified(self, frame: pd.DataFrame, params: Parameters, without: str | None = None):
         """Which setups are traded (all gates but `without`, or the file's qualifies)."""
         if self.qualifies is not None and without is None:
@@ -123,7 +136,10 @@ def _check(frame, day: pd.Timestamp, rule: SetupRule, labels: pd.Index) -> pd.Da
         raise BadInputError(f"{where}: horizon must be a whole number of bars >= 1")
     unknown = frame.index[labels.get_indexer(frame.index) < 0]
     if len(unknown):
-        raise BadInputError(f"{where}: unknown ticker {unknown[0]!r}")
+        raise BadInputError(
+            f"{where}: ticker {unknown[0]!r} is not an index member that day; build setups "
+            "for view.universe"
+        )
     for gate in rule.gates:
         if gate not in frame:
             raise BadInputError(f"{where} has no column {gate!r} that GATES filters on")
@@ -292,7 +308,7 @@ def collect(panel: Panel, params: Parameters, rule: SetupRule, every: int) -> pd
     parts = []
     for t in range(t0, t1 + 1, every):
         view = View(panel, t, np.zeros(len(panel.tickers)), 0.0, params.lookback_days)
-        frame = _check(rule.build(view, params), panel.dates[t], rule, panel.labels)
+        frame = rule.setups_on(view, params)
         if len(frame):
             parts.append(frame.assign(t=t))
     if not parts:
@@ -498,7 +514,7 @@ class Book:
                 "exit_after": max(1, e["exit_bar"] - self.bar)}  # a partial fill: again
             for t, e in self.open.items()
         }  # fmt: skip
-        frame = _check(self.rule.build(view, params), view.date, self.rule, view.universe)
+        frame = self.rule.setups_on(view, params)
         if len(frame):
             frame = frame[self.rule.qualified(frame, params)]
             if not params.allow_short:

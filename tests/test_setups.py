@@ -229,6 +229,11 @@ def test_the_command_writes_its_report_and_refuses_a_bad_file(tmp_path, small_st
     assert book["exits"].get("stop", 0) + book["exits"].get("take_profit", 0) > 0
     assert any("capital-constrained book" in f for f in report["findings"])
     assert proc.stdout.strip() == "results/setups_setup_momentum_atr/setups_report.html"
+    (tmp_path / "broken.py").write_text("def setups(view, params):\n    return 1 / 0\n")
+    broken = run_script(tmp_path, "-m", "equity_backtest.setups", "--setups", "broken.py",
+                        check=False)  # fmt: skip
+    assert broken.returncode == 2 and "setups raised ZeroDivisionError on 20" in broken.stderr
+    assert "Traceback" not in broken.stderr
     (tmp_path / "nothing.py").write_text("X = 1\n")
     bad = run_script(tmp_path, "-m", "equity_backtest.setups", "--setups", "nothing.py",
                      check=False)  # fmt: skip
