@@ -12,7 +12,6 @@ memory. The datalog and datasets are built once into benchmarks/.cache/ (reused 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import resource
 import statistics
 import subprocess
@@ -25,11 +24,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from equity_backtest import datasets  # noqa: E402
-from equity_backtest.config import Parameters  # noqa: E402
+import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
+
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
 from equity_backtest.panel import load_panel  # noqa: E402
-from equity_backtest.vendors import simulated  # noqa: E402
 
 
 def cap_weights(view, params):
@@ -53,28 +51,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed repeats; best and median printed")
     args = ap.parse_args()
 
-    start, end = dt.date(2004, 1, 1), dt.date(2004 + args.years, 12, 31)
-    cache = REPO / "benchmarks" / ".cache" / f"{args.tickers}_{args.index_size}_{args.years}"
-    params = Parameters(
-        seed=1,
-        sim_n_tickers=args.tickers,
-        sim_index_size=args.index_size,
-        index=f"TOP{args.index_size}",
-        sim_start=start,
-        sim_end=end,
-        start=dt.date(2005, 1, 1),
-        end=end,
-        rebalance="monthly",
-        datalog_dir=str(cache / "datalog"),
-        datasets_dir=str(cache / "datasets"),
-        results_dir=str(cache / "results"),
-    )
-    if datasets.current_version(params.datasets_dir) is None:
-        t = time.perf_counter()
-        settings = simulated.SimulationSettings(args.tickers, args.index_size, start, end, 1)
-        simulated.query(settings, params.datalog_dir)
-        datasets.build(params.datalog_dir, params.datasets_dir)
-        print(f"built the benchmark store once in {time.perf_counter() - t:.1f} s ({cache})")
+    params = workload.store(args.tickers, args.index_size, args.years)
+    cache = Path(params.datasets_dir).parent
 
     rule = cap_weights if args.weights == "cap" else equal_weights
     load_times, loop_times, process_times = [], [], []

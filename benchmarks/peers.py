@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import importlib.metadata
 import sys
 import time
@@ -34,11 +33,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from equity_backtest import datasets  # noqa: E402
+from workload import store  # noqa: E402  (benchmarks/workload.py, next to this file)
+
 from equity_backtest.config import Parameters  # noqa: E402
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
 from equity_backtest.panel import Panel, load_panel  # noqa: E402
-from equity_backtest.vendors import simulated  # noqa: E402
 
 START_CASH = 1_000_000.0
 
@@ -51,20 +50,7 @@ def equal_weights(view, params):
 
 
 def workload(args) -> tuple[Parameters, Panel]:
-    start, end = dt.date(2004, 1, 1), dt.date(2004 + args.years, 12, 31)
-    cache = REPO / "benchmarks" / ".cache" / f"{args.tickers}_{args.index_size}_{args.years}"
-    params = Parameters(
-        seed=1, sim_n_tickers=args.tickers, sim_index_size=args.index_size,
-        index=f"TOP{args.index_size}", sim_start=start, sim_end=end, start=dt.date(2005, 1, 1),
-        end=end, rebalance="monthly", datalog_dir=str(cache / "datalog"),
-        datasets_dir=str(cache / "datasets"), results_dir=str(cache / "results"),
-    )  # fmt: skip
-    if datasets.current_version(params.datasets_dir) is None:
-        t = time.perf_counter()
-        settings = simulated.SimulationSettings(args.tickers, args.index_size, start, end, 1)
-        simulated.query(settings, params.datalog_dir)
-        datasets.build(params.datalog_dir, params.datasets_dir)
-        print(f"built the benchmark store once in {time.perf_counter() - t:.1f} s ({cache})")
+    params = store(args.tickers, args.index_size, args.years)
     return params, load_panel(params)
 
 

@@ -45,14 +45,7 @@ def validate_exits(
     pos = labels.get_indexer(rows.index)
     if "target" in rows:
         tv = pd.to_numeric(rows["target"], errors="coerce").to_numpy(dtype=float)
-        bad = np.isfinite(tv) & (tv <= 0)
-        if bad.any():
-            k = _first(bad)
-            raise BadInputError(
-                f"{where} returned target {tv[k]:g} for {rows.index[k]!r}; a take-profit "
-                "target is a positive price (or NaN for none)"
-            )
-        targets[pos] = tv
+        targets[pos] = _prices(tv, rows.index, where, "target", "a take-profit target")
     if "exit_after" in rows:
         hv = pd.to_numeric(rows["exit_after"], errors="coerce").to_numpy(dtype=float)
         bad = np.isfinite(hv) & ((hv < 1) | (hv != np.round(hv)))
@@ -156,16 +149,20 @@ def validate_weights(
     out = np.zeros(len(tickers))
     out[pos] = vals
     if stop_values is not None:
-        sv = stop_values[nonzero]
-        bad = np.isfinite(sv) & (sv <= 0)
-        if bad.any():
-            k = _first(bad)
-            raise BadInputError(
-                f"{where} returned stop {sv[k]:g} for {names[k]!r}; a stop is a "
-                "positive price (or NaN for none)"
-            )
-        stops[pos] = sv
+        stops[pos] = _prices(stop_values[nonzero], names, where, "stop", "a stop")
     return out, stops
+
+
+def _prices(values: np.ndarray, names, where: str, column: str, what: str) -> np.ndarray:
+    """An exit column's prices: positive, or NaN for none."""
+    bad = np.isfinite(values) & (values <= 0)
+    if bad.any():
+        k = _first(bad)
+        raise BadInputError(
+            f"{where} returned {column} {values[k]:g} for {names[k]!r}; {what} is a positive "
+            "price (or NaN for none)"
+        )
+    return values
 
 
 def borrowing_room(max_leverage: float, equity: float) -> float:

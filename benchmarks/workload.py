@@ -1,0 +1,33 @@
+"""The benchmarks' S&P-500-sized simulated store, built once into benchmarks/.cache/ and reused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from equity_backtest import datasets
+from equity_backtest.config import Parameters
+from equity_backtest.vendors import simulated
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def store(tickers: int, index_size: int, years: int) -> Parameters:
+    """Parameters over a cached simulated store of `tickers` ever, an index of `index_size`, and
+    `years` of daily bars from 2004 (a backtest from 2005, monthly rebalancing)."""
+    start, end = dt.date(2004, 1, 1), dt.date(2004 + years, 12, 31)
+    cache = REPO / "benchmarks" / ".cache" / f"{tickers}_{index_size}_{years}"
+    params = Parameters(
+        seed=1, sim_n_tickers=tickers, sim_index_size=index_size, index=f"TOP{index_size}",
+        sim_start=start, sim_end=end, start=dt.date(2005, 1, 1), end=end, rebalance="monthly",
+        datalog_dir=str(cache / "datalog"), datasets_dir=str(cache / "datasets"),
+        results_dir=str(cache / "results"),
+    )  # fmt: skip
+    if datasets.current_version(params.datasets_dir) is None:
+        t = time.perf_counter()
+        settings = simulated.SimulationSettings(tickers, index_size, start, end, 1)
+        simulated.query(settings, params.datalog_dir)
+        datasets.build(params.datalog_dir, params.datasets_dir)
+        print(f"built the benchmark store once in {time.perf_counter() - t:.1f} s ({cache})")
+    return params
