@@ -28,6 +28,7 @@ import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -35,10 +36,9 @@ from . import cli, datasets, runner, vendors
 from . import trials as trial_runs
 from .config import FIELDS, Parameters, coerce, load_parameters
 from .errors import BadInputError
-from .evaluation import exports
-from .evaluation.returns import RunData, load_run
-from .evaluation.tearsheet import evaluate as evaluate_run
-from .evaluation.trial_set import evaluate_set, runs_in
+
+if TYPE_CHECKING:  # the evaluation (matplotlib and all) is imported when a run is read
+    from .evaluation.returns import RunData
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,6 +80,8 @@ class Run:
 
     @functools.cached_property
     def data(self) -> RunData:
+        from .evaluation.returns import load_run
+
         return load_run(self.folder)
 
     @property
@@ -121,6 +123,8 @@ class Run:
     def evaluate(self, **overrides) -> dict:
         """04 on this run (overrides: evaluation settings such as risk_free_rate)."""
         with cli.stage_lock(self.folder, "04_evaluate"):
+            from .evaluation.tearsheet import evaluate as evaluate_run
+
             return evaluate_run(self.folder, **overrides)
 
     def tearsheet(self) -> Path:
@@ -134,6 +138,8 @@ class Run:
         returns = self.returns.rename("returns")
         returns.index = returns.index.tz_localize("UTC")
         positions = pd.read_feather(self._exported("pyfolio_positions.feather")).set_index("date")
+        from .evaluation import exports
+
         return returns, positions, exports.transactions(self.data)
 
     def _exported(self, name: str) -> Path:
@@ -212,10 +218,14 @@ class TrialSet:
 
     @property
     def runs(self) -> dict[str, Run]:
+        from .evaluation.trial_set import runs_in
+
         return {p.name: Run(p) for p in runs_in(self.folder)}
 
     def overfitting(self, blocks: int = 16) -> dict:
         """04 on the set: PBO, degradation, probability of loss, deflated Sharpe."""
+        from .evaluation.trial_set import evaluate_set, runs_in
+
         return evaluate_set(runs_in(self.folder), self.folder, blocks)
 
 

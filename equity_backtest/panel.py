@@ -273,10 +273,20 @@ def _total_return(mark: np.ndarray, events: Events) -> np.ndarray:
 
 
 def _by_day(frame: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    out = {}
-    for t, grp in frame.groupby("t", sort=True):
-        out[int(t)] = (grp["i"].to_numpy(dtype=np.int64), grp["value"].to_numpy(dtype=float))
-    return out
+    """{day: (ticker codes, values)}, each day's rows in their order in the frame."""
+    t = frame["t"].to_numpy(dtype=np.int64)
+    if not len(t):
+        return {}
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    i = frame["i"].to_numpy(dtype=np.int64)[order]
+    v = frame["value"].to_numpy(dtype=float)[order]
+    days, starts = np.unique(t, return_index=True)
+    cuts = starts[1:]
+    return {
+        int(d): (ii, vv)
+        for d, ii, vv in zip(days, np.split(i, cuts), np.split(v, cuts), strict=True)
+    }
 
 
 def _events(
