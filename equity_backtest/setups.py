@@ -1,6 +1,6 @@
 """Setup studies: trading setups (entry, stop, target, time exit) graded in R against a control group.
 
-    python -m equity_backtest.setups --setups strategies/setup_momentum_atr.py [--every 5]
+    python -m equity_backtest.setups --setups examples/setup_momentum_atr.py [--every 5]
 
 A setups file defines `setups(view, params)`: on a study day, from the point-in-time view only,
 one row per ticker (index: ticker) with

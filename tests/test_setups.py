@@ -190,7 +190,7 @@ def test_setups_see_nothing_after_their_day():
     later = market.prices["date"] > day
     bent = market.prices.copy()
     bent.loc[later, ["open", "high", "low", "close"]] *= 1.7
-    rule = setups.SetupRule.load(REPO / "strategies" / "setup_momentum_atr.py")
+    rule = setups.SetupRule.load(REPO / "examples" / "setup_momentum_atr.py")
     frames = []
     for prices in (market.prices, bent):
         panel = panel_of(dataclasses.replace(market, prices=prices))
@@ -206,7 +206,7 @@ def test_the_command_writes_its_report_and_refuses_a_bad_file(tmp_path, small_st
     shutil.copytree(small_store / "datasets", tmp_path / "datasets")
     write_parameters_file(tmp_path / "parameters.py")
     proc = run_script(tmp_path, "-m", "equity_backtest.setups", "--setups",
-                      str(REPO / "strategies" / "setup_momentum_atr.py"), "--every", "10",
+                      str(REPO / "examples" / "setup_momentum_atr.py"), "--every", "10",
                       "--book", "4")  # fmt: skip
     out = tmp_path / "results" / "setups_setup_momentum_atr"
     report = json.loads((out / "setups_report.json").read_text())

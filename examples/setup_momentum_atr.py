@@ -7,7 +7,7 @@ nearest resistance (the lowest swing high of the last 120 days above the close; 
 the setup runs to its horizon) and a 30-bar time exit. A setup qualifies when both percentiles
 reach GATES. Grade it with
 
-    python -m equity_backtest.setups --setups strategies/setup_momentum_atr.py
+    python -m equity_backtest.setups --setups examples/setup_momentum_atr.py
 """
 
 import warnings
