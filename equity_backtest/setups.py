@@ -76,6 +76,8 @@ class SetupRule:
 
     @classmethod
     def load(cls, path: str | Path) -> SetupRule:
+        if not Path(path).is_file():
+            raise BadInputError(f"setups file {path} not found; pass --setups PATH")
         module = load_module(path)
         if not hasattr(module, "setups"):
             raise BadInputError(f"{path} has no setups(view, params) function")
@@ -495,15 +497,20 @@ class Book:
     def __init__(self, setups_file: str | Path, positions: int = 10,
                  risk_per_trade: float = 0.01, max_weight: float = 0.2,
                  rank_by: str | None = None):  # fmt: skip
-        if positions < 1 or not 0 < risk_per_trade <= 1 or not 0 < max_weight <= 1:
-            raise BadInputError(
-                "the book needs positions >= 1, risk_per_trade in (0, 1] and max_weight in (0, 1]"
-            )
+        self.check(positions, risk_per_trade, max_weight)
         self.rule = SetupRule.load(setups_file)
         self.positions, self.risk, self.cap = positions, risk_per_trade, max_weight
         self.rank_by = rank_by or (next(iter(self.rule.gates)) if self.rule.gates else None)
         self.bar = -1
         self.open: dict[str, dict] = {}  # ticker -> stop, target, exit bar
+
+    @staticmethod
+    def check(positions: int, risk_per_trade: float, max_weight: float) -> None:
+        if not (positions >= 1 and 0 < risk_per_trade <= 1 and 0 < max_weight <= 1):
+            raise BadInputError(
+                f"the book needs --book >= 1 (got {positions}), --risk-per-trade in (0, 1] (got "
+                f"{risk_per_trade:g}) and --max-weight in (0, 1] (got {max_weight:g})"
+            )
 
     def weights(self, view, params) -> pd.DataFrame:
         self.bar += 1
@@ -695,13 +702,15 @@ def main() -> int:
     cli.setup_logging(args)
     if args.every < 1:
         raise BadInputError("--every must be at least 1 bar")
+    if args.book is not None:
+        Book.check(args.book, args.risk_per_trade, args.max_weight)  # before the study runs
     params = cli.load(args)
     rule = SetupRule.load(args.setups)
     panel = load_panel(params)
     study = run_study(panel, params, rule, args.every)
     report = summarise(study, panel, params, args.sweep_feature)
     out = Path(args.out) if args.out else Path(params.results_dir) / f"setups_{rule.name}"
-    if args.book:
+    if args.book is not None:
         report["book"] = run_book(params, args.setups, out, args.book, args.risk_per_trade,
                                   args.max_weight, args.sweep_feature)  # fmt: skip
         report["findings"] = findings(report)

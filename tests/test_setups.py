@@ -239,6 +239,12 @@ def test_the_command_writes_its_report_and_refuses_a_bad_file(tmp_path, small_st
                      check=False)  # fmt: skip
     assert bad.returncode == 2 and "setups(view, params)" in bad.stderr
     assert "Traceback" not in bad.stderr
+    for args, said in ((["--setups", "missing.py"], "setups file missing.py not found"),
+                       (["--setups", "nothing.py", "--book", "0"], "--book >= 1 (got 0)"),
+                       (["--setups", "nothing.py", "--book", "3", "--risk-per-trade", "nan"],
+                        "--risk-per-trade in (0, 1] (got nan)")):  # fmt: skip
+        proc = run_script(tmp_path, "-m", "equity_backtest.setups", *args, check=False)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
 
 
 def test_the_book_sizes_by_risk_caps_positions_and_exits_through_the_engine(tmp_path):
