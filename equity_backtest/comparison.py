@@ -25,17 +25,23 @@ from .panel import Panel
 INDEX = "index"
 
 
+def index_caps(panel: Panel, days: np.ndarray) -> np.ndarray:
+    """days x tickers: what each member in force weighs in the index over each of `days`, its
+    market cap at the previous close (0 for a non-member or an unknown cap)."""
+    caps = pd.DataFrame(panel.fields["market_cap"]).ffill().to_numpy(copy=True)
+    caps[~np.isfinite(panel.mark)] = np.nan  # gone after delisting, never carried forward
+    k = panel.list_of_day[days - 1]
+    members = np.where((k >= 0)[:, None], panel.membership[np.maximum(k, 0)], False)
+    return np.where(members & np.isfinite(caps[days - 1]), caps[days - 1], 0.0)
+
+
 def index_returns(panel: Panel, t0: int, t1: int) -> pd.Series:
     """Per-bar index returns for bars t0..t1 (the first is 0: nothing is held yet); NaN on a bar
     where no member in force has a known market cap."""
-    caps = pd.DataFrame(panel.fields["market_cap"]).ffill().to_numpy(copy=True)
-    caps[~np.isfinite(panel.mark)] = np.nan  # gone after delisting, never carried forward
     out = np.zeros(t1 - t0 + 1)
     days = np.arange(t0 + 1, t1 + 1)
     if len(days):
-        k = panel.list_of_day[days - 1]
-        members = np.where((k >= 0)[:, None], panel.membership[np.maximum(k, 0)], False)
-        weight = np.where(members & np.isfinite(caps[days - 1]), caps[days - 1], 0.0)
+        weight = index_caps(panel, days)
         total = weight.sum(axis=1)
         earned = (weight * np.nan_to_num(panel.total_return[days])).sum(axis=1)
         out[1:] = np.where(total > 0, earned / np.where(total > 0, total, 1.0), np.nan)

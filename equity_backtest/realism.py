@@ -29,6 +29,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from . import comparison
+from .panel import Panel, PanelSpec, panel_from_tables
 from .vendors import simulated
 
 TRADING_DAYS = 252
@@ -56,24 +58,29 @@ TARGETS = {
 }
 
 
-def stock_returns(market: simulated.SimulatedMarket) -> pd.DataFrame:
-    """Days x tickers daily total returns: close moves, splits, dividends and delisting values."""
-    close = market.prices.pivot(index="date", columns="ticker", values="close").reindex(
-        market.calendar
+def market_panel(market: simulated.SimulatedMarket) -> Panel:
+    """The engine's panel of the simulated market, built in memory from its tables: total
+    returns, membership and index weights then come from the engine's own code."""
+    fund = market.fundamentals.melt(
+        id_vars=["ticker", "period_end", "announcement_date"], var_name="metric"
     )
-    ratio = pd.DataFrame(1.0, index=close.index, columns=close.columns)
-    income = pd.DataFrame(0.0, index=close.index, columns=close.columns)
-    now = close.copy()
-    for row in market.corporate_actions.itertuples(index=False):
-        if row.date not in close.index or row.ticker not in close.columns:
-            continue
-        if row.action == "split":
-            ratio.loc[row.date, row.ticker] *= row.value
-        elif row.action == "dividend":
-            income.loc[row.date, row.ticker] += row.value
-        elif row.action == "delisting":
-            now.loc[row.date, row.ticker] = row.value
-    return (now * ratio + income) / close.shift(1) - 1.0
+    tables = {
+        "market": market.prices,
+        "fundamentals": fund,
+        "constituents": market.constituents,
+        "metadata": market.metadata.astype(str),
+        "corporate_actions": market.corporate_actions,
+    }
+    tables = {k: v.assign(source=simulated.SOURCE, log_ts=0) for k, v in tables.items()}
+    s = market.settings
+    spec = PanelSpec("", None, simulated.SOURCE, s.index_name, s.end, (("default", 45),))
+    return panel_from_tables("simulated", tables, spec)
+
+
+def stock_returns(market: simulated.SimulatedMarket) -> pd.DataFrame:
+    """Days x tickers daily total returns (splits, dividends, delisting values): the panel's."""
+    panel = market_panel(market)
+    return pd.DataFrame(panel.total_return, index=panel.dates, columns=panel.labels)
 
 
 def _drawdown_episodes(level: np.ndarray) -> list[float]:
@@ -93,25 +100,26 @@ def _drawdown_episodes(level: np.ndarray) -> list[float]:
 
 def measure(market: simulated.SimulatedMarket) -> dict:
     """Every figure of the module docstring, plain numbers."""
-    ret = stock_returns(market)
-    cap = market.prices.pivot(index="date", columns="ticker", values="market_cap").reindex(
-        market.calendar
+    panel = market_panel(market)
+    ret = pd.DataFrame(panel.total_return, index=panel.dates, columns=panel.labels)
+    k = panel.list_of_day
+    member = pd.DataFrame(
+        np.where((k >= 0)[:, None], panel.membership[np.maximum(k, 0)], False),
+        index=panel.dates,
+        columns=panel.labels,
     )
-    cons = market.constituents
-    lists = {pd.Timestamp(d): list(g["ticker"]) for d, g in cons.groupby("date")}
-    list_days = pd.DatetimeIndex(sorted(lists))
-    at = list_days.searchsorted(market.calendar, side="right") - 1
-    member = pd.DataFrame(False, index=market.calendar, columns=ret.columns)
-    for k, day in enumerate(list_days):
-        rows = at == k
-        member.loc[rows, [t for t in lists[day] if t in member.columns]] = True
-    weights = cap.shift(1).where(member).fillna(0.0)
-    weights = weights.div(weights.sum(axis=1), axis=0).fillna(0.0)  # day 1: no caps yet
-    index_ret = (weights * ret.fillna(0.0)).sum(axis=1).iloc[1:]
+    caps = comparison.index_caps(panel, np.arange(1, len(panel.dates)))
+    total = caps.sum(axis=1, keepdims=True)
+    weights = pd.DataFrame(
+        np.divide(caps, total, out=np.zeros_like(caps), where=total > 0),
+        index=panel.dates[1:],
+        columns=panel.labels,
+    )
+    index_ret = comparison.index_returns(panel, 0, len(panel.dates) - 1).iloc[1:].fillna(0.0)
     level = np.cumprod(1 + index_ret.to_numpy())
     years = len(index_ret) / TRADING_DAYS
 
-    sector = market.metadata.set_index("ticker")["sector"]
+    sector = market.metadata.set_index("ticker")["sector"]  # the panel's labels are tickers
     by_sector = weights.T.groupby(sector.reindex(weights.columns).to_numpy()).sum().T
     top10 = np.sort(weights.to_numpy(), axis=1)[:, -10:].sum(axis=1)
     depths = _drawdown_episodes(level)
@@ -137,20 +145,16 @@ def measure(market: simulated.SimulatedMarket) -> dict:
     yields = (paid / year_end.reindex(paid.index)).dropna()
     splits = (market.corporate_actions["action"] == "split").sum()
 
-    changes = 0
-    previous = None
-    for day in list_days:
-        now = set(lists[day])
-        if previous is not None:
-            changes += len(now - previous)
-        previous = now
+    lists = panel.membership  # one row per list day, in order
+    changes = int((lists[1:] & ~lists[:-1]).sum())  # members that entered at each new list
     size = market.settings.index_size
     events = market.events
     gone = events[events["event"].isin(["takeover", "bankruptcy"])]
-    left = {t for t in cons["ticker"].unique()}
-    by_cause = gone[gone["ticker"].isin(left)]["event"].value_counts().to_dict()
+    ever = set(panel.labels[lists.any(axis=0)])
+    by_cause = gone[gone["ticker"].isin(ever)]["event"].value_counts().to_dict()
 
     f = market.fundamentals.copy()
+    cap = pd.DataFrame(panel.fields["market_cap"], index=panel.dates, columns=panel.labels)
     mcap_at = cap.reindex(f["period_end"].values, method="ffill")
     f["mcap"] = [
         mcap_at.iloc[k].get(t, np.nan) for k, t in enumerate(f["ticker"])

@@ -136,6 +136,25 @@ def window_notes(panel: Panel, params: Parameters) -> list[str]:
     return notes
 
 
+def idle_note(result, panel: Panel) -> list[str]:
+    """Say so when the algorithm never asked for a position: the run is all cash, which is rarely
+    what was meant (e.g. cap weights on data without market caps)."""
+    days = int(result.runtime_log["rebalance"].sum())
+    if days == 0 or len(result.target_weights) or len(result.trades):
+        return []
+    caps = panel.fields["market_cap"]
+    hint = (
+        "; the data has no market caps, which the default algorithm.py weights by (try "
+        "--algorithm strategies/equal_weight.py)"
+        if not np.isfinite(caps).any()
+        else ""
+    )
+    return [
+        f"compute_weights asked for no position on any of the {days} rebalance days: the "
+        f"portfolio stayed in cash{hint}"
+    ]
+
+
 def run_single(
     params: Parameters,
     parameters_path: Path,
@@ -194,7 +213,7 @@ def run_single(
         window = heartbeat_range(panel.dates, params.start, params.end)
         benchmark, gaps = benchmark_returns(panel, params.benchmark, *window)
         benchmark = benchmark.loc[: result.runtime_log["date"].iloc[-1]]
-        for text in gaps + window_notes(panel, params):
+        for text in gaps + window_notes(panel, params) + idle_note(result, panel):
             log.warning("%s", text)
             result.warnings.append(text)
         held = contest.held_inputs(panel, result.positions) if params.contest_checks else None

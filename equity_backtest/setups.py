@@ -150,20 +150,33 @@ def _check(frame, day: pd.Timestamp, rule: SetupRule, labels: pd.Index) -> pd.Da
     return frame.reset_index()
 
 
-def split_factors(panel: Panel) -> np.ndarray:
-    """T x N cumulative split ratio up to each day: price(s) x f(s) / f(t) is price(s) in the
-    shares of day t (a 2:1 split doubles f, so later prices are doubled back)."""
-    ratio = np.ones((len(panel.dates), len(panel.tickers)))
-    for t, (idx, r) in panel.events.splits.items():
-        ratio[t, idx] *= r
-    return np.cumprod(ratio, axis=0)
+@dataclasses.dataclass(frozen=True)
+class Tape:
+    """What every walk over one panel reads, derived once: the cumulative split ratios (price(s)
+    x factors[s] / factors[t] is price(s) in the shares of day t; a 2:1 split doubles the factor)
+    and each ticker's delisting (day, value)."""
+
+    factors: np.ndarray
+    delistings: dict[int, tuple[int, float]]
+
+    @classmethod
+    def of(cls, panel: Panel) -> Tape:
+        ratio = np.ones((len(panel.dates), len(panel.tickers)))
+        for t, (idx, r) in panel.events.splits.items():
+            ratio[t, idx] *= r
+        delistings = {
+            int(i): (day, float(v))
+            for day, (idx, value) in panel.events.delistings.items()
+            for i, v in zip(idx, value, strict=True)
+        }
+        return cls(np.cumprod(ratio, axis=0), delistings)
 
 
 def walk(
     panel: Panel,
     t: int,
     setups: pd.DataFrame,
-    factors: np.ndarray,
+    tape: Tape,
     exit_rule: str = "target",
     hold: int | None = None,
 ) -> pd.DataFrame:
@@ -178,11 +191,7 @@ def walk(
     target = setups["target"].to_numpy(dtype=float) if exit_rule == "target" else None
     horizon = np.full(len(setups), hold) if hold else setups["horizon"].to_numpy(dtype=int)
     at_open = (setups["entry"] == "next_open").to_numpy()
-    f = panel.fields
-    delist = {}
-    for day, (idx, value) in panel.events.delistings.items():
-        for i, v in zip(idx, value, strict=True):
-            delist[int(i)] = (day, float(v))
+    f, factors, delist = panel.fields, tape.factors, tape.delistings
     rows = []
     for k, i in enumerate(codes):
         d, s = direction[k], stop[k]
@@ -302,6 +311,7 @@ class Study:
     rule: SetupRule
     setups: pd.DataFrame  # every setup with its features and the day index t
     outcomes: dict[str, pd.DataFrame]  # by exit rule, aligned with setups
+    tape: Tape  # the panel's split factors and delistings, for further walks
 
 
 def collect(panel: Panel, params: Parameters, rule: SetupRule, every: int) -> pd.DataFrame:
@@ -319,10 +329,12 @@ def collect(panel: Panel, params: Parameters, rule: SetupRule, every: int) -> pd
     return pd.concat(parts, ignore_index=True)
 
 
-def outcomes_for(panel, params, setups, exit_rule="target", hold=None) -> pd.DataFrame:
-    factors = split_factors(panel)
+def outcomes_for(
+    panel, params, setups, exit_rule="target", hold=None, tape: Tape | None = None
+) -> pd.DataFrame:
+    tape = tape or Tape.of(panel)
     parts = [
-        walk(panel, int(t), group, factors, exit_rule, hold)
+        walk(panel, int(t), group, tape, exit_rule, hold)
         for t, group in setups.groupby("t", sort=True)
     ]
     out = pd.concat(parts, ignore_index=True)
@@ -333,8 +345,9 @@ def outcomes_for(panel, params, setups, exit_rule="target", hold=None) -> pd.Dat
 def run_study(panel: Panel, params: Parameters, rule: SetupRule, every: int = 5) -> Study:
     setups = collect(panel, params, rule, every)
     setups = setups.sort_values(["t", "ticker"], kind="stable").reset_index(drop=True)
-    outcomes = {e: outcomes_for(panel, params, setups, e) for e in EXITS}
-    return Study(rule, setups, outcomes)
+    tape = Tape.of(panel)
+    outcomes = {e: outcomes_for(panel, params, setups, e, tape=tape) for e in EXITS}
+    return Study(rule, setups, outcomes, tape)
 
 
 def features(setups: pd.DataFrame) -> list[str]:
@@ -390,7 +403,7 @@ def summarise(study: Study, panel: Panel, params: Parameters, sweep_feature: str
             for g in rule.gates
         ]
     report["time_exits"] = [
-        {"hold_bars": n, **_graded(outcomes_for(panel, params, setups[qualified], "horizon", n),
+        {"hold_bars": n, **_graded(outcomes_for(panel, params, setups[qualified], "horizon", n, study.tape),
                                    np.ones(int(qualified.sum()), bool))["net"]}
         for n in TIME_EXITS
     ] if qualified.any() else []  # fmt: skip

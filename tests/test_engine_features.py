@@ -273,3 +273,18 @@ def test_square_root_impact_costs_more_for_bigger_orders():
     assert costs[1] / costs[0] == pytest.approx(
         np.sqrt(100), rel=0.05
     )  # square root of the size ratio
+
+
+def test_a_run_that_never_invests_says_so():
+    """Cap weights on data without market caps ask for nothing: the run says it stayed in cash,
+    and names the likely cause when the data has no market caps."""
+    from equity_backtest.runner import idle_note
+
+    panel, params = tiny_panel({"A": FLAT, "B": FLAT}, rebalance="monthly")
+    nothing = run_backtest(panel, params, lambda view, params: pd.Series(dtype=float))
+    (note,) = idle_note(nothing, panel)
+    assert "asked for no position on any of the 1 rebalance days" in note
+    assert "no market caps" not in note  # this data has them
+    panel.fields["market_cap"][:] = np.nan
+    assert "no market caps" in idle_note(nothing, panel)[0]
+    assert idle_note(run_backtest(panel, params, hold(1.0)), panel) == []

@@ -25,11 +25,12 @@ def test_drawdown_episodes_are_measured_from_each_high_to_its_recovery():
 
 
 def test_stock_returns_carry_dividends_splits_and_delistings(market):
+    """(Of the index members ever, the tickers the panel holds.)"""
     ret = realism.stock_returns(market)
     close = market.prices.pivot(index="date", columns="ticker", values="close")
     for action in ("dividend", "split", "delisting"):
         rows = market.corporate_actions[market.corporate_actions["action"] == action]
-        rows = rows[rows["date"].isin(close.index[1:])]
+        rows = rows[rows["date"].isin(close.index[1:]) & rows["ticker"].isin(ret.columns)]
         if rows.empty:
             continue
         row = rows.iloc[0]

@@ -58,7 +58,7 @@ def _flat(close=100.0, n=60, **changes) -> pd.DataFrame:
 def _walk(panel, target=np.nan, stop=95.0, horizon=10, entry="close", t=10, direction=1):
     frame = pd.DataFrame({"ticker": ["AAA"], "direction": [direction], "stop": [stop],
                           "target": [target], "horizon": [horizon], "entry": [entry]})  # fmt: skip
-    return setups.walk(panel, t, frame, setups.split_factors(panel)).iloc[0]
+    return setups.walk(panel, t, frame, setups.Tape.of(panel)).iloc[0]
 
 
 def test_a_gap_through_the_stop_fills_at_the_open_and_can_lose_more_than_1r():

@@ -199,7 +199,7 @@ class Heartbeat:
     def _fill(self, t: int, orders: np.ndarray, price: np.ndarray, reason: str) -> Fills:
         """Execute orders at `price`, check conservation (E11), book them, log the day's totals."""
         st = self.state
-        floor = -borrowing_room(self.spec.max_leverage, st.prev_value)
+        floor = -borrowing_room(self.spec.orders.max_leverage, st.prev_value)
         before = st.ledger.cash
         sigma = None if self.sigma is None else self.sigma[t]
         fills = self.broker.execute(
@@ -236,12 +236,15 @@ class Heartbeat:
     def _time_exits(self, t: int) -> None:
         """Positions whose time exit is today close at today's fill price, before other orders."""
         st = self.state
-        due = (st.exit_day == t) & (st.ledger.shares != 0)
+        today = st.exit_day == t
+        if not today.any():
+            return
+        st.exit_day[today] = -1
+        due = today & (st.ledger.shares != 0)
         if due.any():
             self._fill(t, np.where(due, -st.ledger.shares, 0.0), self.fill_px[t], "time_exit")
             st.pending[due] = 0.0
             self._clear_flat()
-        st.exit_day[st.exit_day == t] = -1
 
     def _fill_stops(self, t: int) -> None:
         """Protective stops, then take-profit targets, against the day's range. A bar that
@@ -268,7 +271,8 @@ class Heartbeat:
             price = np.where(long_tp, np.fmax(opened, tp), np.fmin(opened, tp))
             self._fill(t, np.where(take, -held, 0.0), price, "take_profit")
             st.pending[take] = 0.0
-        self._clear_flat()
+        if hit.any() or take.any():
+            self._clear_flat()
 
     def _clear_flat(self) -> None:
         """A closed position's stop, target and time exit go with it (not those of a position
@@ -325,7 +329,7 @@ class Heartbeat:
             return
         allowed = panel.members(t) | (st.ledger.shares != 0)
         target, st.stop = validate_weights(
-            decision, self.dates[t], panel.labels, allowed, self.priced[t], spec.max_leverage,
+            decision, self.dates[t], panel.labels, allowed, self.priced[t], spec.orders.max_leverage,
             name, spec.allow_short,
         )  # fmt: skip
         st.take_profit, holds = validate_exits(decision, self.dates[t], panel.labels, name)
@@ -338,7 +342,7 @@ class Heartbeat:
         )
         _check_orders(
             t, self.dates, st.pending, self.mark0[t], st.ledger.cash, st.prev_value,
-            spec.max_leverage,
+            spec.orders.max_leverage,
         )  # fmt: skip
         self.row(t)[_C["orders"]] = np.count_nonzero(st.pending)
 

@@ -28,7 +28,6 @@ class EngineSpec:
     carry_unfilled: bool  # an order the volume cap cut short is carried to the next day
     volume_cap: float
     starting_cash: float
-    max_leverage: float
     allow_short: bool
     cash_interest: bool
     risk_free_rate: float
@@ -36,7 +35,7 @@ class EngineSpec:
     short_fee_rate: float
     impact_vol_days: int
     costs: CostModel
-    orders: OrderRules
+    orders: OrderRules  # cash buffer, no-trade band, whole shares, leverage limit
 
     @classmethod
     def of(cls, params: Parameters) -> EngineSpec:
@@ -50,7 +49,6 @@ class EngineSpec:
             carry_unfilled=params.unfilled == "carry",
             volume_cap=params.volume_cap,
             starting_cash=params.starting_cash,
-            max_leverage=params.max_leverage,
             allow_short=params.allow_short,
             cash_interest=params.cash_interest,
             risk_free_rate=params.risk_free_rate,

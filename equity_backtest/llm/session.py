@@ -45,29 +45,17 @@ def make_backend(settings: Parameters | LlmSpec):
     spec = llm_spec(settings)
     if not spec.model:
         raise BadInputError("llm_model is empty: name a model folder, hub id or s3:// URL")
+    # what the two local backends share: the weights, their precision and the decoding rules
+    local = dict(
+        dtype=spec.dtype, quantisation=spec.quantisation, sampling=sampling(spec),
+        constrained=spec.constrained, reasoning=spec.reasoning, cache_dir=spec.cache_dir,
+    )  # fmt: skip
     if spec.backend == "transformers":
         return TransformersBackend(
-            spec.model,
-            gguf_file=spec.gguf_file,
-            dtype=spec.dtype,
-            quantisation=spec.quantisation,
-            batch_size=spec.batch_size,
-            sampling=sampling(spec),
-            constrained=spec.constrained,
-            reasoning=spec.reasoning,
-            cache_dir=spec.cache_dir,
+            spec.model, gguf_file=spec.gguf_file, batch_size=spec.batch_size, **local
         )
     if spec.backend == "vllm":
-        return VLLMBackend(
-            spec.model,
-            dtype=spec.dtype,
-            quantisation=spec.quantisation,
-            sampling=sampling(spec),
-            constrained=spec.constrained,
-            reasoning=spec.reasoning,
-            tensor_parallel=spec.tensor_parallel,
-            cache_dir=spec.cache_dir,
-        )
+        return VLLMBackend(spec.model, tensor_parallel=spec.tensor_parallel, **local)
     if spec.backend == "openai":
         return OpenAIBackend(
             spec.base_url,
