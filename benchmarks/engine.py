@@ -3,8 +3,9 @@
 
 About 700 tickers ever, an index of the top 500, 20 years of daily heartbeats, monthly rebalance,
 with the point-in-time universe, volume caps, costs and delistings on. Prints asset-days per
-second for the loop alone and for the whole 03 process (loading and archive included), and peak
-memory. The datalog and datasets are built once into benchmarks/.cache/ (reused on later runs).
+second for the loop alone, with checkpoints every 250 heartbeats, and for the whole 03 process
+(loading and archive included), and peak memory. The datalog and datasets are built once into
+benchmarks/.cache/ (reused on later runs).
 
     python benchmarks/engine.py [--weights cap|equal] [--tickers 700] [--index-size 500]
 """
@@ -16,6 +17,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
 
+from equity_backtest.engine.checkpoint import Checkpoints  # noqa: E402
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
 from equity_backtest.panel import load_panel  # noqa: E402
 
@@ -67,6 +70,16 @@ def main() -> None:
         loop_times.append(time.perf_counter() - t)
     asset_days = len(result.runtime_log) * len(panel.tickers)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the same loop writing a checkpoint every 250 heartbeats (03's default when a run is long)
+    checkpointed, sizes = [], []
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as folder:
+            saved = Checkpoints(Path(folder), "benchmark", 250, 0.0)
+            t = time.perf_counter()
+            run_backtest(panel, params, rule, checkpoints=saved)
+            checkpointed.append(time.perf_counter() - t)
+            sizes.append(saved.path.stat().st_size / 1e6 if saved.path.exists() else 0.0)
+    n_saved = (len(result.runtime_log) - 1) // 250
 
     algo = cache / f"{args.weights}_weights.py"
     algo.write_text(ALGORITHMS[args.weights])
@@ -101,6 +114,10 @@ def main() -> None:
     )
     print(f"panel load:        {_best(load_times)}")
     print(f"heartbeat loop:    {_best(loop_times)} = {rate(loop_times)}")
+    print(
+        f"loop, checkpointed: {_best(checkpointed)}, {n_saved} checkpoints every 250 heartbeats, "
+        f"the last {max(sizes):.0f} MB"
+    )
     print(f"whole 03 process:  {_best(process_times)} = {rate(process_times)}")
     print(
         f"peak memory:       {peak_mb:.0f} MB (this process), {child_peak_mb:.0f} MB (03 process)"

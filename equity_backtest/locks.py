@@ -35,7 +35,17 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _exited(pid)
+
+
+def _exited(pid: int) -> bool:
+    """A killed process whose parent has not collected it yet (a zombie) still answers kill(0):
+    on Linux its state in /proc says it is gone, so its locks and marks are stale."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux) or it went meanwhile: trust kill(0)
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] in ("Z", "X")
 
 
 def _me() -> dict:

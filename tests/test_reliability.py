@@ -210,3 +210,32 @@ def test_llm_run_killed_mid_batch_then_rerun_logs_every_key_once(tmp_path, small
     assert len(keys) == len(set(keys)) > before
     again = script(root, "equity_backtest.llm", module=True)
     assert "0 asked" in again.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_a_killed_process_not_yet_collected_holds_no_lock(tmp_path):
+    """A process killed with SIGKILL stays a zombie until its parent (or init) collects it, and a
+    zombie still answers kill(pid, 0): its locks and owner marks must count as stale, or a rerun
+    right after a kill is refused as 'another run is writing'."""
+    import os
+    import signal
+    import time
+
+    from equity_backtest.locks import process_alive
+
+    pid = os.fork()
+    if pid == 0:  # the child waits to be killed
+        time.sleep(60)
+        os._exit(0)
+    try:
+        assert process_alive(pid)
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):  # until the kernel has made it a zombie
+            if not process_alive(pid):
+                break
+            time.sleep(0.01)
+        assert not process_alive(pid)  # dead, though not yet collected
+        assert Path(f"/proc/{pid}").exists()
+    finally:
+        os.waitpid(pid, 0)
+    assert process_alive(os.getpid())

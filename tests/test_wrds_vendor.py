@@ -140,6 +140,7 @@ def test_daily_files_give_the_simulated_dataset(server, simulated_tables, tmp_pa
     new, old = extras["renamed"]
     assert meta.loc[new, "symbol_history"] == f"1990-01-01 {old}; 2006-01-01 {new}"
     assert meta.loc[new, "name_history"] == f"1990-01-01 {meta.loc[new, 'name']}"
+    assert meta.loc[new, "exchange_history"] == f"1990-01-01 {meta.loc[new, 'exchange']}"
 
     # corporate actions: splits and dividends as simulated (plus the special dividend, summed
     # with that day's regular one); the merger distribution is neither; a delisting is dated

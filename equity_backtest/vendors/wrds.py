@@ -311,13 +311,13 @@ def _log_members(store: Datalog, spells: pd.DataFrame, index: str, start, end) -
 
 
 def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd.DataFrame:
-    """One row per PERMNO: the latest name, ticker, exchange and sector, and the ticker history."""
+    """One row per PERMNO: the latest name, ticker, exchange and sector, and the history of the
+    ticker, the name and the exchange."""
     parts = [db.ask("names", sql["names"], permnos=g) for g in chunks(permnos, 2000)]
     names = pd.concat(parts, ignore_index=True).sort_values(["permno", "name_start"])
     names["permno"] = names["permno"].astype("int64")
     latest = names.groupby("permno").last()
-    history = _history(names, "symbol")
-    name_history = _history(names, "name")
+    history = {c: _history(names, c) for c in ("symbol", "name", "exchange")}
     sectors = pd.Series(dtype=object)
     if params.wrds_sector == "gics":
         parts = [db.ask("GICS sectors", GICS, permnos=g) for g in chunks(permnos, 2000)]
@@ -339,8 +339,9 @@ def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd
                 "symbol": None if row is None else row["symbol"],
                 "exchange": None if row is None else row["exchange"],
                 "sic": sic,
-                "symbol_history": history.get(p),
-                "name_history": name_history.get(p),
+                "symbol_history": history["symbol"].get(p),
+                "name_history": history["name"].get(p),
+                "exchange_history": history["exchange"].get(p),
             }
         )
     return pd.DataFrame(rows)
