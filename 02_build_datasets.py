@@ -38,6 +38,7 @@ def main() -> int:
             skip_bad_logs=args.skip_bad_logs,
             full=args.full,
             progress=cli.show_progress(args),
+            calendar=params.exchange_calendar,
         )
         if result.up_to_date:
             cli.log.info(

@@ -72,6 +72,10 @@ seed = 42  # same seed and settings -> byte-identical datalog, whatever today's 
 sim_n_tickers = 300  # tickers that ever trade (IPOs and delistings included)
 sim_start = _dt.date(2005, 1, 1)  # first simulated day (history before the backtest, for lookbacks)
 sim_end = _dt.date(2024, 12, 31)  # last simulated day
+# The exchange whose sessions (holidays, special closures, half days) the simulated market trades,
+# and the calendar the data-quality report checks daily dates against (an exchange_calendars
+# name; a source's metadata "exchange" column, where it names a calendar, wins for that source)
+exchange_calendar = "XNYS"
 
 # --- Point-in-time fundamentals -----------------------------------------------------------------
 # A fundamental becomes visible on its announcement date; where a vendor gives none, on period

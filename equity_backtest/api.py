@@ -68,7 +68,9 @@ def query(params: Parameters, imports: Sequence[Sequence[str]] = ()) -> dict[str
 def build(params: Parameters, *, full: bool = False) -> datasets.BuildResult:
     """02: fold new logfiles into a new dataset version (switched in atomically)."""
     with cli.stage_lock(params.datasets_dir, "02_build_datasets"):
-        return datasets.build(params.datalog_dir, params.datasets_dir, full=full)
+        return datasets.build(
+            params.datalog_dir, params.datasets_dir, full=full, calendar=params.exchange_calendar
+        )
 
 
 @dataclasses.dataclass

@@ -92,6 +92,9 @@ class Parameters:
     sim_index_size: int = 100
     sim_start: dt.date = dt.date(2005, 1, 1)
     sim_end: dt.date = dt.date(2024, 12, 31)
+    # the exchange whose sessions the simulated market trades and the quality report checks dates
+    # against (an exchange_calendars name; a source's metadata "exchange" column overrides it)
+    exchange_calendar: str = "XNYS"
     # point-in-time fundamentals (D6): days after period end when a vendor gives no announcement date
     fundamental_lag_days: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"default": 45}
@@ -314,6 +317,8 @@ def validate(p: Parameters) -> Parameters:
         raise bad(
             "sim_index_size", "needs 1 <= sim_index_size <= sim_n_tickers and at least 10 tickers"
         )
+    if not isinstance(p.exchange_calendar, str) or not p.exchange_calendar:
+        raise bad("exchange_calendar", "must name an exchange calendar, e.g. 'XNYS'")
     if not isinstance(p.fundamental_lag_days, dict) or not all(
         isinstance(v, int) and v >= 0 for v in p.fundamental_lag_days.values()
     ):

@@ -70,7 +70,13 @@ def load_tables(
     folder = Path(datasets_dir) / version
     if not (folder / "manifest.json").is_file():
         raise BadInputError(f"dataset version {version} not found in {datasets_dir}")
-    return version, {name: feather.read_feather(folder / f"{name}.feather") for name in TABLES}
+    return version, {name: load_table(folder, name) for name in TABLES}
+
+
+def load_table(folder: Path, name: str) -> pd.DataFrame:
+    """One table of a version folder; a table added after the version was built reads empty."""
+    path = Path(folder) / f"{name}.feather"
+    return feather.read_feather(path) if path.is_file() else _empty(name)
 
 
 def _log_to_frame(name: LogName, path: Path) -> tuple[str, pd.DataFrame]:
@@ -168,10 +174,13 @@ def build(
     skip_bad_logs: bool = False,
     full: bool = False,
     progress: bool = False,
+    calendar: str = "XNYS",
 ) -> BuildResult:
     """Fold the logs not yet in the current version into a new version and switch to it.
 
     full=True ignores the current version and rebuilds from every log (the bootstrap path).
+    `calendar`: the exchange the quality report checks a source's days against where its metadata
+    names none.
     A bad log stops the build (BadInputError naming file, row, field) unless skip_bad_logs.
     """
     datasets_dir = Path(datasets_dir)
@@ -220,7 +229,12 @@ def build(
     if base and _reorders_history(parts["fundamentals"]):
         log.info("new fundamentals land before versions already compacted: rebuilding in full")
         return build(
-            datalog_dir, datasets_dir, skip_bad_logs=skip_bad_logs, full=True, progress=progress
+            datalog_dir,
+            datasets_dir,
+            skip_bad_logs=skip_bad_logs,
+            full=True,
+            progress=progress,
+            calendar=calendar,
         )
     tables = {}
     for t in TABLES:
@@ -250,7 +264,7 @@ def build(
         "tables": info,
     }
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
-    quality_report = quality.report(tables, manifest)
+    quality_report = quality.report(tables, manifest, calendar)
     atomic_write_text(
         tmp / "quality_report.json", json.dumps(quality_report, indent=1, sort_keys=True) + "\n"
     )

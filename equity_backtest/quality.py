@@ -12,13 +12,20 @@ Checks, per source:
   rows with zero volume; one-day close moves within 5% of a split ratio (2, 3, 4, 5, 10 or their
   inverses) with no split recorded that day: an unadjusted split, or a bad print;
 - gaps: days inside a ticker's trading range on which other tickers of the source traded but it
-  has no row.
+  has no row;
+- calendar: the source's trading days against its exchange's calendar (exchange_calendars; the
+  metadata's "exchange" column where it names one, else the exchange_calendar setting): sessions
+  with no row for any ticker (a whole missing day) and days with rows that are no session (a
+  holiday or weekend in the data). Daily bars only: weekly and monthly bars are not sessions.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from . import calendars, frequency
+from .errors import BadInputError
 
 ZERO_VOLUME_RUN = 10
 # no listed share trades above this in any currency; the panel treats such prices as missing
@@ -46,7 +53,44 @@ def _examples(frame: pd.DataFrame) -> list[dict]:
     return out
 
 
-def source_report(tables: dict[str, pd.DataFrame], source: str) -> dict:
+def calendar_check(dates: pd.DatetimeIndex, exchange: str) -> dict:
+    """A source's trading days against its exchange's sessions from its first day to its last."""
+    dates = pd.DatetimeIndex(np.unique(dates.to_numpy())).normalize()
+    if len(dates) < 2:
+        return {"exchange": exchange, "checked": False, "why": "fewer than two days of data"}
+    try:
+        bars = frequency.infer(dates)
+    except BadInputError as err:
+        return {"exchange": exchange, "checked": False, "why": str(err)}
+    if bars != "daily":
+        return {"exchange": exchange, "checked": False, "why": f"{bars} bars are not sessions"}
+    try:
+        sessions = calendars.sessions(exchange, dates[0], dates[-1])
+    except BadInputError as err:
+        return {"exchange": exchange, "checked": False, "why": str(err)}
+    missing = sessions.difference(dates)
+    extra = dates.difference(sessions)
+    return {
+        "exchange": calendars.code(exchange) or exchange,
+        "checked": True,
+        "missing_sessions": {"count": len(missing), "examples": [f"{d:%Y-%m-%d}" for d in missing[:EXAMPLES]]},
+        "days_not_sessions": {"count": len(extra), "examples": [f"{d:%Y-%m-%d}" for d in extra[:EXAMPLES]]},
+    }  # fmt: skip
+
+
+def source_exchange(metadata: pd.DataFrame, default: str) -> str:
+    """The exchange a source's metadata names most often, where it is a known calendar."""
+    if "exchange" in metadata and len(metadata):
+        named = metadata["exchange"].dropna().astype(str)
+        named = named[~named.isin(["", "nan", "None"])]
+        if len(named):
+            exchange = calendars.code(named.value_counts().index[0])
+            if exchange:
+                return exchange
+    return default
+
+
+def source_report(tables: dict[str, pd.DataFrame], source: str, calendar: str = "XNYS") -> dict:
     mk = tables["market"][tables["market"]["source"] == source]
     mk = mk.assign(ticker=mk["ticker"].astype(str)).sort_values(["ticker", "date"], kind="stable")
     fund = tables["fundamentals"][tables["fundamentals"]["source"] == source]
@@ -154,11 +198,17 @@ def source_report(tables: dict[str, pd.DataFrame], source: str) -> dict:
             "missing_days": int(gaps["missing_days"].sum()) if len(gaps) else 0,
             "examples": _examples(gaps),
         },
+        "calendar": calendar_check(
+            pd.DatetimeIndex(mk["date"]),
+            source_exchange(tables["metadata"][tables["metadata"]["source"] == source], calendar),
+        ),
         "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),
     }
 
 
-def report(tables: dict[str, pd.DataFrame], manifest: dict) -> dict:
+def report(tables: dict[str, pd.DataFrame], manifest: dict, calendar: str = "XNYS") -> dict:
+    """The report of a dataset version; `calendar` is the exchange assumed where a source's
+    metadata names none."""
     sources = sorted(
         set(tables["market"]["source"].astype(str))
         | set(tables["constituents"]["source"].astype(str))
@@ -167,7 +217,7 @@ def report(tables: dict[str, pd.DataFrame], manifest: dict) -> dict:
         "version": manifest["version"],
         "logs": len(manifest["logs"]),
         "skipped_logs": manifest["skipped_logs"],
-        "sources": [source_report(tables, s) for s in sources],
+        "sources": [source_report(tables, s, calendar) for s in sources],
     }
 
 
@@ -183,9 +233,20 @@ def summary_lines(rep: dict) -> list[str]:
             f"{s.get('implausible_prices', {}).get('count', 0)} implausible prices, "
             f"{s['zero_volume_runs']['count']} zero-volume "
             f"runs, {s['unexplained_split_like_jumps']['count']} split-like jumps; {s['gaps']['missing_days']} "
-            f"missing days in {s['gaps']['tickers']} tickers"
+            f"missing days in {s['gaps']['tickers']} tickers; {_calendar_line(s.get('calendar'))}"
         )
     return lines
+
+
+def _calendar_line(check: dict | None) -> str:
+    if not check:
+        return "calendar not checked"
+    if not check["checked"]:
+        return f"calendar {check['exchange']} not checked ({check['why']})"
+    return (
+        f"against the {check['exchange']} calendar {check['missing_sessions']['count']} sessions "
+        f"missing, {check['days_not_sessions']['count']} days that are no session"
+    )
 
 
 def markdown(rep: dict) -> str:
@@ -226,6 +287,16 @@ def markdown(rep: dict) -> str:
                     "| " + " | ".join(str(e[c]) for c in cols) + " |" for e in block["examples"]
                 ]
                 out.append("")
+        check = s.get("calendar")
+        out += [f"### Calendar: {_calendar_line(check)}", ""]
+        if check and check["checked"]:
+            for key, title in (
+                ("missing_sessions", "sessions with no data"),
+                ("days_not_sessions", "days with data that are no session"),
+            ):
+                if check[key]["examples"]:
+                    out += [f"- {title}: {', '.join(check[key]['examples'])}"]
+            out.append("")
         out += [
             "### Coverage by month",
             "",

@@ -41,6 +41,7 @@ TARGETS = {
     "top10_max_weight": (0.0, 0.35),
     "largest_sector_max_weight": (0.0, 0.35),
     "index_annual_volatility": (0.14, 0.22),
+    "index_max_drawdown": (-0.55, -0.35),
     "deep_drawdowns_35_55": (1, 2),
     "corrections_10_20": (2, 10),
     "index_daily_excess_kurtosis": (1.0, math.inf),

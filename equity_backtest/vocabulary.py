@@ -8,6 +8,7 @@ disagree about what a market field or a table is.
     ticker_fundamental_data     -> fundamentals   (source, ticker, period_end, announcement_date, metric)
     constituent_list            -> constituents   (source, index, date; a newer list replaces the list)
     metadata_array              -> metadata       (source, ticker)
+    market_regimes              -> regimes        (source; a newer log replaces the source's list)
     corporate_actions           -> corporate_actions (source, ticker, date, action)
 """
 
@@ -59,6 +60,12 @@ LOG_TYPES: dict[str, LogType] = {
     # on one ex-date (a regular and a special) are both paid: the builder adds them up.
     "corporate_actions": LogType(
         "corporate_actions", ("date", "action", "value"), ("value",), ("date",)
+    ),
+    # label: the market (the simulated vendor's index name). Added type: a simulated market's own
+    # episodes (bear market, crash, recovery, correction, high volatility) as it planted them, so
+    # that the tear sheet can name them on simulated data instead of real-world events.
+    "market_regimes": LogType(
+        "regimes", ("start", "end", "regime", "market_return"), ("market_return",), ("start", "end")
     ),
 }
 DATA_TYPES = tuple(LOG_TYPES)
@@ -113,6 +120,12 @@ TABLES: dict[str, Table] = {
         False,
         ("source", "ticker", "date", "action"),
         {"source": _O, "ticker": _O, "date": _DATE, "action": _O, "value": _F},
+    ),
+    "regimes": Table(
+        ("source",),
+        True,
+        ("source", "start", "regime"),
+        {"source": _O, "start": _DATE, "end": _DATE, "regime": _O, "market_return": _F},
     ),
 }
 # text columns the builder stores dictionary-encoded

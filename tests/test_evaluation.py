@@ -47,6 +47,18 @@ def test_calendar_returns_compound_and_stress_events_inside_the_run_only():
     # the simulated market's 2020 is not the real one: no real-world event is named on it
     assert stress_events(r, r * 0, "simulated").empty
     assert stress_events(r, r * 0, "wrds")["event"].tolist() == ["COVID crash"]
+    # ... its own episodes are, where the simulator recorded them and they lie inside the run
+    regimes = pd.DataFrame(
+        {
+            "start": pd.to_datetime(["2019-06-03", "2020-03-02", "2021-11-01"]),
+            "end": pd.to_datetime(["2020-02-03", "2020-04-30", "2022-03-01"]),
+            "regime": ["bear market", "recovery", "crash"],
+        }
+    )
+    own = stress_events(r, r * 0, "simulated", regimes)
+    assert own["event"].tolist() == ["recovery (simulated)"]
+    spring = (days >= "2020-03-02") & (days <= "2020-04-30")
+    assert own["portfolio"].iloc[0] == pytest.approx(1.001 ** spring.sum() - 1)
     assert s["portfolio"].iloc[0] == pytest.approx(
         1.001 ** ((days >= "2020-02-19") & (days <= "2020-03-23")).sum() - 1
     )
@@ -109,9 +121,22 @@ def _run(tmp: Path, name: str, algorithm: Path, **kw) -> dict:
 
 
 def test_findings_flip_when_the_data_flips(tmp_path, small_store):
-    # in this small market the index falls; cash beats it, and a costly equal-weight book trails it
+    # in this small market the index rises: cash trails it, and the index's own weights with
+    # half as much again borrowed beat it (the same names, more of the rise)
     (tmp_path / "cash.py").write_text("def compute_weights(view, params):\n    return None\n")
+    (tmp_path / "levered.py").write_text(
+        "def compute_weights(view, params):\n"
+        "    caps = view.market(view.universe)['market_cap'].dropna()\n"
+        "    return 1.5 * caps / caps.sum()\n"
+    )
     cash = _run(tmp_path, "cash", tmp_path / "cash.py", datasets_dir=str(small_store / "datasets"))
+    levered = _run(
+        tmp_path,
+        "levered",
+        tmp_path / "levered.py",
+        datasets_dir=str(small_store / "datasets"),
+        max_leverage=1.5,
+    )
     costly = _run(
         tmp_path,
         "costly",
@@ -120,7 +145,8 @@ def test_findings_flip_when_the_data_flips(tmp_path, small_store):
         commission_rate=0.02,
         rebalance="weekly",
     )
-    assert cash["findings"][0].startswith("The portfolio beats the index")
+    assert cash["findings"][0].startswith("The portfolio trails the index")
+    assert levered["findings"][0].startswith("The portfolio beats the index")
     assert costly["findings"][0].startswith("The portfolio trails the index")
     assert not any("Costs took" in f or "costs of" in f for f in cash["findings"])
     assert any("deepened the loss" in f or "Costs took" in f for f in costly["findings"])

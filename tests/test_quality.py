@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 
 from equity_backtest import datasets
 from equity_backtest.datalog import LogName, list_logs, read_log, write_log
@@ -54,6 +55,35 @@ def test_report_finds_planted_problems(tmp_path, small_store):
     assert "Non-positive prices: 1" in text and "GHOST" in text
 
 
+def test_dates_are_checked_against_the_exchange_calendar(tmp_path, small_store):
+    """A whole missing session and a row on a holiday are found (XNYS: the metadata's exchange).
+    The datalog is the small market's, written again without 2012-06-01 and with one ticker
+    trading on 4 July 2012."""
+    planted = None
+    for name, path in list_logs(small_store / "datalog"):
+        if name.data_type != "ticker_market_data":
+            (tmp_path / "datalog").mkdir(exist_ok=True)
+            shutil.copy(path, tmp_path / "datalog" / path.name)
+            continue
+        frame = read_log(path, name)
+        frame = frame[frame["date"] != pd.Timestamp("2012-06-01")]
+        if planted is None and frame["date"].max() > pd.Timestamp("2012-07-05"):
+            planted = name.label
+            extra = frame[frame["date"] == pd.Timestamp("2012-07-03")].assign(
+                date=pd.Timestamp("2012-07-04")
+            )
+            frame = pd.concat([frame, extra]).sort_values("date", kind="stable")
+        write_log(tmp_path / "datalog", name, frame.reset_index(drop=True))
+    result = datasets.build(tmp_path / "datalog", tmp_path / "datasets")
+    rep = json.loads((tmp_path / "datasets" / result.version / "quality_report.json").read_text())
+    check = rep["sources"][0]["calendar"]
+    assert check["exchange"] == "XNYS" and check["checked"]
+    assert check["missing_sessions"] == {"count": 1, "examples": ["2012-06-01"]}
+    assert check["days_not_sessions"] == {"count": 1, "examples": ["2012-07-04"]}
+    md = (tmp_path / "datasets" / result.version / "quality_report.md").read_text()
+    assert "2012-06-01" in md and "2012-07-04" in md
+
+
 def test_clean_simulated_data_has_no_findings(small_store):
     version = datasets.current_version(small_store / "datasets")
     s = json.loads((small_store / "datasets" / version / "quality_report.json").read_text())[
@@ -61,3 +91,6 @@ def test_clean_simulated_data_has_no_findings(small_store):
     ][0]
     assert s["non_positive_prices"]["count"] == 0 and s["zero_volume_runs"]["count"] == 0
     assert s["unexplained_split_like_jumps"]["count"] == 0 and s["gaps"]["missing_days"] == 0
+    assert s["calendar"]["checked"] and s["calendar"]["exchange"] == "XNYS"
+    assert s["calendar"]["missing_sessions"]["count"] == 0
+    assert s["calendar"]["days_not_sessions"]["count"] == 0

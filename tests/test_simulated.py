@@ -1,9 +1,12 @@
 """D2: the simulated market is deterministic, carries what later stages need, and plants premia."""
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from equity_backtest import calendars, datasets
 from equity_backtest.vendors import simulated
 from tests.conftest import panel_of, small_settings, tree_digest
 
@@ -35,7 +38,12 @@ def test_market_has_churn_delistings_splits_dividends(market):
     churn = [len(a - b) for a, b in zip(lists[1:], lists[:-1], strict=False)]
     assert sum(churn) > 50  # membership changes over time
     ev = market.events["event"].value_counts()
-    assert ev["bankruptcy"] >= 10 and ev["takeover"] >= 10 and ev["ipo"] >= 50 and ev["crash"] == 1
+    assert (
+        ev["bankruptcy"] >= 10
+        and ev["takeover"] >= 10
+        and ev["ipo"] >= 50
+        and ev["bear market"] == 1
+    )
     ca = market.corporate_actions["action"].value_counts()
     assert (
         ca["split"] >= 5
@@ -45,6 +53,41 @@ def test_market_has_churn_delistings_splits_dividends(market):
     bankrupt = set(market.events.loc[market.events.event == "bankruptcy", "ticker"])
     assert bankrupt & set(cons["ticker"])  # some index members go bankrupt
     assert market.metadata["sector"].nunique() == 11
+
+
+def test_the_market_trades_on_the_exchange_calendar():
+    """NYSE by default: no Good Friday, no Hurricane Sandy closure, half days trade on less volume;
+    another exchange is another calendar."""
+    market = simulated.simulate(small_settings())
+    days = set(market.calendar)
+    for closed in ("2012-04-06", "2012-10-29", "2012-10-30", "2011-07-04", "2013-12-25"):
+        assert pd.Timestamp(closed) not in days
+    assert pd.Timestamp("2012-08-27") in days  # a London bank holiday, not a New York one
+    assert set(market.prices["date"]) == days  # every price row is on a session
+    volume = market.prices.pivot(index="date", columns="ticker", values="volume").median(axis=1)
+    half = volume.index.isin(calendars.early_closes("XNYS", "2010-01-01", "2013-12-31"))
+    assert half.sum() >= 8 and volume[half].median() < 0.8 * volume[~half].median()
+    london = simulated.trading_calendar(dt.date(2012, 8, 20), dt.date(2012, 8, 31), "XLON")
+    assert pd.Timestamp("2012-08-27") not in london and len(london) == 9
+
+
+def test_the_markets_own_regimes_reach_the_dataset(small_store):
+    """The simulator's episodes (the tear sheet's stress events on simulated data) are logged
+    and built like any other table, exactly as planted."""
+    market = simulated.simulate(small_settings())
+    _, tables = datasets.load_tables(small_store / "datasets")
+    built = tables["regimes"].drop(columns=["source", "log_ts"])
+    expected = market.regimes.assign(market_return=lambda f: f["market_return"].map(float))
+    pd.testing.assert_frame_equal(
+        built.astype({"regime": object}).reset_index(drop=True),
+        expected[built.columns].astype({"regime": object}),
+        check_exact=False,
+        rtol=1e-9,
+    )
+    assert {"bear market", "recovery"} <= set(built["regime"])
+    # each episode moves the market factor by what it planted (the noise is demeaned within it)
+    for row in market.regimes[market.regimes["regime"] == "bear market"].itertuples():
+        assert -0.44 <= row.market_return <= -0.36
 
 
 def test_bankruptcy_loses_most_value_and_takeover_pays_a_premium(market):

@@ -79,6 +79,20 @@ def load_run(
     )
 
 
+def load_run_regimes(run: RunData) -> pd.DataFrame | None:
+    """The market regimes of the run's source in the dataset version it traded on (a simulated
+    market records its own); None when that version is not on this machine."""
+    from ..datasets import load_table
+
+    info = json.loads((run.run_dir / "dataset.json").read_text())
+    folder = Path(info["datasets_dir"]) / info["version"]
+    if not folder.is_dir():
+        return None
+    regimes = load_table(folder, "regimes")
+    regimes = regimes[regimes["source"].astype(str) == str(run.parameters.get("source"))]
+    return regimes[["start", "end", "regime"]].reset_index(drop=True)
+
+
 def load_run_panel(run: RunData):
     """The dataset version the run traded on, as a panel (for checks that need market data)."""
     import datetime as dt

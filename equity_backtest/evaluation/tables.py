@@ -62,14 +62,27 @@ def drawdown_periods(returns: pd.Series, top: int = 5) -> pd.DataFrame:
 
 
 def stress_events(
-    returns: pd.Series, benchmark: pd.Series, source: str | None = None
+    returns: pd.Series,
+    benchmark: pd.Series,
+    source: str | None = None,
+    regimes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Cumulative return of the portfolio and the index over each stress episode inside the run.
+
     Real-world episodes are named only on real data: the simulated market's days are not those
-    of the real events (its own worst spells are in the drawdown table)."""
+    of the real events. On simulated data the episodes are the market's own, as the simulator
+    planted them (`regimes`: start, end, regime; the dataset's regimes table): its bear markets,
+    crashes, recoveries, corrections and high-volatility spells."""
     rows = []
     first, last = returns.index[0], returns.index[-1]
-    for name, a, b in () if source == "simulated" else STRESS_EVENTS:
+    if source == "simulated":
+        own = regimes if regimes is not None else pd.DataFrame(columns=["start", "end", "regime"])
+        episodes = [
+            (f"{r.regime} (simulated)", r.start, r.end) for r in own.itertuples(index=False)
+        ]
+    else:
+        episodes = STRESS_EVENTS
+    for name, a, b in episodes:
         a, b = pd.Timestamp(a), pd.Timestamp(b)
         if a < first or b > last:
             continue

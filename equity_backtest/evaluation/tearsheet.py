@@ -21,7 +21,7 @@ from . import contest
 from . import metrics as m
 from .exports import write_pyfolio
 from .findings import findings
-from .returns import RunData, load_run, load_run_panel
+from .returns import RunData, load_run, load_run_panel, load_run_regimes
 from .tables import drawdown_periods, monthly_returns, rolling_stats, stress_events, yearly_returns
 from .tearsheet_html import LABELS, figures_for, fmt, render_html  # noqa: F401
 from .trading import (
@@ -58,7 +58,9 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
     monthly = monthly_returns(run.returns)
     yearly = yearly_returns(run.returns, run.benchmark)
     dd = drawdown_periods(run.returns)
-    stress = stress_events(run.returns, run.benchmark, run.parameters.get("source"))
+    source = run.parameters.get("source")
+    regimes = load_run_regimes(run) if source == "simulated" else None
+    stress = stress_events(run.returns, run.benchmark, source, regimes)
     tables = {
         "drawdowns": dd, "stress_events": stress, "monthly_returns": monthly, "yearly_returns": yearly,
         "rolling": rolling_stats(run.returns, run.benchmark, run.rf_daily, P), "round_trips": trips,

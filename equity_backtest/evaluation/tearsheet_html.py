@@ -155,7 +155,7 @@ risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["r
 {_monthly_table(metrics["monthly_returns"])}
 <h2>Drawdowns and stress events</h2>
 {_list_table("drawdowns", metrics["drawdowns"], "Worst drawdowns")}
-{_list_table("stress_events", metrics["stress_events"], "Stress events inside the run") if metrics["stress_events"] or " on simulated/" not in metrics["run"] else "<h3>Stress events inside the run</h3><p class='meta'>Real-world events are named on real data only: the simulated market's days are not theirs. Its own worst spells are in the drawdown table.</p>"}
+{_list_table("stress_events", metrics["stress_events"], "Stress events inside the run") if metrics["stress_events"] or " on simulated/" not in metrics["run"] else "<h3>Stress events inside the run</h3><p class='meta'>Real-world events are named on real data only: the simulated market's days are not theirs. No episode the simulated market recorded (bear market, crash, recovery, correction, high volatility) lies wholly inside this run; its worst spells are in the drawdown table.</p>"}
 <h2>Rolling statistics</h2>
 {img("rolling")}
 {_contest_html(metrics["contest"])}

@@ -55,7 +55,12 @@ def query(
             "source = 'simulated' or 'bloomberg'"
         )
     settings = simulated.SimulationSettings(
-        params.sim_n_tickers, params.sim_index_size, params.sim_start, params.sim_end, params.seed
+        params.sim_n_tickers,
+        params.sim_index_size,
+        params.sim_start,
+        params.sim_end,
+        params.seed,
+        params.exchange_calendar,
     )
     if settings.index_name != params.index:
         log.warning(

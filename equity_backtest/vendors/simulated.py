@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .. import calendars
 from ..datalog import LogName, write_log
 from ..vocabulary import MARKET_FIELDS
 
@@ -60,7 +61,17 @@ FUNDAMENTAL_METRICS = (
 )
 # Annual expected-return premium per cross-sectional z-score (top minus bottom quintile ~2.8x this).
 PREMIA = {"value": 0.04, "quality": 0.025, "momentum": 0.03, "low_volatility": 0.02}
+SIZE_VOL_ELASTICITY = 0.5  # idiosyncratic volatility ~ (market cap / median cap) ** -0.5
+PREMIUM_Z_CLIP = 2.0  # characteristics beyond two standard deviations earn no more
+BOOK_ANCHOR_SPEED = 0.6  # share of the gap to the firm's target book-to-market closed a quarter
 TRADING_DAYS = 252
+# Spread of log market caps at listing, and net issuance a year per cross-sectional z-score of log
+# size (small firms issue shares, large ones buy back): together they keep a large-cap index from
+# concentrating into a few names over decades (calibrated with python -m equity_backtest.realism).
+INITIAL_SIZE_SPREAD = 0.7
+NET_ISSUANCE = 0.09
+SIZE_Z_CLIP = 6.0  # (z-scores of log size; outliers buy back the most)
+INDEX_BUFFER = 0.3  # rank buffer of the index rule at quarterly reviews (see _index_members)
 _NAME_A = (
     "Ar",
     "Bel",
@@ -113,6 +124,7 @@ class SimulationSettings:
     start: dt.date = dt.date(2005, 1, 1)
     end: dt.date = dt.date(2024, 12, 31)
     seed: int = 42
+    calendar: str = "XNYS"  # the exchange whose sessions the market trades on (exchange_calendars)
 
     @property
     def index_name(self) -> str:
@@ -130,14 +142,13 @@ class SimulatedMarket:
     fundamentals: pd.DataFrame
     corporate_actions: pd.DataFrame
     constituents: pd.DataFrame
-    events: pd.DataFrame  # ground truth: ipo / takeover / bankruptcy / crash, with dates
+    events: pd.DataFrame  # ground truth: ipo / takeover / bankruptcy / market episodes, with dates
+    regimes: pd.DataFrame  # the market's episodes and high-volatility spells (start, end, regime)
 
 
-def trading_calendar(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
-    """Weekdays between start and end, less New Year's Day and Christmas (a fixed, simple calendar)."""
-    days = pd.bdate_range(start, end)
-    holiday = ((days.month == 1) & (days.day == 1)) | ((days.month == 12) & (days.day == 25))
-    return days[~holiday]
+def trading_calendar(start: dt.date, end: dt.date, exchange: str = "XNYS") -> pd.DatetimeIndex:
+    """The exchange's sessions between start and end (holidays and special closures excluded)."""
+    return calendars.sessions(exchange, start, end)
 
 
 def _tickers(rng: np.random.Generator, n: int) -> list[str]:
@@ -153,47 +164,121 @@ def _tickers(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
+# Market regimes (annualised volatility of the market factor before GARCH scaling).
+CALM, CORRECTION, BEAR, CRASH, RECOVERY = "calm", "correction", "bear market", "crash", "recovery"
+REGIME_VOL = {CALM: 0.13, CORRECTION: 0.20, BEAR: 0.28, CRASH: 0.45, RECOVERY: 0.20}
+# Long-run log growth of the market factor a year (the planted equity return, before premia).
+MARKET_GROWTH = 0.07
+HIGH_VOLATILITY = 0.30  # a spell of at least 10 days above this annualised volatility is recorded
+
+
+def _episodes(rng: np.random.Generator, T: int) -> list[tuple[int, int, str, float]]:
+    """Planted market episodes (first day, day after the last, regime, log move over the
+    episode): one bear market (a 36-44% fall over 6-14 months, then a recovery of about half the
+    loss), in half the histories a sharp crash (28-36% in 1-2 months, mostly recovered within
+    months), and a correction (10-16% over 1-3 months) every four years or so. None overlap.
+    Lengths shrink with a short history so that everything fits."""
+    fit = min(1.0, T / 2500)
+    taken: list[tuple[int, int]] = []
+
+    def place(length: int, lo: float, hi: float, gap: int = 40) -> int | None:
+        for _ in range(200):
+            a = int(rng.integers(int(lo * T), max(int(hi * T) - length, int(lo * T) + 1)))
+            if a + length <= T and all(a + length + gap <= s or a >= e + gap for s, e in taken):
+                taken.append((a, a + length))
+                return a
+        return None
+
+    out = []
+    fall = int(rng.integers(130, 300) * fit)
+    rise = int(rng.integers(150, 300) * fit)
+    depth = np.log(1 - rng.uniform(0.36, 0.44))
+    a = place(fall + rise, 0.1, 0.8)
+    if a is not None:
+        out += [(a, a + fall, BEAR, depth), (a + fall, a + fall + rise, RECOVERY, -0.5 * depth)]
+    if rng.random() < 0.5:
+        fall, rise = int(rng.integers(22, 45)), int(rng.integers(60, 150) * fit)
+        depth = np.log(1 - rng.uniform(0.28, 0.36))
+        a = place(fall + rise, 0.05, 1.0, gap=int(500 * fit))
+        if a is not None:
+            out += [
+                (a, a + fall, CRASH, depth),
+                (a + fall, a + fall + rise, RECOVERY, -0.7 * depth),
+            ]
+    for _ in range(max(1, round(T / 1000))):
+        fall = int(rng.integers(20, 60))
+        a = place(fall, 0.0, 1.0)
+        if a is not None:
+            out.append((a, a + fall, CORRECTION, np.log(1 - rng.uniform(0.10, 0.16))))
+    return sorted(out)
+
+
 def _market_returns(
     rng: np.random.Generator, calendar: pd.DatetimeIndex
-) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """Daily market returns from monthly regimes, with one planted crash. Returns (r, regime, crash)."""
-    months = calendar.to_period("M")
-    month_codes, month_index = np.unique(np.asarray(months.asi8), return_inverse=True)
-    n_months = len(month_codes)
-    regime = np.zeros(n_months, dtype=np.int8)  # 0 bull, 1 bear, 2 crash
-    for m in range(1, n_months):
-        p_switch = 0.03 if regime[m - 1] == 0 else 0.15
-        regime[m] = 1 - regime[m - 1] if rng.random() < p_switch else regime[m - 1]
-        regime[m] = min(regime[m], 1)
-    crash_start = int(
-        rng.integers(int(0.3 * n_months), max(int(0.6 * n_months), int(0.3 * n_months) + 1))
-    )
-    crash_end = min(crash_start + 2, n_months)
-    regime[crash_start:crash_end] = 2
-    mu = np.array([0.16, -0.08, -2.0])[regime][month_index] / TRADING_DAYS
-    sigma = np.array([0.13, 0.22, 0.45])[regime][month_index] / np.sqrt(TRADING_DAYS)
-    z = rng.standard_normal(len(calendar))
-    z -= z.mean()  # noise sums to zero: the long-run drift is what the regimes plant, not luck
-    r = mu + sigma * z
-    crash_days = np.flatnonzero((month_index >= crash_start) & (month_index < crash_end))
-    crash = (calendar[crash_days[0]], calendar[crash_days[-1]]) if len(crash_days) else None
-    return r, regime[month_index], crash
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Daily market-factor returns: planted episodes (see _episodes) on a calm upward drift, with
+    GARCH(1,1) volatility on Student-t shocks (fat tails, volatility clustering).
+
+    The noise is demeaned within each episode and over the calm days, so each episode's move and
+    the history's log growth are exactly what is planted (MARKET_GROWTH a year), not luck. Returns (returns, in_stress, regimes): in_stress
+    is True on bear-market and crash days; regimes lists every episode and high-volatility spell
+    (start, end, regime, market move)."""
+    T = len(calendar)
+    episodes = _episodes(rng, T)
+    kind = np.full(T, CALM, dtype=object)
+    drift = np.zeros(T)
+    for a, b, name, move in episodes:
+        kind[a:b] = name
+        drift[a:b] = move / (b - a)
+    calm = kind == CALM
+    drift[calm] = (MARKET_GROWTH * T / TRADING_DAYS - drift.sum()) / max(int(calm.sum()), 1)
+    base = np.array([REGIME_VOL[k] for k in kind]) / np.sqrt(TRADING_DAYS)
+    dof = 5.0
+    shocks = rng.standard_t(dof, T) / np.sqrt(dof / (dof - 2.0))
+    g2 = np.ones(T)
+    a_, b_ = 0.08, 0.90  # GARCH(1,1) on a unit variance: g2 = (1-a-b) + a*shock^2 + b*g2
+    for t in range(1, T):
+        g2[t] = (1 - a_ - b_) + a_ * shocks[t - 1] ** 2 + b_ * g2[t - 1]
+    sigma = base * np.sqrt(g2)
+    noise = sigma * shocks
+    for a, b, _, _ in episodes:  # each episode moves the market by exactly what it plants
+        noise[a:b] -= noise[a:b].mean()
+    noise[calm] -= noise[calm].mean()
+    log_r = drift + noise
+    r = np.expm1(log_r)
+    rows = [
+        (calendar[a], calendar[b - 1], name, float(np.expm1(log_r[a:b].sum())))
+        for a, b, name, _ in episodes
+    ]
+    annual = pd.Series(sigma * np.sqrt(TRADING_DAYS)).rolling(10, center=True).mean().to_numpy()
+    high = np.r_[False, annual > HIGH_VOLATILITY, False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(high))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b - a >= 10:
+            rows.append(
+                (calendar[a], calendar[b - 1], "high volatility", float(np.expm1(log_r[a:b].sum())))
+            )
+    regimes = pd.DataFrame(rows, columns=["start", "end", "regime", "market_return"])
+    regimes = regimes.sort_values(["start", "regime"], kind="stable").reset_index(drop=True)
+    in_stress = np.isin(kind, [BEAR, CRASH])
+    return r, in_stress, regimes
 
 
-def _zscore(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _zscore(x: np.ndarray, mask: np.ndarray, clip: float = 3.0) -> np.ndarray:
     z = np.zeros_like(x)
     v = x[mask]
     ok = np.isfinite(v)
     if ok.sum() > 2:
         mu, sd = v[ok].mean(), v[ok].std()
         z[mask] = np.where(ok, (v - mu) / (sd if sd > 0 else 1.0), 0.0)
-    return np.clip(z, -3.0, 3.0)
+    return np.clip(z, -clip, clip)
 
 
 def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedMarket:
     """Generate the whole market day by day (O(days x tickers) numpy work, a few seconds)."""
     rng = np.random.default_rng(settings.seed)
-    cal = trading_calendar(settings.start, settings.end)
+    cal = trading_calendar(settings.start, settings.end, settings.calendar)
+    half_day = cal.isin(calendars.early_closes(settings.calendar, settings.start, settings.end))
     T, N = len(cal), settings.n_tickers
     if T < 260:
         raise ValueError("the simulated market needs at least about a year of trading days")
@@ -229,7 +314,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     overhead_ratio = np.random.default_rng([settings.seed, 1]).uniform(0.02, 0.10, N)
 
     # --- shocks drawn up front (deterministic whatever the loop does) -----------------------
-    m_ret, regime, crash = _market_returns(rng, cal)
+    m_ret, in_stress, regimes = _market_returns(rng, cal)
     sector_ret = 0.08 / np.sqrt(TRADING_DAYS) * rng.standard_normal((T, len(SECTORS)))
     eps = rng.standard_normal((T, N))
     gap_eps = rng.standard_normal((T, N))
@@ -240,6 +325,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     quarter_end = np.r_[cal.quarter[1:] != cal.quarter[:-1], False] | (np.arange(T) == T - 1) & (
         (cal[-1] + pd.offsets.BDay(1)).quarter != cal[-1].quarter
     )
+    quarter_start = month_start & np.r_[True, cal.quarter[1:] != cal.quarter[:-1]]
     sd_daily = idio_vol / np.sqrt(TRADING_DAYS)
 
     # --- state ---------------------------------------------------------------------------------
@@ -262,8 +348,9 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     fundamentals: list[tuple] = []
     constituents: list[tuple] = []
     events: list[tuple] = []
-    if crash:
-        events.append(("", crash[0], "crash", float(crash[1].toordinal() - crash[0].toordinal())))
+    for row in regimes[regimes["regime"] != "high volatility"].itertuples():
+        events.append(("", row.start, row.regime, float((row.end - row.start).days)))
+    members = np.zeros(N, dtype=bool)  # the index's members (its last list)
 
     for t in tqdm(
         range(T), desc="simulating market", unit="day", disable=not progress, leave=False
@@ -273,7 +360,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
         if new.any():
             k = int(new.sum())
             price[new] = rng.uniform(10, 60, k)
-            mcap0 = np.exp(rng.normal(np.log(4e9 if t == 0 else 1.5e9), 1.1, k))
+            mcap0 = np.exp(rng.normal(np.log(4e9 if t == 0 else 1.5e9), INITIAL_SIZE_SPREAD, k))
             shares[new] = np.round(mcap0 / price[new])
             scale[new] = mcap0 * bm_target[new] / eq_ratio[new]
             status[new] = 1
@@ -293,19 +380,27 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
                 mom = (
                     np.log(tri_month[-2] / tri_month[-13]) if len(tri_month) >= 13 else np.zeros(N)
                 )
-            tot_vol = np.sqrt((beta * 0.16) ** 2 + idio_vol**2)
+            # large firms are steadier: idiosyncratic volatility falls with relative size
+            with np.errstate(divide="ignore", invalid="ignore"):
+                relative = np.clip(mcap / np.nanmedian(np.where(live, mcap, np.nan)), 0.3, 50)
+            vol_now = np.where(
+                live, np.minimum(idio_vol * relative**-SIZE_VOL_ELASTICITY, 0.8), idio_vol
+            )
+            sd_daily = vol_now / np.sqrt(TRADING_DAYS)
+            tot_vol = np.sqrt((beta * 0.16) ** 2 + vol_now**2)
+            c = PREMIUM_Z_CLIP
             alpha = (
-                PREMIA["value"] * _zscore(value, live)
-                + PREMIA["quality"] * _zscore(roa, live)
-                + PREMIA["momentum"] * _zscore(mom, live)
-                - PREMIA["low_volatility"] * _zscore(tot_vol, live)
+                PREMIA["value"] * _zscore(value, live, c)
+                + PREMIA["quality"] * _zscore(roa, live, c)
+                + PREMIA["momentum"] * _zscore(mom, live, c)
+                - PREMIA["low_volatility"] * _zscore(tot_vol, live, c)
             )
             # premia are relative: the cap-weighted market earns the market's return, no more
             cap_w = np.where(live, np.nan_to_num(mcap), 0.0)
             alpha = np.where(live, alpha - (alpha * cap_w).sum() / cap_w.sum(), 0.0)
             # delisting hazards (monthly), only for names not already on their way out
             free = live & (days_left < 0)
-            stress = 3.0 if regime[t] >= 1 else 1.0
+            stress = 3.0 if in_stress[t] else 1.0
             p_bankrupt = np.clip(0.0012 * np.exp(-30.0 * roa) * stress, 0, 0.2)
             bankrupt = free & (rng.random(N) < p_bankrupt)
             takeover = free & ~bankrupt & (rng.random(N) < 0.0015)
@@ -315,6 +410,11 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             for i in np.flatnonzero(takeover):
                 days_left[i], delist_kind[i] = int(rng.integers(20, 60)), 2
                 delist_value[i] = price[i] * rng.uniform(1.15, 1.5)  # the deal price per share
+            # net issuance: small firms issue shares, large ones buy theirs back, so relative
+            # size mean-reverts through the share count (holders' returns are untouched)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                size_z = _zscore(np.log(mcap), live, SIZE_Z_CLIP)
+            shares = np.where(live, shares * np.exp(-NET_ISSUANCE * size_z / 12), shares)
             # splits when the price has run high: effective today, before the open
             split = live & (price > 120) & (days_left < 0) & (rng.random(N) < 0.5)
             for i in np.flatnonzero(split):
@@ -346,7 +446,13 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
         open_ = np.maximum(open_, 0.01)
         high = np.maximum(open_, close) * (1.0 + 0.5 * sd_daily * hl_eps[t, 0])
         low = np.maximum(np.minimum(open_, close) * (1.0 - 0.5 * sd_daily * hl_eps[t, 1]), 0.005)
-        vol = np.round(shares * turnover * np.exp(0.4 * vol_eps[t]) * (1.0 + 15.0 * np.abs(r)))
+        vol = np.round(
+            shares
+            * turnover
+            * np.exp(0.4 * vol_eps[t])
+            * (1.0 + 15.0 * np.abs(r))
+            * (0.55 if half_day[t] else 1.0)
+        )
         for i in np.flatnonzero(dividend > 0):
             actions.append((t, i, "dividend", float(dividend[i])))
             div_day[i] = -1
@@ -372,7 +478,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             # value is a characteristic of the firm rather than a mirror of recent returns
             scale[idx] = np.exp(
                 np.log(scale[idx])
-                + 0.6 * (anchor - np.log(scale[idx]))
+                + BOOK_ANCHOR_SPEED * (anchor - np.log(scale[idx]))
                 + rng.normal(0.0, 0.05, len(idx))
             )
             roa[idx] = 0.8 * roa[idx] + 0.2 * roa_level[idx] + rng.normal(0, 0.01, len(idx))
@@ -416,11 +522,12 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
                         div_day[i] = ex
                         div_amount[i] = min(payout[i] * ni[j] / shares[i], 0.2 * price[i])
 
-        # index list at the close of the first trading day of each month: top N by market cap
+        # index list at the close of the first trading day of each month (see _index_members)
         if month_start[t]:
-            members = live & (days_left != 0)
-            caps = np.where(members, price * shares, -np.inf)
-            top = np.argsort(-caps, kind="stable")[: min(settings.index_size, int(members.sum()))]
+            eligible = live & (days_left != 0)
+            caps = np.where(eligible, price * shares, -np.inf)
+            members = _index_members(caps, members, settings.index_size, quarter_start[t])
+            top = np.flatnonzero(members)
             total = caps[top].sum()
             constituents.extend((cal[t], tickers[i], caps[i] / total) for i in top)
 
@@ -447,13 +554,39 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             "isin": [f"ZZ{i:09d}{i % 10}" for i in range(N)],
             "currency": "USD",
             "listing_date": [cal[int(d)] for d in ipo_day],
+            "exchange": settings.calendar,
         }
     )
-    return _assemble(settings, cal, meta, out, actions, fundamentals, constituents, events)
+    return _assemble(settings, cal, meta, out, actions, fundamentals, constituents, events, regimes)
+
+
+def _index_members(caps: np.ndarray, members: np.ndarray, size: int, review: bool) -> np.ndarray:
+    """The index's members after a list day, by market cap with a buffer, as index providers do.
+
+    At a quarterly review a member stays while it ranks within the top size x (1 + BUFFER), and a
+    non-member joins when it ranks within the top size x (1 - BUFFER); the list is then filled or
+    cut by rank to `size`. Between reviews only a member that is gone (delisted or about to be) is
+    replaced, by the largest non-member. Names with caps of -inf are not eligible."""
+    n_eligible = int(np.isfinite(caps).sum())
+    size = min(size, n_eligible)
+    order = np.argsort(-caps, kind="stable")
+    rank = np.empty(len(caps), dtype=np.int64)
+    rank[order] = np.arange(len(caps))
+    keep = members & np.isfinite(caps)
+    if review or not members.any():
+        keep &= rank < size * (1 + INDEX_BUFFER)
+        keep |= rank < size * (1 - INDEX_BUFFER)
+    chosen = order[keep[order]][:size]  # by rank, at most size
+    if len(chosen) < size:
+        extra = order[~keep[order] & np.isfinite(caps[order])][: size - len(chosen)]
+        chosen = np.r_[chosen, extra]
+    out = np.zeros(len(caps), dtype=bool)
+    out[chosen] = True
+    return out
 
 
 def _assemble(
-    settings, cal, meta, out, actions, fundamentals, constituents, events
+    settings, cal, meta, out, actions, fundamentals, constituents, events, regimes
 ) -> SimulatedMarket:
     """Turn the simulation's arrays and event lists into vendor-shaped tables."""
     tickers = meta["ticker"].tolist()
@@ -490,6 +623,7 @@ def _assemble(
         ca.sort_values(["ticker", "date"], kind="stable"),
         cons,
         ev,
+        regimes,
     )
 
 
@@ -531,6 +665,7 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
     for date, frame in market.constituents.groupby("date", sort=True):
         jobs.append(("constituent_list", f"{date:%Y%m%d}_{settings.index_name}", frame))
     jobs.append(("metadata_array", "universe", market.metadata))
+    jobs.append(("market_regimes", settings.index_name, market.regimes))
     by_ticker = {
         "ticker_market_data": market.prices.groupby("ticker", sort=True),
         "ticker_fundamental_data": market.fundamentals.groupby("ticker", sort=True),
