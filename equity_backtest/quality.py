@@ -90,7 +90,7 @@ def source_exchange(metadata: pd.DataFrame, default: str) -> str:
     return default
 
 
-def source_report(tables: dict[str, pd.DataFrame], source: str, calendar: str = "XNYS") -> dict:
+def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = "XNYS") -> dict:
     mk = tables["market"][tables["market"]["source"] == source]
     mk = mk.assign(ticker=mk["ticker"].astype(str)).sort_values(["ticker", "date"], kind="stable")
     fund = tables["fundamentals"][tables["fundamentals"]["source"] == source]

@@ -1,6 +1,7 @@
 """Does the simulated market look like a large-cap equity index? Its stylized facts, measured.
 
     python -m equity_backtest.realism [--seed 42] [--tickers 300] [--index-size 100] [--json]
+    python -m equity_backtest.realism --seeds 1 2 3 ...      (one line per seed: which ranges fail)
 
 Measured from the simulated market's own tables (the ground truth, before any datalog):
   concentration   the largest member's and the top 10's share of the index, and the largest
@@ -210,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2005, 1, 1))
     ap.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2024, 12, 31))
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", help="check several seeds: one line each, then a count"
+    )
     args = ap.parse_args(argv)
+    if args.seeds:
+        return _many(args)
     settings = simulated.SimulationSettings(
         args.tickers, args.index_size, args.start, args.end, args.seed
     )
@@ -227,6 +233,23 @@ def main(argv: list[str] | None = None) -> int:
         span = f"target {target[0]:g} to {target[1]:g}" if target else ""
         print(f"{name:<32} {shown:>12}  {span:<24} {verdict}")
     print(f"{sum(passed.values())} of {len(passed)} figures in their target range")
+    return 0
+
+
+def _many(args) -> int:
+    """One line per seed: how many figures are in range and which are not."""
+    passing = 0
+    for seed in args.seeds:
+        settings = simulated.SimulationSettings(
+            args.tickers, args.index_size, args.start, args.end, seed
+        )
+        figures = measure(simulated.simulate(settings))
+        passed = check(figures)
+        out = [f"{k} {figures[k]:.4g}" for k, ok in passed.items() if not ok]
+        passing += not out
+        print(f"seed {seed}: {sum(passed.values())} of {len(passed)} in range"
+              + (f"; out: {', '.join(out)}" if out else ""))  # fmt: skip
+    print(f"{passing} of {len(args.seeds)} seeds have every figure in range")
     return 0
 
 

@@ -1,16 +1,23 @@
 """The simulated vendor (D2): a seeded random equity market that never depends on today's date.
 
 What it plants, so that later stages and tests can check they recover it:
-- market regimes (bull/bear by a monthly Markov chain) and one crash of about -35% in two months;
-- sector factors, firm betas and idiosyncratic volatilities;
+- sessions of a real exchange (NYSE by default, through exchange_calendars);
+- market episodes (a bear market and its recovery, sometimes a crash, corrections) on a calm
+  drift, with GARCH volatility on Student-t shocks; the episodes and high-volatility spells are
+  logged (market_regimes) so that the tear sheet can name them;
+- sector factors, firm betas and idiosyncratic volatilities that fall with a firm's size, and net
+  share issuance that shrinks the largest firms' share counts (no stock takes over the index);
 - factor premia in expected returns, set each month from what the firm's books and prices say:
   value (book-to-market), quality (return on assets), 12-1 momentum, and low volatility;
 - IPOs, takeovers (paid in cash at a premium) and bankruptcies (a slide, then a small or zero
-  recovery), so an index of the top N by market cap churns and delisted names matter;
+  recovery), so an index of the top N by market cap (reviewed quarterly with a rank buffer)
+  churns and delisted names matter;
 - splits when a price runs high, quarterly dividends for payers, realistic daily volume;
 - quarterly fundamentals whose announcement date falls 20-50 days after the quarter end.
 
-All randomness comes from one numpy Generator seeded by `seed`; calendars come from `start`/`end`.
+All randomness comes from one numpy Generator seeded by `seed`; the calendar from `start`, `end`
+and the exchange. The calibration (the module's constants) is measured by
+`python -m equity_backtest.realism` against large-cap ranges.
 """
 
 from __future__ import annotations
@@ -686,3 +693,11 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
         counts["already_logged"],
     )
     return counts
+
+
+if __name__ == "__main__":  # python -m equity_backtest.vendors.simulated --report [options]
+    import sys
+
+    from ..realism import main
+
+    raise SystemExit(main([a for a in sys.argv[1:] if a != "--report"]))
