@@ -156,9 +156,9 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
     ]
     jumps = candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
 
-    calendar = pd.DatetimeIndex(np.unique(mk["date"].to_numpy()))
+    traded = pd.DatetimeIndex(np.unique(mk["date"].to_numpy()))
     span = mk.groupby("ticker")["date"].agg(["min", "max", "size"])
-    expected = calendar.searchsorted(span["max"], side="right") - calendar.searchsorted(span["min"])
+    expected = traded.searchsorted(span["max"], side="right") - traded.searchsorted(span["min"])
     gaps = (expected - span["size"]).rename("missing_days")
     gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
 
@@ -200,7 +200,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         },
         "calendar": calendar_check(
             pd.DatetimeIndex(mk["date"]),
-            source_exchange(tables["metadata"][tables["metadata"]["source"] == source], calendar),
+            source_exchange(tables["metadata"][tables["metadata"]["source"] == source], exchange),
         ),
         "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),
     }
