@@ -191,7 +191,10 @@ def tables(
         ["permno", "delistingdt", "delret"]
     ]
     legacy = dl.rename(columns={"last_day": "dlstdt", "ret": "dlret", "price": "dlprc"})
-    k = int(np.flatnonzero(legacy["permno"].isin([ids[t] for t in member]))[0])
+    # (a member's delisting with a value: a price of 0 would be no delisting price at all)
+    valued = legacy["dlprc"] > 0
+    members_valued = np.flatnonzero(legacy["permno"].isin([ids[t] for t in member]) & valued)
+    k = int(members_valued[0] if len(members_valued) else np.flatnonzero(valued)[0])
     legacy.loc[k, "dlret"], legacy.loc[k, "dlprc"] = np.nan, -legacy.loc[k, "dlprc"]
     extras["price_only_delisting"] = int(legacy.loc[k, "permno"])
     out["crsp", "dsedelist"] = legacy

@@ -24,7 +24,7 @@ def _view(panel, date, shares=None, cash=1e6):
 def test_fundamental_invisible_the_day_before_its_announcement_and_visible_on_it(market):
     panel = panel_of(market)
     f = market.fundamentals
-    row = f[f["announcement_date"].isin(panel.dates)].iloc[40]
+    row = f[f["announcement_date"].isin(panel.dates) & f["ticker"].isin(panel.tickers)].iloc[40]
     ticker, day = row["ticker"], row["announcement_date"]
     before = panel.dates[panel.dates < day][-1]
     seen_before = (

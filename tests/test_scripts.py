@@ -203,7 +203,8 @@ def test_flags_override_parameters_and_missing_inputs_are_clear(project):
         "rebalance=quarterly",
     )
     run = json.loads((out / "run.json").read_text())
-    assert run["start"] == "2012-01-02" and run["end"] == "2012-06-29"
+    # (2 January 2012 was the New Year holiday on the NYSE, whose calendar the market follows)
+    assert run["start"] == "2012-01-03" and run["end"] == "2012-06-29"
     assert json.loads((out / "parameters.json").read_text())["rebalance"] == "quarterly"
     proc = run_script(project, "04_evaluate.py", str(project / "results" / "nope"), check=False)
     assert proc.returncode == EXIT_BAD_INPUT and "not a finished run archive" in proc.stderr

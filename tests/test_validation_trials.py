@@ -115,8 +115,9 @@ def test_f_costs_eat_a_small_account_and_the_run_reports_it_without_going_negati
         f"(without costs {free.runtime_log['value'].iloc[-1]:,.0f}); warnings: {result.warnings}"
     )
     assert (rl["cash"] >= 0).all()
-    assert costs > 0.75 * 10_000 and rl["value"].iloc[-1] < 0.1 * free.runtime_log["value"].iloc[-1]
-    assert any("75% or more of the starting value" in w for w in result.warnings)
+    # costs take most of the account (until too little is left to pay the minimums)
+    assert costs > 0.7 * 10_000 and rl["value"].iloc[-1] < 0.1 * free.runtime_log["value"].iloc[-1]
+    assert any("50% or more of the starting value" in w for w in result.warnings)
 
 
 def test_f_an_account_that_cannot_pay_a_commission_stops(panel):

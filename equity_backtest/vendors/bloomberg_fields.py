@@ -36,4 +36,5 @@ METADATA_FIELDS = {
     "isin": "ID_ISIN",
     "currency": "CRNCY",
     "listing_date": "EQY_INIT_PO_DT",
+    "exchange": "ID_MIC_PRIM_EXCH",  # the primary exchange's MIC: the quality report's calendar
 }

@@ -56,6 +56,7 @@ def make_recording(settings: simulated.SimulationSettings) -> dict:
                 "ID_ISIN": row.isin,
                 "CRNCY": row.currency,
                 "EQY_INIT_PO_DT": _iso(row.listing_date),
+                "ID_MIC_PRIM_EXCH": row.exchange,
             }
         )
     for ticker, rows in market.prices.groupby("ticker"):
