@@ -40,16 +40,22 @@ def code(name: str) -> str | None:
     return key if key in exchange_calendars.get_calendar_names(include_aliases=True) else None
 
 
+def checked(name: str) -> str:
+    """The exchange_calendars code of the exchange_calendar setting, or a message naming it."""
+    exchange = code(name)
+    if exchange is None:
+        raise BadInputError(
+            f"parameter 'exchange_calendar' = {name!r} is not an exchange calendar: use an "
+            "exchange_calendars code such as XNYS (New York), XNAS, XLON, XTKS or XHKG"
+        )
+    return exchange
+
+
 @functools.lru_cache(maxsize=16)
 def _calendar(name: str, start: dt.date, end: dt.date):
     import exchange_calendars
 
-    exchange = code(name)
-    if exchange is None:
-        raise BadInputError(
-            f"exchange_calendar = {name!r} is not an exchange calendar: use an exchange_calendars "
-            "code such as XNYS (New York), XNAS, XLON, XTKS or XHKG"
-        )
+    exchange = checked(name)
     try:
         return exchange_calendars.get_calendar(exchange, start=start, end=end)
     except (ValueError, exchange_calendars.errors.CalendarError) as err:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 from tqdm import tqdm
 
-from . import __version__, faults, quality
+from . import __version__, calendars, faults, quality
 from .datalog import LogName, list_logs, read_log
 from .errors import BadInputError
 from .locks import process_alive
@@ -183,6 +183,7 @@ def build(
     names none.
     A bad log stops the build (BadInputError naming file, row, field) unless skip_bad_logs.
     """
+    calendars.checked(calendar)
     datasets_dir = Path(datasets_dir)
     datasets_dir.mkdir(parents=True, exist_ok=True)
     _clear_abandoned_builds(datasets_dir)

@@ -59,6 +59,17 @@ def test_files_are_written_with_the_umask(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("script", ["01_query_vendor.py", "02_build_datasets.py"])
+def test_an_unknown_exchange_calendar_is_refused_by_name(project, script):
+    before = sorted(p.name for p in (project / "datalog").iterdir())
+    extra = ["--full"] if script.startswith("02") else []  # (02 would find nothing new)
+    proc = run_script(project, script, "--set", "exchange_calendar=XNYZ", *extra, check=False)
+    assert proc.returncode == 2 and "'exchange_calendar' = 'XNYZ'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (project / "datalog").iterdir()) == before
+
+
+@pytest.mark.slow
 def test_an_end_after_the_data_is_said_and_kept_in_the_run(project):
     proc = run_script(project, "03_trade.py", "--end", "2030-12-31", "--set", "rebalance=yearly")
     assert "end = 2030-12-31 is after the data's last day 2013-12-31" in proc.stderr
