@@ -76,6 +76,10 @@ sim_end = _dt.date(2024, 12, 31)  # last simulated day
 # and the calendar the data-quality report checks daily dates against (an exchange_calendars
 # name; a source's metadata "exchange" column, where it names a calendar, wins for that source)
 exchange_calendar = "XNYS"
+# Keep each built panel (a dataset version's dense arrays) in datasets/.panel_cache, so that later
+# backtests on the same data start in milliseconds; disk: about 10 x days x tickers x 8 bytes per
+# version and settings (280 MB for 700 tickers over 20 years), the two newest versions kept
+panel_cache = True
 
 # --- Point-in-time fundamentals -----------------------------------------------------------------
 # A fundamental becomes visible on its announcement date; where a vendor gives none, on period

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from pathlib import Path
 
@@ -17,7 +18,9 @@ def store(tickers: int, index_size: int, years: int) -> Parameters:
     """Parameters over a cached simulated store of `tickers` ever, an index of `index_size`, and
     `years` of daily bars from 2004 (a backtest from 2005, monthly rebalancing)."""
     start, end = dt.date(2004, 1, 1), dt.date(2004 + years, 12, 31)
-    cache = REPO / "benchmarks" / ".cache" / f"{tickers}_{index_size}_{years}"
+    # the simulator's source in the name: a changed simulator builds a new store
+    code = hashlib.sha256(Path(simulated.__file__).read_bytes()).hexdigest()[:8]
+    cache = REPO / "benchmarks" / ".cache" / f"{tickers}_{index_size}_{years}_{code}"
     params = Parameters(
         seed=1, sim_n_tickers=tickers, sim_index_size=index_size, index=f"TOP{index_size}",
         sim_start=start, sim_end=end, start=dt.date(2005, 1, 1), end=end, rebalance="monthly",

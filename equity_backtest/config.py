@@ -95,6 +95,10 @@ class Parameters:
     # the exchange whose sessions the simulated market trades and the quality report checks dates
     # against (an exchange_calendars name; a source's metadata "exchange" column overrides it)
     exchange_calendar: str = "XNYS"
+    # keep each built panel (dense arrays of a dataset version) in <datasets_dir>/.panel_cache so
+    # that later runs on the same data load it in milliseconds (disk: about 10 x days x tickers
+    # x 8 bytes per version and settings; the two newest versions are kept)
+    panel_cache: bool = True
     # point-in-time fundamentals (D6): days after period end when a vendor gives no announcement date
     fundamental_lag_days: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"default": 45}

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import panel_cache
 from .config import Parameters
-from .datasets import load_tables
+from .datasets import current_version, load_tables
 from .errors import BadInputError
 from .quality import MAX_PLAUSIBLE_PRICE
 from .vocabulary import MARKET_FIELDS, PRICE_FIELDS
@@ -107,13 +108,18 @@ class PanelSpec:
     index: str
     end: dt.date
     fundamental_lag_days: tuple[tuple[str, int], ...]
+    # volatility windows the engine will ask for (its impact model's), computed with the panel
+    # so that the panel cache keeps them too
+    volatility_days: tuple[int, ...] = ()
+    cache: bool = False  # keep the built panel in the datasets folder's panel cache
 
     @classmethod
     def of(cls, params: Parameters) -> PanelSpec:
         lags = tuple(sorted(params.fundamental_lag_days.items()))
+        windows = (params.impact_vol_days,) if params.impact_coef > 0 else ()
         return cls(
             str(params.datasets_dir), params.dataset_version, params.source, params.index,
-            params.end, lags,
+            params.end, lags, windows, params.panel_cache,
         )  # fmt: skip
 
     def lag_days(self, metric: str) -> int:
@@ -122,10 +128,32 @@ class PanelSpec:
 
 
 def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = ()) -> Panel:
-    """Read the dataset version named in params (or CURRENT) and build the dense panel."""
+    """Read the dataset version named in params (or CURRENT) and build the dense panel; a panel
+    built before from the same version and settings comes from the cache (panel_cache)."""
     spec = params if isinstance(params, PanelSpec) else PanelSpec.of(params)
-    version, tables = load_tables(Path(spec.datasets_dir), spec.dataset_version)
-    return panel_from_tables(version, tables, spec, extra_tickers)
+    datasets_dir = Path(spec.datasets_dir)
+    version = spec.dataset_version or current_version(datasets_dir)
+    if version is None or not (datasets_dir / version / "manifest.json").is_file():
+        load_tables(datasets_dir, version)  # raises the message that names what is missing
+
+    def build() -> Panel:
+        tables = load_tables(datasets_dir, version)[1]
+        panel = panel_from_tables(version, tables, spec, extra_tickers)
+        for days in spec.volatility_days:
+            panel.volatility(days)
+        return panel
+
+    settings = (
+        spec.source,
+        spec.index,
+        spec.end,
+        spec.fundamental_lag_days,
+        spec.volatility_days,
+        tuple(extra_tickers),
+    )
+    if not spec.cache:
+        return build()
+    return panel_cache.load_or_build(datasets_dir, version, settings, build)
 
 
 def panel_from_tables(

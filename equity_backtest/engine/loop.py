@@ -483,7 +483,8 @@ def _positions(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) ->
             "price": price,
             "value": value,
             "weight": value / equity[rows],
-        }
+        },
+        copy=False,  # fresh arrays: no need to copy millions of rows into one block
     )
 
 
