@@ -227,9 +227,9 @@ def _market_returns(
     GARCH(1,1) volatility on Student-t shocks (fat tails, volatility clustering).
 
     The noise is demeaned within each episode and over the calm days, so each episode's move and
-    the history's log growth are exactly what is planted (MARKET_GROWTH a year), not luck. Returns (returns, in_stress, regimes): in_stress
-    is True on bear-market and crash days; regimes lists every episode and high-volatility spell
-    (start, end, regime, market move)."""
+    the history's log growth are exactly what is planted (MARKET_GROWTH a year), not luck.
+    Returns (returns, in_stress, regimes): in_stress is True on bear-market and crash days;
+    regimes lists every episode and high-volatility spell (start, end, regime, market move)."""
     T = len(calendar)
     episodes = _episodes(rng, T)
     kind = np.full(T, CALM, dtype=object)
