@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """Builder benchmark: a 700-ticker, 20-year simulated datalog compacted into a dataset version.
 
-Uses the datalog that benchmarks/engine.py keeps in benchmarks/.cache/ (written there on first
-use), builds it from scratch into a temporary folder, and prints the time and the peak memory.
+Uses the datalog of benchmarks/workload.py's store in benchmarks/.cache/ (written there on first
+use, shared with benchmarks/engine.py), builds it from scratch into a temporary folder, and prints the time and the peak memory.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import resource
 import sys
 import tempfile
@@ -17,18 +16,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
+
 from equity_backtest import datasets  # noqa: E402
 from equity_backtest.datalog import list_logs  # noqa: E402
-from equity_backtest.vendors import simulated  # noqa: E402
 
 
 def main() -> None:
-    datalog = REPO / "benchmarks" / ".cache" / "700_500_20" / "datalog"
-    if not datalog.is_dir():
-        settings = simulated.SimulationSettings(
-            700, 500, dt.date(2004, 1, 1), dt.date(2024, 12, 31), 1
-        )
-        simulated.query(settings, datalog)
+    datalog = Path(workload.store(700, 500, 20).datalog_dir)
     logs = list_logs(datalog)
     size = sum(p.stat().st_size for _, p in logs) / 1e6
     with tempfile.TemporaryDirectory() as tmp:
