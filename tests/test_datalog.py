@@ -112,3 +112,109 @@ def test_read_log_types_and_errors_name_file_row_field(tmp_path):
     header.write_text("day,price\n2020-01-02,1\n")
     with pytest.raises(BadInputError, match="header lacks"):
         read_log(header)
+
+
+MARKET = "date,open,high,low,close,volume,market_cap\n"
+_EDGE_CASES = [
+    ("ticker_market_data", MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n"),
+    ("ticker_market_data", MARKET + "2012-02-30,1,2,0.5,1.5,100,1e9\n"),  # no such day
+    ("ticker_market_data", MARKET + "2012-1-3,1,2,0.5,1.5,100,1e9\n"),  # read, by pandas
+    ("ticker_market_data", MARKET + " 2012-01-03 ,1,2,0.5,1.5,100,1e9\n"),
+    ("ticker_market_data", MARKET + "2012-01-03,1_000,2,0.5,1.5,100,1e9\n"),
+    ("ticker_market_data", MARKET + "2012-01-03,١٢,2,0.5,1.5,100,1e9\n"),
+    ("ticker_market_data", MARKET + "2012-01-03,inf,2,0.5,1.5,100,1e9\n"),
+    ("ticker_market_data", MARKET + "2012-01-03,nan,2,0.5,1.5,,1e9\n"),
+    ("ticker_market_data", MARKET + "2012-01-03, 1.5 ,2,0.5,1.5,100,1e9\n"),
+    (
+        "ticker_market_data",
+        MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n\n2012-01-04,1,2,0.5,1.5,100,1e9\n",
+    ),
+    ("ticker_market_data", MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n,,,,,,\n"),
+    ("ticker_market_data", MARKET + "2012-01-03,1,2,0.5,1.5,100\n"),  # a short row
+    ("ticker_market_data", MARKET.replace("\n", "\r\n") + "2012-01-03,1,2,0.5,1.5,100,1e9\r\n"),
+    ("ticker_market_data", MARKET.replace("close", " close ") + "2012-01-03,1,2,0.5,1.5,100,1e9\n"),
+    ("ticker_market_data", MARKET.replace("close", '"close"') + "2012-01-03,1,2,0.5,1.5,100,1e9\n"),
+    ("ticker_market_data", MARKET.replace("volume", "open") + "2012-01-03,1,2,0.5,1.5,100,1e9\n"),
+    ("ticker_market_data", MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n2012-01-03,1,2,0.5,1.5,1,1\n"),
+    ("ticker_market_data", MARKET[:-1] + ",pe\n2012-01-03,1,2,0.5,1.5,100,1e9,12.5\n"),
+    ("ticker_market_data", MARKET + "2031-01-03,1,2,0.5,1.5,100,1e9\n"),  # after the query
+    ("metadata_array", 'ticker,name,sector,isin\nAAA,"Foo, Inc.",Tech,\nBBB,"Say ""hi""",,X1\n'),
+    ("metadata_array", "ticker,name,sector\n,Foo,Tech\n"),  # an empty ticker
+    ("corporate_actions", "date,action,value\n2012-01-03,dividend,0.5\n2012-01-03,dividend,0.25\n"),
+    ("corporate_actions", "date,action,value\n2012-01-03,merger,1\n"),
+    (
+        "ticker_fundamental_data",
+        "period_end,announcement_date,revenue,ebit\n2011-12-31,2012-02-01,5,\n",
+    ),
+    ("ticker_fundamental_data", "period_end,announcement_date,revenue\n2011-12-31,2011-11-01,5\n"),
+    ("ticker_fundamental_data", "period_end,announcement_date,revenue\n2011-12-31,,5\n"),
+    (
+        "constituent_list",
+        "date,index,ticker,weight\n2012-01-03,TOP2,AAA,\n2012-01-03,TOP2,BBB,0.5\n",
+    ),
+]
+
+
+def _both(text: str, name: LogName):
+    from equity_backtest import datalog
+
+    kind = datalog.LOG_TYPES[name.data_type]
+    fast = datalog._fast_parse(text, name, kind, "x")
+    try:
+        careful = datalog._careful_parse(text, name, kind, "x")
+    except BadInputError as exc:
+        careful = exc
+    return fast, careful
+
+
+def _fast_agrees(text: str, name: LogName) -> bool:
+    fast, careful = _both(text, name)
+    if fast is None:
+        return False  # stepped aside: the careful path decides (and names the row)
+    assert not isinstance(careful, BadInputError), careful
+    pd.testing.assert_frame_equal(fast, careful, check_exact=True)
+    return True
+
+
+_READ_FAST = {0, 7, 8, 9, 12, 13, 17, 19, 21, 23, 25, 26}  # the clean cases above
+
+
+@pytest.mark.parametrize("case", range(len(_EDGE_CASES)))
+def test_the_fast_reader_agrees_with_the_careful_one_or_steps_aside(case):
+    """The fast (pyarrow) path of parse_log returns exactly the careful path's frame, or leaves
+    the log to it: never a different value, a date that is no day, or a log the careful path
+    refuses; and it does read the clean ones."""
+    data_type, text = _EDGE_CASES[case]
+    name = LogName(1_900_000_000_000_000, "t", data_type, "AAA")
+    assert _fast_agrees(text, name) == (case in _READ_FAST)
+
+
+def test_the_fast_reader_reads_every_clean_log_of_the_simulated_market(small_store):
+    from equity_backtest.textio import decode
+
+    logs = list_logs(small_store / "datalog")
+    assert all(_fast_agrees(decode(p.read_bytes(), "x"), n) for n, p in logs)
+
+
+def test_the_fast_reader_parses_numbers_bit_for_bit():
+    """Shortest reprs, 17 and 10 significant digits of 2,000 floats over the whole exponent
+    range and the smallest subnormal: the same float64 bits from both paths."""
+    import numpy as np
+
+    from equity_backtest import datalog
+
+    rng = np.random.default_rng(5)
+    values = np.r_[rng.standard_normal(2000) * 10.0 ** rng.integers(-300, 300, 2000), 5e-324]
+    days = pd.bdate_range("2000-01-03", periods=len(values))
+    text = MARKET + "".join(
+        f"{day:%Y-%m-%d},{float(v)!r},{v:.17g},{v:.10g},1,1,1\n"
+        for day, v in zip(days, values, strict=True)
+    )
+    name = LogName(1_900_000_000_000_000, "t", "ticker_market_data", "AAA")
+    kind = datalog.LOG_TYPES[name.data_type]
+    fast = datalog._fast_parse(text, name, kind, "x")
+    careful = datalog._careful_parse(text, name, kind, "x")
+    assert fast is not None
+    for col in ("open", "high", "low"):
+        assert fast[col].to_numpy().tobytes() == careful[col].to_numpy().tobytes()
+    assert fast["open"].to_numpy().tobytes() == values.tobytes()
