@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Scale benchmark: the whole data path at a chosen universe size, towards CRSP-sized histories.
+
+    python benchmarks/scale.py [--tickers 2000] [--index-size 1000] [--years 21] [--keep FOLDER]
+
+Steps, each timed, with the peak memory of the process that ran it:
+  01  the simulated vendor writes the datalog (a subprocess running 01_query_vendor.py);
+  02  the builder compacts it from scratch (a subprocess running 02_build_datasets.py --full);
+  02+ an incremental build after one more day: every ticker that traded on the last day gets a
+      newer log with one more session (its last row, a day later), then 02 runs again;
+  panel   the dataset into the engine's panel (built, then loaded from the panel cache);
+  loop    equal weights over the point-in-time members, monthly, with the default costs and
+          volume caps, in asset-days per second (all tickers ever x heartbeats).
+The work folder is temporary unless --keep names one (reused if it holds a datalog).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from equity_backtest import calendars, panel_cache  # noqa: E402
+from equity_backtest.config import Parameters  # noqa: E402
+from equity_backtest.datalog import LogName, list_logs, read_log, write_log  # noqa: E402
+from equity_backtest.engine.loop import run_backtest  # noqa: E402
+from equity_backtest.panel import load_panel  # noqa: E402
+
+
+def equal_weights(view, params):
+    u = view.universe
+    return pd.Series(1.0 / len(u), index=u)
+
+
+# runs a numbered script in this interpreter, then prints its own peak memory (kB) last
+_WRAPPER = (
+    "import resource, runpy, sys\n"
+    "script = sys.argv[1]; sys.argv = sys.argv[1:]\n"
+    "try:\n    runpy.run_path(script, run_name='__main__')\n"
+    "except SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _stage(folder: Path, script: str, *args: str) -> tuple[float, float]:
+    """Run a numbered script in its own process; (seconds, peak MB of that process)."""
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, str(REPO / script), "--parameters", "parameters.py",
+         "--quiet", *args],
+        cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return time.perf_counter() - t, int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
+def _one_more_day(datalog: Path, last: pd.Timestamp) -> int:
+    """A newer market log with one more session for every ticker that traded on the last day."""
+    following = calendars.sessions("XNYS", last.date(), (last + pd.Timedelta(days=10)).date())
+    next_day = following[following > last][0]
+    written = 0
+    for name, path in list_logs(datalog):
+        if name.data_type != "ticker_market_data":
+            continue
+        frame = read_log(path, name)
+        if frame["date"].max() != last:
+            continue
+        later = LogName(name.timestamp + 86_400_000_000, name.source, name.data_type, name.label)
+        write_log(datalog, later, frame.iloc[[-1]].assign(date=next_day))
+        written += 1
+    return written
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--tickers", type=int, default=2000)
+    ap.add_argument("--index-size", type=int, default=1000)
+    ap.add_argument("--years", type=int, default=21)
+    ap.add_argument("--keep", help="work folder to keep (and reuse)")
+    args = ap.parse_args()
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="scale_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    start, end = dt.date(2004, 1, 1), dt.date(2004 + args.years - 1, 12, 31)
+    values = dict(
+        seed=1, sim_n_tickers=args.tickers, sim_index_size=args.index_size,
+        index=f"TOP{args.index_size}", sim_start=start, sim_end=end,
+        start=dt.date(2005, 1, 1), end=end, rebalance="monthly",
+        datalog_dir="datalog", datasets_dir="datasets", results_dir="results",
+    )  # fmt: skip
+    (folder / "parameters.py").write_text(
+        "import datetime\n" + "\n".join(f"{k} = {v!r}" for k, v in values.items()) + "\n"
+    )
+    print(f"{args.tickers} tickers ever, index TOP{args.index_size}, {args.years} years ({folder})")
+    if not (folder / "datalog").is_dir():
+        seconds, peak = _stage(folder, "01_query_vendor.py")
+        print(f"01 (simulated vendor): {seconds:7.1f} s, peak {peak:6.0f} MB")
+    logs = list_logs(folder / "datalog")
+    size = sum(p.stat().st_size for _, p in logs) / 1e6
+    print(f"   datalog: {len(logs)} logfiles, {size:.0f} MB")
+    seconds, peak = _stage(folder, "02_build_datasets.py", "--full")
+    print(f"02 from scratch:       {seconds:7.1f} s, peak {peak:6.0f} MB")
+    last = calendars.sessions("XNYS", start, end)[-1]
+    added = _one_more_day(folder / "datalog", last)
+    seconds, peak = _stage(folder, "02_build_datasets.py")
+    print(f"02 after one more day: {seconds:7.1f} s, peak {peak:6.0f} MB ({added} new logs)")
+
+    params = Parameters(**{**values, "datalog_dir": str(folder / "datalog"),
+                           "datasets_dir": str(folder / "datasets"),
+                           "results_dir": str(folder / "results")})  # fmt: skip
+    panel_cache.clear(params.datasets_dir)
+    t = time.perf_counter()
+    panel = load_panel(params)
+    built = time.perf_counter() - t
+    t = time.perf_counter()
+    panel = load_panel(params)
+    cached = time.perf_counter() - t
+    print(f"panel: built in {built:.1f} s, loaded from the cache in {cached:.2f} s")
+    t = time.perf_counter()
+    result = run_backtest(panel, params, equal_weights)
+    seconds = time.perf_counter() - t
+    asset_days = len(result.runtime_log) * len(panel.tickers)
+    print(
+        f"loop: {seconds:.2f} s for {len(result.runtime_log)} heartbeats x {len(panel.tickers)} "
+        f"tickers = {asset_days / seconds / 1e6:.1f} M asset-days/s"
+    )
+    print(
+        f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
