@@ -3,10 +3,10 @@ on the same data skips rebuilding the dense arrays (the largest part of 03's sta
 
 A cached panel lives in `<datasets_dir>/.panel_cache/<version>-<key>/` (a hidden folder: never
 pushed to a shared store, and not a dataset version): the panel pickled with its arrays out of
-band in one file that is memory-mapped on load, so loading costs next to nothing. The key hashes everything the panel is
-built from: the version's manifest (so a rebuilt v000001 is another key), the panel settings,
-the extra tickers, and the source of the code that builds panels (a changed builder is another
-key). The warnings logged while building are stored with it and logged again on every load, so
+band in one file that is memory-mapped on load, so loading costs next to nothing. The key hashes
+everything the panel is built from: the version's manifest (so a rebuilt v000001 is another key),
+the panel settings, the extra tickers, the source of the code that builds panels and the numpy
+and pandas versions (a changed builder is another key). The warnings logged while building are stored with it and logged again on every load, so
 a run's log reads the same whether or not the panel came from the cache. Only the two newest
 versions keep their cached panels. Writing is best-effort: a read-only folder just means no cache.
 """
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .storage import file_mode
 
@@ -35,7 +36,7 @@ _BUILDER_SOURCES = ("panel.py", "datasets.py", "quality.py", "vocabulary.py", "p
 
 def _key(manifest: Path, settings: tuple) -> str:
     digest = hashlib.sha256(manifest.read_bytes())
-    digest.update(repr(settings).encode())
+    digest.update(repr((settings, np.__version__, pd.__version__)).encode())
     here = Path(__file__).parent
     for name in _BUILDER_SOURCES:
         digest.update((here / name).read_bytes())
