@@ -168,8 +168,10 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         cmonth = cons["date"].dt.to_period("M")
         coverage["index_members"] = cons.groupby(cmonth)["ticker"].nunique()
         listed = cons.assign(month=cmonth, ticker=cons["ticker"].astype(str))
-        traded = pd.DataFrame({"month": month, "ticker": mk["ticker"]}).drop_duplicates()
-        both = listed.merge(traded, on=["month", "ticker"])
+        # (ticker, month) pairs with prices, on integer month codes: millions of rows, few pairs
+        codes = pd.DataFrame({"code": month.array.asi8, "ticker": mk["ticker"].to_numpy()})
+        traded = codes.drop_duplicates()
+        both = listed.assign(code=cmonth.array.asi8).merge(traded, on=["code", "ticker"])
         coverage["members_with_market_data"] = both.groupby("month")["ticker"].nunique()
         public = fund.assign(
             ticker=fund["ticker"].astype(str),
