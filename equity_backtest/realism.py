@@ -63,20 +63,9 @@ TARGETS = {
 def market_panel(market: simulated.SimulatedMarket) -> Panel:
     """The engine's panel of the simulated market, built in memory from its tables: total
     returns, membership and index weights then come from the engine's own code."""
-    fund = market.fundamentals.melt(
-        id_vars=["ticker", "period_end", "announcement_date"], var_name="metric"
-    )
-    tables = {
-        "market": market.prices,
-        "fundamentals": fund,
-        "constituents": market.constituents,
-        "metadata": market.metadata.astype(str),
-        "corporate_actions": market.corporate_actions,
-    }
-    tables = {k: v.assign(source=simulated.SOURCE, log_ts=0) for k, v in tables.items()}
     s = market.settings
     spec = PanelSpec("", None, simulated.SOURCE, s.index_name, s.end, (("default", 45),))
-    return panel_from_tables("simulated", tables, spec)
+    return panel_from_tables("simulated", market.tables(), spec)
 
 
 def stock_returns(market: simulated.SimulatedMarket) -> pd.DataFrame:

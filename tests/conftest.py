@@ -139,21 +139,8 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 def panel_of(market: simulated.SimulatedMarket, **kw):
     """The engine's dense panel for a simulated market, built in memory (no files)."""
-    import pandas as pd
-
     from equity_backtest.panel import panel_from_tables
 
-    fund = market.fundamentals.melt(
-        id_vars=["ticker", "period_end", "announcement_date"], var_name="metric"
-    )
-    tables = {
-        "market": market.prices,
-        "fundamentals": fund,
-        "constituents": market.constituents,
-        "metadata": market.metadata.astype(str),
-        "corporate_actions": market.corporate_actions,
-    }
-    tables = {k: v.assign(source="simulated", log_ts=0) for k, v in tables.items()}
     s = market.settings
     params = Parameters(
         **{
@@ -169,7 +156,7 @@ def panel_of(market: simulated.SimulatedMarket, **kw):
             **kw,
         }
     )
-    return panel_from_tables("in-memory", {k: pd.DataFrame(v) for k, v in tables.items()}, params)
+    return panel_from_tables("in-memory", market.tables(), params)
 
 
 @pytest.fixture(scope="session")

@@ -152,6 +152,22 @@ class SimulatedMarket:
     events: pd.DataFrame  # ground truth: ipo / takeover / bankruptcy / market episodes, with dates
     regimes: pd.DataFrame  # the market's episodes and high-volatility spells (start, end, regime)
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The market as a dataset version's tables (what 02 would build from its logs, before
+        the datalog's quoting), so a panel can be built in memory."""
+        fund = self.fundamentals.melt(
+            id_vars=["ticker", "period_end", "announcement_date"], var_name="metric"
+        )
+        tables = {
+            "market": self.prices,
+            "fundamentals": fund,
+            "constituents": self.constituents,
+            "metadata": self.metadata.astype(str),
+            "corporate_actions": self.corporate_actions,
+            "regimes": self.regimes,
+        }
+        return {k: v.assign(source=SOURCE, log_ts=0) for k, v in tables.items()}
+
 
 def trading_calendar(start: dt.date, end: dt.date, exchange: str = "XNYS") -> pd.DatetimeIndex:
     """The exchange's sessions between start and end (holidays and special closures excluded)."""
