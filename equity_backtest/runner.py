@@ -136,12 +136,24 @@ def window_notes(panel: Panel, params: Parameters) -> list[str]:
     return notes
 
 
-def idle_note(result, panel: Panel) -> list[str]:
-    """Say so when the algorithm never asked for a position: the run is all cash, which is rarely
-    what was meant (e.g. cap weights on data without market caps)."""
+def idle_note(result, panel: Panel, fill_timing: str = "open") -> list[str]:
+    """Say so when the run stayed all cash, which is rarely what was meant: the algorithm never
+    asked for a position (e.g. cap weights on data without market caps), or it did and no order
+    ever filled (e.g. fills at the open on close-only data)."""
     days = int(result.runtime_log["rebalance"].sum())
-    if days == 0 or len(result.target_weights) or len(result.trades):
+    if days == 0 or len(result.trades):
         return []
+    if len(result.target_weights):
+        hint = (
+            f"; the data has no {fill_timing} prices to fill at (close-only data needs "
+            'fill_timing = "close")'
+            if not np.isfinite(panel.fields[fill_timing]).any()
+            else ""
+        )
+        return [
+            f"compute_weights set target weights but no order filled on any of the {days} "
+            f"rebalance days: the portfolio stayed in cash{hint}"
+        ]
     caps = panel.fields["market_cap"]
     hint = (
         "; the data has no market caps, which the default algorithm.py weights by (try "
@@ -213,7 +225,9 @@ def run_single(
         window = heartbeat_range(panel.dates, params.start, params.end)
         benchmark, gaps = benchmark_returns(panel, params.benchmark, *window)
         benchmark = benchmark.loc[: result.runtime_log["date"].iloc[-1]]
-        for text in gaps + window_notes(panel, params) + idle_note(result, panel):
+        for text in (
+            gaps + window_notes(panel, params) + idle_note(result, panel, params.fill_timing)
+        ):
             log.warning("%s", text)
             result.warnings.append(text)
         held = contest.held_inputs(panel, result.positions) if params.contest_checks else None

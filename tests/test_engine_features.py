@@ -288,3 +288,10 @@ def test_a_run_that_never_invests_says_so():
     panel.fields["market_cap"][:] = np.nan
     assert "no market caps" in idle_note(nothing, panel)[0]
     assert idle_note(run_backtest(panel, params, hold(1.0)), panel) == []
+    # close-only data: targets are set, but orders for the next open never fill
+    panel.fields["open"][:] = np.nan
+    (note,) = idle_note(run_backtest(panel, params, hold(1.0)), panel)
+    assert "no order filled on any of the 1 rebalance days" in note
+    assert 'fill_timing = "close"' in note
+    at_close = params.replace(fill_timing="close")
+    assert idle_note(run_backtest(panel, at_close, hold(1.0)), panel, "close") == []
