@@ -97,4 +97,50 @@ def atomic_write_csv(
 ) -> None:
     """A DataFrame as CSV (\\n line ends, ISO dates), written atomically: the one CSV writer of
     every stage's outputs."""
-    atomic_write_text(path, frame.to_csv(index=index, lineterminator="\n", date_format=date_format))
+    atomic_write_text(path, csv_text(frame, index=index, date_format=date_format))
+
+
+def csv_text(frame, *, index: bool = False, date_format: str = "%Y-%m-%d") -> str:
+    """`frame.to_csv(...)`'s exact text, faster: float64 columns are written with Python's repr
+    (the shortest round-trip text, which numpy's str, pandas' choice, equals) and plain datetime
+    columns from their distinct days, before pandas writes the rest. A run's target weights (100k
+    rows) take a third of the time."""
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame) or not frame.columns.is_unique:
+        return frame.to_csv(index=index, lineterminator="\n", date_format=date_format)
+    frame = frame.copy(deep=False)
+    texts = []  # every column as plain text, while each can be
+    for col in frame.columns:
+        values = frame[col]
+        if values.dtype == np.float64:
+            text = np.array([repr(v) for v in values.tolist()], dtype=object)
+            text[np.isnan(values.to_numpy())] = None  # pandas' na_rep: an empty field
+            frame[col] = text
+        elif values.dtype == "datetime64[ns]":
+            days, codes = np.unique(values.to_numpy(), return_inverse=True)
+            shown = pd.DatetimeIndex(days).strftime(date_format).to_numpy(dtype=object)
+            frame[col] = text = np.where(np.isnat(values.to_numpy()), None, shown[codes])
+        elif values.dtype == np.int64 or values.dtype == np.bool_:
+            text = values.astype(str).to_numpy(dtype=object)
+        elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
+            text = values.to_numpy()
+        elif isinstance(values.dtype, pd.StringDtype):  # pandas 3's default for text
+            text = values.to_numpy(dtype=object)
+        else:
+            text = None
+        if texts is not None and text is not None:
+            texts.append(text)
+        else:
+            texts = None
+    plain = texts is not None and not index and len(texts) >= 2
+    if plain:  # nothing to quote: the rows are the fields joined by commas
+        header = [str(c) for c in frame.columns]
+        fields = [np.where(pd.isna(t), "", t) if pd.isna(t).any() else t for t in texts]
+        body = "\x00".join(header) + "\x00" + "\x00".join("\x00".join(f) for f in fields)
+        plain = not any(c in body for c in ',"\r\n')
+    if plain:
+        lines = [",".join(header), *map(",".join, zip(*fields, strict=True))]
+        return "\n".join(lines) + "\n"
+    return frame.to_csv(index=index, lineterminator="\n", date_format=date_format)

@@ -15,6 +15,7 @@ The loop is O(universe) numpy work per day; pandas appears only in the view on r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 
@@ -57,13 +58,19 @@ class RunResult:
     runtime_log: pd.DataFrame
     trades: pd.DataFrame
     cash_ledger: pd.DataFrame
-    positions: pd.DataFrame
+    holdings: Callable[[], pd.DataFrame]  # builds the positions table (millions of rows) on demand
     target_weights: pd.DataFrame
     status: str  # "completed" or "stopped: equity exhausted"
     message: str
     warnings: list[str] = dataclasses.field(default_factory=list)
     starting_value: float = 0.0  # cash + starting holdings at the close before the first heartbeat
     bar_frequency: str = "daily"  # each heartbeat is one bar of the data (frequency module)
+
+    @functools.cached_property
+    def positions(self) -> pd.DataFrame:
+        """Daily holdings in long format (_positions), built on first use: a sweep that reads
+        only values never pays for it."""
+        return self.holdings()
 
 
 def make_broker(params: Parameters) -> Broker:
@@ -161,6 +168,15 @@ class Heartbeat:
         self.rf = periodic_rate(spec.risk_free_rate, periods)  # per bar
         self.borrow_rate = periodic_rate(spec.risk_free_rate + spec.borrow_spread, periods)
         self.short_fee = periodic_rate(spec.short_fee_rate, periods)
+        self._exits_set()
+
+    def _exits_set(self) -> None:
+        """Note whether any stop, target or time exit is set, so that the days of a run without
+        them skip their checks. Set where exits are given (here, decide); clearing one leaves the
+        note on, which only costs a check that finds nothing."""
+        st = self.state
+        self.watching = bool(np.isfinite(st.stop).any() or np.isfinite(st.take_profit).any())
+        self.timed = bool((st.exit_day >= 0).any())
 
     def row(self, t: int) -> np.ndarray:
         return self.state.log_rows[t - self.t0]
@@ -186,14 +202,13 @@ class Heartbeat:
 
     # 2. pending orders and protective stops
     def fills(self, t: int) -> None:
-        self._time_exits(t)
-        st = self.state
-        watching = bool(np.isfinite(st.stop).any() or np.isfinite(st.take_profit).any())
+        if self.timed:
+            self._time_exits(t)
         stops_first = self.spec.fill_timing == "close"
-        if stops_first and watching:
+        if stops_first and self.watching:
             self._fill_stops(t)
         self._fill_pending(t)
-        if not stops_first and watching:
+        if not stops_first and self.watching:
             self._fill_stops(t)
 
     def _fill(self, t: int, orders: np.ndarray, price: np.ndarray, reason: str) -> Fills:
@@ -336,6 +351,7 @@ class Heartbeat:
         # a time exit of N bars: closed at the fill N bars after this decision (an order made
         # now fills at the next bar, so a new position is held N - 1 bars)
         st.exit_day = np.where(np.isfinite(holds), t + np.nan_to_num(holds), -1).astype(np.int64)
+        self._exits_set()
         st.weight_rows.append((t, target))
         st.pending = weights_to_orders(
             target, st.ledger.shares, st.ledger.cash, panel.mark[t], spec.orders
@@ -402,7 +418,9 @@ def run_backtest(
         runtime,
         state.ledger.trades_table(dates, panel.tickers),
         state.ledger.cash_table(dates, panel.tickers),
-        _positions(state.shares_hist[:n], panel, t0, state.log_rows[:n, _C["value"]]),
+        functools.partial(
+            _positions, state.shares_hist[:n], panel, t0, state.log_rows[:n, _C["value"]]
+        ),
         _weights(state.weight_rows, dates, panel.tickers),
         status,
         message,
