@@ -11,6 +11,7 @@ Logfiles are written once (temp file + atomic link) and never edited or deleted 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import hashlib
@@ -230,24 +231,46 @@ def parse_log(data: bytes, name: LogName, where: str) -> pd.DataFrame:
 def _fast_parse(text: str, name: LogName, kind: LogType, where: str) -> pd.DataFrame | None:
     """The frame _careful_parse gives for a clean log, or None when the log needs that path."""
     header, _, body = text.partition("\n")
-    header = header.rstrip("\r")
+    columns = _clean_header(header.rstrip("\r"), kind)
+    if columns is None or not body.strip():
+        return None
+    out = _fast_table(body.encode(), columns, kind)
+    if out is None:
+        return None
+    try:
+        check_frame(name, out, where)
+    except BadInputError:
+        return None
+    return out
+
+
+def _clean_header(header: str, kind: LogType) -> list[str] | None:
+    """The column names of a header the fast readers take (unquoted, distinct, with every
+    required column), or None."""
     columns = [c.strip() for c in next(csv.reader([header]), [])]
     if (
-        not body.strip()
-        or '"' in header
+        '"' in header
         or len(set(columns)) != len(columns)
         or "" in columns
         or any(c not in columns for c in kind.required)
     ):
         return None
+    return columns
+
+
+def _fast_table(body: bytes, columns: list[str], kind: LogType) -> pd.DataFrame | None:
+    """CSV rows without their header -> typed frame (pyarrow's reader), unchecked; None where
+    a field does not read cleanly or a row is all empty (the careful path's business)."""
     numeric = set(kind.numeric)
     if kind.extra_numeric:
         numeric |= {c for c in columns if c not in kind.required}
     types = {c: pa.float64() if c in numeric else pa.string() for c in columns}
     try:
         table = pa_csv.read_csv(
-            io.BytesIO(body.encode()),
-            read_options=pa_csv.ReadOptions(column_names=columns, use_threads=False),
+            io.BytesIO(body),
+            read_options=pa_csv.ReadOptions(
+                column_names=columns, use_threads=False, block_size=1 << 26
+            ),
             convert_options=pa_csv.ConvertOptions(
                 column_types=types,
                 null_values=[""],
@@ -278,26 +301,76 @@ def _fast_parse(text: str, name: LogName, kind: LogType, where: str) -> pd.DataF
             out[c] = pd.Series(col.to_pylist(), dtype=object)
     if empty.any():  # rows of empty fields: the careful path drops them and counts their lines
         return None
+    return out
+
+
+def parse_many(logs: list[tuple[LogName, bytes]]) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """Many logs of one data type with one header line, read at once (02 reads thousands of
+    per-ticker logs): the rows of all of them in order and, per row, the position of its log in
+    `logs`. The same checks as parse_log, per log; None unless every log is clean UTF-8 text
+    that the fast reader takes and every check passes; then parse_log reads them one by one,
+    with its messages."""
+    if not logs:
+        return None
+    kind = LOG_TYPES[logs[0][0].data_type]
+    first = logs[0][1]
+    cut = first.find(b"\n") + 1
+    header = first[:cut]
+    if cut <= 0 or any(
+        name.data_type != logs[0][0].data_type
+        or not data.startswith(header)
+        or not data.endswith(b"\n")
+        or len(data) == cut
+        or b"\r" in data
+        or b'"' in data
+        or b"\n\n" in data
+        or b"\x00" in data
+        for name, data in logs
+    ):
+        return None
     try:
-        check_frame(name, out, where)
+        columns = _clean_header(header[:-1].decode("utf-8"), kind)
+        body = b"".join(data[cut:] for _, data in logs)
+        body.decode("utf-8")  # strict, as textio.decode
+    except UnicodeDecodeError:
+        return None
+    if columns is None or header.startswith(codecs.BOM_UTF8):
+        return None
+    counts = np.array([data.count(b"\n", cut) for _, data in logs])
+    out = _fast_table(body, columns, kind)
+    if out is None or len(out) != counts.sum():
+        return None
+    owner = np.repeat(np.arange(len(logs)), counts)
+    try:
+        check_frame(logs[0][0], out, "", group=owner, timestamps=[n.timestamp for n, _ in logs])
     except BadInputError:
         return None
-    return out
+    return out, owner
 
 
 def _iso_days(text: pa.ChunkedArray) -> np.ndarray | None:
     """YYYY-MM-DD text -> datetime64[ns] (NaT where empty), or None unless every date is written
-    exactly so and is a real day (strptime would read 2012-02-30 as 1 March: it must read back)."""
-    present = pc.is_null(text)
-    if not pc.all(
-        pc.or_kleene(pc.match_substring_regex(text, r"^\d{4}-\d{2}-\d{2}$"), present)
-    ).as_py():
+    exactly so and is a real day (strptime would read 2012-02-30 as 1 March: it must read back).
+    Each distinct text is checked once (a build reads millions of rows over a few thousand days)."""
+    coded = pc.dictionary_encode(text).combine_chunks()
+    distinct = coded.dictionary
+    if (
+        len(distinct)
+        and not pc.all(
+            pc.match_substring_regex(distinct, r"^\d{4}-\d{2}-\d{2}$"), skip_nulls=False
+        ).as_py()
+    ):
         return None
-    days = pc.strptime(text, format="%Y-%m-%d", unit="ns", error_is_null=True)
-    back = pc.strftime(days, format="%Y-%m-%d")
-    if not pc.all(pc.or_kleene(pc.equal(back, text), present)).as_py():
+    days = pc.strptime(distinct, format="%Y-%m-%d", unit="ns", error_is_null=True)
+    back = pc.strftime(days, format="%Y-%m-%d")  # null where not a day, as 2012-13-01
+    if len(distinct) and not pc.all(pc.equal(back, distinct), skip_nulls=False).as_py():
         return None
-    return days.to_numpy()
+    values = days.to_numpy(zero_copy_only=False)
+    codes = coded.indices.to_numpy(zero_copy_only=False)  # float with NaN where a field is empty
+    present = ~np.isnan(codes) if codes.dtype.kind == "f" else np.ones(len(codes), dtype=bool)
+    out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[present] = values[codes[present].astype(np.int64)]
+    return out
 
 
 def _careful_parse(text: str, name: LogName, kind: LogType, where: str) -> pd.DataFrame:
@@ -363,13 +436,20 @@ def _line_numbers(text: str) -> dict[int, int]:
     return out
 
 
-def check_frame(name: LogName, frame: pd.DataFrame, where: str, rows=None) -> None:
+def check_frame(
+    name: LogName, frame: pd.DataFrame, where: str, rows=None, *, group=None, timestamps=None
+) -> None:
     """The content rules of a log, shared by 01 (before writing) and 02 (when reading):
     nothing dated after the query time, one row per key, known corporate actions, no empty
     ticker, and no report announced before its period ended. `rows` gives the row number to
-    name for each frame row (default: the logfile's line numbers with the header on line 1)."""
+    name for each frame row (default: the logfile's line numbers with the header on line 1).
+    The rows of many logs of name's type are checked at once, each against its own log, with
+    `group` (the log of each row) and `timestamps` (each log's query time, as in LogName)."""
     kind: LogType = LOG_TYPES[name.data_type]
     rows = np.arange(2, len(frame) + 2) if rows is None else np.asarray(rows)
+    if group is not None:  # each log's own keys: the log becomes part of every key
+        frame = frame.assign(_log=group)
+    keyed = ["_log"] if group is not None else []
 
     def fail(col: str, mask: np.ndarray, what: str) -> BadInputError:
         i = int(np.flatnonzero(mask)[0])
@@ -380,15 +460,18 @@ def check_frame(name: LogName, frame: pd.DataFrame, where: str, rows=None) -> No
             "it from the datalog and query again"
         )
 
-    query_time = pd.Timestamp(name.timestamp, unit="us")
+    query_time = np.datetime64(name.timestamp, "us")
+    if group is not None:
+        query_time = np.asarray(timestamps, dtype=np.int64)[group].astype("datetime64[us]")
     for col in kind.dates:
         if col != "period_end" and col in frame:
-            late = (frame[col] > query_time).to_numpy()
+            late = frame[col].to_numpy() > query_time
             if late.any():
+                when = pd.Timestamp(query_time if group is None else query_time[late.argmax()])
                 raise fail(
                     col,
                     late,
-                    f"is after the query time {query_time:%Y-%m-%d %H:%M} UTC (a query cannot "
+                    f"is after the query time {when:%Y-%m-%d %H:%M} UTC (a query cannot "
                     "return the future; for an import, set exported_at to when it was exported)",
                 )
     if "ticker" in frame:
@@ -399,7 +482,7 @@ def check_frame(name: LogName, frame: pd.DataFrame, where: str, rows=None) -> No
         if empty.any():
             raise fail("ticker", empty, "is empty; every row needs a ticker")
     if kind.unique and all(c in frame for c in kind.unique):
-        dup = frame.duplicated(list(kind.unique), keep="first").to_numpy()
+        dup = frame.duplicated([*keyed, *kind.unique], keep="first").to_numpy()
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
             key = frame[list(kind.unique)].iloc[i]
@@ -416,7 +499,11 @@ def check_frame(name: LogName, frame: pd.DataFrame, where: str, rows=None) -> No
             raise fail("action", bad, f"is not one of {', '.join(CORPORATE_ACTIONS)}")
         for action in ("split", "delisting"):  # only dividends on one day add up
             rows_of = frame[frame["action"] == action]
-            dup = rows_of.duplicated(["date"]).reindex(frame.index, fill_value=False).to_numpy()
+            dup = (
+                rows_of.duplicated([*keyed, "date"])
+                .reindex(frame.index, fill_value=False)
+                .to_numpy()
+            )
             if dup.any():
                 raise fail("date", dup, f"has a second {action} on the same day")
     if name.data_type == "ticker_fundamental_data":

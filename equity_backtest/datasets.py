@@ -13,6 +13,7 @@ Rebuilding from an empty datasets/ gives tables identical (same SHA-256) to incr
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import pyarrow.feather as feather
 from tqdm import tqdm
 
 from . import __version__, calendars, faults, quality
-from .datalog import LogName, list_logs, read_log
+from .datalog import LogName, list_logs, parse_log, parse_many, read_log
 from .errors import BadInputError
 from .locks import process_alive
 from .storage import atomic_write_text, fsync_dir, sha256_file
@@ -79,32 +80,94 @@ def load_table(folder: Path, name: str) -> pd.DataFrame:
     return feather.read_feather(path) if path.is_file() else _empty(name)
 
 
-def _log_to_frame(name: LogName, path: Path) -> tuple[str, pd.DataFrame]:
-    """One validated log -> rows of its table, tagged with source and log timestamp."""
-    frame = read_log(path, name)
-    table = LOG_TYPES[name.data_type].table
+def _log_rows(names: list[LogName], frame: pd.DataFrame, owner: np.ndarray) -> pd.DataFrame:
+    """Validated rows of logs of one type -> rows of its table, tagged with source and log
+    timestamp; `owner` says which of `names` each row came from. The result is what reading the
+    logs one at a time and concatenating gives, row for row."""
+    table = LOG_TYPES[names[0].data_type].table
+    labels = np.array([n.label for n in names], dtype=object)
     if table in ("market", "fundamentals", "corporate_actions"):
-        frame.insert(0, "ticker", name.label)
+        frame.insert(0, "ticker", labels[owner])
     if table == "fundamentals":
-        metrics = [
-            c for c in frame.columns if c not in ("ticker", "period_end", "announcement_date")
-        ]
-        frame = frame.melt(
-            id_vars=["ticker", "period_end", "announcement_date"],
-            value_vars=metrics,
-            var_name="metric",
-            value_name="value",
-        ).dropna(subset=["value"])
+        ids = ["ticker", "period_end", "announcement_date"]
+        metrics = [c for c in frame.columns if c not in ids]
+        melted = frame.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
+        # log by log, each log metric by metric (a melt of one log at a time)
+        n = len(frame)
+        order = np.lexsort((np.tile(np.arange(n), len(metrics)),
+                            np.repeat(np.arange(len(metrics)), n), np.tile(owner, len(metrics))))  # fmt: skip
+        keep = melted["value"].notna().to_numpy()[order]
+        owner = np.tile(owner, len(metrics))[order][keep]
+        frame = melted.iloc[order[keep]].reset_index(drop=True)
     if table == "corporate_actions":
         # two dividends on one ex-date (a regular and a special) are both paid: one summed row
-        frame = frame.groupby(["ticker", "date", "action"], sort=False, as_index=False)[
-            "value"
-        ].sum(min_count=1)
+        frame = (
+            frame.assign(_log=owner)
+            .groupby(["_log", "ticker", "date", "action"], sort=False, as_index=False)["value"]
+            .sum(min_count=1)
+        )
+        owner = frame.pop("_log").to_numpy()
     if table == "metadata":
         frame = frame.astype(str)
-    frame.insert(0, "source", name.source)
-    frame["log_ts"] = np.int64(name.timestamp)
-    return table, frame
+    frame.insert(0, "source", np.array([n.source for n in names], dtype=object)[owner])
+    frame["log_ts"] = np.array([n.timestamp for n in names], dtype=np.int64)[owner]
+    return frame
+
+
+_BATCH_BYTES = 64 << 20  # logs of one type read together: bounded, so memory stays flat
+
+
+def _read_logs(new: list[tuple[LogName, Path]], skip_bad_logs: bool, progress: bool):
+    """Yield (table, rows, [(path, sha256) of the logs read], [(path, error) of bad logs]) for
+    the new logs. Logs of one type and header are read in batches (datalog.parse_many); a batch
+    it does not take, or a log that cannot be read, is read alone so a bad one is named."""
+
+    def alone(name: LogName, path: Path, data: bytes | None):
+        try:
+            if data is None:
+                frame = read_log(path, name)
+                digest = sha256_file(path)
+            else:
+                frame = parse_log(data, name, f"datalog file {path.name}")
+                digest = hashlib.sha256(data).hexdigest()
+        except BadInputError as exc:
+            if not skip_bad_logs:
+                raise
+            return None, None, [], [(path, exc)]
+        rows = _log_rows([name], frame, np.zeros(len(frame), dtype=np.int64))
+        return LOG_TYPES[name.data_type].table, rows, [(path, digest)], []
+
+    def flush(batch: list[tuple[LogName, Path, bytes]]):
+        parsed = parse_many([(n, d) for n, _, d in batch]) if len(batch) > 1 else None
+        if parsed is None:
+            for name, path, data in batch:
+                yield alone(name, path, data)
+            return
+        frame, owner = parsed
+        rows = _log_rows([n for n, _, _ in batch], frame, owner)
+        digests = [(p, hashlib.sha256(d).hexdigest()) for _, p, d in batch]
+        yield LOG_TYPES[batch[0][0].data_type].table, rows, digests, []
+
+    batches: dict[tuple[str, bytes], list] = {}
+    sizes: dict[tuple[str, bytes], int] = {}
+    with tqdm(total=len(new), desc="reading datalog", unit="log", disable=not progress,
+              leave=False) as bar:  # fmt: skip
+        for name, path in new:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                yield alone(name, path, None)
+                bar.update()
+                continue
+            key = (name.data_type, data[: data.find(b"\n") + 1])
+            batches.setdefault(key, []).append((name, path, data))
+            sizes[key] = sizes.get(key, 0) + len(data)
+            bar.update()
+            if sizes[key] >= _BATCH_BYTES:
+                del sizes[key]
+                yield from flush(batches.pop(key))
+        for key in list(batches):
+            yield from flush(batches.pop(key))
 
 
 def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -114,6 +177,8 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     if TABLES[table].replace_group:
         latest = frame.groupby(keys, dropna=False, observed=True)["log_ts"].transform("max")
         frame = frame[frame["log_ts"] == latest]
+    elif _distinct_keys(frame, keys):  # one row per key (a first build): nothing to merge
+        frame = frame[[*keys, *(c for c in frame.columns if c not in keys)]]
     else:
         # last non-missing value per column, so a newer partial response does not erase older fields
         frame = frame.groupby(keys, dropna=False, sort=False, observed=True).last().reset_index()
@@ -129,6 +194,21 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         elif frame[col].dtype == object or str(frame[col].dtype) in ("str", "string"):
             frame[col] = frame[col].astype(object)
     return frame
+
+
+def _distinct_keys(frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether rows sorted by `keys` hold each key once (no missing key value), compared row to
+    row: the merge of rows of one key can then be skipped."""
+    if len(frame) < 2:
+        return True
+    same = np.ones(len(frame) - 1, dtype=bool)
+    for key in keys:
+        values = frame[key]
+        if values.isna().any():
+            return False
+        values = values.to_numpy()
+        same &= values[1:] == values[:-1]
+    return not same.any()
 
 
 _VERSION_GROUP = ["source", "ticker", "metric", "period_end"]
@@ -212,20 +292,14 @@ def build(
     for _, exc in misnamed:
         log.warning("skipped bad log: %s", exc)
     read = 0
-    for name, path in tqdm(
-        new, desc="reading datalog", unit="log", disable=not progress, leave=False
-    ):
-        try:
-            table, frame = _log_to_frame(name, path)
-        except BadInputError as exc:
-            if not skip_bad_logs:
-                raise
+    for table, frame, digests, bad in _read_logs(new, skip_bad_logs, progress):
+        for path, exc in bad:
             log.warning("skipped bad log: %s", exc)
             skipped.append(path.name)
-            continue
-        parts[table].append(frame)
-        used[path.name] = sha256_file(path)
-        read += 1
+        if table is not None:
+            parts[table].append(frame)
+        used.update((path.name, digest) for path, digest in digests)
+        read += len(digests)
 
     if base and _reorders_history(parts["fundamentals"]):
         log.info("new fundamentals land before versions already compacted: rebuilding in full")

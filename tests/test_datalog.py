@@ -152,6 +152,8 @@ _EDGE_CASES = [
         "constituent_list",
         "date,index,ticker,weight\n2012-01-03,TOP2,AAA,\n2012-01-03,TOP2,BBB,0.5\n",
     ),
+    ("ticker_market_data", MARKET + "2012-13-01,1,2,0.5,1.5,100,1e9\n"),  # no such month
+    ("ticker_market_data", MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n2012-00-10,1,2,1,1,1,1\n"),
 ]
 
 
@@ -218,3 +220,51 @@ def test_the_fast_reader_parses_numbers_bit_for_bit():
     for col in ("open", "high", "low"):
         assert fast[col].to_numpy().tobytes() == careful[col].to_numpy().tobytes()
     assert fast["open"].to_numpy().tobytes() == values.tobytes()
+
+
+def _by_header(logs):
+    groups = {}
+    for name, path in logs:
+        data = path.read_bytes()
+        groups.setdefault((name.data_type, data.split(b"\n", 1)[0]), []).append((name, data))
+    return groups
+
+
+def test_many_logs_read_at_once_equal_the_logs_read_one_by_one(small_store):
+    """parse_many: the rows of every log of one type and header, in order, with the log of each
+    row, exactly as parse_log reads them one at a time."""
+    import numpy as np
+
+    from equity_backtest.datalog import parse_log, parse_many
+
+    groups = _by_header(list_logs(small_store / "datalog"))
+    assert max(len(g) for g in groups.values()) >= 50
+    for logs in groups.values():
+        frame, owner = parse_many(logs)
+        alone = [parse_log(data, name, "x") for name, data in logs]
+        pd.testing.assert_frame_equal(frame, pd.concat(alone, ignore_index=True), check_exact=True)
+        assert owner.tolist() == np.repeat(np.arange(len(logs)), [len(f) for f in alone]).tolist()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\n2012-01-04,1,2,0.5,1.5,100,1e9\n",  # a repeat
+        MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\n2020-01-06,1,2,0.5,1.5,100,1e9\n",  # late
+        MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\n2012-02-30,1,2,0.5,1.5,100,1e9\n",
+        MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\n2012-01-05,1,2,0.5,1.5,100\n",
+        MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\r\n",
+        MARKET + "2012-01-04,x,2,0.5,1.5,100,1e9\n",
+    ],
+)
+def test_many_logs_step_aside_when_one_needs_its_own_reading(bad):
+    """One log that breaks a rule of its own (a key twice in it, a day after its own query
+    time, no such day, a short row, CRLF, a word for a number) sends the batch back to
+    parse_log, which names its row; the same rows spread over two clean logs are fine."""
+    from equity_backtest.datalog import parse_many
+
+    good = MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n2012-01-04,1,2,0.5,1.5,100,1e9\n"
+    early = LogName(1_577_836_800_000_000, "t", "ticker_market_data", "AAA")  # 2020-01-01
+    late = LogName(1_900_000_000_000_000, "t", "ticker_market_data", "BBB")
+    assert parse_many([(late, good.encode()), (early, good.encode())]) is not None
+    assert parse_many([(late, good.encode()), (early, bad.encode())]) is None

@@ -51,6 +51,19 @@ def test_incremental_build_equals_bootstrap_rebuild(store):
     }
 
 
+def test_logs_read_in_batches_give_the_tables_of_logs_read_one_by_one(store, monkeypatch):
+    """02 reads many logs of a type at once (datalog.parse_many); reading each alone (a batch
+    of one byte's budget) gives the same tables, byte for byte, and the same manifest."""
+    batched = datasets.build(store / "datalog", store / "batched")
+    monkeypatch.setattr(datasets, "_BATCH_BYTES", 1)
+    alone = datasets.build(store / "datalog", store / "alone")
+    for name in ("tables", "logs"):
+        assert (
+            datasets.read_manifest(store / "batched", batched.version)[name]
+            == datasets.read_manifest(store / "alone", alone.version)[name]
+        )
+
+
 def test_latest_query_wins_and_exact_ticker_match(store):
     datasets.build(store / "datalog", store / "datasets")
     name, path = next(
