@@ -90,21 +90,42 @@ def source_exchange(metadata: pd.DataFrame, default: str) -> str:
     return default
 
 
+def _by_ticker(mk: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Market rows ordered by ticker then day, with an integer code per row (equal codes: one
+    ticker, codes in ticker order) and the ticker names of the codes. A built table is in that
+    order with tickers dictionary-encoded already: then nothing is sorted or hashed again."""
+    tick = mk["ticker"]
+    if isinstance(tick.dtype, pd.CategoricalDtype) and not tick.isna().any():
+        names = np.asarray(tick.cat.categories.astype(str), dtype=object)
+        codes = tick.cat.codes.to_numpy().astype(np.int64)
+        days = mk["date"].to_numpy()
+        step, same = np.diff(codes), codes[1:] == codes[:-1]
+        names_sorted = all(a < b for a, b in zip(names[:-1], names[1:], strict=True))
+        if names_sorted and (step >= 0).all() and (days[1:][same] >= days[:-1][same]).all():
+            return mk, codes, names
+    mk = mk.assign(ticker=tick.astype(str)).sort_values(["ticker", "date"], kind="stable")
+    codes, names = pd.factorize(mk["ticker"], sort=True)
+    return mk, codes.astype(np.int64), np.asarray(names, dtype=object)
+
+
 def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = "XNYS") -> dict:
-    mk = tables["market"][tables["market"]["source"] == source]
-    mk = mk.assign(ticker=mk["ticker"].astype(str)).sort_values(["ticker", "date"], kind="stable")
+    mk, codes, names = _by_ticker(tables["market"][tables["market"]["source"] == source])
     fund = tables["fundamentals"][tables["fundamentals"]["source"] == source]
     cons = tables["constituents"][tables["constituents"]["source"] == source]
     ca = tables["corporate_actions"][tables["corporate_actions"]["source"] == source]
     members = set(cons["ticker"].astype(str))
-    with_market = set(mk["ticker"])
+    with_market = set(names[np.unique(codes)])
     with_fund = set(fund["ticker"].astype(str))
+    first = np.diff(codes, prepend=-1) != 0  # a ticker's first row (a ticker's rows are
+    last = np.diff(codes, append=-1) != 0  # together, by day), and its last
+    days = mk["date"].to_numpy()
 
     price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
     nonpos = mk[(mk[price_cols] <= 0).any(axis=1)][["ticker", "date", *price_cols]]
-    prev_close = mk.groupby("ticker", sort=False)["close"].shift(1).to_numpy()
-    next_close = mk.groupby("ticker", sort=False)["close"].shift(-1).to_numpy()
     close = mk["close"].to_numpy()
+    prev_close, next_close = np.full(len(close), np.nan), np.full(len(close), np.nan)
+    prev_close[1:], next_close[:-1] = close[:-1], close[1:]
+    prev_close[first], next_close[last] = np.nan, np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         up = (close / prev_close >= SPIKE) & (close / next_close >= SPIKE)
         down = (prev_close / close >= SPIKE) & (next_close / close >= SPIKE)
@@ -112,33 +133,17 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
     implausible = mk[absurd | up | down][["ticker", "date", *price_cols]]
 
     zero = mk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
-    new_run = np.r_[
-        True,
-        (mk["ticker"].to_numpy()[1:] != mk["ticker"].to_numpy()[:-1]) | (zero[1:] != zero[:-1]),
-    ]
-    run_id = np.cumsum(new_run)
-    runs = pd.DataFrame(
-        {
-            "run": run_id,
-            "zero": zero,
-            "ticker": mk["ticker"].to_numpy(),
-            "date": mk["date"].to_numpy(),
-        }
-    )
-    runs = (
-        runs[runs["zero"]]
-        .groupby("run")
-        .agg(
-            ticker=("ticker", "first"),
-            start=("date", "first"),
-            end=("date", "last"),
-            days=("date", "size"),
-        )
+    run_id = np.cumsum(first | (np.diff(zero.astype(np.int8), prepend=2) != 0))
+    runs = pd.DataFrame({"run": run_id[zero], "ticker": names[codes[zero]], "date": days[zero]})
+    runs = runs.groupby("run").agg(
+        ticker=("ticker", "first"),
+        start=("date", "first"),
+        end=("date", "last"),
+        days=("date", "size"),
     )
     long_runs = runs[runs["days"] >= ZERO_VOLUME_RUN].reset_index(drop=True)
 
-    prev = mk.groupby("ticker", sort=False)["close"].shift()
-    ratio = (mk["close"] / prev).to_numpy()
+    ratio = close / prev_close
     near = np.zeros(len(mk), dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         for k in SPLIT_RATIOS:
@@ -150,27 +155,36 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             strict=True,
         )
     )
-    candidates = mk[near].assign(ratio=ratio[near])  # few rows: check them one by one
+    candidates = mk[near].assign(ticker=names[codes[near]], ratio=ratio[near])  # few rows
     explained = [
         (t, d) in splits for t, d in zip(candidates["ticker"], candidates["date"], strict=True)
     ]
     jumps = candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
 
-    traded = pd.DatetimeIndex(np.unique(mk["date"].to_numpy()))
-    span = mk.groupby("ticker")["date"].agg(["min", "max", "size"])
+    traded = pd.DatetimeIndex(np.unique(days))
+    starts, ends = np.flatnonzero(first), np.flatnonzero(last)
+    span = pd.DataFrame(
+        {"min": days[starts], "max": days[ends], "size": ends - starts + 1},
+        index=pd.Index(names[codes[starts]], name="ticker"),
+    )
     expected = traded.searchsorted(span["max"], side="right") - traded.searchsorted(span["min"])
     gaps = (expected - span["size"]).rename("missing_days")
     gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
 
-    month = mk["date"].dt.to_period("M")
-    coverage = pd.DataFrame({"tickers_with_market_data": mk.groupby(month)["ticker"].nunique()})
+    # (month, ticker) pairs with prices, on integer codes (a month's code is its Period ordinal)
+    month_code = days.astype("datetime64[M]").astype(np.int64)
+    pairs = np.unique(month_code * (len(names) + 1) + codes)
+    pair_month, pair_ticker = pairs // (len(names) + 1), pairs % (len(names) + 1)
+    months, counts = np.unique(pair_month, return_counts=True)
+    coverage = pd.DataFrame(
+        {"tickers_with_market_data": counts},
+        index=pd.PeriodIndex.from_ordinals(months, freq="M"),
+    )
     if len(cons):
         cmonth = cons["date"].dt.to_period("M")
         coverage["index_members"] = cons.groupby(cmonth)["ticker"].nunique()
         listed = cons.assign(month=cmonth, ticker=cons["ticker"].astype(str))
-        # (ticker, month) pairs with prices, on integer month codes: millions of rows, few pairs
-        codes = pd.DataFrame({"code": month.array.asi8, "ticker": mk["ticker"].to_numpy()})
-        traded = codes.drop_duplicates()
+        traded = pd.DataFrame({"code": pair_month, "ticker": names[pair_ticker]})
         both = listed.assign(code=cmonth.array.asi8).merge(traded, on=["code", "ticker"])
         coverage["members_with_market_data"] = both.groupby("month")["ticker"].nunique()
         public = fund.assign(
@@ -201,7 +215,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             "examples": _examples(gaps),
         },
         "calendar": calendar_check(
-            pd.DatetimeIndex(mk["date"]),
+            pd.DatetimeIndex(np.unique(days)),
             source_exchange(tables["metadata"][tables["metadata"]["source"] == source], exchange),
         ),
         "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),

@@ -94,3 +94,22 @@ def test_clean_simulated_data_has_no_findings(small_store):
     assert s["calendar"]["checked"] and s["calendar"]["exchange"] == "XNYS"
     assert s["calendar"]["missing_sessions"]["count"] == 0
     assert s["calendar"]["days_not_sessions"]["count"] == 0
+
+
+def test_a_source_with_an_index_list_and_no_prices_is_reported(tmp_path):
+    """A constituent list imported under a source of its own (its prices come from another)
+    builds, and the report says that source has no market data (it was a traceback)."""
+    cons = pd.DataFrame(
+        {"date": pd.to_datetime(["2020-01-02"] * 2), "index": "SPX", "ticker": ["A", "B"],
+         "weight": [0.5, 0.5]}
+    )  # fmt: skip
+    name = LogName(1_700_000_000_000_000, "lists", "constituent_list", "20200102_SPX")
+    write_log(tmp_path / "datalog", name, cons)
+    r = datasets.build(tmp_path / "datalog", tmp_path / "datasets")
+    (report,) = r.quality["sources"]
+    assert report["source"] == "lists" and report["tickers_with_market_data"] == 0
+    assert report["members_without_market_data"] == ["A", "B"]
+    assert report["coverage_by_month"] == [
+        {"month": "2020-01", "tickers_with_market_data": 0, "index_members": 2,
+         "members_with_market_data": 0, "members_with_fundamentals": 0}
+    ]  # fmt: skip
