@@ -108,13 +108,27 @@ def _by_ticker(mk: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     return mk, codes.astype(np.int64), np.asarray(names, dtype=object)
 
 
+def _distinct_days(days: np.ndarray) -> pd.DatetimeIndex:
+    """The distinct days of millions of rows, by counting (no sort of the rows)."""
+    if not len(days):
+        return pd.DatetimeIndex(days)
+    ns = days.astype("datetime64[ns]").astype(np.int64)
+    whole = ns % 86_400_000_000_000 == 0
+    if np.isnat(days).any() or not whole.all():
+        return pd.DatetimeIndex(np.unique(days))
+    number = ns // 86_400_000_000_000
+    low = number.min()
+    seen = np.flatnonzero(np.bincount(number - low)) + low
+    return pd.DatetimeIndex((seen * 86_400_000_000_000).astype("datetime64[ns]"))
+
+
 def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = "XNYS") -> dict:
     mk, codes, names = _by_ticker(tables["market"][tables["market"]["source"] == source])
     fund = tables["fundamentals"][tables["fundamentals"]["source"] == source]
     cons = tables["constituents"][tables["constituents"]["source"] == source]
     ca = tables["corporate_actions"][tables["corporate_actions"]["source"] == source]
     members = set(cons["ticker"].astype(str))
-    with_market = set(names[np.unique(codes)])
+    with_market = set(names[np.flatnonzero(np.bincount(codes, minlength=len(names)))])
     with_fund = set(fund["ticker"].astype(str))
     first = np.diff(codes, prepend=-1) != 0  # a ticker's first row (a ticker's rows are
     last = np.diff(codes, append=-1) != 0  # together, by day), and its last
@@ -161,20 +175,23 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
     ]
     jumps = candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
 
-    traded = pd.DatetimeIndex(np.unique(days))
+    trading_days = _distinct_days(days)
     starts, ends = np.flatnonzero(first), np.flatnonzero(last)
     span = pd.DataFrame(
         {"min": days[starts], "max": days[ends], "size": ends - starts + 1},
         index=pd.Index(names[codes[starts]], name="ticker"),
     )
-    expected = traded.searchsorted(span["max"], side="right") - traded.searchsorted(span["min"])
+    expected = trading_days.searchsorted(span["max"], side="right") - trading_days.searchsorted(
+        span["min"]
+    )
     gaps = (expected - span["size"]).rename("missing_days")
     gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
 
-    # (month, ticker) pairs with prices, on integer codes (a month's code is its Period ordinal)
+    # (month, ticker) pairs with prices, on integer codes (a month's code is its Period
+    # ordinal): a ticker's rows go by day, so a pair starts where the ticker or the month changes
     month_code = days.astype("datetime64[M]").astype(np.int64)
-    pairs = np.unique(month_code * (len(names) + 1) + codes)
-    pair_month, pair_ticker = pairs // (len(names) + 1), pairs % (len(names) + 1)
+    starts_pair = first | (np.diff(month_code, prepend=np.int64(-1)) != 0)
+    pair_month, pair_ticker = month_code[starts_pair], codes[starts_pair]
     months, counts = np.unique(pair_month, return_counts=True)
     coverage = pd.DataFrame(
         {"tickers_with_market_data": counts},
@@ -215,19 +232,26 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             "examples": _examples(gaps),
         },
         "calendar": calendar_check(
-            pd.DatetimeIndex(np.unique(days)),
+            trading_days,
             source_exchange(tables["metadata"][tables["metadata"]["source"] == source], exchange),
         ),
         "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),
     }
 
 
+def _values(column: pd.Series) -> list[str]:
+    """The distinct values of a text column as strings (from its categories when encoded)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        return [str(v) for v in column.cat.categories[np.unique(codes[codes >= 0])]]
+    return list(column.astype(str).unique())
+
+
 def report(tables: dict[str, pd.DataFrame], manifest: dict, calendar: str = "XNYS") -> dict:
     """The report of a dataset version; `calendar` is the exchange assumed where a source's
     metadata names none."""
     sources = sorted(
-        set(tables["market"]["source"].astype(str))
-        | set(tables["constituents"]["source"].astype(str))
+        set(_values(tables["market"]["source"])) | set(_values(tables["constituents"]["source"]))
     )
     return {
         "version": manifest["version"],
