@@ -28,7 +28,7 @@ from pyarrow import csv as pa_csv
 
 from . import textio
 from .errors import BadInputError
-from .storage import atomic_write_bytes
+from .storage import atomic_write_bytes, csv_text
 from .vocabulary import CORPORATE_ACTIONS, DATA_TYPES, LOG_TYPES, LogType
 
 # names kept for callers of earlier versions; the vocabulary module is their home
@@ -137,13 +137,14 @@ def format_floats(values: np.ndarray) -> np.ndarray:
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """Canonical CSV text for a log: lossless, deterministic number text, so bytes are reproducible
     and every value reads back exactly (format_floats)."""
-    frame = frame.copy()
-    for col in frame.columns:
-        if pd.api.types.is_float_dtype(frame[col].dtype):
-            frame[col] = format_floats(frame[col].to_numpy())
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, lineterminator="\n", date_format="%Y-%m-%d")
-    return buf.getvalue().encode("utf-8")
+    columns = {
+        col: format_floats(values.to_numpy())
+        if pd.api.types.is_float_dtype(values.dtype)
+        else values
+        for col, values in frame.items()
+    }
+    frame = pd.DataFrame(columns, index=frame.index)
+    return csv_text(frame).encode("utf-8")  # to_csv's text (\n line ends, ISO dates)
 
 
 def short_label(label: str) -> str:
@@ -282,7 +283,7 @@ def _fast_table(body: bytes, columns: list[str], kind: LogType) -> pd.DataFrame 
         return None
     if table.num_rows == 0:
         return None
-    out = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    out = {}
     empty = np.ones(table.num_rows, dtype=bool)
     for c in columns:
         col = table.column(c)
@@ -291,17 +292,17 @@ def _fast_table(body: bytes, columns: list[str], kind: LogType) -> pd.DataFrame 
             days = _iso_days(col)
             if days is None:
                 return None
-            out[c] = pd.Series(days, dtype="datetime64[ns]")
+            out[c] = days
         elif c in numeric:
             values = col.to_numpy(zero_copy_only=False).astype(np.float64)
             if np.isinf(values).any():
                 return None
             out[c] = values
         else:
-            out[c] = pd.Series(col.to_pylist(), dtype=object)
+            out[c] = np.array(col.to_pylist(), dtype=object)
     if empty.any():  # rows of empty fields: the careful path drops them and counts their lines
         return None
-    return out
+    return pd.DataFrame(out, index=pd.RangeIndex(table.num_rows))  # one block per dtype
 
 
 def parse_many(logs: list[tuple[LogName, bytes]]) -> tuple[pd.DataFrame, np.ndarray] | None:
@@ -481,7 +482,11 @@ def check_frame(
         )
         if empty.any():
             raise fail("ticker", empty, "is empty; every row needs a ticker")
-    if kind.unique and all(c in frame for c in kind.unique):
+    if (
+        kind.unique
+        and all(c in frame for c in kind.unique)
+        and not _increasing(frame, (*keyed, *kind.unique))
+    ):
         dup = frame.duplicated([*keyed, *kind.unique], keep="first").to_numpy()
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
@@ -515,6 +520,23 @@ def check_frame(
                 "is before the period end; figures cannot be public before their period ends "
                 "(check that period end and announcement date are not swapped)",
             )
+
+
+def _increasing(frame: pd.DataFrame, keys: tuple[str, ...]) -> bool:
+    """Whether the rows' keys (dates as vendors send them, after the log's number in a batch)
+    strictly increase row by row, so no key can repeat: the check for repeats is then skipped.
+    False for keys of any other type, or a missing date."""
+    if len(frame) < 2:
+        return True
+    later = np.zeros(len(frame) - 1, dtype=bool)
+    tied = np.ones(len(frame) - 1, dtype=bool)
+    for key in keys:
+        values = frame[key].to_numpy()
+        if values.dtype.kind not in "Mi" or (values.dtype.kind == "M" and np.isnat(values).any()):
+            return False
+        later |= tied & (values[1:] > values[:-1])
+        tied &= values[1:] == values[:-1]
+    return bool(later.all())
 
 
 def _parse_numbers(col: pd.Series, where: str, name: str, rows: np.ndarray) -> pd.Series:

@@ -110,21 +110,21 @@ def csv_text(frame, *, index: bool = False, date_format: str = "%Y-%m-%d") -> st
 
     if not isinstance(frame, pd.DataFrame) or not frame.columns.is_unique:
         return frame.to_csv(index=index, lineterminator="\n", date_format=date_format)
-    frame = frame.copy(deep=False)
+    written = {}  # the columns as pandas writes them
     texts = []  # every column as plain text, while each can be
-    for col in frame.columns:
-        values = frame[col]
+    for col, values in frame.items():
+        written[col] = values
         if values.dtype == np.float64:
             text = np.array([repr(v) for v in values.tolist()], dtype=object)
             text[np.isnan(values.to_numpy())] = None  # pandas' na_rep: an empty field
-            frame[col] = text
+            written[col] = text
         elif values.dtype == "datetime64[ns]":
             days, codes = np.unique(values.to_numpy(), return_inverse=True)
             shown = pd.DatetimeIndex(days).strftime(date_format).to_numpy(dtype=object)
-            frame[col] = text = np.where(np.isnat(values.to_numpy()), None, shown[codes])
+            written[col] = text = np.where(np.isnat(values.to_numpy()), None, shown[codes])
         elif values.dtype == np.int64 or values.dtype == np.bool_:
             text = values.astype(str).to_numpy(dtype=object)
-        elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
+        elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string":
             text = values.to_numpy()
         elif isinstance(values.dtype, pd.StringDtype):  # pandas 3's default for text
             text = values.to_numpy(dtype=object)
@@ -143,4 +143,5 @@ def csv_text(frame, *, index: bool = False, date_format: str = "%Y-%m-%d") -> st
     if plain:
         lines = [",".join(header), *map(",".join, zip(*fields, strict=True))]
         return "\n".join(lines) + "\n"
+    frame = pd.DataFrame(written, index=frame.index)
     return frame.to_csv(index=index, lineterminator="\n", date_format=date_format)
