@@ -178,13 +178,16 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         latest = frame.groupby(keys, dropna=False, observed=True)["log_ts"].transform("max")
         frame = frame[frame["log_ts"] == latest]
     elif _distinct_keys(frame, keys):  # one row per key (a first build): nothing to merge
-        frame = frame[[*keys, *(c for c in frame.columns if c not in keys)]]
+        order = [*keys, *(c for c in frame.columns if c not in keys)]
+        frame = frame if list(frame.columns) == order else frame[order]
     else:
         # last non-missing value per column, so a newer partial response does not erase older fields
         frame = frame.groupby(keys, dropna=False, sort=False, observed=True).last().reset_index()
     if table == "fundamentals":
         frame = _changes_only(frame)
-    frame = frame.sort_values(list(TABLES[table].sort), kind="stable").reset_index(drop=True)
+    if list(TABLES[table].sort) != keys:  # (rows are in key order already)
+        frame = frame.sort_values(list(TABLES[table].sort), kind="stable")
+    frame.index = pd.RangeIndex(len(frame))  # (reset_index would copy every column)
     for col in frame.columns:
         if col in CATEGORICAL:
             # dictionary-encoded: small files, and readers map a few categories, not every row
@@ -380,6 +383,7 @@ def build(
         )
 
     parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+    previous: dict[str, pd.DataFrame] = {}
     if base:
         _, previous = load_tables(datasets_dir, base)
         for t, frame in previous.items():
@@ -409,14 +413,17 @@ def build(
         )
     tables = {}
     for t in TABLES:
-        frames = [f for f in parts[t] if len(f)]
+        frames, parts[t] = [f for f in parts[t] if len(f)], []  # (each part freed once used)
         folded = None
-        if base and len(frames) > 1 and len(parts[t][0]):  # the previous table, then new rows
-            folded = _fold_in(t, parts[t][0], pd.concat(frames[1:], ignore_index=True))
-        if folded is not None:
-            tables[t] = folded
-        else:
-            tables[t] = _resolve(t, pd.concat(frames, ignore_index=True)) if frames else _empty(t)
+        if base and len(frames) > 1 and len(previous[t]):  # the previous table, then new rows
+            folded = _fold_in(t, previous[t], pd.concat(frames[1:], ignore_index=True))
+        if folded is None and frames:
+            whole = pd.concat(frames, ignore_index=True)
+            frames.clear()
+            folded = _resolve(t, whole)
+            del whole
+        tables[t] = folded if folded is not None else _empty(t)
+        previous.pop(t, None)
 
     version = _next_version(datasets_dir)
     tmp = datasets_dir / f".{version}.tmp-{os.getpid()}"
