@@ -6,8 +6,9 @@
 Steps, each timed, with the peak memory of the process that ran it:
   01  the simulated vendor writes the datalog (a subprocess running 01_query_vendor.py);
   02  the builder compacts it from scratch (a subprocess running 02_build_datasets.py --full);
-  02+ an incremental build after one more day: every ticker that traded on the last day gets a
-      newer log with one more session (its last row, a day later), then 02 runs again;
+  02+ an incremental build after one more day: every ticker that traded on the dataset's last
+      day gets a newer log with one more session (its last row, a day later), then 02 runs again
+      (a kept folder gains another day on each run);
   panel   the dataset into the engine's panel (built, then loaded from the panel cache);
   loop    equal weights over the point-in-time members, monthly, with the default costs and
           volume caps, in asset-days per second (all tickers ever x heartbeats).
@@ -30,9 +31,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from equity_backtest import calendars, panel_cache  # noqa: E402
+from equity_backtest import calendars, datasets, panel_cache  # noqa: E402
 from equity_backtest.config import Parameters  # noqa: E402
-from equity_backtest.datalog import LogName, list_logs, read_log, write_log  # noqa: E402
+from equity_backtest.datalog import LogName, list_logs, write_log  # noqa: E402
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
 from equity_backtest.panel import load_panel  # noqa: E402
 
@@ -64,21 +65,23 @@ def _stage(folder: Path, script: str, *args: str) -> tuple[float, float]:
     return time.perf_counter() - t, int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
-def _one_more_day(datalog: Path, last: pd.Timestamp) -> int:
-    """A newer market log with one more session for every ticker that traded on the last day."""
+def _one_more_day(folder: Path) -> int:
+    """A newer market log with one more session for every ticker that traded on the latest day
+    of the current dataset (so a rerun on a kept folder adds another day each time)."""
+    version = datasets.current_version(folder / "datasets")
+    market = datasets.load_table(folder / "datasets" / version, "market")
+    last = market["date"].max()
+    rows = market[market["date"] == last]
     following = calendars.sessions("XNYS", last.date(), (last + pd.Timedelta(days=10)).date())
     next_day = following[following > last][0]
-    written = 0
-    for name, path in list_logs(datalog):
-        if name.data_type != "ticker_market_data":
-            continue
-        frame = read_log(path, name)
-        if frame["date"].max() != last:
-            continue
-        later = LogName(name.timestamp + 86_400_000_000, name.source, name.data_type, name.label)
-        write_log(datalog, later, frame.iloc[[-1]].assign(date=next_day))
-        written += 1
-    return written
+    queried = (next_day + pd.Timedelta(days=1)).value // 1000  # the day after, as the vendor
+    stamp = max(queried, max(name.timestamp for name, _ in list_logs(folder / "datalog")) + 1)
+    fields = ["date", "open", "high", "low", "close", "volume", "market_cap"]
+    for k, row in enumerate(rows.itertuples(index=False)):
+        frame = pd.DataFrame([row], columns=rows.columns)[fields].assign(date=next_day)
+        name = LogName(stamp + k, str(row.source), "ticker_market_data", str(row.ticker))
+        write_log(folder / "datalog", name, frame)
+    return len(rows)
 
 
 def main() -> None:
@@ -111,8 +114,7 @@ def main() -> None:
     print(f"   datalog: {len(logs)} logfiles, {size:.0f} MB")
     seconds, peak = _stage(folder, "02_build_datasets.py", "--full")
     print(f"02 from scratch:       {seconds:7.1f} s, peak {peak:6.0f} MB")
-    last = calendars.sessions("XNYS", start, end)[-1]
-    added = _one_more_day(folder / "datalog", last)
+    added = _one_more_day(folder)
     seconds, peak = _stage(folder, "02_build_datasets.py")
     print(f"02 after one more day: {seconds:7.1f} s, peak {peak:6.0f} MB ({added} new logs)")
 
