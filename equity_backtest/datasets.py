@@ -248,26 +248,26 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
     at = np.searchsorted(rest_key, part_key) + np.arange(len(part_key))
     from_part = np.zeros(len(rest_key) + len(part_key), dtype=bool)
     from_part[at] = True
-    columns = {}
+    columns, kept = {}, ~touched
     for col in previous.columns:
-        rest, fresh = previous[col][~touched], part[col]
-        if isinstance(rest.dtype, pd.CategoricalDtype):  # codes into the new categories
-            codes = rest.cat.codes.to_numpy()
-            counts = np.bincount(codes[codes >= 0], minlength=len(rest.cat.categories))
-            used = rest.cat.categories[counts > 0]
+        old, fresh = previous[col], part[col]
+        if isinstance(old.dtype, pd.CategoricalDtype):  # codes into the new categories
+            codes = old.cat.codes.to_numpy()[kept]
+            counts = np.bincount(codes[codes >= 0], minlength=len(old.cat.categories))
+            used = old.cat.categories[counts > 0]
             values = np.concatenate([used.to_numpy(dtype=object), fresh.dropna().unique()])
             categories = pd.Index(sorted(set(values.tolist())), dtype=object)
-            recode = np.append(categories.get_indexer(rest.cat.categories), -1)
+            recode = np.append(categories.get_indexer(old.cat.categories), -1)
             merged = np.empty(len(from_part), dtype=np.int64)
             merged[~from_part] = recode[codes]  # code -1 (missing) stays -1
             merged[from_part] = categories.get_indexer(fresh.astype(object))
             columns[col] = pd.Categorical.from_codes(merged, categories=categories.tolist())
         else:
-            merged = np.empty(len(from_part), dtype=np.result_type(rest.dtype, fresh.dtype))
-            merged[~from_part] = rest.to_numpy()
+            merged = np.empty(len(from_part), dtype=np.result_type(old.dtype, fresh.dtype))
+            merged[~from_part] = old.to_numpy()[kept]
             merged[from_part] = fresh.to_numpy()
             columns[col] = merged
-    out = pd.DataFrame(columns)
+    out = pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into one block
     expected = _resolve_dtypes(previous)
     return out if _resolve_dtypes(out) == expected else None
 
