@@ -299,7 +299,7 @@ def _fast_table(body: bytes, columns: list[str], kind: LogType) -> pd.DataFrame 
                 return None
             out[c] = values
         else:
-            out[c] = np.array(col.to_pylist(), dtype=object)
+            out[c] = pd.Series(col.to_pylist(), dtype=object)  # (pandas 3 would infer str)
     if empty.any():  # rows of empty fields: the careful path drops them and counts their lines
         return None
     return pd.DataFrame(out, index=pd.RangeIndex(table.num_rows))  # one block per dtype

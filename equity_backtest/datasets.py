@@ -266,7 +266,7 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
             merged = np.empty(len(from_part), dtype=np.result_type(old.dtype, fresh.dtype))
             merged[~from_part] = old.to_numpy()[kept]
             merged[from_part] = fresh.to_numpy()
-            columns[col] = merged
+            columns[col] = pd.Series(merged, dtype=merged.dtype, copy=False)  # object stays so
     out = pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into one block
     expected = _resolve_dtypes(previous)
     return out if _resolve_dtypes(out) == expected else None
