@@ -28,7 +28,7 @@ from pyarrow import csv as pa_csv
 
 from . import textio
 from .errors import BadInputError
-from .storage import atomic_write_bytes, csv_text
+from .storage import atomic_write_bytes, csv_columns, csv_lines, csv_text
 from .vocabulary import CORPORATE_ACTIONS, DATA_TYPES, LOG_TYPES, LogType
 
 # names kept for callers of earlier versions; the vocabulary module is their home
@@ -116,6 +116,31 @@ def list_logs(datalog_dir: str | Path, bad: list | None = None) -> list[tuple[Lo
     return out
 
 
+def quote(values: np.ndarray) -> np.ndarray:
+    """float(f"{v:.10g}") of every value (10 significant digits), computed with numpy: the
+    10-digit integer mantissa m = rint(v x 10^s) comes from one correctly rounded product, and
+    m / 10^s is then the double nearest the decimal, as Python's float() gives. Values whose
+    product lies within 2e-6 of a rounding tie (or outside 10^+-22 steps) are done by Python."""
+    values = np.asarray(values, dtype=float)
+    out = values.copy()
+    idx = np.flatnonzero(np.isfinite(values) & (values != 0))
+    v = values[idx]
+    with np.errstate(all="ignore"):
+        s = 9 - np.floor(np.log10(np.abs(v))).astype(np.int64)
+        fits = np.abs(s) <= 22
+        s = np.where(fits, s, 0)
+        power = 10.0 ** np.abs(s)  # exact for |s| <= 22
+        p = np.where(s >= 0, v * power, v / power)
+        m = np.rint(p)
+        half = np.abs(np.abs(p) - np.floor(np.abs(p)) - 0.5) < 2e-6
+        q = np.where(s >= 0, m / power, m * power)
+    safe = fits & ~half & (np.abs(m) >= 1e9) & (np.abs(m) <= 1e10)
+    out[idx[safe]] = q[safe]
+    rest = idx[~safe]
+    out[rest] = [float(f"{x:.10g}") for x in values[rest].tolist()]
+    return out
+
+
 def format_floats(values: np.ndarray) -> np.ndarray:
     """Exact text for float64 values: '%.10g' where that reads back to the same float (short and
     stable, as every log written so far), otherwise the shortest repr that round-trips. NaN is
@@ -126,7 +151,7 @@ def format_floats(values: np.ndarray) -> np.ndarray:
     if finite.any():
         kept = values[finite]
         short = np.array([f"{v:.10g}" for v in kept.tolist()], dtype=object)  # (3x np.char.mod)
-        exact = np.array([float(text) for text in short]) == kept
+        exact = quote(kept) == kept  # float(short) == kept, without parsing the text back
         short[~exact] = [repr(float(v)) for v in kept[~exact]]
         out[finite] = short
     inf = np.isinf(values)
@@ -176,6 +201,50 @@ def render_log(name: LogName, frame: pd.DataFrame) -> bytes:
     data = frame_to_csv_bytes(frame)
     parse_log(data, name, f"logfile {name.filename}")  # the same checks as 02, before writing
     return data
+
+
+def render_logs(names: list[LogName], frame: pd.DataFrame, starts) -> list[bytes]:
+    """render_log of many logs of one type at once (a vendor's thousands of per-ticker logs):
+    log k is the rows starts[k]:starts[k + 1] of `frame`. Numbers, dates and lines are formatted
+    once for all rows and the logs checked as 02 reads them, in batches (parse_many); the bytes
+    are render_log's, log by log. Logs that need quoting are rendered one by one, and a batch
+    that fails a check is checked log by log, so the message names the log."""
+    starts = np.asarray(starts, dtype=np.int64)
+    spans = list(zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True))
+
+    def one_by_one() -> list[bytes]:
+        return [render_log(n, frame.iloc[a:b]) for n, (a, b) in zip(names, spans, strict=True)]
+
+    kind = LOG_TYPES[names[0].data_type] if names else None
+    if (
+        kind is None
+        or any(c not in frame.columns for c in kind.required)
+        or any(len(n.filename.encode("utf-8")) > MAX_NAME_BYTES for n in names)
+        or any(b <= a for a, b in spans)
+    ):
+        return one_by_one()
+    formatted = pd.DataFrame(
+        {
+            col: format_floats(values.to_numpy()) if pd.api.types.is_float_dtype(values.dtype)
+            else values
+            for col, values in frame.items()
+        }
+    )  # fmt: skip
+    lines = csv_lines(formatted.columns, csv_columns(formatted)[1])
+    if lines is None:
+        return one_by_one()
+    header, rows = lines[0] + "\n", lines[1:]
+    out = [(header + "\n".join(rows[a:b]) + "\n").encode("utf-8") for a, b in spans]
+    batch, size = [], 0
+    for k, name in enumerate(names):
+        batch.append((name, out[k]))
+        size += len(out[k])
+        if size >= 64 << 20 or k == len(names) - 1:
+            if parse_many(batch) is None:  # the same checks as 02, before writing
+                for n, data in batch:
+                    parse_log(data, n, f"logfile {n.filename}")
+            batch, size = [], 0
+    return out
 
 
 def write_log(datalog_dir: str | Path, name: LogName, frame: pd.DataFrame) -> tuple[Path, bool]:

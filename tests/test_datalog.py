@@ -268,3 +268,41 @@ def test_many_logs_step_aside_when_one_needs_its_own_reading(bad):
     late = LogName(1_900_000_000_000_000, "t", "ticker_market_data", "BBB")
     assert parse_many([(late, good.encode()), (early, good.encode())]) is not None
     assert parse_many([(late, good.encode()), (early, bad.encode())]) is None
+
+
+def test_logs_rendered_together_equal_logs_rendered_one_by_one():
+    """render_logs (the simulated vendor's writer) gives render_log's bytes for every log, also
+    where a field needs quoting (rendered alone), and names the log whose check fails."""
+    import datetime as dt
+
+    import numpy as np
+
+    from equity_backtest.datalog import render_log, render_logs
+    from equity_backtest.vendors.simulated import SimulationSettings, simulate
+
+    market = simulate(SimulationSettings(40, 10, dt.date(2015, 1, 1), dt.date(2016, 12, 31), 3))
+    stamp = 1_900_000_000_000_000
+    for data_type, frame in (
+        ("ticker_market_data", market.prices),
+        ("ticker_fundamental_data", market.fundamentals),
+        ("corporate_actions", market.corporate_actions),
+    ):
+        frame = frame.sort_values("ticker", kind="stable").reset_index(drop=True)
+        tickers = frame.pop("ticker").to_numpy()
+        starts = np.r_[np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]), len(frame)]
+        names = [LogName(stamp + k, "t", data_type, tickers[a]) for k, a in enumerate(starts[:-1])]
+        together = render_logs(names, frame, starts)
+        spans = zip(names, starts[:-1], starts[1:], strict=True)
+        alone = [render_log(n, frame.iloc[a:b]) for n, a, b in spans]
+        assert together == alone and len(together) > 10
+    meta = pd.DataFrame({"ticker": ["A", "B"], "name": ["Foo, Inc.", "Bar"], "sector": "X"})
+    names = [LogName(stamp, "t", "metadata_array", "u1"), LogName(stamp + 1, "t", "metadata_array", "u2")]  # fmt: skip
+    assert render_logs(names, meta, [0, 1, 2]) == [render_log(names[0], meta.iloc[:1]),
+                                                    render_log(names[1], meta.iloc[1:])]  # fmt: skip
+    rows = pd.DataFrame(
+        {"date": pd.to_datetime(["2012-01-03", "2031-01-03"]), "open": 1.0, "high": 1.0,
+         "low": 1.0, "close": 1.0, "volume": 1.0, "market_cap": 1.0}
+    )  # fmt: skip
+    names = [LogName(1_700_000_000_000_000 + k, "t", "ticker_market_data", t) for k, t in enumerate("AB")]  # fmt: skip
+    with pytest.raises(BadInputError, match=r"__B\.csv, row 2, field 'date'.*after the query"):
+        render_logs(names, rows, [0, 1, 2])

@@ -152,7 +152,7 @@ def test_quoting_to_ten_digits_equals_python_bit_for_bit():
     magnitude, random bit patterns, ties and the edges of the double range."""
     import numpy as np
 
-    from equity_backtest.vendors.simulated import quote
+    from equity_backtest.datalog import quote
 
     rng = np.random.default_rng(11)
     values = np.concatenate(

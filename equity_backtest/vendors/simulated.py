@@ -31,7 +31,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .. import calendars
-from ..datalog import LogName, write_log
+from ..datalog import LogName, quote, render_log, render_logs, write_log_bytes
 from ..vocabulary import MARKET_FIELDS
 
 log = logging.getLogger(__name__)
@@ -660,29 +660,7 @@ def _quoted(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def quote(values: np.ndarray) -> np.ndarray:
-    """float(f"{v:.10g}") of every value (10 significant digits), computed with numpy: the
-    10-digit integer mantissa m = rint(v x 10^s) comes from one correctly rounded product, and
-    m / 10^s is then the double nearest the decimal, as Python's float() gives. Values whose
-    product lies within 2e-6 of a rounding tie (or outside 10^+-22 steps) are done by Python."""
-    values = np.asarray(values, dtype=float)
-    out = values.copy()
-    idx = np.flatnonzero(np.isfinite(values) & (values != 0))
-    v = values[idx]
-    with np.errstate(all="ignore"):
-        s = 9 - np.floor(np.log10(np.abs(v))).astype(np.int64)
-        fits = np.abs(s) <= 22
-        s = np.where(fits, s, 0)
-        power = 10.0 ** np.abs(s)  # exact for |s| <= 22
-        p = np.where(s >= 0, v * power, v / power)
-        m = np.rint(p)
-        half = np.abs(np.abs(p) - np.floor(np.abs(p)) - 0.5) < 2e-6
-        q = np.where(s >= 0, m / power, m * power)
-    safe = fits & ~half & (np.abs(m) >= 1e9) & (np.abs(m) <= 1e10)
-    out[idx[safe]] = q[safe]
-    rest = idx[~safe]
-    out[rest] = [float(f"{x:.10g}") for x in values[rest].tolist()]
-    return out
+_RENDER_ROWS = 200_000  # rows of logs rendered together: fast, and memory stays flat
 
 
 def query_timestamp_base(settings: SimulationSettings) -> int:
@@ -704,26 +682,61 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
         fundamentals=_quoted(market.fundamentals),
         corporate_actions=_quoted(market.corporate_actions),
     )
-    base = query_timestamp_base(settings)
-    jobs: list[tuple[str, str, pd.DataFrame]] = []
-    for date, frame in market.constituents.groupby("date", sort=True):
-        jobs.append(("constituent_list", f"{date:%Y%m%d}_{settings.index_name}", frame))
-    jobs.append(("metadata_array", "universe", market.metadata))
-    jobs.append(("market_regimes", settings.index_name, market.regimes))
-    by_ticker = {
-        "ticker_market_data": market.prices.groupby("ticker", sort=True),
-        "ticker_fundamental_data": market.fundamentals.groupby("ticker", sort=True),
-        "corporate_actions": market.corporate_actions.groupby("ticker", sort=True),
-    }
-    for data_type, groups in by_ticker.items():
-        for ticker, frame in groups:
-            jobs.append((data_type, str(ticker), frame.drop(columns="ticker")))
+    base, index = query_timestamp_base(settings), settings.index_name
     counts = {"written": 0, "already_logged": 0}
-    for k, (data_type, label, frame) in enumerate(
-        tqdm(jobs, desc="writing datalog", unit="log", disable=not progress, leave=False)
+    bar = tqdm(desc="writing datalog", unit="log", disable=not progress, leave=False)
+
+    def write(names: list[LogName], datas: list[bytes]) -> None:
+        for name, data in zip(names, datas, strict=True):
+            _, written = write_log_bytes(datalog_dir, name, data)
+            counts["written" if written else "already_logged"] += 1
+        bar.update(len(names))
+
+    def stamp() -> int:  # logs are numbered in query order: base, base + 1, ...
+        return base + counts["written"] + counts["already_logged"]
+
+    def logs_by(data_type: str, frame: pd.DataFrame, key: str, label, drop: bool) -> None:
+        """One log per value of `key` (sorted), each holding that value's rows in their order,
+        rendered a few hundred thousand rows at a time (render_logs) and written."""
+        frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
+        keys = frame[key].to_numpy()
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
+        bounds = np.r_[starts, len(frame)].astype(np.int64)
+        body = frame.drop(columns=key) if drop else frame
+        first = 0
+        while first < len(starts):  # logs first..last-1, about _RENDER_ROWS rows together
+            last = max(int(np.searchsorted(bounds, bounds[first] + _RENDER_ROWS, "right")) - 1,
+                       first + 1)  # fmt: skip
+            last = min(last, len(starts))
+            top = stamp()
+            names = [
+                LogName(top + k, SOURCE, data_type, label(keys[starts[i]]))
+                for k, i in enumerate(range(first, last))
+            ]
+            rows = body.iloc[bounds[first] : bounds[last]].reset_index(drop=True)
+            write(names, render_logs(names, rows, bounds[first : last + 1] - bounds[first]))
+            first = last
+
+    logs_by(
+        "constituent_list",
+        market.constituents,
+        "date",
+        lambda d: f"{pd.Timestamp(d):%Y%m%d}_{index}",
+        False,
+    )
+    for data_type, label, frame in (
+        ("metadata_array", "universe", market.metadata),
+        ("market_regimes", index, market.regimes),
     ):
-        _, written = write_log(datalog_dir, LogName(base + k, SOURCE, data_type, label), frame)
-        counts["written" if written else "already_logged"] += 1
+        name = LogName(stamp(), SOURCE, data_type, label)
+        write([name], [render_log(name, frame)])
+    for data_type, frame in (
+        ("ticker_market_data", market.prices),
+        ("ticker_fundamental_data", market.fundamentals),
+        ("corporate_actions", market.corporate_actions),
+    ):
+        logs_by(data_type, frame, "ticker", str, True)
+    bar.close()
     log.info(
         "simulated vendor: %d logfiles written, %d already logged",
         counts["written"],
