@@ -162,14 +162,17 @@ def format_floats(values: np.ndarray) -> np.ndarray:
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """Canonical CSV text for a log: lossless, deterministic number text, so bytes are reproducible
     and every value reads back exactly (format_floats)."""
+    return csv_text(_numbers_as_text(frame)).encode("utf-8")  # to_csv's text: \n, ISO dates
+
+
+def _numbers_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its float columns as the datalog writes them (format_floats)."""
     columns = {
-        col: format_floats(values.to_numpy())
-        if pd.api.types.is_float_dtype(values.dtype)
+        col: format_floats(values.to_numpy()) if pd.api.types.is_float_dtype(values.dtype)
         else values
         for col, values in frame.items()
-    }
-    frame = pd.DataFrame(columns, index=frame.index)
-    return csv_text(frame).encode("utf-8")  # to_csv's text (\n line ends, ISO dates)
+    }  # fmt: skip
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def short_label(label: str) -> str:
@@ -223,13 +226,7 @@ def render_logs(names: list[LogName], frame: pd.DataFrame, starts) -> list[bytes
         or any(b <= a for a, b in spans)
     ):
         return one_by_one()
-    formatted = pd.DataFrame(
-        {
-            col: format_floats(values.to_numpy()) if pd.api.types.is_float_dtype(values.dtype)
-            else values
-            for col, values in frame.items()
-        }
-    )  # fmt: skip
+    formatted = _numbers_as_text(frame)
     lines = csv_lines(formatted.columns, csv_columns(formatted)[1])
     if lines is None:
         return one_by_one()
@@ -554,7 +551,7 @@ def check_frame(
     if (
         kind.unique
         and all(c in frame for c in kind.unique)
-        and not _increasing(frame, (*keyed, *kind.unique))
+        and not keys_increase(frame, (*keyed, *kind.unique))
     ):
         dup = frame.duplicated([*keyed, *kind.unique], keep="first").to_numpy()
         if dup.any():
@@ -591,20 +588,23 @@ def check_frame(
             )
 
 
-def _increasing(frame: pd.DataFrame, keys: tuple[str, ...]) -> bool:
-    """Whether the rows' keys (dates as vendors send them, after the log's number in a batch)
-    strictly increase row by row, so no key can repeat: the check for repeats is then skipped.
-    False for keys of any other type, or a missing date."""
+def keys_increase(frame: pd.DataFrame, keys) -> bool:
+    """Whether the rows' keys strictly increase row by row (in the order of `keys`), so no key
+    repeats: dates as vendors send them need no search for repeats, and rows sorted by their keys
+    need no merge. False where a key is missing or its values do not compare."""
     if len(frame) < 2:
         return True
     later = np.zeros(len(frame) - 1, dtype=bool)
     tied = np.ones(len(frame) - 1, dtype=bool)
     for key in keys:
         values = frame[key].to_numpy()
-        if values.dtype.kind not in "Mi" or (values.dtype.kind == "M" and np.isnat(values).any()):
+        if values.dtype.kind not in "MiO" or pd.isna(values).any():
             return False
-        later |= tied & (values[1:] > values[:-1])
-        tied &= values[1:] == values[:-1]
+        try:
+            later |= tied & (values[1:] > values[:-1])
+            tied &= values[1:] == values[:-1]
+        except TypeError:  # text and numbers in one column
+            return False
     return bool(later.all())
 
 

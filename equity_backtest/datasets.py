@@ -27,7 +27,7 @@ import pyarrow.feather as feather
 from tqdm import tqdm
 
 from . import __version__, calendars, faults, quality
-from .datalog import LogName, list_logs, parse_log, parse_many, read_log
+from .datalog import LogName, keys_increase, list_logs, parse_log, parse_many, read_log
 from .errors import BadInputError
 from .locks import process_alive
 from .storage import atomic_write_text, fsync_dir, sha256_file
@@ -177,7 +177,7 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     if TABLES[table].replace_group:
         latest = frame.groupby(keys, dropna=False, observed=True)["log_ts"].transform("max")
         frame = frame[frame["log_ts"] == latest]
-    elif _distinct_keys(frame, keys):  # one row per key (a first build): nothing to merge
+    elif keys_increase(frame, keys):  # sorted, one row per key (a first build): nothing to merge
         order = [*keys, *(c for c in frame.columns if c not in keys)]
         frame = frame if list(frame.columns) == order else frame[order]
     else:
@@ -197,21 +197,6 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         elif frame[col].dtype == object or str(frame[col].dtype) in ("str", "string"):
             frame[col] = frame[col].astype(object)
     return frame
-
-
-def _distinct_keys(frame: pd.DataFrame, keys: list[str]) -> bool:
-    """Whether rows sorted by `keys` hold each key once (no missing key value), compared row to
-    row: the merge of rows of one key can then be skipped."""
-    if len(frame) < 2:
-        return True
-    same = np.ones(len(frame) - 1, dtype=bool)
-    for key in keys:
-        values = frame[key]
-        if values.isna().any():
-            return False
-        values = values.to_numpy()
-        same &= values[1:] == values[:-1]
-    return not same.any()
 
 
 def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame | None:
