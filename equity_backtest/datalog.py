@@ -597,7 +597,7 @@ def keys_increase(frame: pd.DataFrame, keys) -> bool:
     later = np.zeros(len(frame) - 1, dtype=bool)
     tied = np.ones(len(frame) - 1, dtype=bool)
     for key in keys:
-        values = frame[key].to_numpy()
+        values = comparable(frame[key])
         if values.dtype.kind not in "MiO" or pd.isna(values).any():
             return False
         try:
@@ -606,6 +606,18 @@ def keys_increase(frame: pd.DataFrame, keys) -> bool:
         except TypeError:  # text and numbers in one column
             return False
     return bool(later.all())
+
+
+def comparable(column: pd.Series) -> np.ndarray:
+    """A column's values, or for text dictionary-encoded on sorted categories its codes, which
+    order as the text does (a missing value becomes NaN)."""
+    if (
+        isinstance(column.dtype, pd.CategoricalDtype)
+        and column.cat.categories.is_monotonic_increasing
+    ):
+        codes = column.cat.codes.to_numpy()
+        return codes if (codes >= 0).all() else np.where(codes >= 0, codes, np.nan)
+    return column.to_numpy()
 
 
 def _parse_numbers(col: pd.Series, where: str, name: str, rows: np.ndarray) -> pd.Series:

@@ -12,6 +12,7 @@ Rebuilding from an empty datasets/ gives tables identical (same SHA-256) to incr
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -24,10 +25,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
+from pandas.api.types import union_categoricals
 from tqdm import tqdm
 
 from . import __version__, calendars, faults, quality
-from .datalog import LogName, keys_increase, list_logs, parse_log, parse_many, read_log
+from .datalog import LogName, comparable, keys_increase, list_logs, parse_log, parse_many, read_log
 from .errors import BadInputError
 from .locks import process_alive
 from .storage import atomic_write_text, fsync_dir, sha256_file
@@ -109,9 +111,20 @@ def _log_rows(names: list[LogName], frame: pd.DataFrame, owner: np.ndarray) -> p
         owner = frame.pop("_log").to_numpy()
     if table == "metadata":
         frame = frame.astype(str)
-    frame.insert(0, "source", np.array([n.source for n in names], dtype=object)[owner])
+    frame.insert(0, "source", _encoded([n.source for n in names], owner))
+    if table in ("market", "fundamentals", "corporate_actions"):  # each row's log's label
+        frame["ticker"] = _encoded([n.label for n in names], owner)
     frame["log_ts"] = np.array([n.timestamp for n in names], dtype=np.int64)[owner]
-    return frame
+    # one array per column, so the builder frees each column of a batch once it is joined
+    return pd.DataFrame({c: frame[c].copy() for c in frame.columns}, copy=False)
+
+
+def _encoded(labels: list[str], of_row: np.ndarray) -> pd.Categorical:
+    """labels' text per row, dictionary-encoded (sorted categories): a batch of a million rows
+    names a few thousand tickers, so the rows hold small codes instead of object pointers.
+    `of_row` holds, per row, an index into `labels`."""
+    categories, inverse = np.unique(np.array(labels, dtype=object), return_inverse=True)
+    return pd.Categorical.from_codes(inverse[of_row], categories=categories.tolist())
 
 
 _BATCH_BYTES = 64 << 20  # logs of one type read together: bounded, so memory stays flat
@@ -170,10 +183,80 @@ def _read_logs(new: list[tuple[LogName, Path]], skip_bad_logs: bool, progress: b
             yield from flush(batches.pop(key))
 
 
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """pd.concat(frames, ignore_index=True), emptying `frames`: where every part has the same
+    columns and dtypes, one column at a time, each part's column freed once joined (the peak is
+    the table and one column, not the parts and the table), dictionary-encoded columns joined
+    on the sorted union of their categories."""
+    same = all(
+        list(f.columns) == list(frames[0].columns)
+        and all(_kind(f[c]) == _kind(frames[0][c]) for c in f.columns)
+        for f in frames
+    )
+    if not same:
+        whole = pd.concat(frames, ignore_index=True)
+        frames.clear()
+        return whole
+    columns = {}
+    for col in list(frames[0].columns):
+        pieces = [f.pop(col) for f in frames]
+        if isinstance(pieces[0].dtype, pd.CategoricalDtype):
+            columns[col] = union_categoricals([p.array for p in pieces], sort_categories=True)
+        elif isinstance(pieces[0].dtype, np.dtype):
+            columns[col] = pd.Series(np.concatenate([p.to_numpy() for p in pieces]), copy=False)
+        else:
+            columns[col] = pd.concat(pieces, ignore_index=True)
+        del pieces
+        _release_freed_memory()
+    frames.clear()
+    return pd.DataFrame(columns, copy=False)
+
+
+def _kind(column: pd.Series) -> str:
+    return "category" if isinstance(column.dtype, pd.CategoricalDtype) else str(column.dtype)
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed in the middle of the C heap back to the system (glibc's malloc_trim):
+    a million-row batch's columns are small enough to live on the heap, and without this the
+    process keeps the parts' pages while it allocates the table beside them."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+try:
+    _LIBC = ctypes.CDLL("libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 (glibc only)
+except (OSError, AttributeError):
+    _LIBC = None
+
+
+def _in_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """frame.sort_values(by, kind="stable"), without a copy where the rows are in order already,
+    and otherwise ordered one column at a time (each old column freed once moved) where the
+    order comes from integer codes: dictionary-encoded text with sorted categories, dates and
+    integers without missing values. Takes the frame over (its columns are moved out of it)."""
+    if keys_increase(frame, by):
+        return frame
+    codes = []
+    for col in reversed(by):  # np.lexsort sorts by its last key first
+        dtype = frame[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and not dtype.categories.is_monotonic_increasing:
+            return frame.astype({col: object}).sort_values(by, kind="stable")  # by the text
+        values = comparable(frame[col])
+        if values.dtype.kind not in "iuM" or pd.isna(values).any():
+            return frame.sort_values(by, kind="stable")
+        codes.append(values.view(np.int64) if values.dtype.kind == "M" else values)
+    order = np.lexsort(codes)  # a stable sort, as sort_values(kind="stable")
+    del codes
+    taken = {col: frame.pop(col).array.take(order) for col in list(frame.columns)}
+    return pd.DataFrame(taken, copy=False)
+
+
 def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Latest query wins per key; deterministic row order and dtypes."""
     keys = list(TABLES[table].keys)
-    frame = frame.sort_values([*keys, "log_ts"], kind="stable")
+    frame = _in_order(frame, [*keys, "log_ts"])
     if TABLES[table].replace_group:
         latest = frame.groupby(keys, dropna=False, observed=True)["log_ts"].transform("max")
         frame = frame[frame["log_ts"] == latest]
@@ -191,12 +274,23 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         if col in CATEGORICAL:
             # dictionary-encoded: small files, and readers map a few categories, not every row
-            frame[col] = pd.Categorical(
-                frame[col].astype(object), categories=sorted(frame[col].dropna().unique())
-            )
+            frame[col] = _sorted_categories(frame[col])
         elif frame[col].dtype == object or str(frame[col].dtype) in ("str", "string"):
             frame[col] = frame[col].astype(object)
     return frame
+
+
+def _sorted_categories(column: pd.Series) -> pd.Categorical:
+    """The column dictionary-encoded on the sorted distinct values it holds (an encoded column
+    recoded: its rows are not turned back into text)."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return pd.Categorical(column.astype(object), categories=sorted(column.dropna().unique()))
+    codes = column.cat.codes.to_numpy()
+    old = column.cat.categories
+    used = old[np.bincount(codes[codes >= 0], minlength=len(old)) > 0]
+    categories = sorted(used.astype(object).tolist())
+    recode = np.append(pd.Index(categories, dtype=object).get_indexer(old), -1)
+    return pd.Categorical.from_codes(recode[codes], categories=categories)
 
 
 def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame | None:
@@ -224,7 +318,11 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
     touched = np.zeros(len(previous), dtype=bool)
     touched[pos[hit]] = True
     plain = {c: "object" for c in previous.columns if isinstance(previous[c].dtype, pd.CategoricalDtype)}  # fmt: skip
-    part = pd.concat([previous[touched].astype(plain), new], ignore_index=True)
+    part = (
+        pd.concat([previous[touched].astype(plain), new], ignore_index=True)
+        if touched.any()
+        else new
+    )
     part = _resolve(table, part)[list(previous.columns)]
     rest_key, part_key = old_key[~touched], rank_of(part)
     if len(part_key) > 1 and not (np.diff(part_key) > 0).all():
@@ -403,10 +501,7 @@ def build(
         if base and len(frames) > 1 and len(previous[t]):  # the previous table, then new rows
             folded = _fold_in(t, previous[t], pd.concat(frames[1:], ignore_index=True))
         if folded is None and frames:
-            whole = pd.concat(frames, ignore_index=True)
-            frames.clear()
-            folded = _resolve(t, whole)
-            del whole
+            folded = _resolve(t, _concat(frames))  # (the parts freed as they are joined)
         tables[t] = folded if folded is not None else _empty(t)
         previous.pop(t, None)
 

@@ -97,15 +97,58 @@ def _by_ticker(mk: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     tick = mk["ticker"]
     if isinstance(tick.dtype, pd.CategoricalDtype) and not tick.isna().any():
         names = np.asarray(tick.cat.categories.astype(str), dtype=object)
-        codes = tick.cat.codes.to_numpy().astype(np.int64)
-        days = mk["date"].to_numpy()
-        step, same = np.diff(codes), codes[1:] == codes[:-1]
+        codes = tick.cat.codes.to_numpy()
         names_sorted = all(a < b for a, b in zip(names[:-1], names[1:], strict=True))
-        if names_sorted and (step >= 0).all() and (days[1:][same] >= days[:-1][same]).all():
+        if names_sorted and _by_ticker_and_day(codes, mk["date"].to_numpy()):
             return mk, codes, names
     mk = mk.assign(ticker=tick.astype(str)).sort_values(["ticker", "date"], kind="stable")
     codes, names = pd.factorize(mk["ticker"], sort=True)
     return mk, codes.astype(np.int64), np.asarray(names, dtype=object)
+
+
+_BLOCK_ROWS = 1 << 20  # market rows checked at a time, so memory stays flat at any table size
+
+
+def _by_ticker_and_day(codes: np.ndarray, days: np.ndarray) -> bool:
+    """Whether rows go by ticker code, and by day within a ticker (block by block)."""
+    for start in range(0, max(len(codes) - 1, 0), _BLOCK_ROWS):
+        c, d = codes[start : start + _BLOCK_ROWS + 1], days[start : start + _BLOCK_ROWS + 1]
+        same = c[1:] == c[:-1]
+        if (c[1:] < c[:-1]).any() or (d[1:][same] < d[:-1][same]).any():
+            return False
+    return True
+
+
+def _ticker_blocks(codes: np.ndarray):
+    """Slices of about _BLOCK_ROWS rows that begin and end where a ticker does (codes sorted):
+    every market check looks at one ticker's rows only, so block by block gives what one pass
+    over all rows gives."""
+    start = 0
+    while start < len(codes):
+        end = min(start + _BLOCK_ROWS, len(codes))
+        if end < len(codes):
+            end = int(np.searchsorted(codes, codes[end - 1], side="right"))
+        yield slice(start, end)
+        start = end
+
+
+class _Flagged:
+    """Rows a check flags, gathered block by block: how many, and the first EXAMPLES."""
+
+    def __init__(self) -> None:
+        self.count, self.head = 0, []
+
+    def add(self, rows: pd.DataFrame) -> None:
+        self.count += len(rows)
+        room = EXAMPLES - sum(len(h) for h in self.head)
+        if room > 0 and len(rows):
+            self.head.append(rows.head(room))
+
+    def block(self) -> dict:
+        return {
+            "count": self.count,
+            "examples": _examples(pd.concat(self.head)) if self.head else [],
+        }
 
 
 def _distinct_days(days: np.ndarray) -> pd.DatetimeIndex:
@@ -122,46 +165,104 @@ def _distinct_days(days: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex((seen * 86_400_000_000_000).astype("datetime64[ns]"))
 
 
+def _of_source(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The rows of one source (the table itself, not a copy, where it holds only that one)."""
+    mine = (table["source"] == source).to_numpy()
+    return table if mine.all() else table[mine]
+
+
+def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, splits: set) -> dict:
+    """The per-ticker checks of a source's market rows (ordered by ticker, then day), one block
+    of whole tickers at a time: flagged rows, each ticker's first and last day and row count,
+    the (month, ticker) pairs with prices, and the distinct trading days."""
+    price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
+    nonpos, implausible, long_runs, jumps = _Flagged(), _Flagged(), _Flagged(), _Flagged()
+    none = mk["date"].to_numpy()[:0]
+    spans = [(none, none, np.zeros(0, dtype=np.int64), codes[:0])]
+    pairs, day_sets = [(np.zeros(0, dtype=np.int64), codes[:0])], [none]
+    for rows in _ticker_blocks(codes):
+        blk, code = mk.iloc[rows], codes[rows]
+        first = np.diff(code, prepend=-1) != 0  # a ticker's first row (a ticker's rows are
+        last = np.diff(code, append=-1) != 0  # together, by day), and its last
+        days = blk["date"].to_numpy()
+        prices = [blk[c].to_numpy() for c in price_cols] or [np.full(len(blk), np.nan)]
+        nonpos.add(blk[_any(p <= 0 for p in prices)][["ticker", "date", *price_cols]])
+        close = blk["close"].to_numpy()
+        prev_close, next_close = np.full(len(close), np.nan), np.full(len(close), np.nan)
+        prev_close[1:], next_close[:-1] = close[:-1], close[1:]
+        prev_close[first], next_close[last] = np.nan, np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = (close / prev_close >= SPIKE) & (close / next_close >= SPIKE)
+            down = (prev_close / close >= SPIKE) & (next_close / close >= SPIKE)
+        absurd = _any(p > MAX_PLAUSIBLE_PRICE for p in prices)
+        implausible.add(blk[absurd | up | down][["ticker", "date", *price_cols]])
+
+        zero = blk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
+        run_id = np.cumsum(first | (np.diff(zero.astype(np.int8), prepend=2) != 0))
+        runs = pd.DataFrame({"run": run_id[zero], "ticker": names[code[zero]], "date": days[zero]})
+        runs = runs.groupby("run").agg(
+            ticker=("ticker", "first"),
+            start=("date", "first"),
+            end=("date", "last"),
+            days=("date", "size"),
+        )
+        long_runs.add(runs[runs["days"] >= ZERO_VOLUME_RUN].reset_index(drop=True))
+
+        ratio = close / prev_close
+        near = np.zeros(len(blk), dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.log(ratio)
+            for k in SPLIT_RATIOS:
+                near |= np.abs(log_ratio - np.log(1 / k)) < np.log(1.05)
+        candidates = blk[near].assign(ticker=names[code[near]], ratio=ratio[near])  # few rows
+        explained = [
+            (t, d) in splits for t, d in zip(candidates["ticker"], candidates["date"], strict=True)
+        ]
+        jumps.add(
+            candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
+        )
+
+        starts, ends = np.flatnonzero(first), np.flatnonzero(last)
+        spans.append((days[starts], days[ends], ends - starts + 1, code[starts]))
+        # (month, ticker) pairs with prices, on integer codes (a month's code is its Period
+        # ordinal): a ticker's rows go by day, so a pair starts where the ticker or the month changes
+        month_code = days.astype("datetime64[M]").astype(np.int64)
+        starts_pair = first | (np.diff(month_code, prepend=np.int64(-1)) != 0)
+        pairs.append((month_code[starts_pair], code[starts_pair]))
+        day_sets.append(_distinct_days(days).to_numpy())
+    flagged = dict(zip(_FLAGGING, (nonpos, implausible, long_runs, jumps), strict=True))
+    return {
+        **{check: found.block() for check, found in flagged.items()},
+        "trading_days": _distinct_days(np.concatenate(day_sets)),
+        "spans": [np.concatenate(parts) for parts in zip(*spans, strict=True)],
+        "pairs": [np.concatenate(parts) for parts in zip(*pairs, strict=True)],
+    }
+
+
+def _any(masks) -> np.ndarray:
+    """Row by row, whether any of the price columns' masks holds."""
+    out = None
+    for mask in masks:
+        out = mask if out is None else out | mask
+    return out
+
+
+_FLAGGING = (
+    "non_positive_prices",
+    "implausible_prices",
+    "zero_volume_runs",
+    "unexplained_split_like_jumps",
+)
+
+
 def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = "XNYS") -> dict:
-    mk, codes, names = _by_ticker(tables["market"][tables["market"]["source"] == source])
-    fund = tables["fundamentals"][tables["fundamentals"]["source"] == source]
-    cons = tables["constituents"][tables["constituents"]["source"] == source]
-    ca = tables["corporate_actions"][tables["corporate_actions"]["source"] == source]
+    mk, codes, names = _by_ticker(_of_source(tables["market"], source))
+    fund = _of_source(tables["fundamentals"], source)
+    cons = _of_source(tables["constituents"], source)
+    ca = _of_source(tables["corporate_actions"], source)
     members = set(cons["ticker"].astype(str))
     with_market = set(names[np.flatnonzero(np.bincount(codes, minlength=len(names)))])
     with_fund = set(fund["ticker"].astype(str))
-    first = np.diff(codes, prepend=-1) != 0  # a ticker's first row (a ticker's rows are
-    last = np.diff(codes, append=-1) != 0  # together, by day), and its last
-    days = mk["date"].to_numpy()
-
-    price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
-    nonpos = mk[(mk[price_cols] <= 0).any(axis=1)][["ticker", "date", *price_cols]]
-    close = mk["close"].to_numpy()
-    prev_close, next_close = np.full(len(close), np.nan), np.full(len(close), np.nan)
-    prev_close[1:], next_close[:-1] = close[:-1], close[1:]
-    prev_close[first], next_close[last] = np.nan, np.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        up = (close / prev_close >= SPIKE) & (close / next_close >= SPIKE)
-        down = (prev_close / close >= SPIKE) & (next_close / close >= SPIKE)
-    absurd = (mk[price_cols] > MAX_PLAUSIBLE_PRICE).any(axis=1).to_numpy()
-    implausible = mk[absurd | up | down][["ticker", "date", *price_cols]]
-
-    zero = mk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
-    run_id = np.cumsum(first | (np.diff(zero.astype(np.int8), prepend=2) != 0))
-    runs = pd.DataFrame({"run": run_id[zero], "ticker": names[codes[zero]], "date": days[zero]})
-    runs = runs.groupby("run").agg(
-        ticker=("ticker", "first"),
-        start=("date", "first"),
-        end=("date", "last"),
-        days=("date", "size"),
-    )
-    long_runs = runs[runs["days"] >= ZERO_VOLUME_RUN].reset_index(drop=True)
-
-    ratio = close / prev_close
-    near = np.zeros(len(mk), dtype=bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for k in SPLIT_RATIOS:
-            near |= np.abs(np.log(ratio) - np.log(1 / k)) < np.log(1.05)
     splits = set(
         zip(
             ca.loc[ca["action"] == "split", "ticker"].astype(str),
@@ -169,17 +270,12 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             strict=True,
         )
     )
-    candidates = mk[near].assign(ticker=names[codes[near]], ratio=ratio[near])  # few rows
-    explained = [
-        (t, d) in splits for t, d in zip(candidates["ticker"], candidates["date"], strict=True)
-    ]
-    jumps = candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
-
-    trading_days = _distinct_days(days)
-    starts, ends = np.flatnonzero(first), np.flatnonzero(last)
+    checks = _market_checks(mk, codes, names, splits)
+    trading_days = checks["trading_days"]
+    first_day, last_day, size, code = checks["spans"]
     span = pd.DataFrame(
-        {"min": days[starts], "max": days[ends], "size": ends - starts + 1},
-        index=pd.Index(names[codes[starts]], name="ticker"),
+        {"min": first_day, "max": last_day, "size": size},
+        index=pd.Index(names[code], name="ticker"),
     )
     expected = trading_days.searchsorted(span["max"], side="right") - trading_days.searchsorted(
         span["min"]
@@ -187,11 +283,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
     gaps = (expected - span["size"]).rename("missing_days")
     gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
 
-    # (month, ticker) pairs with prices, on integer codes (a month's code is its Period
-    # ordinal): a ticker's rows go by day, so a pair starts where the ticker or the month changes
-    month_code = days.astype("datetime64[M]").astype(np.int64)
-    starts_pair = first | (np.diff(month_code, prepend=np.int64(-1)) != 0)
-    pair_month, pair_ticker = month_code[starts_pair], codes[starts_pair]
+    pair_month, pair_ticker = checks["pairs"]
     months, counts = np.unique(pair_month, return_counts=True)
     coverage = pd.DataFrame(
         {"tickers_with_market_data": counts},
@@ -222,10 +314,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         "index_members_ever": len(members),
         "members_without_market_data": sorted(members - with_market),
         "members_without_fundamentals": sorted(members - with_fund),
-        "non_positive_prices": {"count": len(nonpos), "examples": _examples(nonpos)},
-        "implausible_prices": {"count": len(implausible), "examples": _examples(implausible)},
-        "zero_volume_runs": {"count": len(long_runs), "examples": _examples(long_runs)},
-        "unexplained_split_like_jumps": {"count": len(jumps), "examples": _examples(jumps)},
+        **{check: checks[check] for check in _FLAGGING},
         "gaps": {
             "tickers": len(gaps),
             "missing_days": int(gaps["missing_days"].sum()) if len(gaps) else 0,

@@ -113,3 +113,38 @@ def test_a_source_with_an_index_list_and_no_prices_is_reported(tmp_path):
         {"month": "2020-01", "tickers_with_market_data": 0, "index_members": 2,
          "members_with_market_data": 0, "members_with_fundamentals": 0}
     ]  # fmt: skip
+
+
+def test_market_checks_block_by_block_equal_one_pass(tmp_path, small_store, monkeypatch):
+    """The market checks run on blocks of whole tickers (quality._BLOCK_ROWS rows or so), so
+    memory stays flat at CRSP size; the report is the same whatever the block size, down to
+    one ticker a block, with more flagged rows than the examples listed and problems on the
+    first and last rows of tickers (where blocks meet)."""
+    from equity_backtest import quality
+
+    shutil.copytree(small_store / "datalog", tmp_path / "datalog")
+    logs = [
+        (n, p) for n, p in list_logs(tmp_path / "datalog") if n.data_type == "ticker_market_data"
+    ]
+    later = max(n.timestamp for n, _ in logs) + 1
+    for k, (name, path) in enumerate(logs[:30]):
+        frame = read_log(path, name)
+        frame.loc[frame.index[0], "low"] = 0.0  # the first row: non-positive
+        frame.loc[frame.index[-12:], "volume"] = 0.0  # a zero-volume run to the last row
+        frame.loc[frame.index[-1], "close"] *= 3 if k % 2 else 1e10  # a jump, or absurd
+        write_log(
+            tmp_path / "datalog", LogName(later + k, name.source, name.data_type, name.label), frame
+        )
+    version = datasets.build(tmp_path / "datalog", tmp_path / "datasets").version
+    _, tables = datasets.load_tables(tmp_path / "datasets", version)
+    manifest = datasets.read_manifest(tmp_path / "datasets", version)
+    whole = quality.report(tables, manifest)
+    s = whole["sources"][0]
+    assert (
+        s["non_positive_prices"]["count"] == 30 and len(s["non_positive_prices"]["examples"]) == 20
+    )
+    assert s["zero_volume_runs"]["count"] >= 30 and s["implausible_prices"]["count"] >= 15
+    assert s["unexplained_split_like_jumps"]["count"] >= 10
+    for rows in (1, 7, 1000):
+        monkeypatch.setattr(quality, "_BLOCK_ROWS", rows)
+        assert quality.report(tables, manifest) == whole, rows
