@@ -82,6 +82,15 @@ def load_table(folder: Path, name: str) -> pd.DataFrame:
     return feather.read_feather(path) if path.is_file() else _empty(name)
 
 
+def _previous_table(folder: Path, name: str) -> pd.DataFrame:
+    """A table of the version an incremental build starts from, one array per column (Arrow's
+    buffers released as they are converted), so that the fold can free each column it merges."""
+    path = Path(folder) / f"{name}.feather"
+    if not path.is_file():
+        return _empty(name)
+    return feather.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
+
+
 def _log_rows(names: list[LogName], frame: pd.DataFrame, owner: np.ndarray) -> pd.DataFrame:
     """Validated rows of logs of one type -> rows of its table, tagged with source and log
     timestamp; `owner` says which of `names` each row came from. The result is what reading the
@@ -127,6 +136,7 @@ def _encoded(labels: list[str], of_row: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(inverse[of_row], categories=categories.tolist())
 
 
+_BUILDER = f"equity_backtest {__version__}"
 _BATCH_BYTES = 64 << 20  # logs of one type read together: bounded, so memory stays flat
 
 
@@ -299,7 +309,8 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
     result is merged into the untouched rest, which is already in order. An incremental build
     of a large market table then costs what its new rows cost, plus one pass over the table.
     None where this shortcut does not apply (the caller resolves everything): tables whose
-    order is not their key, whole-group or change-only rules, new columns, or missing keys."""
+    order is not their key, whole-group or change-only rules, new columns, missing keys, or
+    values of another type. Otherwise takes `previous` over (its columns are moved out)."""
     spec = TABLES[table]
     keys = list(spec.keys)
     if spec.replace_group or table == "fundamentals" or list(spec.sort) != keys:
@@ -331,9 +342,16 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
     at = np.searchsorted(rest_key, part_key) + np.arange(len(part_key))
     from_part = np.zeros(len(rest_key) + len(part_key), dtype=bool)
     from_part[at] = True
+    for col in previous.columns:  # merged columns keep the table's dtypes (else resolve all)
+        old, fresh = previous[col].dtype, part[col].dtype
+        if not isinstance(old, pd.CategoricalDtype) and not (
+            isinstance(old, np.dtype) and isinstance(fresh, np.dtype)
+            and np.result_type(old, fresh) == old
+        ):  # fmt: skip
+            return None
     columns, kept = {}, ~touched
-    for col in previous.columns:
-        old, fresh = previous[col], part[col]
+    for col in list(previous.columns):  # (each previous column freed once merged)
+        old, fresh = previous.pop(col), part[col]
         if isinstance(old.dtype, pd.CategoricalDtype):  # codes into the new categories
             codes = old.cat.codes.to_numpy()[kept]
             counts = np.bincount(codes[codes >= 0], minlength=len(old.cat.categories))
@@ -346,17 +364,12 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
             merged[from_part] = categories.get_indexer(fresh.astype(object))
             columns[col] = pd.Categorical.from_codes(merged, categories=categories.tolist())
         else:
-            merged = np.empty(len(from_part), dtype=np.result_type(old.dtype, fresh.dtype))
-            merged[~from_part] = old.to_numpy()[kept]
+            merged = np.empty(len(from_part), dtype=old.dtype)
+            merged[~from_part] = old.to_numpy() if not touched.any() else old.to_numpy()[kept]
             merged[from_part] = fresh.to_numpy()
             columns[col] = pd.Series(merged, dtype=merged.dtype, copy=False)  # object stays so
-    out = pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into one block
-    expected = _resolve_dtypes(previous)
-    return out if _resolve_dtypes(out) == expected else None
-
-
-def _resolve_dtypes(frame: pd.DataFrame) -> list[str]:
-    return [str(t) if not isinstance(t, pd.CategoricalDtype) else "category" for t in frame.dtypes]
+        del old
+    return pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into one block
 
 
 def _key_ranks(keys: list[str], previous: pd.DataFrame, new: pd.DataFrame):
@@ -371,7 +384,7 @@ def _key_ranks(keys: list[str], previous: pd.DataFrame, new: pd.DataFrame):
         values = np.concatenate([np.asarray(a, dtype=object if b.dtype == object else None),
                                  b.unique() if b.dtype == object else b.to_numpy()])  # fmt: skip
         try:
-            vocab[k] = np.unique(values)
+            vocab[k] = np.unique(pd.unique(values))  # (tens of millions of days: hashed first)
         except TypeError:  # values that do not compare (mixed types)
             return None
     if np.prod([float(len(v) + 1) for v in vocab.values()]) >= 2.0**62:
@@ -456,7 +469,8 @@ def build(
     base = None if full else current_version(datasets_dir)
     prev_logs: dict[str, str] = {}
     if base:
-        prev_logs = {e["file"]: e["sha256"] for e in read_manifest(datasets_dir, base)["logs"]}
+        base_manifest = read_manifest(datasets_dir, base)
+        prev_logs = {e["file"]: e["sha256"] for e in base_manifest["logs"]}
     new = [(n, p) for n, p in logs if p.name not in prev_logs]
     if base and not new:
         return BuildResult(base, 0, [], {}, up_to_date=True)
@@ -465,12 +479,10 @@ def build(
             f"the datalog {datalog_dir} holds no logfiles; run 01_query_vendor.py first"
         )
 
-    parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+    parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}  # new rows, per table
     previous: dict[str, pd.DataFrame] = {}
     if base:
-        _, previous = load_tables(datasets_dir, base)
-        for t, frame in previous.items():
-            parts[t].append(frame)
+        previous = {t: _previous_table(datasets_dir / base, t) for t in TABLES}
     skipped, used = [p.name for p, _ in misnamed if p.name not in prev_logs], dict(prev_logs)
     for _, exc in misnamed:
         log.warning("skipped bad log: %s", exc)
@@ -484,7 +496,7 @@ def build(
         used.update((path.name, digest) for path, digest in digests)
         read += len(digests)
 
-    if base and _reorders_history(parts["fundamentals"]):
+    if base and _reorders_history([previous["fundamentals"], *parts["fundamentals"]]):
         log.info("new fundamentals land before versions already compacted: rebuilding in full")
         return build(
             datalog_dir,
@@ -494,16 +506,27 @@ def build(
             progress=progress,
             calendar=calendar,
         )
-    tables = {}
+    tables, kept = {}, {}
+    same_builder = base and base_manifest["builder"] == _BUILDER
     for t in TABLES:
         frames, parts[t] = [f for f in parts[t] if len(f)], []  # (each part freed once used)
+        old = previous.pop(t, None)
+        if (
+            old is not None
+            and not frames
+            and same_builder
+            and (datasets_dir / base / f"{t}.feather").is_file()
+        ):
+            tables[t] = kept[t] = old  # no new rows: the previous file is the table
+            continue
         folded = None
-        if base and len(frames) > 1 and len(previous[t]):  # the previous table, then new rows
-            folded = _fold_in(t, previous[t], pd.concat(frames[1:], ignore_index=True))
-        if folded is None and frames:
-            folded = _resolve(t, _concat(frames))  # (the parts freed as they are joined)
+        if old is not None and len(old) and frames:
+            folded = _fold_in(t, old, pd.concat(frames, ignore_index=True))
+        if folded is None:
+            frames = [f for f in [old, *frames] if f is not None and len(f)]
+            folded = _resolve(t, _concat(frames)) if frames else None  # (parts freed as joined)
         tables[t] = folded if folded is not None else _empty(t)
-        previous.pop(t, None)
+        del old, folded
 
     version = _next_version(datasets_dir)
     tmp = datasets_dir / f".{version}.tmp-{os.getpid()}"
@@ -514,6 +537,10 @@ def build(
     for t, frame in tables.items():
         path = tmp / f"{t}.feather"
         faults.point("write")
+        if t in kept:  # the same bytes the builder wrote from the same rows before
+            shutil.copyfile(datasets_dir / base / path.name, path)
+            info[t] = base_manifest["tables"][t]
+            continue
         feather.write_feather(
             pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd"
         )
@@ -521,7 +548,7 @@ def build(
     manifest = {
         "version": version,
         "previous_version": base,
-        "builder": f"equity_backtest {__version__}",
+        "builder": _BUILDER,
         "logs": [{"file": f, "sha256": used[f]} for f in sorted(used)],
         "new_logs": read,
         "skipped_logs": skipped,
