@@ -338,10 +338,8 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
     rest_key, part_key = old_key[~touched], rank_of(part)
     if len(part_key) > 1 and not (np.diff(part_key) > 0).all():
         return None
-    # rows of the rest and of the part in key order (keys are distinct between the two)
+    # where the part's rows go among the rest's (keys are distinct between the two)
     at = np.searchsorted(rest_key, part_key) + np.arange(len(part_key))
-    from_part = np.zeros(len(rest_key) + len(part_key), dtype=bool)
-    from_part[at] = True
     for col in previous.columns:  # merged columns keep the table's dtypes (else resolve all)
         old, fresh = previous[col].dtype, part[col].dtype
         if not isinstance(old, pd.CategoricalDtype) and not (
@@ -349,27 +347,48 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
             and np.result_type(old, fresh) == old
         ):  # fmt: skip
             return None
-    columns, kept = {}, ~touched
+    columns, kept = {}, None if not touched.any() else ~touched
     for col in list(previous.columns):  # (each previous column freed once merged)
         old, fresh = previous.pop(col), part[col]
         if isinstance(old.dtype, pd.CategoricalDtype):  # codes into the new categories
-            codes = old.cat.codes.to_numpy()[kept]
+            codes = old.cat.codes.to_numpy()
+            codes = codes if kept is None else codes[kept]
             counts = np.bincount(codes[codes >= 0], minlength=len(old.cat.categories))
             used = old.cat.categories[counts > 0]
             values = np.concatenate([used.to_numpy(dtype=object), fresh.dropna().unique()])
             categories = pd.Index(sorted(set(values.tolist())), dtype=object)
-            recode = np.append(categories.get_indexer(old.cat.categories), -1)
-            merged = np.empty(len(from_part), dtype=np.int64)
-            merged[~from_part] = recode[codes]  # code -1 (missing) stays -1
-            merged[from_part] = categories.get_indexer(fresh.astype(object))
+            recode = categories.get_indexer(old.cat.categories)
+            if not np.array_equal(recode, np.arange(len(recode))):  # (-1, missing, stays -1)
+                codes = np.append(recode, -1)[codes]
+            codes = codes.astype(np.int32 if len(categories) > 32000 else np.int16, copy=False)
+            new_codes = categories.get_indexer(fresh.astype(object)).astype(codes.dtype)
+            merged = _interleave(codes, new_codes, at)
             columns[col] = pd.Categorical.from_codes(merged, categories=categories.tolist())
         else:
-            merged = np.empty(len(from_part), dtype=old.dtype)
-            merged[~from_part] = old.to_numpy() if not touched.any() else old.to_numpy()[kept]
-            merged[from_part] = fresh.to_numpy()
+            values = old.to_numpy() if kept is None else old.to_numpy()[kept]
+            merged = _interleave(values, fresh.to_numpy().astype(old.dtype, copy=False), at)
             columns[col] = pd.Series(merged, dtype=merged.dtype, copy=False)  # object stays so
         del old
     return pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into one block
+
+
+def _interleave(rest: np.ndarray, fresh: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """rest's values in order, with fresh's at the result's (rising) positions `at`: a slice
+    copy between consecutive new rows where they are few (a day's rows into decades), masks
+    where they are many."""
+    out = np.empty(len(rest) + len(fresh), dtype=rest.dtype)
+    if len(fresh) > 100_000:
+        into = np.zeros(len(out), dtype=bool)
+        into[at] = True
+        out[~into], out[into] = rest, fresh
+        return out
+    out[at] = fresh
+    done = 0  # rest values placed so far
+    for k, a in enumerate(at.tolist()):
+        out[done + k : a] = rest[done : a - k]
+        done = a - k
+    out[done + len(at) :] = rest[done:]
+    return out
 
 
 def _key_ranks(keys: list[str], previous: pd.DataFrame, new: pd.DataFrame):

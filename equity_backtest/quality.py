@@ -262,7 +262,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
     ca = _of_source(tables["corporate_actions"], source)
     members = set(cons["ticker"].astype(str))
     with_market = set(names[np.flatnonzero(np.bincount(codes, minlength=len(names)))])
-    with_fund = set(fund["ticker"].astype(str))
+    with_fund = set(_values(fund["ticker"]))
     splits = set(
         zip(
             ca.loc[ca["action"] == "split", "ticker"].astype(str),
@@ -296,11 +296,9 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         traded = pd.DataFrame({"code": pair_month, "ticker": names[pair_ticker]})
         both = listed.assign(code=cmonth.array.asi8).merge(traded, on=["code", "ticker"])
         coverage["members_with_market_data"] = both.groupby("month")["ticker"].nunique()
-        public = fund.assign(
-            ticker=fund["ticker"].astype(str),
-            first=fund["announcement_date"].fillna(fund["period_end"]),
-        )
-        first_public = public.groupby("ticker")["first"].min()
+        first = fund["announcement_date"].fillna(fund["period_end"])
+        first_public = first.groupby(fund["ticker"], observed=True).min()  # (on codes if encoded)
+        first_public.index = first_public.index.astype(str)
         known_from = first_public.reindex(listed["ticker"]).to_numpy()  # NaT: never reported
         listed["has_fundamentals"] = known_from <= listed["month"].dt.end_time.to_numpy()
         coverage["members_with_fundamentals"] = listed.groupby("month")["has_fundamentals"].sum()
