@@ -307,3 +307,42 @@ def test_column_by_column_concat_and_sort_equal_pandas(seed):
     distinct = ordered.drop_duplicates(by, keep="last").reset_index(drop=True)
     if distinct["date"].notna().all():  # in order, keys distinct: the frame itself, no copy
         assert datasets._in_order(distinct, by) is distinct
+
+
+def test_tables_without_new_rows_keep_the_previous_file(store, monkeypatch):
+    """An incremental build copies the previous file of a table no new log touches (the same
+    builder wrote the same bytes from the same rows) instead of resolving and writing it again;
+    a version built by another builder is resolved afresh. Either way it equals the bootstrap."""
+    datasets.build(store / "datalog", store / "datasets")
+    resolved, resolve = [], datasets._resolve
+    monkeypatch.setattr(datasets, "_resolve", lambda t, f: resolved.append(t) or resolve(t, f))
+    logs = list_logs(store / "datalog")
+    name, path = next((n, p) for n, p in logs if n.data_type == "ticker_market_data")
+    ts = max(n.timestamp for n, _ in logs)
+    for k, builder in enumerate(["same", "equity_backtest 0.0.1"]):
+        current = datasets.current_version(store / "datasets")
+        if builder != "same":  # the version in use came from another builder
+            manifest = store / "datasets" / current / "manifest.json"
+            manifest.write_text(manifest.read_text().replace(datasets._BUILDER, builder))
+        frame = read_log(path).iloc[:3].assign(close=lambda f, k=k: f["close"] + 1 + k)
+        write_log(
+            store / "datalog", LogName(ts + 1 + k, name.source, name.data_type, name.label), frame
+        )
+        resolved.clear()
+        r = datasets.build(store / "datalog", store / "datasets")
+        incremental = set(resolved)
+        boot = datasets.build(store / "datalog", store / f"boot{k}", full=True)
+        assert _tables_digest(store, r.version) == _tables_digest_of(
+            store / f"boot{k}", boot.version
+        )
+        if builder == "same":
+            assert not {"fundamentals", "constituents", "metadata"} & incremental
+            for table in ("fundamentals", "constituents", "metadata"):
+                before = (store / "datasets" / current / f"{table}.feather").read_bytes()
+                assert (store / "datasets" / r.version / f"{table}.feather").read_bytes() == before
+        else:
+            assert {"fundamentals", "constituents", "metadata"} <= incremental
+
+
+def _tables_digest_of(folder, version):
+    return {t: i["sha256"] for t, i in datasets.read_manifest(folder, version)["tables"].items()}
