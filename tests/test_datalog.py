@@ -306,3 +306,49 @@ def test_logs_rendered_together_equal_logs_rendered_one_by_one():
     names = [LogName(1_700_000_000_000_000 + k, "t", "ticker_market_data", t) for k, t in enumerate("AB")]  # fmt: skip
     with pytest.raises(BadInputError, match=r"__B\.csv, row 2, field 'date'.*after the query"):
         render_logs(names, rows, [0, 1, 2])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lines_made_by_arrow_equal_the_python_text(seed):
+    """A log's lines are made by Arrow's kernels (datalog._line_texts): the very bytes of the
+    Python path (format_floats, then csv_text) on numbers of every kind (ten-digit quoted, only
+    their shortest repr, below 1e-4, huge, zero, -0.0, NaN, inf), days with a NaT, text with
+    missing values and non-ASCII, integers and booleans; Arrow steps aside for a field that
+    needs quoting and for a column without a number."""
+    import numpy as np
+
+    from equity_backtest import datalog
+    from equity_backtest.storage import csv_text
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-5, 1.5e-7, 123456789012.0, 1e22, 5e-324,
+               1.7976931348623157e308, 9.9999999999, 0.0001, 1e16]  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime("1990-01-01") + pd.to_timedelta(rng.integers(0, 12000, n), "D"),
+            "quoted": datalog.quote(rng.lognormal(3, 2, n) * rng.choice([-1, 1], n)),
+            "shortest": rng.normal(size=n) * 10.0 ** rng.integers(-12, 30, n),
+            "cents": np.round(rng.uniform(0, 1e4, n), 2),
+            "gappy": np.where(rng.random(n) < 0.3, np.nan, rng.lognormal(0, 8, n)),
+            "special": rng.choice(special, n),
+            "name": np.array(["Äpfel AG", "x", None, "Zürich ✓", np.nan], dtype=object)[rng.integers(0, 5, n)],
+            "count": rng.integers(-(10**12), 10**12, n),
+            "flag": rng.random(n) < 0.5,
+        }
+    )  # fmt: skip
+    frame.loc[3, "date"] = pd.NaT
+
+    def python_path(f):
+        return csv_text(datalog._numbers_as_text(f)).encode("utf-8")
+
+    assert datalog._line_texts(frame) is not None
+    assert datalog.frame_to_csv_bytes(frame) == python_path(frame)
+    assert datalog.frame_to_csv_bytes(frame.iloc[5:9]) == python_path(frame.iloc[5:9])
+    for stepped_aside in (
+        frame.assign(name=frame["name"].where(frame.index != 7, "Foo, Inc.")),
+        frame.assign(gappy=np.nan),
+        frame.rename(columns={"count": 'the "count"'}),
+    ):
+        assert datalog._line_texts(stepped_aside) is None
+        assert datalog.frame_to_csv_bytes(stepped_aside) == python_path(stepped_aside)

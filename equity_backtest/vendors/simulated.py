@@ -512,8 +512,9 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             rev = s * asset_turnover[idx] / 4 * np.exp(rng.normal(0, 0.03, len(idx)))
             cash = s * cash_ratio[idx] * np.exp(rng.normal(0, 0.1, len(idx)))
             ocf = ni + 0.01 * s + rng.normal(0, 0.005, len(idx)) * s
-            for j, i in enumerate(idx):
-                announce = period_end + pd.Timedelta(days=int(lag[j]))
+            announced = period_end + pd.to_timedelta(lag, unit="D")  # (boxed once, not per row)
+            ex_days = np.searchsorted(cal.values, (announced + pd.Timedelta(days=14)).values)
+            for j, (i, announce) in enumerate(zip(idx, announced, strict=True)):
                 fundamentals.append(
                     (
                         i,
@@ -536,11 +537,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
                     )
                 )
                 if payer[i] and ni[j] > 0 and days_left[i] < 0:
-                    ex = int(
-                        np.searchsorted(
-                            cal.values, (announce + pd.Timedelta(days=14)).to_datetime64()
-                        )
-                    )
+                    ex = int(ex_days[j])  # the trading day 14 days after the announcement
                     if ex < T:
                         div_day[i] = ex
                         div_amount[i] = min(payout[i] * ni[j] / shares[i], 0.2 * price[i])
@@ -552,7 +549,8 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             members = _index_members(caps, members, settings.index_size, quarter_start[t])
             top = np.flatnonzero(members)
             total = caps[top].sum()
-            constituents.extend((cal[t], tickers[i], caps[i] / total) for i in top)
+            day = cal[t]
+            constituents.extend((day, tickers[i], caps[i] / total) for i in top)
 
         # countdown to delisting: the day after the last trading day, holders get the value
         on_way = live & (days_left >= 0)
@@ -698,7 +696,11 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
     def logs_by(data_type: str, frame: pd.DataFrame, key: str, label, drop: bool) -> None:
         """One log per value of `key` (sorted), each holding that value's rows in their order,
         rendered a few hundred thousand rows at a time (render_logs) and written."""
-        frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
+        codes = pd.factorize(frame[key], sort=True)[0]  # (ranks: a stable sort of integers,
+        if (codes >= 0).all():  # not of millions of strings)
+            frame = frame.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
+        else:
+            frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
         keys = frame[key].to_numpy()
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
         bounds = np.r_[starts, len(frame)].astype(np.int64)
