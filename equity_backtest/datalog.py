@@ -117,12 +117,18 @@ def list_logs(datalog_dir: str | Path, bad: list | None = None) -> list[tuple[Lo
     return out
 
 
+_QUOTE_CHUNK = 1 << 20
+
+
 def quote(values: np.ndarray) -> np.ndarray:
     """float(f"{v:.10g}") of every value (10 significant digits), computed with numpy: the
     10-digit integer mantissa m = rint(v x 10^s) comes from one correctly rounded product, and
     m / 10^s is then the double nearest the decimal, as Python's float() gives. Values whose
     product lies within 2e-6 of a rounding tie (or outside 10^+-22 steps) are done by Python."""
     values = np.asarray(values, dtype=float)
+    if values.ndim == 1 and len(values) > _QUOTE_CHUNK:  # (value by value: memory stays flat)
+        return np.concatenate([quote(values[a : a + _QUOTE_CHUNK])
+                               for a in range(0, len(values), _QUOTE_CHUNK)])  # fmt: skip
     out = values.copy()
     idx = np.flatnonzero(np.isfinite(values) & (values != 0))
     v = values[idx]

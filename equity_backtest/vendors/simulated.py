@@ -578,6 +578,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             "exchange": settings.calendar,
         }
     )
+    del eps, gap_eps, hl_eps, vol_eps  # (the shocks are spent: memory for the tables)
     return _assemble(settings, cal, meta, out, actions, fundamentals, constituents, events, regimes)
 
 
@@ -609,14 +610,18 @@ def _index_members(caps: np.ndarray, members: np.ndarray, size: int, review: boo
 def _assemble(
     settings, cal, meta, out, actions, fundamentals, constituents, events, regimes
 ) -> SimulatedMarket:
-    """Turn the simulation's arrays and event lists into vendor-shaped tables."""
+    """Turn the simulation's arrays and event lists into vendor-shaped tables (emptying `out`,
+    each day-by-ticker array freed once its column is made)."""
     tickers = meta["ticker"].tolist()
     rows, cols = np.nonzero(np.isfinite(out["close"]))
     order = np.lexsort((rows, cols))
     rows, cols = rows[order], cols[order]
-    prices = pd.DataFrame({"ticker": np.asarray(tickers, dtype=object)[cols], "date": cal[rows]})
+    del order
+    columns = {"ticker": np.asarray(tickers, dtype=object)[cols], "date": cal[rows]}
     for key in MARKET_FIELDS:
-        prices[key] = out[key][rows, cols]
+        columns[key] = out.pop(key)[rows, cols]
+    prices = pd.DataFrame(columns, copy=False)  # (the arrays as they are, no second copy)
+    del columns, rows, cols
 
     fund = pd.DataFrame(
         fundamentals, columns=["i", "period_end", "announcement_date", *FUNDAMENTAL_METRICS]
@@ -651,11 +656,11 @@ def _assemble(
 def _quoted(frame: pd.DataFrame) -> pd.DataFrame:
     """The simulated vendor quotes numbers to 10 significant digits, as a data feed does; the
     datalog then stores exactly these values (and the same bytes as before logs were lossless)."""
-    out = frame.copy()
-    for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col].dtype):
-            out[col] = quote(out[col].to_numpy())
-    return out
+    quoted = {
+        col: quote(values.to_numpy()) if pd.api.types.is_float_dtype(values.dtype) else values
+        for col, values in frame.items()
+    }  # (new arrays for the numbers only, not a copy of the whole frame first)
+    return pd.DataFrame(quoted, index=frame.index, copy=False)
 
 
 _RENDER_ROWS = 200_000  # rows of logs rendered together: fast, and memory stays flat
@@ -698,13 +703,14 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
         rendered a few hundred thousand rows at a time (render_logs) and written."""
         codes = pd.factorize(frame[key], sort=True)[0]  # (ranks: a stable sort of integers,
         if (codes >= 0).all():  # not of millions of strings)
-            frame = frame.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
+            frame = frame.take(np.argsort(codes, kind="stable"))
         else:
-            frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
-        keys = frame[key].to_numpy()
+            frame = frame.sort_values(key, kind="stable")
+        frame.index = pd.RangeIndex(len(frame))  # (reset_index would copy every column)
+        keys = (frame.pop(key) if drop else frame[key]).to_numpy()  # (pop: no copy of the rest)
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
         bounds = np.r_[starts, len(frame)].astype(np.int64)
-        body = frame.drop(columns=key) if drop else frame
+        body = frame
         first = 0
         while first < len(starts):  # logs first..last-1, about _RENDER_ROWS rows together
             last = max(int(np.searchsorted(bounds, bounds[first] + _RENDER_ROWS, "right")) - 1,
@@ -732,12 +738,14 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
     ):
         name = LogName(stamp(), SOURCE, data_type, label)
         write([name], [render_log(name, frame)])
-    for data_type, frame in (
+    per_ticker = [
         ("ticker_market_data", market.prices),
         ("ticker_fundamental_data", market.fundamentals),
         ("corporate_actions", market.corporate_actions),
-    ):
-        logs_by(data_type, frame, "ticker", str, True)
+    ]
+    del market  # (each table freed once it is sorted for its logs)
+    while per_ticker:
+        logs_by(*per_ticker.pop(0), "ticker", str, True)
     bar.close()
     log.info(
         "simulated vendor: %d logfiles written, %d already logged",
