@@ -88,7 +88,9 @@ def _previous_table(folder: Path, name: str) -> pd.DataFrame:
     path = Path(folder) / f"{name}.feather"
     if not path.is_file():
         return _empty(name)
-    return feather.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
+    table = feather.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
+    _release_freed_memory()
+    return table
 
 
 def _log_rows(names: list[LogName], frame: pd.DataFrame, owner: np.ndarray) -> pd.DataFrame:
@@ -227,9 +229,11 @@ def _kind(column: pd.Series) -> str:
 
 
 def _release_freed_memory() -> None:
-    """Hand memory freed in the middle of the C heap back to the system (glibc's malloc_trim):
-    a million-row batch's columns are small enough to live on the heap, and without this the
-    process keeps the parts' pages while it allocates the table beside them."""
+    """Hand freed memory back to the system: the C heap's (glibc's malloc_trim; a million-row
+    batch's columns are small enough to live on the heap) and Arrow's pool's (which holds the
+    columns of a table read from feather). Without this the process keeps the pages of what it
+    has freed while it allocates the new table beside them."""
+    pa.default_memory_pool().release_unused()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 
@@ -368,7 +372,8 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
             values = old.to_numpy() if kept is None else old.to_numpy()[kept]
             merged = _interleave(values, fresh.to_numpy().astype(old.dtype, copy=False), at)
             columns[col] = pd.Series(merged, dtype=merged.dtype, copy=False)  # object stays so
-        del old
+        old = values = codes = merged = None  # (the previous column's memory goes back now)
+        _release_freed_memory()
     return pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into one block
 
 
