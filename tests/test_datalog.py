@@ -326,7 +326,7 @@ def test_lines_made_by_arrow_equal_the_python_text(seed):
                1.7976931348623157e308, 9.9999999999, 0.0001, 1e16]  # fmt: skip
     frame = pd.DataFrame(
         {
-            "date": pd.to_datetime("1990-01-01") + pd.to_timedelta(rng.integers(0, 12000, n), "D"),
+            "date": (pd.to_datetime("1990-01-01") + pd.to_timedelta(rng.integers(0, 12000, n), "D")).astype("datetime64[ns]"),
             "quoted": datalog.quote(rng.lognormal(3, 2, n) * rng.choice([-1, 1], n)),
             "shortest": rng.normal(size=n) * 10.0 ** rng.integers(-12, 30, n),
             "cents": np.round(rng.uniform(0, 1e4, n), 2),
