@@ -563,11 +563,10 @@ def build(
         faults.point("write")
         if t in kept:  # the same bytes the builder wrote from the same rows before
             shutil.copyfile(datasets_dir / base / path.name, path)
-            info[t] = base_manifest["tables"][t]
-            continue
-        feather.write_feather(
-            pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd"
-        )
+        else:
+            feather.write_feather(
+                pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd"
+            )
         info[t] = {"rows": len(frame), "sha256": sha256_file(path)}
     manifest = {
         "version": version,
