@@ -710,7 +710,6 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
         keys = (frame.pop(key) if drop else frame[key]).to_numpy()  # (pop: no copy of the rest)
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
         bounds = np.r_[starts, len(frame)].astype(np.int64)
-        body = frame
         first = 0
         while first < len(starts):  # logs first..last-1, about _RENDER_ROWS rows together
             last = max(int(np.searchsorted(bounds, bounds[first] + _RENDER_ROWS, "right")) - 1,
@@ -721,7 +720,7 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
                 LogName(top + k, SOURCE, data_type, label(keys[starts[i]]))
                 for k, i in enumerate(range(first, last))
             ]
-            rows = body.iloc[bounds[first] : bounds[last]].reset_index(drop=True)
+            rows = frame.iloc[bounds[first] : bounds[last]].reset_index(drop=True)
             write(names, render_logs(names, rows, bounds[first : last + 1] - bounds[first]))
             first = last
 
