@@ -197,9 +197,9 @@ def _line_texts(frame: pd.DataFrame) -> pa.Array | None:
             if text is None:
                 return None
             fields.append(text)
-        text = [pa.scalar(c, pa.large_string()) for c in ("", ",", "\n")]
-        line = pc.binary_join_element_wise(*fields, text[1])
-        return pc.binary_join_element_wise(line, text[0], text[2])  # the line, then "\n"
+        empty, comma, newline = (pa.scalar(c, pa.large_string()) for c in ("", ",", "\n"))
+        line = pc.binary_join_element_wise(*fields, comma)
+        return pc.binary_join_element_wise(line, empty, newline)  # the line, then "\n"
     except (pa.ArrowException, UnicodeError, TypeError, ValueError):
         return None
 

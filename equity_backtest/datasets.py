@@ -299,12 +299,20 @@ def _sorted_categories(column: pd.Series) -> pd.Categorical:
     recoded: its rows are not turned back into text)."""
     if not isinstance(column.dtype, pd.CategoricalDtype):
         return pd.Categorical(column.astype(object), categories=sorted(column.dropna().unique()))
-    codes = column.cat.codes.to_numpy()
-    old = column.cat.categories
+    codes, categories = _recoded(column.cat.codes.to_numpy(), column.cat.categories)
+    return pd.Categorical.from_codes(codes, categories=categories.tolist())
+
+
+def _recoded(codes: np.ndarray, old: pd.Index, extra=()) -> tuple[np.ndarray, pd.Index]:
+    """Codes into `old` as codes into the sorted distinct values they use, with `extra` values
+    added to those categories (-1, missing, stays -1); the codes as they are when nothing moves."""
     used = old[np.bincount(codes[codes >= 0], minlength=len(old)) > 0]
-    categories = sorted(used.astype(object).tolist())
-    recode = np.append(pd.Index(categories, dtype=object).get_indexer(old), -1)
-    return pd.Categorical.from_codes(recode[codes], categories=categories)
+    values = np.concatenate([used.to_numpy(dtype=object), np.asarray(extra, dtype=object)])
+    categories = pd.Index(sorted(set(values.tolist())), dtype=object)
+    recode = categories.get_indexer(old)
+    if np.array_equal(recode, np.arange(len(recode))):
+        return codes, categories
+    return np.append(recode, -1)[codes], categories
 
 
 def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame | None:
@@ -357,13 +365,7 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
         if isinstance(old.dtype, pd.CategoricalDtype):  # codes into the new categories
             codes = old.cat.codes.to_numpy()
             codes = codes if kept is None else codes[kept]
-            counts = np.bincount(codes[codes >= 0], minlength=len(old.cat.categories))
-            used = old.cat.categories[counts > 0]
-            values = np.concatenate([used.to_numpy(dtype=object), fresh.dropna().unique()])
-            categories = pd.Index(sorted(set(values.tolist())), dtype=object)
-            recode = categories.get_indexer(old.cat.categories)
-            if not np.array_equal(recode, np.arange(len(recode))):  # (-1, missing, stays -1)
-                codes = np.append(recode, -1)[codes]
+            codes, categories = _recoded(codes, old.cat.categories, fresh.dropna().unique())
             codes = codes.astype(np.int32 if len(categories) > 32000 else np.int16, copy=False)
             new_codes = categories.get_indexer(fresh.astype(object)).astype(codes.dtype)
             merged = _interleave(codes, new_codes, at)

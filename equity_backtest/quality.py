@@ -176,7 +176,7 @@ def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, split
     of whole tickers at a time: flagged rows, each ticker's first and last day and row count,
     the (month, ticker) pairs with prices, and the distinct trading days."""
     price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
-    nonpos, implausible, long_runs, jumps = _Flagged(), _Flagged(), _Flagged(), _Flagged()
+    flagged = {check: _Flagged() for check in _FLAGGING}
     none = mk["date"].to_numpy()[:0]
     spans = [(none, none, np.zeros(0, dtype=np.int64), codes[:0])]
     pairs, day_sets = [(np.zeros(0, dtype=np.int64), codes[:0])], [none]
@@ -186,7 +186,8 @@ def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, split
         last = np.diff(code, append=-1) != 0  # together, by day), and its last
         days = blk["date"].to_numpy()
         prices = [blk[c].to_numpy() for c in price_cols] or [np.full(len(blk), np.nan)]
-        nonpos.add(blk[_any(p <= 0 for p in prices)][["ticker", "date", *price_cols]])
+        nonpositive = np.logical_or.reduce([p <= 0 for p in prices])
+        flagged["non_positive_prices"].add(blk[nonpositive][["ticker", "date", *price_cols]])
         close = blk["close"].to_numpy()
         prev_close, next_close = np.full(len(close), np.nan), np.full(len(close), np.nan)
         prev_close[1:], next_close[:-1] = close[:-1], close[1:]
@@ -194,8 +195,8 @@ def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, split
         with np.errstate(divide="ignore", invalid="ignore"):
             up = (close / prev_close >= SPIKE) & (close / next_close >= SPIKE)
             down = (prev_close / close >= SPIKE) & (next_close / close >= SPIKE)
-        absurd = _any(p > MAX_PLAUSIBLE_PRICE for p in prices)
-        implausible.add(blk[absurd | up | down][["ticker", "date", *price_cols]])
+        absurd = np.logical_or.reduce([p > MAX_PLAUSIBLE_PRICE for p in prices])
+        flagged["implausible_prices"].add(blk[absurd | up | down][["ticker", "date", *price_cols]])
 
         zero = blk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
         run_id = np.cumsum(first | (np.diff(zero.astype(np.int8), prepend=2) != 0))
@@ -206,7 +207,8 @@ def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, split
             end=("date", "last"),
             days=("date", "size"),
         )
-        long_runs.add(runs[runs["days"] >= ZERO_VOLUME_RUN].reset_index(drop=True))
+        long_runs = runs[runs["days"] >= ZERO_VOLUME_RUN].reset_index(drop=True)
+        flagged["zero_volume_runs"].add(long_runs)
 
         ratio = close / prev_close
         near = np.zeros(len(blk), dtype=bool)
@@ -218,9 +220,8 @@ def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, split
         explained = [
             (t, d) in splits for t, d in zip(candidates["ticker"], candidates["date"], strict=True)
         ]
-        jumps.add(
-            candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
-        )
+        jumps = candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
+        flagged["unexplained_split_like_jumps"].add(jumps)
 
         starts, ends = np.flatnonzero(first), np.flatnonzero(last)
         spans.append((days[starts], days[ends], ends - starts + 1, code[starts]))
@@ -230,21 +231,12 @@ def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, split
         starts_pair = first | (np.diff(month_code, prepend=np.int64(-1)) != 0)
         pairs.append((month_code[starts_pair], code[starts_pair]))
         day_sets.append(_distinct_days(days).to_numpy())
-    flagged = dict(zip(_FLAGGING, (nonpos, implausible, long_runs, jumps), strict=True))
     return {
         **{check: found.block() for check, found in flagged.items()},
         "trading_days": _distinct_days(np.concatenate(day_sets)),
         "spans": [np.concatenate(parts) for parts in zip(*spans, strict=True)],
         "pairs": [np.concatenate(parts) for parts in zip(*pairs, strict=True)],
     }
-
-
-def _any(masks) -> np.ndarray:
-    """Row by row, whether any of the price columns' masks holds."""
-    out = None
-    for mask in masks:
-        out = mask if out is None else out | mask
-    return out
 
 
 _FLAGGING = (
