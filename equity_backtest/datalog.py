@@ -129,23 +129,27 @@ def quote(values: np.ndarray) -> np.ndarray:
     if values.ndim == 1 and len(values) > _QUOTE_CHUNK:  # (value by value: memory stays flat)
         return np.concatenate([quote(values[a : a + _QUOTE_CHUNK])
                                for a in range(0, len(values), _QUOTE_CHUNK)])  # fmt: skip
-    out = values.copy()
-    idx = np.flatnonzero(np.isfinite(values) & (values != 0))
-    v = values[idx]
     with np.errstate(all="ignore"):
-        s = 9 - np.floor(np.log10(np.abs(v))).astype(np.int64)
+        a = np.abs(values)  # (signs back at the end: rint and the products are symmetric)
+        done = ~np.isfinite(a) | (a == 0)  # (nothing to round: kept as they are)
+        s = 9 - np.floor(np.log10(np.where(done, 1.0, a)))
         fits = np.abs(s) <= 22
-        s = np.where(fits, s, 0)
-        power = 10.0 ** np.abs(s)  # exact for |s| <= 22
-        p = np.where(s >= 0, v * power, v / power)
+        power = _POWERS_OF_TEN[np.where(fits, np.abs(s), 0).astype(np.intp)]
+        down = s < 0
+        p = np.multiply(a, power)
+        np.divide(a, power, out=p, where=down)
         m = np.rint(p)
-        half = np.abs(np.abs(p) - np.floor(np.abs(p)) - 0.5) < 2e-6
-        q = np.where(s >= 0, m / power, m * power)
-    safe = fits & ~half & (np.abs(m) >= 1e9) & (np.abs(m) <= 1e10)
-    out[idx[safe]] = q[safe]
-    rest = idx[~safe]
-    out[rest] = [float(f"{x:.10g}") for x in values[rest].tolist()]
+        half = np.abs(p - np.floor(p) - 0.5) < 2e-6
+        q = np.divide(m, power)
+        np.multiply(m, power, out=q, where=down)
+    safe = fits & ~half & (m >= 1e9) & (m <= 1e10)
+    out = np.where(safe, np.copysign(q, values), values)
+    rest = np.flatnonzero(~safe & ~done)
+    out.reshape(-1)[rest] = [float(f"{x:.10g}") for x in values.reshape(-1)[rest].tolist()]
     return out
+
+
+_POWERS_OF_TEN = 10.0 ** np.arange(23)  # (each exact)
 
 
 def format_floats(values: np.ndarray) -> np.ndarray:

@@ -12,7 +12,6 @@ Rebuilding from an empty datasets/ gives tables identical (same SHA-256) to incr
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import hashlib
 import json
@@ -28,7 +27,7 @@ import pyarrow.feather as feather
 from pandas.api.types import union_categoricals
 from tqdm import tqdm
 
-from . import __version__, calendars, faults, quality
+from . import __version__, calendars, faults, heap, quality
 from .datalog import LogName, comparable, keys_increase, list_logs, parse_log, parse_many, read_log
 from .errors import BadInputError
 from .locks import process_alive
@@ -89,7 +88,7 @@ def _previous_table(folder: Path, name: str) -> pd.DataFrame:
     if not path.is_file():
         return _empty(name)
     table = feather.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
-    _release_freed_memory()
+    heap.release_freed_memory()
     return table
 
 
@@ -219,30 +218,13 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         else:
             columns[col] = pd.concat(pieces, ignore_index=True)
         del pieces
-        _release_freed_memory()
+        heap.release_freed_memory()
     frames.clear()
     return pd.DataFrame(columns, copy=False)
 
 
 def _kind(column: pd.Series) -> str:
     return "category" if isinstance(column.dtype, pd.CategoricalDtype) else str(column.dtype)
-
-
-def _release_freed_memory() -> None:
-    """Hand freed memory back to the system: the C heap's (glibc's malloc_trim; a million-row
-    batch's columns are small enough to live on the heap) and Arrow's pool's (which holds the
-    columns of a table read from feather). Without this the process keeps the pages of what it
-    has freed while it allocates the new table beside them."""
-    pa.default_memory_pool().release_unused()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-try:
-    _LIBC = ctypes.CDLL("libc.so.6")
-    _LIBC.malloc_trim  # noqa: B018 (glibc only)
-except (OSError, AttributeError):
-    _LIBC = None
 
 
 def _in_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -375,7 +357,7 @@ def _fold_in(table: str, previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFr
             merged = _interleave(values, fresh.to_numpy().astype(old.dtype, copy=False), at)
             columns[col] = pd.Series(merged, dtype=merged.dtype, copy=False)  # object stays so
         old = values = codes = merged = None  # (the previous column's memory goes back now)
-        _release_freed_memory()
+        heap.release_freed_memory()
     return pd.DataFrame(columns, copy=False)  # fresh arrays: no copy into one block
 
 

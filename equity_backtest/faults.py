@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 _SPEC = os.environ.get("EQUITY_BACKTEST_KILL_AT")  # read once: the loop calls point() daily
 _passed: dict[str, int] = {}
+_counting = threading.Lock()  # (01's simulated vendor writes files on several threads)
 
 
 def point(kind: str) -> None:
@@ -25,6 +27,7 @@ def point(kind: str) -> None:
     name, _, n = _SPEC.partition(":")
     if name != kind:
         return
-    _passed[kind] = _passed.get(kind, 0) + 1
-    if _passed[kind] == int(n):
-        os.kill(os.getpid(), signal.SIGKILL)
+    with _counting:
+        _passed[kind] = _passed.get(kind, 0) + 1
+        if _passed[kind] == int(n):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -168,3 +168,38 @@ def test_quoting_to_ten_digits_equals_python_bit_for_bit():
     expected = np.array([float(f"{v:.10g}") if np.isfinite(v) else v for v in values.tolist()])
     got = quote(values)
     assert ((got.view(np.int64) == expected.view(np.int64)) | np.isnan(expected)).all()
+    grid = values[-200_016:].reshape(-1, 48)  # (a table's shape: the same values, bit for bit)
+    same = quote(grid).view(np.int64) == expected[-200_016:].reshape(-1, 48).view(np.int64)
+    assert (same | np.isnan(grid)).all()
+
+
+def test_the_log_writer_raises_a_failing_batch_and_leaves_only_whole_files(tmp_path, market):
+    """Batches render and write on several threads: the logs are numbered in the order they
+    were handed over, a batch that fails 02's checks raises its error naming the log, and
+    every file in the datalog is whole (no temporary file left behind)."""
+    from equity_backtest.datalog import list_logs, read_log
+    from equity_backtest.errors import BadInputError
+
+    base = simulated.query_timestamp_base(market.settings)
+    prices = market.prices[market.prices["ticker"].isin(["AAE", "AAMA"])]
+    tickers = sorted(set(prices["ticker"]))
+    assert len(tickers) == 2, "the fixture's tickers changed: pick two others"
+    rows = prices.sort_values(["ticker", "date"]).reset_index(drop=True)
+    starts = [0, int((rows["ticker"] == tickers[0]).sum()), len(rows)]
+    bad = rows[rows["ticker"] == tickers[0]].drop(columns="ticker").reset_index(drop=True)
+    bad.loc[3, "date"] = pd.Timestamp("2031-01-02")  # after the query time
+    datalog = tmp_path / "datalog"
+    with pytest.raises(
+        BadInputError, match=r"__ticker_market_data__ZZZ\.csv, row \d+, field .date."
+    ):
+        with simulated._LogWriter(datalog, base, progress=False) as writer:
+            writer.submit("ticker_market_data", tickers, rows.drop(columns="ticker"), starts)
+            writer.submit("ticker_market_data", ["ZZZ"], bad)
+            for k in range(6):  # (more batches than threads: some are never started)
+                writer.submit("ticker_market_data", [f"LATE{k}"], bad.iloc[:3])
+    logs = list_logs(datalog)
+    assert [n.timestamp for n, _ in logs][:2] == [base, base + 1]  # numbered as handed over
+    assert {n.label for n, _ in logs} >= set(tickers) and "ZZZ" not in {n.label for n, _ in logs}
+    for name, path in logs:  # whole files, each read back as 02 reads it
+        assert len(read_log(path, name)) > 0
+    assert not [p for p in datalog.iterdir() if p.name.endswith(".tmp")]

@@ -22,15 +22,18 @@ and the exchange. The calibration (the module's constants) is measured by
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
+import itertools
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .. import calendars
+from .. import calendars, heap
 from ..datalog import LogName, quote, render_log, render_logs, write_log_bytes
 from ..vocabulary import MARKET_FIELDS
 
@@ -297,6 +300,16 @@ def _zscore(x: np.ndarray, mask: np.ndarray, clip: float = 3.0) -> np.ndarray:
     return np.clip(z, -clip, clip)
 
 
+def _larger(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Python's max(a, b) value by value (a unless b is greater)."""
+    return np.where(b > a, b, a)
+
+
+def _smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Python's min(a, b) value by value (a unless b is smaller)."""
+    return np.where(b < a, b, a)
+
+
 def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedMarket:
     """Generate the whole market day by day (O(days x tickers) numpy work, a few seconds)."""
     rng = np.random.default_rng(settings.seed)
@@ -341,7 +354,8 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     sector_ret = 0.08 / np.sqrt(TRADING_DAYS) * rng.standard_normal((T, len(SECTORS)))
     eps = rng.standard_normal((T, N))
     gap_eps = rng.standard_normal((T, N))
-    hl_eps = np.abs(rng.standard_normal((T, 2, N)))
+    hl_eps = rng.standard_normal((T, 2, N))
+    np.abs(hl_eps, out=hl_eps)
     vol_eps = rng.standard_normal((T, N))
 
     month_start = np.r_[True, cal.month[1:] != cal.month[:-1]]
@@ -366,10 +380,13 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
     div_day = np.full(N, -1)
     div_amount = np.zeros(N)
 
-    out = {k: np.full((T, N), np.nan) for k in MARKET_FIELDS}
+    # each day's quotes (NaN where a name does not trade) are written over that day's spent
+    # shocks, so five of the six day-by-ticker arrays of quotes cost no memory of their own
+    out = {"open": gap_eps, "high": hl_eps[:, 0], "low": hl_eps[:, 1], "close": eps}
+    out |= {"volume": vol_eps, "market_cap": np.empty((T, N))}
     actions: list[tuple[int, int, str, float]] = []
-    fundamentals: list[tuple] = []
-    constituents: list[tuple] = []
+    fundamentals: list[dict[str, np.ndarray]] = []  # a quarter's reports, column by column
+    constituents: list[tuple[int, np.ndarray, np.ndarray]] = []  # (day, members, weights)
     events: list[tuple] = []
     for row in regimes[regimes["regime"] != "high volatility"].itertuples():
         events.append(("", row.start, row.regime, float((row.end - row.start).days)))
@@ -489,7 +506,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             ("volume", vol),
             ("market_cap", close * shares),
         ):
-            out[key][t, live] = arr[live]
+            out[key][t] = np.where(live, arr, np.nan)  # (after the day's last use of its shocks)
 
         # quarterly books (period end = calendar quarter end), announced 20-50 days later
         if quarter_end[t]:
@@ -512,35 +529,34 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             rev = s * asset_turnover[idx] / 4 * np.exp(rng.normal(0, 0.03, len(idx)))
             cash = s * cash_ratio[idx] * np.exp(rng.normal(0, 0.1, len(idx)))
             ocf = ni + 0.01 * s + rng.normal(0, 0.005, len(idx)) * s
-            announced = period_end + pd.to_timedelta(lag, unit="D")  # (boxed once, not per row)
-            ex_days = np.searchsorted(cal.values, (announced + pd.Timedelta(days=14)).values)
-            for j, (i, announce) in enumerate(zip(idx, announced, strict=True)):
-                fundamentals.append(
-                    (
-                        i,
-                        period_end,
-                        announce,
-                        rev[j],
-                        ni[j] / 0.75 + interest[j],
-                        ni[j],
-                        s[j],
-                        s[j] * eq_ratio[i],
-                        s[j] * lev[i],
-                        cash[j],
-                        max(s[j] * ca_ratio[i], cash[j]),
-                        s[j] * cl_ratio[i],
-                        s[j] * nfa_ratio[i],
-                        shares[i],
-                        ocf[j],
-                        s[j] * capex_ratio[i] / 4,
-                        ni[j] / 0.75 + interest[j] + s[j] * overhead_ratio[i] / 4,
-                    )
-                )
-                if payer[i] and ni[j] > 0 and days_left[i] < 0:
-                    ex = int(ex_days[j])  # the trading day 14 days after the announcement
-                    if ex < T:
-                        div_day[i] = ex
-                        div_amount[i] = min(payout[i] * ni[j] / shares[i], 0.2 * price[i])
+            announced = period_end + pd.to_timedelta(lag, unit="D")
+            ebit = ni / 0.75 + interest
+            fundamentals.append(
+                {
+                    "i": idx,
+                    "period_end": np.repeat(period_end.to_datetime64(), len(idx)),
+                    "announcement_date": announced.values,
+                    "revenue": rev,
+                    "ebit": ebit,
+                    "net_income": ni,
+                    "total_assets": s,
+                    "total_equity": s * eq_ratio[idx],
+                    "total_debt": s * lev[idx],
+                    "cash": cash,
+                    "current_assets": _larger(s * ca_ratio[idx], cash),
+                    "current_liabilities": s * cl_ratio[idx],
+                    "net_fixed_assets": s * nfa_ratio[idx],
+                    "shares_outstanding": shares[idx],
+                    "operating_cash_flow": ocf,
+                    "capex": s * capex_ratio[idx] / 4,
+                    "gross_profit": ebit + s * overhead_ratio[idx] / 4,
+                }
+            )
+            # payers that earned money go ex-dividend on the trading day 14 days after the news
+            ex = np.searchsorted(cal.values, (announced + pd.Timedelta(days=14)).values)
+            pays = payer[idx] & (ni > 0) & (days_left[idx] < 0) & (ex < T)
+            div_day[idx[pays]] = ex[pays]
+            div_amount[idx[pays]] = _smaller(payout[idx] * ni / shares[idx], 0.2 * price[idx])[pays]
 
         # index list at the close of the first trading day of each month (see _index_members)
         if month_start[t]:
@@ -548,9 +564,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> SimulatedM
             caps = np.where(eligible, price * shares, -np.inf)
             members = _index_members(caps, members, settings.index_size, quarter_start[t])
             top = np.flatnonzero(members)
-            total = caps[top].sum()
-            day = cal[t]
-            constituents.extend((day, tickers[i], caps[i] / total) for i in top)
+            constituents.append((t, top, caps[top] / caps[top].sum()))
 
         # countdown to delisting: the day after the last trading day, holders get the value
         on_way = live & (days_left >= 0)
@@ -613,23 +627,25 @@ def _assemble(
     """Turn the simulation's arrays and event lists into vendor-shaped tables (emptying `out`,
     each day-by-ticker array freed once its column is made)."""
     tickers = meta["ticker"].tolist()
-    rows, cols = np.nonzero(np.isfinite(out["close"]))
-    order = np.lexsort((rows, cols))
-    rows, cols = rows[order], cols[order]
-    del order
+    cols, rows = np.nonzero(np.isfinite(out["close"]).T)  # (ticker by ticker, days in order)
     columns = {"ticker": np.asarray(tickers, dtype=object)[cols], "date": cal[rows]}
     for key in MARKET_FIELDS:
         columns[key] = out.pop(key)[rows, cols]
     prices = pd.DataFrame(columns, copy=False)  # (the arrays as they are, no second copy)
     del columns, rows, cols
 
-    fund = pd.DataFrame(
-        fundamentals, columns=["i", "period_end", "announcement_date", *FUNDAMENTAL_METRICS]
-    )
-    fund.insert(0, "ticker", [tickers[i] for i in fund.pop("i")])
+    names = np.asarray(tickers, dtype=object)
+    columns = ["i", "period_end", "announcement_date", *FUNDAMENTAL_METRICS]
+    fund = pd.DataFrame({k: np.concatenate([q[k] for q in fundamentals]) for k in columns})
+    fund.insert(0, "ticker", names[fund.pop("i").to_numpy()])
+    day, firm, kind, value = map(list, zip(*actions, strict=True)) if actions else [[]] * 4
     ca = pd.DataFrame(
-        [(tickers[i], cal[t], kind, value) for t, i, kind, value in actions],
-        columns=["ticker", "date", "action", "value"],
+        {
+            "ticker": names[firm],
+            "date": cal[day],
+            "action": np.array(kind, dtype=object),
+            "value": np.array(value, dtype=float),
+        }
     )
     # a company that is gone publishes no later report
     delist = ca[ca.action == "delisting"].set_index("ticker")["date"]
@@ -637,7 +653,14 @@ def _assemble(
     fund = fund[gone.isna() | (fund["announcement_date"] < gone)]
     # and nothing announced after the query (the day after the simulated end) is known to it
     fund = fund[fund["announcement_date"] <= cal[-1] + pd.Timedelta(days=1)].reset_index(drop=True)
-    cons = pd.DataFrame(constituents, columns=["date", "ticker", "weight"])
+    days, members, weights = zip(*constituents, strict=True)
+    cons = pd.DataFrame(
+        {
+            "date": cal[np.repeat(days, [len(m) for m in members])],
+            "ticker": names[np.concatenate(members)],
+            "weight": np.concatenate(weights),
+        }
+    )
     cons.insert(1, "index", settings.index_name)
     ev = pd.DataFrame(events, columns=["ticker", "date", "event", "value"])
     return SimulatedMarket(
@@ -664,6 +687,7 @@ def _quoted(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 _RENDER_ROWS = 200_000  # rows of logs rendered together: fast, and memory stays flat
+_RENDERERS, _WRITERS = 2, 4  # threads rendering batches of logs and writing files (_LogWriter)
 
 
 def query_timestamp_base(settings: SimulationSettings) -> int:
@@ -678,6 +702,11 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
     Rerunning with the same settings writes nothing new (identical files are already logged).
     Returns counts of files written and already present.
     """
+    with heap.kept():  # (tens of millions of numbers: see heap)
+        return _query(settings, datalog_dir, progress)
+
+
+def _query(settings: SimulationSettings, datalog_dir, progress: bool) -> dict[str, int]:
     market = simulate(settings, progress=progress)
     market = dataclasses.replace(
         market,
@@ -685,73 +714,107 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
         fundamentals=_quoted(market.fundamentals),
         corporate_actions=_quoted(market.corporate_actions),
     )
-    base, index = query_timestamp_base(settings), settings.index_name
-    counts = {"written": 0, "already_logged": 0}
-    bar = tqdm(desc="writing datalog", unit="log", disable=not progress, leave=False)
+    index = settings.index_name
+    with _LogWriter(datalog_dir, query_timestamp_base(settings), progress) as writer:
 
-    def write(names: list[LogName], datas: list[bytes]) -> None:
-        for name, data in zip(names, datas, strict=True):
-            _, written = write_log_bytes(datalog_dir, name, data)
-            counts["written" if written else "already_logged"] += 1
-        bar.update(len(names))
+        def logs_by(data_type: str, frame: pd.DataFrame, key: str, label, drop: bool) -> None:
+            """One log per value of `key` (sorted), each holding that value's rows in their
+            order, handed to the writer a few hundred thousand rows at a time."""
+            codes = pd.factorize(frame[key], sort=True)[0]  # (ranks: a stable sort of integers,
+            if (codes >= 0).all():  # not of millions of strings)
+                frame = frame.take(np.argsort(codes, kind="stable"))
+            else:
+                frame = frame.sort_values(key, kind="stable")
+            frame.index = pd.RangeIndex(len(frame))  # (reset_index would copy every column)
+            keys = (frame.pop(key) if drop else frame[key]).to_numpy()  # (pop: no copy of rest)
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
+            bounds = np.r_[starts, len(frame)].astype(np.int64)
+            first = 0
+            while first < len(starts):  # logs first..last-1, about _RENDER_ROWS rows together
+                last = max(int(np.searchsorted(bounds, bounds[first] + _RENDER_ROWS, "right")) - 1,
+                           first + 1)  # fmt: skip
+                last = min(last, len(starts))
+                labels = [label(keys[starts[i]]) for i in range(first, last)]
+                rows = frame.iloc[bounds[first] : bounds[last]].reset_index(drop=True)
+                writer.submit(data_type, labels, rows, bounds[first : last + 1] - bounds[first])
+                first = last
 
-    def stamp() -> int:  # logs are numbered in query order: base, base + 1, ...
-        return base + counts["written"] + counts["already_logged"]
-
-    def logs_by(data_type: str, frame: pd.DataFrame, key: str, label, drop: bool) -> None:
-        """One log per value of `key` (sorted), each holding that value's rows in their order,
-        rendered a few hundred thousand rows at a time (render_logs) and written."""
-        codes = pd.factorize(frame[key], sort=True)[0]  # (ranks: a stable sort of integers,
-        if (codes >= 0).all():  # not of millions of strings)
-            frame = frame.take(np.argsort(codes, kind="stable"))
-        else:
-            frame = frame.sort_values(key, kind="stable")
-        frame.index = pd.RangeIndex(len(frame))  # (reset_index would copy every column)
-        keys = (frame.pop(key) if drop else frame[key]).to_numpy()  # (pop: no copy of the rest)
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
-        bounds = np.r_[starts, len(frame)].astype(np.int64)
-        first = 0
-        while first < len(starts):  # logs first..last-1, about _RENDER_ROWS rows together
-            last = max(int(np.searchsorted(bounds, bounds[first] + _RENDER_ROWS, "right")) - 1,
-                       first + 1)  # fmt: skip
-            last = min(last, len(starts))
-            top = stamp()
-            names = [
-                LogName(top + k, SOURCE, data_type, label(keys[starts[i]]))
-                for k, i in enumerate(range(first, last))
-            ]
-            rows = frame.iloc[bounds[first] : bounds[last]].reset_index(drop=True)
-            write(names, render_logs(names, rows, bounds[first : last + 1] - bounds[first]))
-            first = last
-
-    logs_by(
-        "constituent_list",
-        market.constituents,
-        "date",
-        lambda d: f"{pd.Timestamp(d):%Y%m%d}_{index}",
-        False,
-    )
-    for data_type, label, frame in (
-        ("metadata_array", "universe", market.metadata),
-        ("market_regimes", index, market.regimes),
-    ):
-        name = LogName(stamp(), SOURCE, data_type, label)
-        write([name], [render_log(name, frame)])
-    per_ticker = [
-        ("ticker_market_data", market.prices),
-        ("ticker_fundamental_data", market.fundamentals),
-        ("corporate_actions", market.corporate_actions),
-    ]
-    del market  # (each table freed once it is sorted for its logs)
-    while per_ticker:
-        logs_by(*per_ticker.pop(0), "ticker", str, True)
-    bar.close()
+        logs_by(
+            "constituent_list",
+            market.constituents,
+            "date",
+            lambda d: f"{pd.Timestamp(d):%Y%m%d}_{index}",
+            False,
+        )
+        for data_type, label, frame in (
+            ("metadata_array", "universe", market.metadata),
+            ("market_regimes", index, market.regimes),
+        ):
+            writer.submit(data_type, [label], frame)
+        per_ticker = [
+            ("ticker_market_data", market.prices),
+            ("ticker_fundamental_data", market.fundamentals),
+            ("corporate_actions", market.corporate_actions),
+        ]
+        del market  # (each table freed once it is sorted for its logs)
+        while per_ticker:
+            logs_by(*per_ticker.pop(0), "ticker", str, True)
+    counts = writer.counts
     log.info(
         "simulated vendor: %d logfiles written, %d already logged",
         counts["written"],
         counts["already_logged"],
     )
     return counts
+
+
+class _LogWriter:
+    """Renders batches of logs (render_logs: checked as 02 reads them) on two threads while the
+    caller prepares the next batch, and writes the files on four more: Arrow's kernels, the
+    checks' CSV reader and fsync run without the GIL, so both cores keep working while files
+    wait for the disk. Logs are numbered in the order they are submitted (base, base + 1, ...),
+    so every file's name and bytes are the same whatever order the work finishes in; a failure
+    stops the rest and is raised. At most three batches are in hand at once."""
+
+    def __init__(self, datalog_dir, base: int, progress: bool) -> None:
+        self.datalog_dir, self.stamps = datalog_dir, itertools.count(base)
+        self.counts = {"written": 0, "already_logged": 0}
+        self.renderers = ThreadPoolExecutor(_RENDERERS, thread_name_prefix="datalog-render")
+        self.writers = ThreadPoolExecutor(_WRITERS, thread_name_prefix="datalog-write")
+        self.pending: collections.deque[Future] = collections.deque()
+        self.bar = tqdm(desc="writing datalog", unit="log", disable=not progress, leave=False)
+
+    def submit(self, data_type: str, labels: list[str], frame: pd.DataFrame, starts=None) -> None:
+        """Logs labelled `labels`, log k holding rows starts[k]:starts[k + 1] of frame (one log
+        holding the whole frame without `starts`)."""
+        names = [LogName(next(self.stamps), SOURCE, data_type, label) for label in labels]
+        self.pending.append(self.renderers.submit(self._render, names, frame, starts))
+        self._collect(keep=_RENDERERS)
+
+    def _render(self, names: list[LogName], frame: pd.DataFrame, starts) -> list[Future]:
+        datas = (
+            [render_log(names[0], frame)] if starts is None else render_logs(names, frame, starts)
+        )
+        return [self.writers.submit(write_log_bytes, self.datalog_dir, n, d)
+                for n, d in zip(names, datas, strict=True)]  # fmt: skip
+
+    def _collect(self, keep: int) -> None:
+        while len(self.pending) > keep:
+            for write in self.pending.popleft().result():
+                self.counts["written" if write.result()[1] else "already_logged"] += 1
+                self.bar.update()
+
+    def __enter__(self) -> _LogWriter:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                self._collect(keep=0)
+        finally:
+            self.renderers.shutdown(wait=True, cancel_futures=True)
+            self.writers.shutdown(wait=True, cancel_futures=True)
+            self.bar.close()
 
 
 if __name__ == "__main__":  # python -m equity_backtest.vendors.simulated --report [options]
