@@ -255,12 +255,16 @@ def test_many_logs_read_at_once_equal_the_logs_read_one_by_one(small_store):
         MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\n2012-01-05,1,2,0.5,1.5,100\n",
         MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\r\n",
         MARKET + "2012-01-04,x,2,0.5,1.5,100,1e9\n",
+        MARKET + "\n2012-01-04,1,2,0.5,1.5,100,1e9\n",  # a blank line first
+        MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\n\n",  # and last
+        MARKET + '2012-01-04,1,2,0.5,1.5,100,"1e9"\n',
     ],
 )
 def test_many_logs_step_aside_when_one_needs_its_own_reading(bad):
     """One log that breaks a rule of its own (a key twice in it, a day after its own query
-    time, no such day, a short row, CRLF, a word for a number) sends the batch back to
-    parse_log, which names its row; the same rows spread over two clean logs are fine."""
+    time, no such day, a short row, CRLF, a word for a number, a blank line, a quote) sends
+    the batch back to parse_log, which names its row; the same rows spread over two clean logs
+    are fine. The bad log is checked first and last in the batch."""
     from equity_backtest.datalog import parse_many
 
     good = MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n2012-01-04,1,2,0.5,1.5,100,1e9\n"
@@ -268,6 +272,7 @@ def test_many_logs_step_aside_when_one_needs_its_own_reading(bad):
     late = LogName(1_900_000_000_000_000, "t", "ticker_market_data", "BBB")
     assert parse_many([(late, good.encode()), (early, good.encode())]) is not None
     assert parse_many([(late, good.encode()), (early, bad.encode())]) is None
+    assert parse_many([(early, bad.encode()), (late, good.encode())]) is None
 
 
 def test_logs_rendered_together_equal_logs_rendered_one_by_one():
@@ -352,3 +357,21 @@ def test_lines_made_by_arrow_equal_the_python_text(seed):
     ):
         assert datalog._line_texts(stepped_aside) is None
         assert datalog.frame_to_csv_bytes(stepped_aside) == python_path(stepped_aside)
+
+
+def test_many_logs_read_non_ascii_text_and_step_aside_for_bytes_that_are_not_utf8():
+    """Text beyond ASCII in a log is read as it is; a byte that is not UTF-8 sends the batch
+    to parse_log, whose message names the log."""
+    from equity_backtest.datalog import parse_log, parse_many
+
+    head = "ticker,name,sector,isin,currency,listing_date,exchange\n"
+    early = LogName(1_577_836_800_000_000, "t", "metadata_array", "universe")
+    late = LogName(1_900_000_000_000_000, "t", "metadata_array", "more")
+    good = (head + "AAA,Société Générale,Financials,ZZ1,EUR,2001-01-02,XPAR\n").encode()
+    other = (head + "BBB,Ørsted,Utilities,ZZ2,DKK,2001-01-02,XCSE\n").encode()
+    frame, _ = parse_many([(early, good), (late, other)])
+    assert frame["name"].tolist() == ["Société Générale", "Ørsted"]
+    latin = (head + "CCC,Nestl\xe9,Staples,ZZ3,CHF,2001-01-02,XSWX\n").encode("latin-1")
+    assert parse_many([(early, good), (late, latin)]) is None
+    with pytest.raises(BadInputError, match="more"):
+        parse_log(latin, late, f"logfile {late.filename}")

@@ -34,7 +34,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .. import calendars, heap
-from ..datalog import LogName, quote, render_log, render_logs, write_log_bytes
+from ..datalog import LogName, quote, render_log, render_logs, write_logs_bytes
 from ..vocabulary import MARKET_FIELDS
 
 log = logging.getLogger(__name__)
@@ -688,6 +688,7 @@ def _quoted(frame: pd.DataFrame) -> pd.DataFrame:
 
 _RENDER_ROWS = 200_000  # rows of logs rendered together: fast, and memory stays flat
 _RENDERERS, _WRITERS = 2, 4  # threads rendering batches of logs and writing files (_LogWriter)
+_FILES = 64  # logs a writer writes together (storage.atomic_write_many)
 
 
 def query_timestamp_base(settings: SimulationSettings) -> int:
@@ -708,35 +709,32 @@ def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> 
 
 def _query(settings: SimulationSettings, datalog_dir, progress: bool) -> dict[str, int]:
     market = simulate(settings, progress=progress)
-    market = dataclasses.replace(
-        market,
-        prices=_quoted(market.prices),
-        fundamentals=_quoted(market.fundamentals),
-        corporate_actions=_quoted(market.corporate_actions),
-    )
     index = settings.index_name
     with _LogWriter(datalog_dir, query_timestamp_base(settings), progress) as writer:
 
-        def logs_by(data_type: str, frame: pd.DataFrame, key: str, label, drop: bool) -> None:
+        def logs_by(
+            data_type: str, frame: pd.DataFrame, key: str, label, drop: bool, quoted: bool
+        ) -> None:
             """One log per value of `key` (sorted), each holding that value's rows in their
-            order, handed to the writer a few hundred thousand rows at a time."""
-            codes = pd.factorize(frame[key], sort=True)[0]  # (ranks: a stable sort of integers,
-            if (codes >= 0).all():  # not of millions of strings)
-                frame = frame.take(np.argsort(codes, kind="stable"))
-            else:
-                frame = frame.sort_values(key, kind="stable")
-            frame.index = pd.RangeIndex(len(frame))  # (reset_index would copy every column)
-            keys = (frame.pop(key) if drop else frame[key]).to_numpy()  # (pop: no copy of rest)
-            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
-            bounds = np.r_[starts, len(frame)].astype(np.int64)
+            order, handed to the writer a few hundred thousand rows at a time (quoted: with
+            its numbers quoted to 10 digits there)."""
+            codes, values = pd.factorize(frame[key], sort=True, use_na_sentinel=False)
+            order = np.argsort(codes, kind="stable")  # (ranks: integers, not millions of text)
+            if drop:
+                del frame[key]  # (the others stay as they are: nothing copied)
+            codes = codes[order]
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else []
+            bounds = np.r_[starts, len(codes)].astype(np.int64)
             first = 0
             while first < len(starts):  # logs first..last-1, about _RENDER_ROWS rows together
                 last = max(int(np.searchsorted(bounds, bounds[first] + _RENDER_ROWS, "right")) - 1,
                            first + 1)  # fmt: skip
                 last = min(last, len(starts))
-                labels = [label(keys[starts[i]]) for i in range(first, last)]
-                rows = frame.iloc[bounds[first] : bounds[last]].reset_index(drop=True)
-                writer.submit(data_type, labels, rows, bounds[first : last + 1] - bounds[first])
+                labels = [label(values[codes[starts[i]]]) for i in range(first, last)]
+                rows = frame.take(order[bounds[first] : bounds[last]])  # (a batch at a time)
+                rows.index = pd.RangeIndex(len(rows))
+                spans = bounds[first : last + 1] - bounds[first]
+                writer.submit(data_type, labels, rows, spans, quoted)
                 first = last
 
         logs_by(
@@ -744,7 +742,8 @@ def _query(settings: SimulationSettings, datalog_dir, progress: bool) -> dict[st
             market.constituents,
             "date",
             lambda d: f"{pd.Timestamp(d):%Y%m%d}_{index}",
-            False,
+            drop=False,
+            quoted=False,
         )
         for data_type, label, frame in (
             ("metadata_array", "universe", market.metadata),
@@ -758,7 +757,7 @@ def _query(settings: SimulationSettings, datalog_dir, progress: bool) -> dict[st
         ]
         del market  # (each table freed once it is sorted for its logs)
         while per_ticker:
-            logs_by(*per_ticker.pop(0), "ticker", str, True)
+            logs_by(*per_ticker.pop(0), "ticker", str, drop=True, quoted=True)
     counts = writer.counts
     log.info(
         "simulated vendor: %d logfiles written, %d already logged",
@@ -781,28 +780,39 @@ class _LogWriter:
         self.counts = {"written": 0, "already_logged": 0}
         self.renderers = ThreadPoolExecutor(_RENDERERS, thread_name_prefix="datalog-render")
         self.writers = ThreadPoolExecutor(_WRITERS, thread_name_prefix="datalog-write")
-        self.pending: collections.deque[Future] = collections.deque()
+        self.rendering: collections.deque[Future] = collections.deque()  # batches
+        self.writing: collections.deque[Future] = collections.deque()  # groups of files
         self.bar = tqdm(desc="writing datalog", unit="log", disable=not progress, leave=False)
 
-    def submit(self, data_type: str, labels: list[str], frame: pd.DataFrame, starts=None) -> None:
+    def submit(
+        self, data_type: str, labels: list[str], frame: pd.DataFrame, starts=None, quoted=False
+    ) -> None:
         """Logs labelled `labels`, log k holding rows starts[k]:starts[k + 1] of frame (one log
-        holding the whole frame without `starts`)."""
+        holding the whole frame without `starts`); quoted: the frame's numbers are quoted to
+        10 digits first (_quoted), on the rendering thread."""
         names = [LogName(next(self.stamps), SOURCE, data_type, label) for label in labels]
-        self.pending.append(self.renderers.submit(self._render, names, frame, starts))
-        self._collect(keep=_RENDERERS)
+        self.rendering.append(self.renderers.submit(self._render, names, frame, starts, quoted))
+        self._collect(rendering=_RENDERERS, writing=2 * _WRITERS)
 
-    def _render(self, names: list[LogName], frame: pd.DataFrame, starts) -> list[Future]:
+    def _render(self, names: list[LogName], frame: pd.DataFrame, starts, quoted) -> list[Future]:
+        frame = _quoted(frame) if quoted else frame
         datas = (
             [render_log(names[0], frame)] if starts is None else render_logs(names, frame, starts)
         )
-        return [self.writers.submit(write_log_bytes, self.datalog_dir, n, d)
-                for n, d in zip(names, datas, strict=True)]  # fmt: skip
+        logs = list(zip(names, datas, strict=True))
+        return [self.writers.submit(write_logs_bytes, self.datalog_dir, logs[k : k + _FILES])
+                for k in range(0, len(logs), _FILES)]  # fmt: skip
 
-    def _collect(self, keep: int) -> None:
-        while len(self.pending) > keep:
-            for write in self.pending.popleft().result():
-                self.counts["written" if write.result()[1] else "already_logged"] += 1
-                self.bar.update()
+    def _collect(self, rendering: int, writing: int) -> None:
+        """Waits until at most `rendering` batches are being rendered and `writing` groups of
+        files written (so memory stays flat), counting what was written."""
+        while len(self.rendering) > rendering:
+            self.writing.extend(self.rendering.popleft().result())
+        while len(self.writing) > writing:
+            written = self.writing.popleft().result()
+            self.counts["written"] += sum(written)
+            self.counts["already_logged"] += len(written) - sum(written)
+            self.bar.update(len(written))
 
     def __enter__(self) -> _LogWriter:
         return self
@@ -810,7 +820,7 @@ class _LogWriter:
     def __exit__(self, kind, error, trace) -> None:
         try:
             if kind is None:
-                self._collect(keep=0)
+                self._collect(rendering=0, writing=0)
         finally:
             self.renderers.shutdown(wait=True, cancel_futures=True)
             self.writers.shutdown(wait=True, cancel_futures=True)
