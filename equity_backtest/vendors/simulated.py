@@ -628,9 +628,11 @@ def _assemble(
     each day-by-ticker array freed once its column is made)."""
     tickers = meta["ticker"].tolist()
     cols, rows = np.nonzero(np.isfinite(out["close"]).T)  # (ticker by ticker, days in order)
-    columns = {"ticker": np.asarray(tickers, dtype=object)[cols], "date": cal[rows]}
-    for key in MARKET_FIELDS:
-        columns[key] = out.pop(key)[rows, cols]
+    with ThreadPoolExecutor(2) as pool:  # (numpy gathers run without the GIL: both cores)
+        same = itertools.repeat
+        fields = pool.map(_gathered, same(out), MARKET_FIELDS, same(rows), same(cols))
+        columns = {"ticker": np.asarray(tickers, dtype=object)[cols], "date": cal[rows]}
+        columns |= dict(zip(MARKET_FIELDS, fields, strict=True))
     prices = pd.DataFrame(columns, copy=False)  # (the arrays as they are, no second copy)
     del columns, rows, cols
 
@@ -674,6 +676,11 @@ def _assemble(
         ev,
         regimes,
     )
+
+
+def _gathered(out: dict, key: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """out[key] at (rows, cols), the day-by-ticker array freed once read."""
+    return out.pop(key)[rows, cols]
 
 
 def _quoted(frame: pd.DataFrame) -> pd.DataFrame:
