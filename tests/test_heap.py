@@ -32,9 +32,8 @@ def test_freed_blocks_stay_on_the_heap_inside_kept_and_not_after():
 
 
 def test_kept_ends_on_an_error_and_can_be_entered_again():
-    with pytest.raises(RuntimeError, match="boom"):
-        with heap.kept():
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), heap.kept():
+        raise RuntimeError("boom")
     assert heap._depth == 0
     with heap.kept():
         assert heap._depth == 1

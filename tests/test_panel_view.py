@@ -108,6 +108,31 @@ def test_atomic_write_replaces_or_keeps(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
+def test_files_written_together_are_each_placed_whole_or_kept(tmp_path):
+    """atomic_write_many: new files are placed, an existing one is kept with overwrite=False
+    (and replaced without), files in a new folder too, and no temp file is left behind."""
+    from equity_backtest.storage import atomic_write_many
+
+    (tmp_path / "b.csv").write_bytes(b"old")
+    files = [(tmp_path / "a.csv", b"a" * 100_001), (tmp_path / "b.csv", b"new"),
+             (tmp_path / "sub" / "c.csv", b"")]  # fmt: skip
+    assert atomic_write_many(files, overwrite=False) == [True, False, True]
+    assert (tmp_path / "a.csv").read_bytes() == b"a" * 100_001
+    assert (tmp_path / "b.csv").read_bytes() == b"old"
+    assert (tmp_path / "sub" / "c.csv").read_bytes() == b""
+    assert atomic_write_many(files[1:2]) == [True] and (tmp_path / "b.csv").read_bytes() == b"new"
+    left = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["a.csv", "b.csv", "c.csv"]
+
+
+def test_a_failed_write_of_many_leaves_no_temp_file_and_no_half_file(tmp_path):
+    from equity_backtest.storage import atomic_write_many
+
+    with pytest.raises(TypeError):
+        atomic_write_many([(tmp_path / "a.csv", b"fine"), (tmp_path / "b.csv", "not bytes")])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_fundamentals_history_shows_the_last_public_periods(market):
     panel = panel_of(market)
     day = pd.Timestamp("2012-08-15")

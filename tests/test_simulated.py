@@ -189,14 +189,16 @@ def test_the_log_writer_raises_a_failing_batch_and_leaves_only_whole_files(tmp_p
     bad = rows[rows["ticker"] == tickers[0]].drop(columns="ticker").reset_index(drop=True)
     bad.loc[3, "date"] = pd.Timestamp("2031-01-02")  # after the query time
     datalog = tmp_path / "datalog"
-    with pytest.raises(
-        BadInputError, match=r"__ticker_market_data__ZZZ\.csv, row \d+, field .date."
+    with (
+        pytest.raises(
+            BadInputError, match=r"__ticker_market_data__ZZZ\.csv, row \d+, field .date."
+        ),
+        simulated._LogWriter(datalog, base, progress=False) as writer,
     ):
-        with simulated._LogWriter(datalog, base, progress=False) as writer:
-            writer.submit("ticker_market_data", tickers, rows.drop(columns="ticker"), starts)
-            writer.submit("ticker_market_data", ["ZZZ"], bad)
-            for k in range(6):  # (more batches than threads: some are never started)
-                writer.submit("ticker_market_data", [f"LATE{k}"], bad.iloc[:3])
+        writer.submit("ticker_market_data", tickers, rows.drop(columns="ticker"), starts)
+        writer.submit("ticker_market_data", ["ZZZ"], bad)
+        for k in range(6):  # (more batches than threads: some are never started)
+            writer.submit("ticker_market_data", [f"LATE{k}"], bad.iloc[:3])
     logs = list_logs(datalog)
     assert [n.timestamp for n, _ in logs][:2] == [base, base + 1]  # numbered as handed over
     assert {n.label for n, _ in logs} >= set(tickers) and "ZZZ" not in {n.label for n, _ in logs}
