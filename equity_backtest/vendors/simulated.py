@@ -780,7 +780,8 @@ class _LogWriter:
     checks' CSV reader and fsync run without the GIL, so both cores keep working while files
     wait for the disk. Logs are numbered in the order they are submitted (base, base + 1, ...),
     so every file's name and bytes are the same whatever order the work finishes in; a failure
-    stops the rest and is raised. At most three batches are in hand at once."""
+    stops the rest and is raised. Memory stays flat: the caller waits while two batches are
+    being rendered, or eight groups of rendered files wait for their writers."""
 
     def __init__(self, datalog_dir, base: int, progress: bool) -> None:
         self.datalog_dir, self.stamps = datalog_dir, itertools.count(base)
