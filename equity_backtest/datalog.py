@@ -118,6 +118,7 @@ def list_logs(datalog_dir: str | Path, bad: list | None = None) -> list[tuple[Lo
 
 
 _QUOTE_CHUNK = 1 << 20
+_POWERS_OF_TEN = 10.0 ** np.arange(23)  # (each exact)
 
 
 def quote(values: np.ndarray) -> np.ndarray:
@@ -147,9 +148,6 @@ def quote(values: np.ndarray) -> np.ndarray:
     rest = np.flatnonzero(~safe & ~done)
     out.reshape(-1)[rest] = [float(f"{x:.10g}") for x in values.reshape(-1)[rest].tolist()]
     return out
-
-
-_POWERS_OF_TEN = 10.0 ** np.arange(23)  # (each exact)
 
 
 def format_floats(values: np.ndarray) -> np.ndarray:
@@ -519,7 +517,8 @@ def parse_many(logs: list[tuple[LogName, bytes]]) -> tuple[pd.DataFrame, np.ndar
         return None
     try:
         columns = _clean_header(header[:-1].decode("utf-8"), kind)
-        body.isascii() or body.decode("utf-8")  # strict, as textio.decode
+        if not body.isascii():  # (ASCII is UTF-8 as it is)
+            body.decode("utf-8")  # strict, as textio.decode
     except UnicodeDecodeError:
         return None
     if columns is None or header.startswith(codecs.BOM_UTF8):

@@ -58,8 +58,9 @@ def kept() -> Iterator[None]:
     finally:
         with _lock:
             _depth -= 1
-            if _depth == 0 and _LIBC is not None:
+            last = _depth == 0
+            if last and _LIBC is not None:
                 _LIBC.mallopt(_M_MMAP_THRESHOLD, _DEFAULT)
                 _LIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT)
-        if _depth == 0:
+        if last:
             release_freed_memory()

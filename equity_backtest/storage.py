@@ -48,9 +48,10 @@ def atomic_write_many(files: list[tuple[Path, bytes]], *, overwrite: bool = True
     open_files: list[tuple[int, str]] = []
     placed = [False] * len(files)
     mode = file_mode()
+    for parent in {path.parent for path, _ in files}:
+        parent.mkdir(parents=True, exist_ok=True)
     try:
         for path, data in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
             faults.point("write")
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             open_files.append((fd, tmp))

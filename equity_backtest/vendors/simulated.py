@@ -626,17 +626,16 @@ def _assemble(
 ) -> SimulatedMarket:
     """Turn the simulation's arrays and event lists into vendor-shaped tables (emptying `out`,
     each day-by-ticker array freed once its column is made)."""
-    tickers = meta["ticker"].tolist()
+    names = meta["ticker"].to_numpy(dtype=object)
     cols, rows = np.nonzero(np.isfinite(out["close"]).T)  # (ticker by ticker, days in order)
     with ThreadPoolExecutor(2) as pool:  # (numpy gathers run without the GIL: both cores)
         same = itertools.repeat
         fields = pool.map(_gathered, same(out), MARKET_FIELDS, same(rows), same(cols))
-        columns = {"ticker": np.asarray(tickers, dtype=object)[cols], "date": cal[rows]}
+        columns = {"ticker": names[cols], "date": cal[rows]}
         columns |= dict(zip(MARKET_FIELDS, fields, strict=True))
     prices = pd.DataFrame(columns, copy=False)  # (the arrays as they are, no second copy)
     del columns, rows, cols
 
-    names = np.asarray(tickers, dtype=object)
     columns = ["i", "period_end", "announcement_date", *FUNDAMENTAL_METRICS]
     fund = pd.DataFrame({k: np.concatenate([q[k] for q in fundamentals]) for k in columns})
     fund.insert(0, "ticker", names[fund.pop("i").to_numpy()])
