@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -541,17 +542,6 @@ def build(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    info = {}
-    for t, frame in tables.items():
-        path = tmp / f"{t}.feather"
-        faults.point("write")
-        if t in kept:  # the same bytes the builder wrote from the same rows before
-            shutil.copyfile(datasets_dir / base / path.name, path)
-        else:
-            feather.write_feather(
-                pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd"
-            )
-        info[t] = {"rows": len(frame), "sha256": sha256_file(path)}
     manifest = {
         "version": version,
         "previous_version": base,
@@ -559,10 +549,20 @@ def build(
         "logs": [{"file": f, "sha256": used[f]} for f in sorted(used)],
         "new_logs": read,
         "skipped_logs": skipped,
-        "tables": info,
     }
+    # the tables are compressed, written and hashed from Arrow's view of them (Arrow and hashlib
+    # work without the GIL) while the quality report reads the frames: on two cores they overlap
+    arrow = {
+        t: None if t in kept else pa.Table.from_pandas(frame, preserve_index=False)
+        for t, frame in tables.items()
+    }
+    with ThreadPoolExecutor(1, thread_name_prefix="write-tables") as writer:
+        rows = {t: len(frame) for t, frame in tables.items()}
+        written = writer.submit(_write_tables, arrow, rows, tmp, base and datasets_dir / base)
+        quality_report = quality.report(tables, manifest, calendar)
+        manifest["tables"] = written.result()
+    del arrow
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
-    quality_report = quality.report(tables, manifest, calendar)
     atomic_write_text(
         tmp / "quality_report.json", json.dumps(quality_report, indent=1, sort_keys=True) + "\n"
     )
@@ -581,6 +581,23 @@ def build(
     return BuildResult(
         version, read, skipped, {t: len(f) for t, f in tables.items()}, quality=quality_report
     )
+
+
+def _write_tables(
+    tables: dict[str, pa.Table | None], rows: dict[str, int], folder: Path, base: Path | None
+) -> dict:
+    """Write each table as folder/<table>.feather; a table given as None is the base version's
+    file (kept: the same bytes the builder wrote from the same rows). Row counts and SHA-256."""
+    info = {}
+    for t, table in tables.items():
+        path = folder / f"{t}.feather"
+        faults.point("write")
+        if table is None:
+            shutil.copyfile(base / path.name, path)
+        else:
+            feather.write_feather(table, path, compression="zstd")
+        info[t] = {"rows": rows[t], "sha256": sha256_file(path)}
+    return info
 
 
 def _clear_abandoned_builds(datasets_dir: Path) -> None:

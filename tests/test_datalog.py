@@ -1,5 +1,6 @@
 """D1: logfile names, label encoding, write-once, and validated reading."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
@@ -86,6 +87,31 @@ def test_write_once_never_replaces(tmp_path):
     assert path.read_bytes() == before
     assert [n for n, _ in list_logs(tmp_path)] == [name]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left behind
+
+
+def test_list_logs_order_and_what_it_passes_over(tmp_path):
+    """Logs come in LogName's order (timestamp, source, data type, label), whatever the order
+    the folder lists them in; hidden files, folders and (with `bad`) foreign names are passed over."""
+    rng = np.random.default_rng(3)
+    names = [
+        LogName(ts, src, dt, label)
+        for ts in (1_700_000_000_000_001, 1_700_000_000_000_000)
+        for src in ("zeta", "alpha")
+        for dt in ("ticker_market_data", "constituent_list", "metadata_array")
+        for label in ("B", "A/b", "a", "A%")
+    ]
+    for i in rng.permutation(len(names)):
+        (tmp_path / names[i].filename).write_text("x\n")
+    (tmp_path / ".hidden.csv.tmp").write_text("x\n")
+    (tmp_path / names[0].filename.replace(".csv", "x.csv")).mkdir()  # a folder is no log
+    (tmp_path / "notes.txt").write_text("x\n")
+    bad: list = []
+    listed = list_logs(tmp_path, bad=bad)
+    assert [n for n, _ in listed] == sorted(names)
+    assert all(p == tmp_path / n.filename for n, p in listed)
+    assert [p.name for p, _ in bad] == ["notes.txt"]
+    with pytest.raises(BadInputError, match="notes.txt"):
+        list_logs(tmp_path)
 
 
 def test_read_log_types_and_errors_name_file_row_field(tmp_path):
