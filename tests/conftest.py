@@ -72,6 +72,15 @@ def write_parameters_file(path: Path, **kw) -> Path:
     return path
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    """A test's LLM sessions end with it: their decision logs are closed before its fixtures
+    (tmp_path) are torn down, not at exit into folders already removed."""
+    session = sys.modules.get("equity_backtest.llm.session")
+    if session is not None:
+        session.close_sessions()
+
+
 @pytest.fixture(scope="session")
 def small_store(tmp_path_factory) -> Path:
     """datalog/ and datasets/ of the small market, built once. Tests must not modify it: copy it."""

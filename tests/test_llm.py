@@ -437,6 +437,21 @@ def test_torn_last_line_is_ignored_and_orphan_shards_adopted(tmp_path):
     assert not list(tmp_path.glob("open-*")) and len(list(tmp_path.glob("shard-*"))) == 1
 
 
+def test_two_logs_of_one_process_share_a_folder(tmp_path):
+    """Two models logging into one decisions folder from one process (a comparison run): each
+    writes its own shard, neither takes the other's open shard for an orphan, nothing is lost."""
+    first = decision_log.DecisionLog(tmp_path, shard_size=3)
+    first.append(_record(0))
+    second = decision_log.DecisionLog(tmp_path, shard_size=3)  # first's shard is open, not orphaned
+    for i in range(1, 8):
+        (first if i % 2 else second).append(_record(i))
+    first.close()
+    second.close()
+    assert not list(tmp_path.glob("open-*"))
+    assert decision_log.DecisionLog(tmp_path).done == {_record(i)["key"] for i in range(8)}
+    assert sum(1 for _ in decision_log.read_records(tmp_path)) == 8  # each record once
+
+
 @pytest.fixture
 def moto_s3(monkeypatch):
     """An in-process moto S3 server on loopback (stoppable and restartable with its data kept),

@@ -14,6 +14,7 @@ close, and nothing is removed locally, so no decision is lost.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -42,6 +43,10 @@ KEY_FIELDS = (
     "prompt_sha",
 )
 RETRY_STATUSES = ("error",)
+# shard numbers run across every log of the process, and the open shards it writes are known, so
+# two logs on one folder (two models compared in one run) neither share nor adopt a shard
+_SHARD_NUMBERS = itertools.count(1)
+_HELD: set[Path] = set()
 ROLL_EVERY_S = 60.0  # with sync_to: an open shard is finished (and uploaded) after this long
 SYNC_WAIT_S = 60.0  # how long close() waits for a slow store before leaving shards local  # a request that never got a reply is asked again on a rerun
 
@@ -111,7 +116,7 @@ class DecisionLog:
         torn last line."""
         for path in sorted(self.folder.glob("open-*.jsonl")):
             pid = int(path.name.split("-")[1])
-            if pid != os.getpid() and process_alive(pid):
+            if path.absolute() in _HELD or (pid != os.getpid() and process_alive(pid)):
                 continue
             complete = path.read_text(encoding="utf-8")
             complete = complete[: complete.rfind("\n") + 1]
@@ -130,8 +135,9 @@ class DecisionLog:
     def append(self, record: dict) -> None:
         """Write one record durably (flush + fsync) before returning."""
         if self._fh is None:
-            self._n += 1
+            self._n = next(_SHARD_NUMBERS)
             self._path = self.folder / f"open-{os.getpid()}-{self._n}.jsonl"
+            _HELD.add(self._path.absolute())
             self._fh = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 (held across appends)
             self._opened_at = time.monotonic()
         self._fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
@@ -154,6 +160,7 @@ class DecisionLog:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         final = self.folder / f"shard-{stamp}-{os.getpid()}-{self._n}.jsonl"
         os.replace(self._path, final)
+        _HELD.discard(self._path.absolute())
         self._fh, self._count = None, 0
         self._sync_in_background()
 

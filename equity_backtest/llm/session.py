@@ -134,9 +134,19 @@ def open_session(settings: Parameters | LlmSpec):
     if key not in _OPEN:
         backend = LazyBackend(spec)
         decisions = DecisionLog(spec.decisions_dir, sync_to=spec.sync_to)
-        atexit.register(decisions.close)
+        if not _OPEN:
+            atexit.register(close_sessions)
         _OPEN[key] = (backend, decisions)
     return _OPEN[key]
+
+
+def close_sessions() -> None:
+    """Close every open session's decision log (its open shard rolled and uploaded) and forget
+    the sessions: run at exit, and by whoever is done with a decisions folder before then."""
+    while _OPEN:
+        _, (_, decisions) = _OPEN.popitem()
+        decisions.close()
+    atexit.unregister(close_sessions)
 
 
 def record_base(backend, prompt: Prompt, settings: Parameters | LlmSpec) -> dict:
