@@ -346,3 +346,64 @@ def test_tables_without_new_rows_keep_the_previous_file(store, monkeypatch):
 
 def _tables_digest_of(folder, version):
     return {t: i["sha256"] for t, i in datasets.read_manifest(folder, version)["tables"].items()}
+
+
+@pytest.mark.parametrize("pieces", ["run by run", "joined"])
+def test_fold_across_the_chunks_of_the_previous_file(store, tmp_path, monkeypatch, pieces):
+    """The fold reads the previous table a column at a time and copies its rows chunk by chunk
+    of the file: with a file of many small record batches, re-queried rows at chunk edges, new
+    keys before, between and after the old ones, and a new ticker at either end, the folded
+    table is byte for byte the table a full resolve of all the rows gives."""
+    import numpy as np
+    import pyarrow as pa
+    from pyarrow import feather
+
+    if pieces == "joined":  # too many runs: each column joined once, then merged by masks
+        monkeypatch.setattr(datasets, "_MOST_PIECES", 0)
+    datasets.build(store / "datalog", store / "datasets")
+    _, tables = datasets.load_tables(store / "datasets")
+    previous = tables["market"]
+    folder = tmp_path / "previous"
+    folder.mkdir()
+    write = lambda frame, path, **kw: feather.write_feather(  # noqa: E731
+        pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd", **kw
+    )
+    write(previous, folder / "market.feather", chunksize=97)
+    stored = datasets._Stored(folder, "market")
+    assert len(stored.chunk_rows) > 100 and len(stored) == len(previous)
+
+    rng = np.random.default_rng(3)
+    requeried = previous.iloc[
+        sorted({0, 96, 97, 193, 194, len(previous) - 1, *rng.choice(len(previous), 40).tolist()})
+    ]
+    tickers = previous["ticker"].astype(str).unique()
+    later = previous.groupby("ticker", observed=True).tail(1).iloc[::3]
+    earlier = previous.groupby("ticker", observed=True).head(1).iloc[1::4]
+    first = previous.iloc[:3].assign(ticker="AAAA")
+    last = previous.iloc[:3].assign(ticker="ZZZZ")
+    new = pd.concat(
+        [
+            requeried.astype({"source": object, "ticker": object}).assign(close=-1.0, open=np.nan),
+            later.astype({"source": object, "ticker": object}).assign(
+                date=later["date"] + pd.Timedelta(days=1)
+            ),
+            earlier.astype({"source": object, "ticker": object}).assign(
+                date=earlier["date"] - pd.Timedelta(days=1)
+            ),
+            first.astype({"source": object}),
+            last.astype({"source": object}),
+        ],
+        ignore_index=True,
+    ).assign(log_ts=previous["log_ts"].max() + 1)
+    assert len(tickers) > 3
+    for col in ("source", "ticker"):  # encoded as the builder's parsed logs are
+        new[col] = pd.Categorical(new[col], categories=sorted(new[col].unique()))
+
+    folded = datasets._fold_in("market", stored, new.copy())
+    whole = datasets._resolve("market", datasets._concat([previous.copy(), new.copy()]))
+    assert folded is not None and len(folded) == len(whole)
+    write(folded, tmp_path / "folded.feather")
+    write(whole, tmp_path / "whole.feather")
+    assert (tmp_path / "folded.feather").read_bytes() == (tmp_path / "whole.feather").read_bytes()
+    assert (folded["close"] == -1.0).sum() == len(requeried)  # the newer query won
+    assert len(folded) == len(previous) + len(later) + len(earlier) + 6
