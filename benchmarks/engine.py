@@ -14,9 +14,7 @@ benchmarks/.cache/ (reused on later runs).
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
+from measure import own_peak_mb, run_script  # noqa: E402
 
 from equity_backtest import panel_cache  # noqa: E402
 from equity_backtest.engine.checkpoint import Checkpoints  # noqa: E402
@@ -76,7 +75,7 @@ def main() -> None:
         result = run_backtest(panel, params, rule)
         loop_times.append(time.perf_counter() - t)
     asset_days = len(result.runtime_log) * len(panel.tickers)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = own_peak_mb()
     # the same loop writing a checkpoint every 250 heartbeats (03's default when a run is long)
     checkpointed, sizes = [], []
     for _ in range(args.repeat):
@@ -93,23 +92,16 @@ def main() -> None:
     params_file = cache / "parameters.py"
     values = {k: v for k, v in params.as_dict().items() if k != "fundamental_lag_days"}
     params_file.write_text("\n".join(f"{k} = {v!r}" for k, v in values.items()) + "\n")
+    child_peaks = []
     for _ in range(args.repeat):
         run_dir = cache / "results" / f"bench_{time.time_ns()}"
-        cmd = [
-            sys.executable,
-            str(REPO / "03_trade.py"),
-            "--parameters",
-            str(params_file),
-            "--algorithm",
-            str(algo),
-            "--run-dir",
-            str(run_dir),
-            "--quiet",
-        ]
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=cache, stdout=subprocess.DEVNULL)
-        process_times.append(time.perf_counter() - t)
-    child_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        seconds, peak = run_script(
+            REPO / "03_trade.py", "--parameters", str(params_file), "--algorithm", str(algo),
+            "--run-dir", str(run_dir), "--quiet", cwd=cache,
+        )  # fmt: skip
+        process_times.append(seconds)
+        child_peaks.append(peak)
+    child_peak_mb = max(child_peaks)
 
     def rate(times):
         return f"{asset_days / min(times) / 1e6:5.2f} M asset-days/s"

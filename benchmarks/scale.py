@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from measure import own_peak_mb, run_script  # noqa: E402
 
 from equity_backtest import calendars, datasets, panel_cache  # noqa: E402
 from equity_backtest.config import Parameters  # noqa: E402
@@ -43,26 +43,9 @@ def equal_weights(view, params):
     return pd.Series(1.0 / len(u), index=u)
 
 
-# runs a numbered script in this interpreter, then prints its own peak memory (kB) last
-_WRAPPER = (
-    "import resource, runpy, sys\n"
-    "script = sys.argv[1]; sys.argv = sys.argv[1:]\n"
-    "try:\n    runpy.run_path(script, run_name='__main__')\n"
-    "except SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(code)\n"
-)
-
-
 def _stage(folder: Path, script: str, *args: str) -> tuple[float, float]:
     """Run a numbered script in its own process; (seconds, peak MB of that process)."""
-    t = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, str(REPO / script), "--parameters", "parameters.py",
-         "--quiet", *args],
-        cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    return time.perf_counter() - t, int(proc.stderr.strip().splitlines()[-1]) / 1024
+    return run_script(REPO / script, "--parameters", "parameters.py", "--quiet", *args, cwd=folder)
 
 
 def _one_more_day(folder: Path) -> int:
@@ -137,9 +120,7 @@ def main() -> None:
         f"loop: {seconds:.2f} s for {len(result.runtime_log)} heartbeats x {len(panel.tickers)} "
         f"tickers = {asset_days / seconds / 1e6:.1f} M asset-days/s"
     )
-    print(
-        f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-    )
+    print(f"peak memory of this process: {own_peak_mb():.0f} MB")
 
 
 if __name__ == "__main__":
