@@ -130,9 +130,13 @@ class _Stored:
         return frame
 
     def take(self, rows: np.ndarray) -> pd.DataFrame:
-        """These rows of the table, as frame() would give them, one column read at a time."""
-        taken = [self.column(c).take(pa.array(rows)) for c in self.columns]
-        return pa.Table.from_arrays(taken, schema=self.schema).to_pandas()
+        """These rows of the table, with the dtypes frame() gives, one column read at a time."""
+        index = pa.array(rows)
+        columns = {}
+        for name in self.columns:
+            column = self.column(name)
+            columns[name] = _as_frame_column(column, column.take(index))
+        return pd.DataFrame(columns)
 
 
 def _log_rows(names: list[LogName], frame: pd.DataFrame, owner: np.ndarray) -> pd.DataFrame:
@@ -414,10 +418,10 @@ def _as_numpy(column: pa.ChunkedArray) -> bool:
     return False
 
 
-def _as_frame_column(column: pa.ChunkedArray) -> pd.Series:
-    """The column as the whole table's to_pandas gives it (integers with a missing value are
-    floats there, booleans objects)."""
-    series = column.to_pandas()
+def _as_frame_column(column: pa.ChunkedArray, values: pa.ChunkedArray | None = None) -> pd.Series:
+    """The column (or these of its values) as the whole table's to_pandas gives it: integers
+    are floats there where the column misses a value, booleans objects."""
+    series = (column if values is None else values).to_pandas()
     if column.null_count and pa.types.is_integer(column.type):
         series = series.astype("float64")
     elif column.null_count and pa.types.is_boolean(column.type):

@@ -407,3 +407,29 @@ def test_fold_across_the_chunks_of_the_previous_file(store, tmp_path, monkeypatc
     assert (tmp_path / "folded.feather").read_bytes() == (tmp_path / "whole.feather").read_bytes()
     assert (folded["close"] == -1.0).sum() == len(requeried)  # the newer query won
     assert len(folded) == len(previous) + len(later) + len(earlier) + 6
+
+
+def test_rows_taken_from_a_stored_table_read_as_its_frame(tmp_path):
+    """_Stored.take gives the rows of frame() with frame()'s dtypes, even where the rows taken
+    lack the missing value that makes a whole integer column float (or a boolean one object)."""
+    import numpy as np
+    import pyarrow as pa
+    from pyarrow import feather
+
+    table = pa.table(
+        {
+            "ticker": pa.array(["A", "B", "A", "C"] * 30).dictionary_encode(),
+            "date": pa.array(pd.date_range("2020-01-01", periods=120).to_numpy()),
+            "count": pa.array([1, 2, None, 4] * 30, pa.int64()),
+            "flag": pa.array([True, None, False, True] * 30),
+            "name": pa.array(["x", None, "z", "w"] * 30),
+            "value": pa.array([0.5, None, 1.5, 2.5] * 30),
+        }
+    )
+    feather.write_feather(table, tmp_path / "market.feather", chunksize=7)
+    stored = datasets._Stored(tmp_path, "market")
+    rows = np.array([0, 3, 7, 8, 119])  # no missing value among them
+    whole = stored.frame()
+    taken = stored.take(rows)
+    pd.testing.assert_frame_equal(taken, whole.iloc[rows].reset_index(drop=True))
+    assert taken["count"].dtype == np.float64 and taken["flag"].dtype == object
