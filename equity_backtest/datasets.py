@@ -12,6 +12,7 @@ Rebuilding from an empty datasets/ gives tables identical (same SHA-256) to incr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -97,8 +98,19 @@ class _Stored:
 
     @property
     def schema(self) -> pa.Schema:
-        with pa.memory_map(str(self.path)) as source:
+        with self._readable(), pa.memory_map(str(self.path)) as source:
             return pa.ipc.open_file(source).schema
+
+    @contextlib.contextmanager
+    def _readable(self):
+        """A file of the previous version that Arrow cannot read is named, with the way out."""
+        try:
+            yield
+        except (pa.ArrowException, OSError) as exc:
+            raise BadInputError(
+                f"{self.path}: the dataset version this build starts from is damaged ({exc}); "
+                "rebuild from the datalog with 02_build_datasets.py --full"
+            ) from exc
 
     @property
     def chunk_rows(self) -> list[int]:
@@ -112,7 +124,8 @@ class _Stored:
 
     def column(self, name: str) -> pa.ChunkedArray:
         """One column, one chunk per record batch of the file."""
-        return feather.read_table(self.path, columns=[name], memory_map=True).column(0)
+        with self._readable():
+            return feather.read_table(self.path, columns=[name], memory_map=True).column(0)
 
     def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The table (or these columns) as the builder's frame: what read_feather gives, Arrow's
@@ -122,7 +135,8 @@ class _Stored:
         if not self.exists:
             frame = _empty(self.name) if columns is None else _empty(self.name)[columns]
         else:
-            table = feather.read_table(self.path, columns=columns, memory_map=True)
+            with self._readable():
+                table = feather.read_table(self.path, columns=columns, memory_map=True)
             frame = table.to_pandas(split_blocks=True, self_destruct=True)
             heap.release_freed_memory()
         if columns is None:

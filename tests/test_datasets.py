@@ -433,3 +433,26 @@ def test_rows_taken_from_a_stored_table_read_as_its_frame(tmp_path):
     taken = stored.take(rows)
     pd.testing.assert_frame_equal(taken, whole.iloc[rows].reset_index(drop=True))
     assert taken["count"].dtype == np.float64 and taken["flag"].dtype == object
+
+
+def test_a_damaged_previous_version_is_named_with_the_way_out(store):
+    """An incremental build reads the previous version's files; one Arrow cannot read (cut
+    short by a full disk, say) stops the build with its path and the --full way out, not a
+    traceback, and the version in use stays; --full then rebuilds from the datalog."""
+    first = datasets.build(store / "datalog", store / "datasets")
+    market = store / "datasets" / first.version / "market.feather"
+    market.write_bytes(market.read_bytes()[:5000])
+    name, path = next(
+        (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data"
+    )
+    later = max(n.timestamp for n, _ in list_logs(store / "datalog")) + 1
+    write_log(
+        store / "datalog",
+        LogName(later, name.source, name.data_type, name.label),
+        read_log(path).iloc[:2],
+    )
+    with pytest.raises(BadInputError, match=r"market\.feather: the dataset version .*--full"):
+        datasets.build(store / "datalog", store / "datasets")
+    assert datasets.current_version(store / "datasets") == first.version
+    again = datasets.build(store / "datalog", store / "datasets", full=True)
+    assert again.version != first.version and again.rows["market"] > 0
