@@ -11,7 +11,9 @@ file_imports) reads a CSV, Parquet or Excel export through its declarative mappi
 Rerunning with the same inputs writes nothing new: every file is already logged.
 """
 
-from equity_backtest import cli, remote, vendors
+from equity_backtest import cli
+from equity_backtest.data import vendors
+from equity_backtest.infra import remote
 
 
 def main() -> int:

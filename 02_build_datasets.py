@@ -8,7 +8,9 @@ A bad logfile stops the build with a message naming file, row and field (exit co
 The datalog itself is never modified.
 """
 
-from equity_backtest import cli, datasets, quality, remote
+from equity_backtest import cli
+from equity_backtest.data import datasets, quality
+from equity_backtest.infra import remote
 
 
 def main() -> int:

@@ -18,8 +18,9 @@ import argparse
 import os
 from pathlib import Path
 
-from equity_backtest import api, cli, trials
+from equity_backtest import api, cli
 from equity_backtest.errors import EXIT_PORTFOLIO_BANKRUPT
+from equity_backtest.run import trials
 
 
 def main() -> int:

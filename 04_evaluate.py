@@ -11,12 +11,14 @@ overfitting.json, trials_summary.csv and overfitting.html (in the trials folder,
 import datetime as dt
 from pathlib import Path
 
-from equity_backtest import api, archive, cli, remote
+from equity_backtest import api, cli
 from equity_backtest.config import parse_assignments
+from equity_backtest.engine import archive
 from equity_backtest.errors import BadInputError
 from equity_backtest.evaluation.returns import EVALUATION_SETTINGS
 from equity_backtest.evaluation.tearsheet_html import fmt
 from equity_backtest.evaluation.trial_set import evaluate_set, runs_in
+from equity_backtest.infra import remote
 
 
 def percent(value: float | None) -> str:

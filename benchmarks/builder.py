@@ -18,8 +18,8 @@ sys.path.insert(0, str(REPO))
 
 import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
 
-from equity_backtest import datasets  # noqa: E402
-from equity_backtest.datalog import list_logs  # noqa: E402
+from equity_backtest.data import datasets  # noqa: E402
+from equity_backtest.data.datalog import list_logs  # noqa: E402
 
 
 def main() -> None:

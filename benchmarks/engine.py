@@ -28,10 +28,10 @@ sys.path.insert(0, str(REPO))
 import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
 from measure import own_peak_mb, run_script  # noqa: E402
 
-from equity_backtest import panel_cache  # noqa: E402
+from equity_backtest.data import panel_cache  # noqa: E402
+from equity_backtest.data.panel import load_panel  # noqa: E402
 from equity_backtest.engine.checkpoint import Checkpoints  # noqa: E402
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
-from equity_backtest.panel import load_panel  # noqa: E402
 
 
 def cap_weights(view, params):

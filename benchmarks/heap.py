@@ -16,8 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from equity_backtest import heap  # noqa: E402
-from equity_backtest.datalog import quote  # noqa: E402
+from equity_backtest.data.datalog import quote  # noqa: E402
+from equity_backtest.infra import heap  # noqa: E402
 
 
 def per_million(values: np.ndarray, repeats: int = 20) -> float:

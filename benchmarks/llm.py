@@ -29,12 +29,12 @@ def prompts_from_market(n: int) -> list[Request]:
     """Real L1 prompts from a small simulated market."""
     import numpy as np
 
-    from equity_backtest import datasets
     from equity_backtest.config import Parameters
+    from equity_backtest.data import datasets
+    from equity_backtest.data.panel import load_panel
+    from equity_backtest.data.vendors import simulated
+    from equity_backtest.engine.view import View
     from equity_backtest.llm.prompts import build_prompts, load_template
-    from equity_backtest.panel import load_panel
-    from equity_backtest.vendors import simulated
-    from equity_backtest.view import View
 
     root = Path(tempfile.mkdtemp())
     settings = simulated.SimulationSettings(80, 40, dt.date(2010, 1, 1), dt.date(2012, 12, 31), 1)

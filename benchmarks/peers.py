@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 from workload import store  # noqa: E402  (benchmarks/workload.py, next to this file)
 
 from equity_backtest.config import Parameters  # noqa: E402
+from equity_backtest.data.panel import Panel, load_panel  # noqa: E402
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
-from equity_backtest.panel import Panel, load_panel  # noqa: E402
 
 START_CASH = 1_000_000.0
 

@@ -31,11 +31,11 @@ sys.path.insert(0, str(REPO))
 
 from measure import own_peak_mb, run_script  # noqa: E402
 
-from equity_backtest import calendars, datasets, panel_cache  # noqa: E402
 from equity_backtest.config import Parameters  # noqa: E402
-from equity_backtest.datalog import LogName, list_logs, write_log  # noqa: E402
+from equity_backtest.data import calendars, datasets, panel_cache  # noqa: E402
+from equity_backtest.data.datalog import LogName, list_logs, write_log  # noqa: E402
+from equity_backtest.data.panel import load_panel  # noqa: E402
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
-from equity_backtest.panel import load_panel  # noqa: E402
 
 
 def equal_weights(view, params):

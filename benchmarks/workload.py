@@ -7,9 +7,9 @@ import hashlib
 import time
 from pathlib import Path
 
-from equity_backtest import datasets
 from equity_backtest.config import Parameters
-from equity_backtest.vendors import simulated
+from equity_backtest.data import datasets
+from equity_backtest.data.vendors import simulated
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from . import cli, datasets, runner, vendors
-from . import trials as trial_runs
+from . import cli
 from .config import FIELDS, Parameters, coerce, load_parameters
+from .data import datasets, vendors
 from .errors import BadInputError
+from .run import runner
+from .run import trials as trial_runs
 
 if TYPE_CHECKING:  # the evaluation (matplotlib and all) is imported when a run is read
     from .evaluation.returns import RunData

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from . import remote
 from .config import Parameters, load_parameters, parse_assignments
 from .errors import EXIT_INTERNAL, BacktestError
-from .locks import process_alive, stage_lock  # noqa: F401  (the scripts use cli.stage_lock)
+from .infra import remote
+from .infra.locks import process_alive, stage_lock  # noqa: F401  (the scripts use cli.stage_lock)
 
 log = logging.getLogger("equity_backtest")
 

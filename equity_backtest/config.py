@@ -15,10 +15,10 @@ import types
 from pathlib import Path
 from typing import Any
 
+from .data.frequency import FREQUENCIES
+from .data.vendors import bloomberg_fields, wrds_fields
+from .data.vocabulary import MARKET_FIELDS
 from .errors import BadInputError
-from .frequency import FREQUENCIES
-from .vendors import bloomberg_fields, wrds_fields
-from .vocabulary import MARKET_FIELDS
 
 REBALANCE_NAMES = ("daily", "weekly", "monthly", "quarterly", "yearly", "never")
 FILL_TIMINGS = ("open", "close")

@@ -7,7 +7,7 @@ nearest resistance (the lowest swing high of the last 120 days above the close; 
 the setup runs to its horizon) and a 30-bar time exit. A setup qualifies when both percentiles
 reach GATES. Grade it with
 
-    python -m equity_backtest.setups --setups examples/setup_momentum_atr.py
+    python -m equity_backtest.research.setups --setups examples/setup_momentum_atr.py
 """
 
 import warnings
@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from equity_backtest import themes
+from equity_backtest.research.factors import themes
 
 GATES = {"momentum_pct": 0.8, "residual_momentum_pct": 0.7}
 ATR_DAYS, ATR_STOP, HORIZON, RESISTANCE_DAYS, SWING = 14, 1.5, 30, 120, 5

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from equity_backtest.vendors import simulated
 
 HERE = Path(__file__).resolve().parent

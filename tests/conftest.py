@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from equity_backtest import datasets
 from equity_backtest.config import Parameters
-from equity_backtest.vendors import simulated
+from equity_backtest.data import datasets
+from equity_backtest.data.vendors import simulated
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(
@@ -148,7 +148,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 def panel_of(market: simulated.SimulatedMarket, **kw):
     """The engine's dense panel for a simulated market, built in memory (no files)."""
-    from equity_backtest.panel import panel_from_tables
+    from equity_backtest.data.panel import panel_from_tables
 
     s = market.settings
     params = Parameters(

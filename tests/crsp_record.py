@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from equity_backtest.vendors import simulated
-from equity_backtest.vendors.wrds import GICS_SECTORS
+from equity_backtest.data.vendors import simulated
+from equity_backtest.data.vendors.wrds import GICS_SECTORS
 
 SETTINGS = simulated.SimulationSettings(40, 12, dt.date(2010, 1, 1), dt.date(2012, 12, 31), 2)
 INDEX = "SP500"

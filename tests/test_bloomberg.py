@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from equity_backtest import datalog, datasets
-from equity_backtest.vendors import simulated
+from equity_backtest.data import datalog, datasets
+from equity_backtest.data.vendors import simulated
 
 from .conftest import REPO, run_script, write_parameters_file
 

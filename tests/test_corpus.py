@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from equity_backtest import datasets
+from equity_backtest.data import datasets
+from equity_backtest.data.vendors import files
 from equity_backtest.errors import BadInputError
-from equity_backtest.vendors import files
 from tests.conftest import tree_digest
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest.storage import csv_text
+from equity_backtest.infra.storage import csv_text
 
 
 def _frames():

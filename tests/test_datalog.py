@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from equity_backtest.datalog import (
+from equity_backtest.data.datalog import (
     LogName,
     decode_label,
     encode_label,
@@ -184,7 +184,7 @@ _EDGE_CASES = [
 
 
 def _both(text: str, name: LogName):
-    from equity_backtest import datalog
+    from equity_backtest.data import datalog
 
     kind = datalog.LOG_TYPES[name.data_type]
     fast = datalog._fast_parse(text, name, kind, "x")
@@ -218,7 +218,7 @@ def test_the_fast_reader_agrees_with_the_careful_one_or_steps_aside(case):
 
 
 def test_the_fast_reader_reads_every_clean_log_of_the_simulated_market(small_store):
-    from equity_backtest.textio import decode
+    from equity_backtest.data.textio import decode
 
     logs = list_logs(small_store / "datalog")
     assert all(_fast_agrees(decode(p.read_bytes(), "x"), n) for n, p in logs)
@@ -229,7 +229,7 @@ def test_the_fast_reader_parses_numbers_bit_for_bit():
     range and the smallest subnormal: the same float64 bits from both paths."""
     import numpy as np
 
-    from equity_backtest import datalog
+    from equity_backtest.data import datalog
 
     rng = np.random.default_rng(5)
     values = np.r_[rng.standard_normal(2000) * 10.0 ** rng.integers(-300, 300, 2000), 5e-324]
@@ -261,7 +261,7 @@ def test_many_logs_read_at_once_equal_the_logs_read_one_by_one(small_store):
     row, exactly as parse_log reads them one at a time."""
     import numpy as np
 
-    from equity_backtest.datalog import parse_log, parse_many
+    from equity_backtest.data.datalog import parse_log, parse_many
 
     groups = _by_header(list_logs(small_store / "datalog"))
     assert max(len(g) for g in groups.values()) >= 50
@@ -291,7 +291,7 @@ def test_many_logs_step_aside_when_one_needs_its_own_reading(bad):
     time, no such day, a short row, CRLF, a word for a number, a blank line, a quote) sends
     the batch back to parse_log, which names its row; the same rows spread over two clean logs
     are fine. The bad log is checked first and last in the batch."""
-    from equity_backtest.datalog import parse_many
+    from equity_backtest.data.datalog import parse_many
 
     good = MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n2012-01-04,1,2,0.5,1.5,100,1e9\n"
     early = LogName(1_577_836_800_000_000, "t", "ticker_market_data", "AAA")  # 2020-01-01
@@ -308,8 +308,8 @@ def test_logs_rendered_together_equal_logs_rendered_one_by_one():
 
     import numpy as np
 
-    from equity_backtest.datalog import render_log, render_logs
-    from equity_backtest.vendors.simulated import SimulationSettings, simulate
+    from equity_backtest.data.datalog import render_log, render_logs
+    from equity_backtest.data.vendors.simulated import SimulationSettings, simulate
 
     market = simulate(SimulationSettings(40, 10, dt.date(2015, 1, 1), dt.date(2016, 12, 31), 3))
     stamp = 1_900_000_000_000_000
@@ -348,8 +348,8 @@ def test_lines_made_by_arrow_equal_the_python_text(seed):
     needs quoting and for a column without a number."""
     import numpy as np
 
-    from equity_backtest import datalog
-    from equity_backtest.storage import csv_text
+    from equity_backtest.data import datalog
+    from equity_backtest.infra.storage import csv_text
 
     rng = np.random.default_rng(seed)
     n = 4000
@@ -388,7 +388,7 @@ def test_lines_made_by_arrow_equal_the_python_text(seed):
 def test_many_logs_read_non_ascii_text_and_step_aside_for_bytes_that_are_not_utf8():
     """Text beyond ASCII in a log is read as it is; a byte that is not UTF-8 sends the batch
     to parse_log, whose message names the log."""
-    from equity_backtest.datalog import parse_log, parse_many
+    from equity_backtest.data.datalog import parse_log, parse_many
 
     head = "ticker,name,sector,isin,currency,listing_date,exchange\n"
     early = LogName(1_577_836_800_000_000, "t", "metadata_array", "universe")

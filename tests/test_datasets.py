@@ -5,8 +5,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from equity_backtest import datasets
-from equity_backtest.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.data import datasets
+from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
 from equity_backtest.errors import BadInputError
 from tests.conftest import tree_digest
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from equity_backtest.config import Parameters
+from equity_backtest.data.frequency import periodic_rate
+from equity_backtest.data.panel import panel_from_tables
 from equity_backtest.engine.loop import run_backtest
-from equity_backtest.frequency import periodic_rate
-from equity_backtest.panel import panel_from_tables
 
 
 def daily_risk_free(annual: float) -> float:
@@ -278,7 +278,7 @@ def test_square_root_impact_costs_more_for_bigger_orders():
 def test_a_run_that_never_invests_says_so():
     """Cap weights on data without market caps ask for nothing: the run says it stayed in cash,
     and names the likely cause when the data has no market caps."""
-    from equity_backtest.runner import idle_note
+    from equity_backtest.run.runner import idle_note
 
     panel, params = tiny_panel({"A": FLAT, "B": FLAT}, rebalance="monthly")
     nothing = run_backtest(panel, params, lambda view, params: pd.Series(dtype=float))

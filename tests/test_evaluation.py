@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import runner
 from equity_backtest.evaluation.tables import (
     drawdown_periods,
     monthly_returns,
@@ -18,6 +17,7 @@ from equity_backtest.evaluation.tables import (
 )
 from equity_backtest.evaluation.tearsheet import evaluate
 from equity_backtest.evaluation.trading import round_trip_stats, round_trips
+from equity_backtest.run import runner
 from tests.conftest import REPO, params_for
 
 

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import datasets, quality
 from equity_backtest.config import Parameters
-from equity_backtest.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.data import datasets, quality
+from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.data.frequency import infer
+from equity_backtest.data.panel import load_panel
+from equity_backtest.data.vendors import files
 from equity_backtest.errors import BadInputError
 from equity_backtest.evaluation import metrics as m
-from equity_backtest.frequency import infer
-from equity_backtest.panel import load_panel
-from equity_backtest.vendors import files
 from tests.conftest import REPO, run_script
 
 AWKWARD = [123456.78901234567, 1e-12, 9.87654321e15, 0.1 + 0.2, 1 / 3, 2.5e-300]

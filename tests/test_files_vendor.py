@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import datasets
 from equity_backtest.config import Parameters
-from equity_backtest.datalog import list_logs
+from equity_backtest.data import datasets
+from equity_backtest.data.datalog import list_logs
+from equity_backtest.data.panel import load_panel
+from equity_backtest.data.vendors import files
+from equity_backtest.engine.view import View
 from equity_backtest.errors import BadInputError
-from equity_backtest.panel import load_panel
-from equity_backtest.vendors import files
-from equity_backtest.view import View
 from tests.conftest import REPO, run_script, tree_digest
 
 SAMPLES = [

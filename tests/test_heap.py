@@ -6,7 +6,7 @@ import resource
 import numpy as np
 import pytest
 
-from equity_backtest import heap
+from equity_backtest.infra import heap
 
 
 def _faults_allocating(repeats: int = 40) -> int:

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import datasets
-from equity_backtest.comparison import index_returns
 from equity_backtest.config import Parameters
-from equity_backtest.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.data import datasets
+from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.data.panel import load_panel
+from equity_backtest.data.vendors import simulated
 from equity_backtest.engine.clock import heartbeat_range
+from equity_backtest.engine.comparison import index_returns
 from equity_backtest.engine.loop import run_backtest
-from equity_backtest.panel import load_panel
-from equity_backtest.vendors import simulated
 from tests.conftest import SMALL, panel_of, params_for
 
 CUT = pd.Timestamp("2012-06-15")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from equity_backtest import datasets
+from equity_backtest.data import datasets
 
 from .conftest import REPO, run_script, tree_digest, write_parameters_file
 

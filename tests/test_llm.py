@@ -23,6 +23,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from equity_backtest.config import Parameters  # noqa: E402
+from equity_backtest.data.panel import load_panel  # noqa: E402
+from equity_backtest.engine.view import View  # noqa: E402
 from equity_backtest.llm import answers, cutoffs, decision_log  # noqa: E402
 from equity_backtest.llm.backends import (  # noqa: E402
     OpenAIBackend,
@@ -31,8 +33,6 @@ from equity_backtest.llm.backends import (  # noqa: E402
     TransformersBackend,
 )
 from equity_backtest.llm.prompts import build_prompts, load_template  # noqa: E402
-from equity_backtest.panel import load_panel  # noqa: E402
-from equity_backtest.view import View  # noqa: E402
 
 from .conftest import REPO, free_port, params_for, run_script, write_parameters_file  # noqa: E402
 
@@ -82,7 +82,7 @@ def _split_panel(name_history: str | None = None):
     quarterly report public from day 20 (and optionally a history of its names)."""
     import datetime as dt
 
-    from equity_backtest.panel import panel_from_tables
+    from equity_backtest.data.panel import panel_from_tables
 
     days = pd.bdate_range("2020-01-01", periods=300)
     close = np.where(np.arange(300) < 200, 128.0, 32.0) * (1 + 0.0005 * np.arange(300))
@@ -622,8 +622,8 @@ def test_llm_strategy_end_to_end_with_decision_metrics_by_window(tmp_path, small
 def test_strategy_maps_logged_decisions_to_weights(tmp_path, small_store, tiny_model, panel_params):
     """BUY (confident enough) is bought by confidence, SELL sold, HOLD keeps what is held, a
     failed reply is HOLD or left out as set; the model is not asked when the log has the day."""
+    from equity_backtest.engine.strategy_loader import load_compute_weights
     from equity_backtest.llm import session
-    from equity_backtest.strategy_loader import load_compute_weights
 
     panel, params = panel_params
     params = params.replace(llm_model=str(tiny_model), llm_decisions_dir=str(tmp_path / "dec"))

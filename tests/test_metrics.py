@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from equity_backtest.data.frequency import periodic_rate
 from equity_backtest.evaluation import metrics as m
-from equity_backtest.frequency import periodic_rate
 
 DATA = Path(__file__).parent / ".data"
 

@@ -74,8 +74,8 @@ def test_hostile_names_cannot_leave_their_store(tmp_path, hostile):
     import pandas as pd
 
     from equity_backtest.config import Parameters
-    from equity_backtest.datalog import LogName, parse_name, write_log
-    from equity_backtest.runner import default_run_dir
+    from equity_backtest.data.datalog import LogName, parse_name, write_log
+    from equity_backtest.run.runner import default_run_dir
 
     results = tmp_path / "results"
     params = Parameters(index=hostile, results_dir=str(results), algorithm=f"{hostile}.py")

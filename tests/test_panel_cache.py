@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import datasets, panel_cache
-from equity_backtest.panel import load_panel
-from equity_backtest.vendors import simulated
+from equity_backtest.data import datasets, panel_cache
+from equity_backtest.data.panel import load_panel
+from equity_backtest.data.vendors import simulated
 from tests.conftest import params_for, small_settings
 
 
@@ -59,7 +59,7 @@ def test_a_cached_panel_is_the_built_panel_and_needs_no_tables(store, monkeypatc
     def no_tables(*a, **k):
         raise AssertionError("a cached panel does not read the dataset's tables")
 
-    monkeypatch.setattr("equity_backtest.panel.load_tables", no_tables)
+    monkeypatch.setattr("equity_backtest.data.panel.load_tables", no_tables)
     cached = load_panel(params)
     _same(built, cached)
     cached.mark[0, 0] = -1.0  # mapped copy-on-write: the engine may write, the cache is untouched
@@ -101,7 +101,7 @@ def test_without_the_cache_nothing_is_written(store):
 
 
 def test_the_builders_warnings_are_logged_again_on_a_cached_load(store, caplog):
-    builder = logging.getLogger("equity_backtest.panel")
+    builder = logging.getLogger("equity_backtest.data.panel")
 
     def build():
         builder.warning("XYZ stops trading after 2012-03-01 with no delisting record")

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest.panel import load_panel
-from equity_backtest.storage import atomic_write_text
-from equity_backtest.vendors import simulated
-from equity_backtest.view import View
+from equity_backtest.data.panel import load_panel
+from equity_backtest.data.vendors import simulated
+from equity_backtest.engine.view import View
+from equity_backtest.infra.storage import atomic_write_text
 from tests.conftest import panel_of, params_for, small_settings
 
 
@@ -111,7 +111,7 @@ def test_atomic_write_replaces_or_keeps(tmp_path):
 def test_files_written_together_are_each_placed_whole_or_kept(tmp_path):
     """atomic_write_many: new files are placed, an existing one is kept with overwrite=False
     (and replaced without), files in a new folder too, and no temp file is left behind."""
-    from equity_backtest.storage import atomic_write_many
+    from equity_backtest.infra.storage import atomic_write_many
 
     (tmp_path / "b.csv").write_bytes(b"old")
     files = [(tmp_path / "a.csv", b"a" * 100_001), (tmp_path / "b.csv", b"new"),
@@ -126,7 +126,7 @@ def test_files_written_together_are_each_placed_whole_or_kept(tmp_path):
 
 
 def test_a_failed_write_of_many_leaves_no_temp_file_and_no_half_file(tmp_path):
-    from equity_backtest.storage import atomic_write_many
+    from equity_backtest.infra.storage import atomic_write_many
 
     with pytest.raises(TypeError):
         atomic_write_many([(tmp_path / "a.csv", b"fine"), (tmp_path / "b.csv", "not bytes")])
@@ -155,7 +155,7 @@ def test_fundamentals_history_shows_the_last_public_periods(market):
 def test_split_adjusted_history_restates_past_prices_point_in_time():
     """A 4:1 split on day 5: before it, closes near 128 read as 32 in today's shares; a view
     dated before the split never sees it (no look-ahead)."""
-    from equity_backtest.view import View
+    from equity_backtest.engine.view import View
     from tests.test_engine_features import tiny_panel
 
     closes = [128.0, 128.5, 129.0, 129.5, 130.0, 32.6, 32.7, 32.8, 33.0, 33.1, 33.2, 33.3]

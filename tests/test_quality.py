@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pandas as pd
 
-from equity_backtest import datasets
-from equity_backtest.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.data import datasets
+from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
 
 
 def test_report_finds_planted_problems(tmp_path, small_store):
@@ -120,7 +120,7 @@ def test_market_checks_block_by_block_equal_one_pass(tmp_path, small_store, monk
     memory stays flat at CRSP size; the report is the same whatever the block size, down to
     one ticker a block, with more flagged rows than the examples listed and problems on the
     first and last rows of tickers (where blocks meet)."""
-    from equity_backtest import quality
+    from equity_backtest.data import quality
 
     shutil.copytree(small_store / "datalog", tmp_path / "datalog")
     logs = [

@@ -9,8 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from equity_backtest import realism
-from equity_backtest.vendors import simulated
+from equity_backtest.data.vendors import realism, simulated
 from tests.conftest import small_settings
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from equity_backtest import datasets
-from equity_backtest.datalog import list_logs
+from equity_backtest.data import datasets
+from equity_backtest.data.datalog import list_logs
 
 from .conftest import REPO, run_script, tree_digest, write_parameters_file
 
@@ -221,7 +221,7 @@ def test_a_killed_process_not_yet_collected_holds_no_lock(tmp_path):
     import signal
     import time
 
-    from equity_backtest.locks import process_alive
+    from equity_backtest.infra.locks import process_alive
 
     pid = os.fork()
     if pid == 0:  # the child waits to be killed

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from equity_backtest import research
 from equity_backtest.config import Parameters
+from equity_backtest.research.factors import factors as research
 from tests.conftest import REPO, SMALL, panel_of, run_script
 
 
@@ -65,7 +65,7 @@ def test_the_command_writes_json_and_html(project):
     run_script(
         project,
         "-m",
-        "equity_backtest.research",
+        "equity_backtest.research.factors",
         "--signal",
         str(REPO / "strategies" / "quality.py"),
         "--horizons",

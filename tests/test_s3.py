@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from equity_backtest import datasets
-from equity_backtest.datalog import list_logs
+from equity_backtest.data import datasets
+from equity_backtest.data.datalog import list_logs
 
 from .conftest import REPO, free_port, run_script, write_parameters_file
 

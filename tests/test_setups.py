@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import setups
 from equity_backtest.config import Parameters
-from equity_backtest.panel import panel_from_tables
-from equity_backtest.vendors import simulated
+from equity_backtest.data.panel import panel_from_tables
+from equity_backtest.data.vendors import simulated
+from equity_backtest.research.factors import setups
 from tests.conftest import REPO, panel_of, run_script, small_settings, write_parameters_file
 
 DAYS = pd.bdate_range("2020-01-01", periods=60)
@@ -205,7 +205,7 @@ def test_the_command_writes_its_report_and_refuses_a_bad_file(tmp_path, small_st
 
     shutil.copytree(small_store / "datasets", tmp_path / "datasets")
     write_parameters_file(tmp_path / "parameters.py")
-    proc = run_script(tmp_path, "-m", "equity_backtest.setups", "--setups",
+    proc = run_script(tmp_path, "-m", "equity_backtest.research.setups", "--setups",
                       str(REPO / "examples" / "setup_momentum_atr.py"), "--every", "10",
                       "--book", "4")  # fmt: skip
     out = tmp_path / "results" / "setups_setup_momentum_atr"
@@ -230,12 +230,12 @@ def test_the_command_writes_its_report_and_refuses_a_bad_file(tmp_path, small_st
     assert any("capital-constrained book" in f for f in report["findings"])
     assert proc.stdout.strip() == "results/setups_setup_momentum_atr/setups_report.html"
     (tmp_path / "broken.py").write_text("def setups(view, params):\n    return 1 / 0\n")
-    broken = run_script(tmp_path, "-m", "equity_backtest.setups", "--setups", "broken.py",
+    broken = run_script(tmp_path, "-m", "equity_backtest.research.setups", "--setups", "broken.py",
                         check=False)  # fmt: skip
     assert broken.returncode == 2 and "setups raised ZeroDivisionError on 20" in broken.stderr
     assert "Traceback" not in broken.stderr
     (tmp_path / "nothing.py").write_text("X = 1\n")
-    bad = run_script(tmp_path, "-m", "equity_backtest.setups", "--setups", "nothing.py",
+    bad = run_script(tmp_path, "-m", "equity_backtest.research.setups", "--setups", "nothing.py",
                      check=False)  # fmt: skip
     assert bad.returncode == 2 and "setups(view, params)" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -243,7 +243,7 @@ def test_the_command_writes_its_report_and_refuses_a_bad_file(tmp_path, small_st
                        (["--setups", "nothing.py", "--book", "0"], "--book >= 1 (got 0)"),
                        (["--setups", "nothing.py", "--book", "3", "--risk-per-trade", "nan"],
                         "--risk-per-trade in (0, 1] (got nan)")):  # fmt: skip
-        proc = run_script(tmp_path, "-m", "equity_backtest.setups", *args, check=False)
+        proc = run_script(tmp_path, "-m", "equity_backtest.research.setups", *args, check=False)
         assert proc.returncode == 2 and said in proc.stderr, proc.stderr
 
 

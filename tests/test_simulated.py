@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import calendars, datasets
-from equity_backtest.vendors import simulated
+from equity_backtest.data import calendars, datasets
+from equity_backtest.data.vendors import simulated
 from tests.conftest import panel_of, small_settings, tree_digest
 
 
@@ -152,7 +152,7 @@ def test_quoting_to_ten_digits_equals_python_bit_for_bit():
     magnitude, random bit patterns, ties and the edges of the double range."""
     import numpy as np
 
-    from equity_backtest.datalog import quote
+    from equity_backtest.data.datalog import quote
 
     rng = np.random.default_rng(11)
     values = np.concatenate(
@@ -177,7 +177,7 @@ def test_the_log_writer_raises_a_failing_batch_and_leaves_only_whole_files(tmp_p
     """Batches render and write on several threads: the logs are numbered in the order they
     were handed over, a batch that fails 02's checks raises its error naming the log, and
     every file in the datalog is whole (no temporary file left behind)."""
-    from equity_backtest.datalog import list_logs, read_log
+    from equity_backtest.data.datalog import list_logs, read_log
     from equity_backtest.errors import BadInputError
 
     base = simulated.query_timestamp_base(market.settings)

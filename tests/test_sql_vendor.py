@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from equity_backtest import datasets
 from equity_backtest.config import Parameters
+from equity_backtest.data import datasets
+from equity_backtest.data.vendors import simulated, sql
 from equity_backtest.errors import BadInputError, VendorUnavailableError
-from equity_backtest.vendors import simulated, sql
 from tests import postgres as pg
 from tests.conftest import REPO, free_port, params_for, run_script, small_settings
 

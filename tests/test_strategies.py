@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import themes
 from equity_backtest.config import Parameters
+from equity_backtest.data.panel import load_panel
 from equity_backtest.engine.loop import run_backtest
+from equity_backtest.engine.strategy_loader import load_compute_weights
+from equity_backtest.engine.view import View
 from equity_backtest.evaluation.metrics import annual_return
-from equity_backtest.panel import load_panel
-from equity_backtest.strategy_loader import load_compute_weights
-from equity_backtest.view import View
+from equity_backtest.research.factors import themes
 from tests.conftest import REPO, SMALL, panel_of, params_for
 
 # the ten themes; strategies/llm.py needs a model and is tested in test_llm.py

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from equity_backtest import runner
 from equity_backtest.evaluation.tearsheet import evaluate
+from equity_backtest.run import runner
 from tests.conftest import REPO, params_for
 
 CHROMIUM = (

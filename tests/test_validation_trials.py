@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest.comparison import index_returns
 from equity_backtest.config import Parameters
+from equity_backtest.data.vendors import simulated
 from equity_backtest.engine.clock import heartbeat_range
+from equity_backtest.engine.comparison import index_returns
 from equity_backtest.engine.loop import run_backtest
-from equity_backtest.vendors import simulated
 from tests.conftest import SMALL, panel_of
 
 START, END = dt.date(2015, 1, 1), dt.date(2019, 12, 31)

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest import datalog, datasets
-from equity_backtest.vendors import simulated
+from equity_backtest.data import datalog, datasets
+from equity_backtest.data.vendors import simulated
 from tests import crsp_record
 from tests import postgres as pg
 from tests.conftest import REPO, run_script, write_parameters_file

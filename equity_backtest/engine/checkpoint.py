@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage import atomic_write_bytes
+from ..infra.storage import atomic_write_bytes
 
 NAME = "checkpoint.npz"
 

@@ -23,18 +23,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .. import faults
 from ..config import Parameters
+from ..data.frequency import PERIODS_PER_YEAR, periodic_rate, resolve
+from ..data.panel import Panel
 from ..errors import BacktestError, BadInputError
-from ..frequency import PERIODS_PER_YEAR, periodic_rate, resolve
-from ..panel import Panel
-from ..view import View
+from ..infra import faults
 from .broker import Broker, Fills
 from .checkpoint import Checkpoints
 from .clock import heartbeat_range, rebalance_days
 from .ledger import Ledger
 from .orders import borrowing_room, validate_exits, validate_weights, weights_to_orders
 from .spec import EngineSpec
+from .view import View
 
 log = logging.getLogger(__name__)
 

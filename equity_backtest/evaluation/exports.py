@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..storage import atomic_write_bytes, atomic_write_csv
+from ..infra.storage import atomic_write_bytes, atomic_write_csv
 from .returns import RunData
 from .trading import by_day
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..frequency import PERIODS_PER_YEAR
+from ..data.frequency import PERIODS_PER_YEAR
 
 DAYS_PER_YEAR = PERIODS_PER_YEAR["daily"]
 P = DAYS_PER_YEAR  # default bars per year in the signatures below

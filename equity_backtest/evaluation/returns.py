@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..archive import read_run
-from ..frequency import PERIODS_PER_YEAR, periodic_rate
+from ..data.frequency import PERIODS_PER_YEAR, periodic_rate
+from ..engine.archive import read_run
 
 
 @dataclasses.dataclass
@@ -82,7 +82,7 @@ def load_run(
 def load_run_regimes(run: RunData) -> pd.DataFrame | None:
     """The market regimes of the run's source in the dataset version it traded on (a simulated
     market records its own); None when that version is not on this machine."""
-    from ..datasets import load_table
+    from ..data.datasets import load_table
 
     info = json.loads((run.run_dir / "dataset.json").read_text())
     folder = Path(info["datasets_dir"]) / info["version"]
@@ -98,7 +98,7 @@ def load_run_panel(run: RunData):
     import datetime as dt
 
     from ..config import FIELDS, Parameters
-    from ..panel import load_panel
+    from ..data.panel import load_panel
 
     info = json.loads((run.run_dir / "dataset.json").read_text())
     values = {k: v for k, v in run.parameters.items() if k in FIELDS}

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__, archive
+from .. import __version__
+from ..engine import archive
 from ..errors import BacktestError
-from ..storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
+from ..infra.storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from . import contest
 from . import metrics as m
 from .exports import write_pyfolio

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import BadInputError
-from ..storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
+from ..infra.storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from . import page, plots
 from .overfitting import analyse
 from .returns import load_run as evaluate_info

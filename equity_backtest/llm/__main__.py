@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 from equity_backtest import cli
+from equity_backtest.data.panel import load_panel
 from equity_backtest.engine.clock import heartbeat_range, rebalance_days
+from equity_backtest.engine.view import View
 from equity_backtest.errors import BadInputError
 from equity_backtest.llm import session
 from equity_backtest.llm.prompts import Prompt, build_prompts, load_template
-from equity_backtest.panel import load_panel
-from equity_backtest.view import View
 
 
 def _list(text: str | None) -> list[str]:

@@ -60,7 +60,7 @@ class Sampling:
 
 def fetch_model(location: str, cache_dir: str | Path) -> str:
     """A local folder for a model given as an fsspec URL (copied once); anything else as given."""
-    from ..remote import RemoteStore, is_url
+    from ..infra.remote import RemoteStore, is_url
 
     if not is_url(location):
         return location

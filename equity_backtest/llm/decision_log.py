@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import faults
-from ..locks import process_alive
+from ..infra import faults
+from ..infra.locks import process_alive
 
 log = logging.getLogger(__name__)
 

@@ -229,7 +229,7 @@ def run_decisions(panel, settings: Parameters | LlmSpec, days) -> pd.DataFrame:
     """The logged decisions a run of strategies/llm.py used: for each rebalance day, the prompts
     of that day's universe (the ones the strategy asked), matched by key in the decision log.
     Rebuilt from the panel, so a run resumed from a checkpoint gets them all too."""
-    from ..view import View
+    from ..engine.view import View
 
     spec = llm_spec(settings)
     backend = LazyBackend(spec)  # keys only: nothing is loaded

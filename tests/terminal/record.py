@@ -17,8 +17,10 @@ import sys
 import pandas as pd
 
 from equity_backtest.config import Parameters
-from equity_backtest.vendors import simulated
-from equity_backtest.vendors.bloomberg_fields import FUNDAMENTAL_FIELDS as BBG_FUNDAMENTAL_FIELDS
+from equity_backtest.data.vendors import simulated
+from equity_backtest.data.vendors.bloomberg_fields import (
+    FUNDAMENTAL_FIELDS as BBG_FUNDAMENTAL_FIELDS,
+)
 
 INDEX = "SIM Index"
 MARKET = Parameters().bbg_market_fields  # our column -> Bloomberg field

@@ -1,0 +1,76 @@
+"""Exchange calendars: which days an exchange trades, through the exchange_calendars package.
+
+One place for the simulated market's sessions and the quality report's check of a source's
+dates. Calendars are built for exactly the dates asked, so nothing depends on today's date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import pandas as pd
+
+from ..errors import BadInputError
+
+# exchange names vendors write, and the exchange_calendars code for each
+ALIASES = {
+    "NYSE": "XNYS",
+    "N": "XNYS",
+    "NASDAQ": "XNAS",
+    "Q": "XNAS",
+    "AMEX": "XASE",
+    "NYSE AMERICAN": "XASE",
+    "NYSE MKT": "XASE",
+    "A": "XASE",
+    "ARCA": "ARCX",
+    "NYSE ARCA": "ARCX",
+    "P": "ARCX",
+    "LSE": "XLON",
+    "TSE": "XTKS",
+}
+
+
+def code(name: str) -> str | None:
+    """The exchange_calendars code for an exchange's name or code; None if it has none."""
+    import exchange_calendars
+
+    key = str(name).strip().upper()
+    key = ALIASES.get(key, key)
+    return key if key in exchange_calendars.get_calendar_names(include_aliases=True) else None
+
+
+def checked(name: str) -> str:
+    """The exchange_calendars code of the exchange_calendar setting, or a message naming it."""
+    exchange = code(name)
+    if exchange is None:
+        raise BadInputError(
+            f"parameter 'exchange_calendar' = {name!r} is not an exchange calendar: use an "
+            "exchange_calendars code such as XNYS (New York), XNAS, XLON, XTKS or XHKG"
+        )
+    return exchange
+
+
+@functools.lru_cache(maxsize=16)
+def _calendar(name: str, start: dt.date, end: dt.date):
+    import exchange_calendars
+
+    exchange = checked(name)
+    try:
+        return exchange_calendars.get_calendar(exchange, start=start, end=end)
+    except (ValueError, exchange_calendars.errors.CalendarError) as err:
+        raise BadInputError(f"exchange calendar {exchange} from {start} to {end}: {err}") from err
+
+
+def sessions(name: str, start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    """The days the exchange trades from start to end (plain dates, no time zone)."""
+    return pd.DatetimeIndex(_calendar(name, _day(start), _day(end)).sessions)
+
+
+def early_closes(name: str, start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    """The exchange's half days from start to end."""
+    return pd.DatetimeIndex(_calendar(name, _day(start), _day(end)).early_closes)
+
+
+def _day(value) -> dt.date:
+    return pd.Timestamp(value).date()

@@ -1,0 +1,404 @@
+"""Load one dataset version into dense arrays (trading days x tickers) for one source and index.
+
+The universe is every ticker that was ever a member of the index (delisted names included), so
+the backtest is free of survivorship bias. Prices are raw (unadjusted); splits, dividends and
+delistings are kept as per-day events that the engine applies. Fundamentals carry the trading-day
+index from which they are public (D6), constituents an as-of index by list date (E2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import Parameters
+from ..errors import BadInputError
+from . import panel_cache
+from .datasets import current_version, load_tables
+from .quality import MAX_PLAUSIBLE_PRICE
+from .vocabulary import MARKET_FIELDS, PRICE_FIELDS
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Events:
+    """Per-day corporate actions: day index -> (ticker indices, values)."""
+
+    splits: dict[int, tuple[np.ndarray, np.ndarray]]
+    dividends: dict[int, tuple[np.ndarray, np.ndarray]]
+    delistings: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclasses.dataclass
+class FundamentalSeries:
+    """One metric's reports sorted by (ticker, period end, public day) for as-of lookups."""
+
+    ticker: np.ndarray  # int codes into Panel.tickers
+    period_end: np.ndarray  # datetime64[ns]
+    public_day: np.ndarray  # first trading-day index at whose close the value is known
+    value: np.ndarray
+
+
+@dataclasses.dataclass
+class Panel:
+    source: str
+    index: str
+    dataset_version: str
+    dates: pd.DatetimeIndex
+    tickers: np.ndarray
+    fields: dict[str, np.ndarray]  # MARKET_FIELDS -> T x N float arrays, NaN where not traded
+    mark: np.ndarray  # T x N last known close while listed (NaN before listing and after delisting)
+    total_return: np.ndarray  # T x N daily total return per share held at the previous close
+    events: Events
+    list_dates: pd.DatetimeIndex
+    membership: np.ndarray  # L x N bool
+    list_of_day: (
+        np.ndarray
+    )  # T int: index of the latest list dated on or before each day (-1: none)
+    fundamentals: dict[str, FundamentalSeries]
+    metadata: pd.DataFrame  # indexed by ticker
+    _volatility: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def labels(self) -> pd.Index:
+        """The tickers as a pandas Index (built once). Object dtype, so that pandas 3 does not
+        make it its Arrow-backed string type, whose lookups made the loop half as slow again."""
+        return pd.Index(self.tickers, name="ticker", dtype=object)
+
+    def volatility(self, days: int) -> np.ndarray:
+        """T x N standard deviation of daily total returns over the `days` before each day
+        (known at the previous close, so it may price that day's fills). Computed once per window."""
+        if days not in self._volatility:
+            sd = pd.DataFrame(self.total_return).rolling(days, min_periods=2).std().to_numpy()
+            out = np.full_like(sd, np.nan)
+            out[1:] = sd[:-1]
+            self._volatility[days] = out
+        return self._volatility[days]
+
+    def members(self, t: int) -> np.ndarray:
+        """Bool mask of the index members in force at the close of day t that are still listed.
+
+        A member delisted after its list date leaves at once (as index providers do); one that
+        has not traded yet is not investable either.
+        """
+        k = self.list_of_day[t]
+        if k < 0:
+            return np.zeros(len(self.tickers), dtype=bool)
+        return self.membership[k] & np.isfinite(self.mark[t])
+
+    def day(self, date) -> int:
+        """Index of the last trading day on or before `date` (-1 if before the data)."""
+        return int(self.dates.searchsorted(pd.Timestamp(date), side="right")) - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PanelSpec:
+    """What building the panel reads from the settings, built once: which dataset, which
+    source and index, the last day, and the announcement lags for undated reports."""
+
+    datasets_dir: str
+    dataset_version: str | None
+    source: str
+    index: str
+    end: dt.date
+    fundamental_lag_days: tuple[tuple[str, int], ...]
+    # volatility windows the engine will ask for (its impact model's), computed with the panel
+    # so that the panel cache keeps them too
+    volatility_days: tuple[int, ...] = ()
+    cache: bool = False  # keep the built panel in the datasets folder's panel cache
+
+    @classmethod
+    def of(cls, params: Parameters) -> PanelSpec:
+        lags = tuple(sorted(params.fundamental_lag_days.items()))
+        windows = (params.impact_vol_days,) if params.impact_coef > 0 else ()
+        return cls(
+            str(params.datasets_dir), params.dataset_version, params.source, params.index,
+            params.end, lags, windows, params.panel_cache,
+        )  # fmt: skip
+
+    def lag_days(self, metric: str) -> int:
+        lags = dict(self.fundamental_lag_days)
+        return lags.get(metric, lags.get("default", 45))
+
+
+def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = ()) -> Panel:
+    """Read the dataset version named in params (or CURRENT) and build the dense panel; a panel
+    built before from the same version and settings comes from the cache (panel_cache)."""
+    spec = params if isinstance(params, PanelSpec) else PanelSpec.of(params)
+    datasets_dir = Path(spec.datasets_dir)
+    version = spec.dataset_version or current_version(datasets_dir)
+    if version is None or not (datasets_dir / version / "manifest.json").is_file():
+        load_tables(datasets_dir, version)  # raises the message that names what is missing
+
+    def build() -> Panel:
+        tables = load_tables(datasets_dir, version)[1]
+        panel = panel_from_tables(version, tables, spec, extra_tickers)
+        for days in spec.volatility_days:
+            panel.volatility(days)
+        return panel
+
+    settings = (
+        spec.source,
+        spec.index,
+        spec.end,
+        spec.fundamental_lag_days,
+        spec.volatility_days,
+        tuple(extra_tickers),
+    )
+    if not spec.cache:
+        return build()
+    return panel_cache.load_or_build(datasets_dir, version, settings, build)
+
+
+def panel_from_tables(
+    version: str,
+    tables: dict[str, pd.DataFrame],
+    params: Parameters | PanelSpec,
+    extra_tickers: tuple[str, ...] = (),
+) -> Panel:
+    spec = params if isinstance(params, PanelSpec) else PanelSpec.of(params)
+    src = spec.source
+    cons = tables["constituents"]
+    cons = cons[(cons["source"] == src) & (cons["index"] == spec.index)]
+    if cons.empty:
+        known = sorted(
+            {
+                f"{s}/{i}"
+                for s, i in zip(
+                    tables["constituents"]["source"], tables["constituents"]["index"], strict=True
+                )
+            }
+        )
+        raise BadInputError(
+            f"dataset {version} has no constituent lists for source '{src}' and index "
+            f"'{spec.index}'; available: {', '.join(known) or 'none'}. Check 'source' and 'index'."
+        )
+    tickers = np.array(sorted(set(cons["ticker"]) | set(extra_tickers)), dtype=object)
+    code = {t: i for i, t in enumerate(tickers)}
+    N = len(tickers)
+
+    market = tables["market"]
+    cols = _codes(market["ticker"], tickers)
+    keep_rows = ((market["source"] == src).to_numpy() & (cols >= 0)).nonzero()[0]
+    if len(keep_rows) == 0:
+        raise BadInputError(f"dataset {version} has no market data for the members of {spec.index}")
+    cols = cols[keep_rows]
+    day = market["date"].to_numpy()[keep_rows]
+    all_dates = pd.DatetimeIndex(pd.unique(day)).sort_values()
+    dates = all_dates[all_dates <= pd.Timestamp(spec.end)]
+    T = len(dates)
+    if T == 0:
+        raise BadInputError(f"no trading days on or before end={spec.end} in dataset {version}")
+    rows_all = all_dates.searchsorted(day)
+    keep = rows_all < T
+    rows, cols_k = rows_all[keep], cols[keep]
+    fields = {}
+    for f in MARKET_FIELDS:
+        arr = np.full((T, N), np.nan)
+        arr[rows, cols_k] = market[f].to_numpy(dtype=float)[keep_rows[keep]]
+        fields[f] = arr
+    _drop_implausible_prices(fields, tickers, dates)
+    # last row with data per ticker on the full calendar, to spot series that just stop
+    last_row_full = np.full(N, -1)
+    np.maximum.at(last_row_full, cols, rows_all)
+
+    events = _events(
+        tables["corporate_actions"], src, code, dates, all_dates, fields["close"], last_row_full
+    )
+    mark = pd.DataFrame(fields["close"]).ffill().to_numpy(copy=True)
+    for t, (idx, _) in events.delistings.items():
+        mark[t:, idx] = np.nan  # never carried at a stale price after delisting
+    total_return = _total_return(mark, events)
+
+    list_dates = pd.DatetimeIndex(np.unique(cons["date"].to_numpy()))
+    membership = np.zeros((len(list_dates), N), dtype=bool)
+    membership[
+        list_dates.searchsorted(cons["date"].to_numpy()),
+        pd.Index(tickers).get_indexer(cons["ticker"]),
+    ] = True
+    list_of_day = list_dates.searchsorted(dates, side="right") - 1
+
+    meta = tables["metadata"]
+    meta = meta[meta["source"] == src].drop(columns=["source", "log_ts"]).set_index("ticker")
+    meta = meta.reindex(pd.Index(tickers, name="ticker"))
+    return Panel(
+        src,
+        spec.index,
+        version,
+        dates,
+        tickers,
+        fields,
+        mark,
+        total_return,
+        events,
+        list_dates,
+        membership,
+        list_of_day,
+        _fundamentals(tables["fundamentals"], src, code, dates, spec),
+        meta,
+    )
+
+
+def _drop_implausible_prices(
+    fields: dict[str, np.ndarray], tickers: np.ndarray, dates: pd.DatetimeIndex
+) -> None:
+    """A price that is not positive or above MAX_PLAUSIBLE_PRICE (the quality report lists them)
+    is treated as missing: the engine never fills or marks at it; the last good close stands."""
+    for f in PRICE_FIELDS:
+        arr = fields[f]
+        with np.errstate(invalid="ignore"):
+            bad = (arr <= 0) | (arr > MAX_PLAUSIBLE_PRICE)
+        if not bad.any():
+            continue
+        t, i = np.nonzero(bad)
+        shown = ", ".join(
+            f"{tickers[i[k]]} on {dates[t[k]]:%Y-%m-%d} ({arr[t[k], i[k]]:.6g})"
+            for k in range(min(5, len(t)))
+        )
+        log.warning(
+            "%d implausible %s price(s) treated as missing (no fill or mark at them): %s%s",
+            len(t),
+            f,
+            shown,
+            ", ..." if len(t) > 5 else "",
+        )
+        arr[bad] = np.nan
+
+
+def _codes(column: pd.Series, tickers: np.ndarray) -> np.ndarray:
+    """Position of each row's ticker in `tickers` (-1 if absent); categorical columns (as the
+    builder writes them) map through their few categories instead of every row's string."""
+    labels = pd.Index(tickers)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        lookup = np.append(labels.get_indexer(column.cat.categories), -1)  # code -1 (missing) -> -1
+        return lookup[column.cat.codes.to_numpy()]
+    return labels.get_indexer(column)
+
+
+def _total_return(mark: np.ndarray, events: Events) -> np.ndarray:
+    """Return of holding one share from the previous close to this close: splits multiply the
+    share count, dividends arrive as cash, a delisting pays its value (takeover or recovery)."""
+    factor = np.ones_like(mark)
+    income = np.zeros_like(mark)
+    for t, (idx, val) in events.splits.items():
+        factor[t, idx] *= val
+    for t, (idx, val) in events.dividends.items():
+        income[t, idx] += val
+    now = mark.copy()
+    for t, (idx, val) in events.delistings.items():
+        now[t, idx] = val
+        factor[t, idx] = 1.0
+    ret = np.full_like(mark, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret[1:] = (now[1:] * factor[1:] + income[1:]) / mark[:-1] - 1.0
+    return ret
+
+
+def _by_day(frame: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{day: (ticker codes, values)}, each day's rows in their order in the frame."""
+    t = frame["t"].to_numpy(dtype=np.int64)
+    if not len(t):
+        return {}
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    i = frame["i"].to_numpy(dtype=np.int64)[order]
+    v = frame["value"].to_numpy(dtype=float)[order]
+    days, starts = np.unique(t, return_index=True)
+    cuts = starts[1:]
+    return {
+        int(d): (ii, vv)
+        for d, ii, vv in zip(days, np.split(i, cuts), np.split(v, cuts), strict=True)
+    }
+
+
+def _events(
+    ca: pd.DataFrame,
+    src: str,
+    code: dict,
+    dates: pd.DatetimeIndex,
+    all_dates: pd.DatetimeIndex,
+    close: np.ndarray,
+    last_row_full: np.ndarray,
+) -> Events:
+    ca = ca[(ca["source"] == src) & ca["ticker"].isin(code)].copy()
+    ca["i"] = pd.Index(list(code)).get_indexer(ca["ticker"])
+    ca["t"] = dates.searchsorted(
+        ca["date"].to_numpy()
+    )  # a non-trading date applies the next trading day
+    ca = ca[ca["t"] < len(dates)]
+    bad_split = (ca["action"] == "split") & ~(ca["value"] > 0)
+    if bad_split.any():
+        row = ca[bad_split].iloc[0]
+        raise BadInputError(
+            f"corporate action for {row['ticker']} on {row['date']:%Y-%m-%d}: split ratio "
+            f"{row['value']} must be positive"
+        )
+    delist = ca[ca["action"] == "delisting"].sort_values("t").drop_duplicates("i", keep="first")
+    # a price series that stops before the data does, with no delisting record: close at last price
+    recorded = set(delist["i"])
+    T_full, T = len(all_dates), len(dates)
+    synthetic = []
+    for i in np.flatnonzero((last_row_full >= 0) & (last_row_full < T_full - 1)):
+        t = int(last_row_full[i]) + 1
+        if i not in recorded and t < T:
+            synthetic.append({"i": i, "t": t, "value": close[t - 1, i]})
+            log.warning(
+                "%s stops trading after %s with no delisting record; closing any holding at its "
+                "last price %.4g",
+                next(k for k, v in code.items() if v == i),
+                dates[t - 1].date(),
+                close[t - 1, i],
+            )
+    if synthetic:
+        delist = pd.concat([delist, pd.DataFrame(synthetic)], ignore_index=True)
+    return Events(
+        splits=_by_day(ca[ca["action"] == "split"]),
+        dividends=_by_day(ca[ca["action"] == "dividend"]),
+        delistings=_by_day(delist),
+    )
+
+
+def _fundamentals(
+    fund: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, spec: PanelSpec
+) -> dict[str, FundamentalSeries]:
+    fund = fund[(fund["source"] == src) & fund["ticker"].isin(code)]
+    fund = fund.assign(code=pd.Index(list(code)).get_indexer(fund["ticker"]))
+    out = {}
+    for metric, grp in fund.groupby("metric", sort=True, observed=True):
+        lag = pd.Timedelta(days=spec.lag_days(str(metric)))
+        public = grp["announcement_date"].fillna(grp["period_end"] + lag)
+        frame = pd.DataFrame(
+            {
+                "ticker": grp["code"].to_numpy(),
+                "period_end": grp["period_end"].to_numpy(),
+                "public_day": dates.searchsorted(public.to_numpy()),  # visible at that day's close
+                "value": grp["value"].to_numpy(dtype=float),
+            }
+        ).sort_values(["ticker", "period_end", "public_day"], kind="stable")
+        out[str(metric)] = FundamentalSeries(*(frame[c].to_numpy() for c in frame.columns))
+    return out
+
+
+def latest_fundamentals(
+    series: FundamentalSeries, t: int, n_tickers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """As-of lookup at the close of day t: per ticker, the latest period public by then.
+
+    Returns (values, period_end) arrays of length n_tickers (NaN / NaT where nothing is known yet).
+    """
+    idx = np.flatnonzero(series.public_day <= t)
+    values = np.full(n_tickers, np.nan)
+    period = np.full(n_tickers, np.datetime64("NaT"), dtype="datetime64[ns]")
+    if len(idx):
+        tick = series.ticker[idx]
+        last = idx[np.r_[tick[1:] != tick[:-1], True]]
+        values[series.ticker[last]] = series.value[last]
+        period[series.ticker[last]] = series.period_end[last]
+    return values, period

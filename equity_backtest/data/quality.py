@@ -1,0 +1,431 @@
+"""The data-quality report (D7) of one dataset version: what is there, what is missing, what looks
+wrong. Written by 02 as quality_report.md and quality_report.json beside the tables.
+
+Checks, per source:
+- counts of logs, tickers and rows per table;
+- coverage by month: tickers with market data, index members, members with market data, members
+  with a fundamental report public that month or earlier;
+- index members with no market data at all, or no fundamentals at all;
+- suspicious values: non-positive prices; implausible prices (above MAX_PLAUSIBLE_PRICE, which
+  the engine treats as missing, or a one-day spike of SPIKE times or more that reverts the next
+  day); runs of ZERO_VOLUME_RUN or more consecutive trading
+  rows with zero volume; one-day close moves within 5% of a split ratio (2, 3, 4, 5, 10 or their
+  inverses) with no split recorded that day: an unadjusted split, or a bad print;
+- gaps: days inside a ticker's trading range on which other tickers of the source traded but it
+  has no row;
+- calendar: the source's trading days against its exchange's calendar (exchange_calendars; the
+  metadata's "exchange" column where it names one, else the exchange_calendar setting): sessions
+  with no row for any ticker (a whole missing day) and days with rows that are no session (a
+  holiday or weekend in the data). Daily bars only: weekly and monthly bars are not sessions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BadInputError
+from . import calendars, frequency
+
+ZERO_VOLUME_RUN = 10
+# no listed share trades above this in any currency; the panel treats such prices as missing
+MAX_PLAUSIBLE_PRICE = 1e9
+SPIKE = 20.0
+SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 10.0, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 10)
+EXAMPLES = 20  # listed per check; counts are always complete
+
+
+def _examples(frame: pd.DataFrame) -> list[dict]:
+    out = []
+    for rec in frame.head(EXAMPLES).to_dict("records"):
+        out.append(
+            {
+                k: (
+                    f"{v:%Y-%m-%d}"
+                    if isinstance(v, pd.Timestamp)
+                    else float(v)
+                    if isinstance(v, float | np.floating)
+                    else str(v)
+                )
+                for k, v in rec.items()
+            }
+        )
+    return out
+
+
+def calendar_check(dates: pd.DatetimeIndex, exchange: str) -> dict:
+    """A source's trading days against its exchange's sessions from its first day to its last."""
+    dates = pd.DatetimeIndex(np.unique(dates.to_numpy())).normalize()
+    if len(dates) < 2:
+        return {"exchange": exchange, "checked": False, "why": "fewer than two days of data"}
+    try:
+        bars = frequency.infer(dates)
+    except BadInputError as err:
+        return {"exchange": exchange, "checked": False, "why": str(err)}
+    if bars != "daily":
+        return {"exchange": exchange, "checked": False, "why": f"{bars} bars are not sessions"}
+    try:
+        sessions = calendars.sessions(exchange, dates[0], dates[-1])
+    except BadInputError as err:
+        return {"exchange": exchange, "checked": False, "why": str(err)}
+    missing = sessions.difference(dates)
+    extra = dates.difference(sessions)
+    return {
+        "exchange": calendars.code(exchange) or exchange,
+        "checked": True,
+        "missing_sessions": {"count": len(missing), "examples": [f"{d:%Y-%m-%d}" for d in missing[:EXAMPLES]]},
+        "days_not_sessions": {"count": len(extra), "examples": [f"{d:%Y-%m-%d}" for d in extra[:EXAMPLES]]},
+    }  # fmt: skip
+
+
+def source_exchange(metadata: pd.DataFrame, default: str) -> str:
+    """The exchange a source's metadata names most often, where it is a known calendar."""
+    if "exchange" in metadata and len(metadata):
+        named = metadata["exchange"].dropna().astype(str)
+        named = named[~named.isin(["", "nan", "None"])]
+        if len(named):
+            exchange = calendars.code(named.value_counts().index[0])
+            if exchange:
+                return exchange
+    return default
+
+
+def _by_ticker(mk: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Market rows ordered by ticker then day, with an integer code per row (equal codes: one
+    ticker, codes in ticker order) and the ticker names of the codes. A built table is in that
+    order with tickers dictionary-encoded already: then nothing is sorted or hashed again."""
+    tick = mk["ticker"]
+    if isinstance(tick.dtype, pd.CategoricalDtype) and not tick.isna().any():
+        names = np.asarray(tick.cat.categories.astype(str), dtype=object)
+        codes = tick.cat.codes.to_numpy()
+        names_sorted = all(a < b for a, b in zip(names[:-1], names[1:], strict=True))
+        if names_sorted and _by_ticker_and_day(codes, mk["date"].to_numpy()):
+            return mk, codes, names
+    mk = mk.assign(ticker=tick.astype(str)).sort_values(["ticker", "date"], kind="stable")
+    codes, names = pd.factorize(mk["ticker"], sort=True)
+    return mk, codes.astype(np.int64), np.asarray(names, dtype=object)
+
+
+_BLOCK_ROWS = 1 << 20  # market rows checked at a time, so memory stays flat at any table size
+
+
+def _by_ticker_and_day(codes: np.ndarray, days: np.ndarray) -> bool:
+    """Whether rows go by ticker code, and by day within a ticker (block by block)."""
+    for start in range(0, max(len(codes) - 1, 0), _BLOCK_ROWS):
+        c, d = codes[start : start + _BLOCK_ROWS + 1], days[start : start + _BLOCK_ROWS + 1]
+        same = c[1:] == c[:-1]
+        if (c[1:] < c[:-1]).any() or (d[1:][same] < d[:-1][same]).any():
+            return False
+    return True
+
+
+def _ticker_blocks(codes: np.ndarray):
+    """Slices of about _BLOCK_ROWS rows that begin and end where a ticker does (codes sorted):
+    every market check looks at one ticker's rows only, so block by block gives what one pass
+    over all rows gives."""
+    start = 0
+    while start < len(codes):
+        end = min(start + _BLOCK_ROWS, len(codes))
+        if end < len(codes):
+            end = int(np.searchsorted(codes, codes[end - 1], side="right"))
+        yield slice(start, end)
+        start = end
+
+
+class _Flagged:
+    """Rows a check flags, gathered block by block: how many, and the first EXAMPLES."""
+
+    def __init__(self) -> None:
+        self.count, self.head = 0, []
+
+    def add(self, rows: pd.DataFrame) -> None:
+        self.count += len(rows)
+        room = EXAMPLES - sum(len(h) for h in self.head)
+        if room > 0 and len(rows):
+            self.head.append(rows.head(room))
+
+    def block(self) -> dict:
+        return {
+            "count": self.count,
+            "examples": _examples(pd.concat(self.head)) if self.head else [],
+        }
+
+
+def _distinct_days(days: np.ndarray) -> pd.DatetimeIndex:
+    """The distinct days of millions of rows, by counting (no sort of the rows)."""
+    if not len(days):
+        return pd.DatetimeIndex(days)
+    ns = days.astype("datetime64[ns]").astype(np.int64)
+    whole = ns % 86_400_000_000_000 == 0
+    if np.isnat(days).any() or not whole.all():
+        return pd.DatetimeIndex(np.unique(days))
+    number = ns // 86_400_000_000_000
+    low = number.min()
+    seen = np.flatnonzero(np.bincount(number - low)) + low
+    return pd.DatetimeIndex((seen * 86_400_000_000_000).astype("datetime64[ns]"))
+
+
+def _of_source(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The rows of one source (the table itself, not a copy, where it holds only that one)."""
+    mine = (table["source"] == source).to_numpy()
+    return table if mine.all() else table[mine]
+
+
+def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, splits: set) -> dict:
+    """The per-ticker checks of a source's market rows (ordered by ticker, then day), one block
+    of whole tickers at a time: flagged rows, each ticker's first and last day and row count,
+    the (month, ticker) pairs with prices, and the distinct trading days."""
+    price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
+    flagged = {check: _Flagged() for check in _FLAGGING}
+    none = mk["date"].to_numpy()[:0]
+    spans = [(none, none, np.zeros(0, dtype=np.int64), codes[:0])]
+    pairs, day_sets = [(np.zeros(0, dtype=np.int64), codes[:0])], [none]
+    for rows in _ticker_blocks(codes):
+        blk, code = mk.iloc[rows], codes[rows]
+        first = np.diff(code, prepend=-1) != 0  # a ticker's first row (a ticker's rows are
+        last = np.diff(code, append=-1) != 0  # together, by day), and its last
+        days = blk["date"].to_numpy()
+        prices = [blk[c].to_numpy() for c in price_cols] or [np.full(len(blk), np.nan)]
+        nonpositive = np.logical_or.reduce([p <= 0 for p in prices])
+        flagged["non_positive_prices"].add(blk[nonpositive][["ticker", "date", *price_cols]])
+        close = blk["close"].to_numpy()
+        prev_close, next_close = np.full(len(close), np.nan), np.full(len(close), np.nan)
+        prev_close[1:], next_close[:-1] = close[:-1], close[1:]
+        prev_close[first], next_close[last] = np.nan, np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = (close / prev_close >= SPIKE) & (close / next_close >= SPIKE)
+            down = (prev_close / close >= SPIKE) & (next_close / close >= SPIKE)
+        absurd = np.logical_or.reduce([p > MAX_PLAUSIBLE_PRICE for p in prices])
+        flagged["implausible_prices"].add(blk[absurd | up | down][["ticker", "date", *price_cols]])
+
+        zero = blk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
+        run_id = np.cumsum(first | (np.diff(zero.astype(np.int8), prepend=2) != 0))
+        runs = pd.DataFrame({"run": run_id[zero], "ticker": names[code[zero]], "date": days[zero]})
+        runs = runs.groupby("run").agg(
+            ticker=("ticker", "first"),
+            start=("date", "first"),
+            end=("date", "last"),
+            days=("date", "size"),
+        )
+        long_runs = runs[runs["days"] >= ZERO_VOLUME_RUN].reset_index(drop=True)
+        flagged["zero_volume_runs"].add(long_runs)
+
+        ratio = close / prev_close
+        near = np.zeros(len(blk), dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.log(ratio)
+            for k in SPLIT_RATIOS:
+                near |= np.abs(log_ratio - np.log(1 / k)) < np.log(1.05)
+        candidates = blk[near].assign(ticker=names[code[near]], ratio=ratio[near])  # few rows
+        explained = [
+            (t, d) in splits for t, d in zip(candidates["ticker"], candidates["date"], strict=True)
+        ]
+        jumps = candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
+        flagged["unexplained_split_like_jumps"].add(jumps)
+
+        starts, ends = np.flatnonzero(first), np.flatnonzero(last)
+        spans.append((days[starts], days[ends], ends - starts + 1, code[starts]))
+        # (month, ticker) pairs with prices, on integer codes (a month's code is its Period
+        # ordinal): a ticker's rows go by day, so a pair starts where the ticker or the month changes
+        month_code = days.astype("datetime64[M]").astype(np.int64)
+        starts_pair = first | (np.diff(month_code, prepend=np.int64(-1)) != 0)
+        pairs.append((month_code[starts_pair], code[starts_pair]))
+        day_sets.append(_distinct_days(days).to_numpy())
+    return {
+        **{check: found.block() for check, found in flagged.items()},
+        "trading_days": _distinct_days(np.concatenate(day_sets)),
+        "spans": [np.concatenate(parts) for parts in zip(*spans, strict=True)],
+        "pairs": [np.concatenate(parts) for parts in zip(*pairs, strict=True)],
+    }
+
+
+_FLAGGING = (
+    "non_positive_prices",
+    "implausible_prices",
+    "zero_volume_runs",
+    "unexplained_split_like_jumps",
+)
+
+
+def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = "XNYS") -> dict:
+    mk, codes, names = _by_ticker(_of_source(tables["market"], source))
+    fund = _of_source(tables["fundamentals"], source)
+    cons = _of_source(tables["constituents"], source)
+    ca = _of_source(tables["corporate_actions"], source)
+    members = set(cons["ticker"].astype(str))
+    with_market = set(names[np.flatnonzero(np.bincount(codes, minlength=len(names)))])
+    with_fund = set(_values(fund["ticker"]))
+    splits = set(
+        zip(
+            ca.loc[ca["action"] == "split", "ticker"].astype(str),
+            ca.loc[ca["action"] == "split", "date"],
+            strict=True,
+        )
+    )
+    checks = _market_checks(mk, codes, names, splits)
+    trading_days = checks["trading_days"]
+    first_day, last_day, size, code = checks["spans"]
+    span = pd.DataFrame(
+        {"min": first_day, "max": last_day, "size": size},
+        index=pd.Index(names[code], name="ticker"),
+    )
+    expected = trading_days.searchsorted(span["max"], side="right") - trading_days.searchsorted(
+        span["min"]
+    )
+    gaps = (expected - span["size"]).rename("missing_days")
+    gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
+
+    pair_month, pair_ticker = checks["pairs"]
+    months, counts = np.unique(pair_month, return_counts=True)
+    coverage = pd.DataFrame(
+        {"tickers_with_market_data": counts},
+        index=pd.PeriodIndex.from_ordinals(months, freq="M"),
+    )
+    if len(cons):
+        cmonth = cons["date"].dt.to_period("M")
+        coverage["index_members"] = cons.groupby(cmonth)["ticker"].nunique()
+        listed = cons.assign(month=cmonth, ticker=cons["ticker"].astype(str))
+        traded = pd.DataFrame({"code": pair_month, "ticker": names[pair_ticker]})
+        both = listed.assign(code=cmonth.array.asi8).merge(traded, on=["code", "ticker"])
+        coverage["members_with_market_data"] = both.groupby("month")["ticker"].nunique()
+        first = fund["announcement_date"].fillna(fund["period_end"])
+        first_public = first.groupby(fund["ticker"], observed=True).min()  # (on codes if encoded)
+        first_public.index = first_public.index.astype(str)
+        known_from = first_public.reindex(listed["ticker"]).to_numpy()  # NaT: never reported
+        listed["has_fundamentals"] = known_from <= listed["month"].dt.end_time.to_numpy()
+        coverage["members_with_fundamentals"] = listed.groupby("month")["has_fundamentals"].sum()
+    coverage = coverage.fillna(0).astype(int)
+    coverage.index = coverage.index.astype(str)
+
+    return {
+        "source": source,
+        "rows": {name: int((t["source"] == source).sum()) for name, t in tables.items()},
+        "tickers_with_market_data": len(with_market),
+        "index_members_ever": len(members),
+        "members_without_market_data": sorted(members - with_market),
+        "members_without_fundamentals": sorted(members - with_fund),
+        **{check: checks[check] for check in _FLAGGING},
+        "gaps": {
+            "tickers": len(gaps),
+            "missing_days": int(gaps["missing_days"].sum()) if len(gaps) else 0,
+            "examples": _examples(gaps),
+        },
+        "calendar": calendar_check(
+            trading_days,
+            source_exchange(tables["metadata"][tables["metadata"]["source"] == source], exchange),
+        ),
+        "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),
+    }
+
+
+def _values(column: pd.Series) -> list[str]:
+    """The distinct values of a text column as strings (from its categories when encoded)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        return [str(v) for v in column.cat.categories[np.unique(codes[codes >= 0])]]
+    return list(column.astype(str).unique())
+
+
+def report(tables: dict[str, pd.DataFrame], manifest: dict, calendar: str = "XNYS") -> dict:
+    """The report of a dataset version; `calendar` is the exchange assumed where a source's
+    metadata names none."""
+    sources = sorted(
+        set(_values(tables["market"]["source"])) | set(_values(tables["constituents"]["source"]))
+    )
+    return {
+        "version": manifest["version"],
+        "logs": len(manifest["logs"]),
+        "skipped_logs": manifest["skipped_logs"],
+        "sources": [source_report(tables, s, calendar) for s in sources],
+    }
+
+
+def summary_lines(rep: dict) -> list[str]:
+    """The few lines 02 prints."""
+    lines = [f"quality: {rep['logs']} logs, {len(rep['skipped_logs'])} skipped"]
+    for s in rep["sources"]:
+        lines.append(
+            f"quality [{s['source']}]: {s['tickers_with_market_data']} tickers with prices, {s['index_members_ever']} "
+            f"index members ever ({len(s['members_without_market_data'])} without prices, "
+            f"{len(s['members_without_fundamentals'])} without fundamentals); suspicious: "
+            f"{s['non_positive_prices']['count']} non-positive prices, "
+            f"{s.get('implausible_prices', {}).get('count', 0)} implausible prices, "
+            f"{s['zero_volume_runs']['count']} zero-volume "
+            f"runs, {s['unexplained_split_like_jumps']['count']} split-like jumps; {s['gaps']['missing_days']} "
+            f"missing days in {s['gaps']['tickers']} tickers; {_calendar_line(s.get('calendar'))}"
+        )
+    return lines
+
+
+def _calendar_line(check: dict | None) -> str:
+    if not check:
+        return "calendar not checked"
+    if not check["checked"]:
+        return f"calendar {check['exchange']} not checked ({check['why']})"
+    return (
+        f"against the {check['exchange']} calendar {check['missing_sessions']['count']} sessions "
+        f"missing, {check['days_not_sessions']['count']} days that are no session"
+    )
+
+
+def markdown(rep: dict) -> str:
+    out = [
+        f"# Data-quality report, dataset {rep['version']}",
+        "",
+        f"{rep['logs']} logfiles; skipped: {', '.join(rep['skipped_logs']) or 'none'}.",
+        "",
+    ]
+    for s in rep["sources"]:
+        out += [f"## Source `{s['source']}`", "", "| table | rows |", "|---|---|"]
+        out += [f"| {k} | {v:,d} |" for k, v in s["rows"].items()]
+        out += [
+            "",
+            f"- tickers with market data: {s['tickers_with_market_data']}",
+            f"- index members ever: {s['index_members_ever']}",
+            f"- members without market data: {', '.join(s['members_without_market_data']) or 'none'}",
+            f"- members without fundamentals: {', '.join(s['members_without_fundamentals']) or 'none'}",
+            "",
+        ]
+        for key, title in (
+            ("non_positive_prices", "Non-positive prices"),
+            (
+                "implausible_prices",
+                f"Implausible prices (above {MAX_PLAUSIBLE_PRICE:g}, or spikes of {SPIKE:g}x that revert)",
+            ),
+            ("zero_volume_runs", f"Zero-volume runs of {ZERO_VOLUME_RUN}+ days"),
+            ("unexplained_split_like_jumps", "Split-like jumps with no split recorded"),
+            ("gaps", "Gaps (days others traded but this ticker has no row)"),
+        ):
+            block = s[key]
+            count = block.get("count", block.get("tickers"))
+            out += [f"### {title}: {count}", ""]
+            if block["examples"]:
+                cols = list(block["examples"][0])
+                out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+                out += [
+                    "| " + " | ".join(str(e[c]) for c in cols) + " |" for e in block["examples"]
+                ]
+                out.append("")
+        check = s.get("calendar")
+        out += [f"### Calendar: {_calendar_line(check)}", ""]
+        if check and check["checked"]:
+            for key, title in (
+                ("missing_sessions", "sessions with no data"),
+                ("days_not_sessions", "days with data that are no session"),
+            ):
+                if check[key]["examples"]:
+                    out += [f"- {title}: {', '.join(check[key]['examples'])}"]
+            out.append("")
+        out += [
+            "### Coverage by month",
+            "",
+            "| " + " | ".join(s["coverage_by_month"][0]) + " |" if s["coverage_by_month"] else "",
+        ]
+        if s["coverage_by_month"]:
+            out.append("|" + "---|" * len(s["coverage_by_month"][0]))
+            out += [
+                "| " + " | ".join(str(v) for v in row.values()) + " |"
+                for row in s["coverage_by_month"]
+            ]
+        out.append("")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,71 @@
+"""Vendors (D2-D4): each turns a query into datalog files, nothing more. `query` picks the one
+parameters.py names: what 01_query_vendor.py and the Python API run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ...errors import BadInputError
+
+if TYPE_CHECKING:  # config imports vendors.bloomberg_fields: no import of config at load time
+    from ...config import Parameters
+
+log = logging.getLogger(__name__)
+
+
+def query(
+    params: Parameters,
+    imports: Sequence[Sequence[str]] = (),
+    *,
+    force: bool = False,
+    progress: bool = False,
+) -> dict[str, int]:
+    """Ask the vendor of params.source (or import the given [mapping, input] pairs, else
+    params.file_imports) and log every answer into params.datalog_dir. Returns counts of logs
+    written and already there."""
+    from . import bloomberg, files, simulated, sql, wrds
+
+    if params.sql_mappings and not imports:
+        return sql.query(params, force=force)
+    imports = list(imports) or list(params.file_imports)
+    if imports:
+        total = {"written": 0, "already_logged": 0}
+        for mapping, source_file in imports:
+            counts = files.query(mapping, source_file, params.datalog_dir)
+            log.info(
+                "%s: %d logfiles written, %d already there",
+                source_file,
+                counts["written"],
+                counts["already_logged"],
+            )
+            total = {k: total[k] + counts[k] for k in total}
+        return total
+    if params.source == bloomberg.SOURCE:
+        counts = bloomberg.query(params, force=force, progress=progress)
+        return {"written": counts["written"], "already_logged": counts["already_logged"]}
+    if params.source == wrds.SOURCE:
+        counts = wrds.query(params, force=force, progress=progress)
+        return {"written": counts["written"], "already_logged": counts["already_logged"]}
+    if params.source != simulated.SOURCE:
+        raise BadInputError(
+            f"source '{params.source}': give file imports (--import MAPPING INPUT or "
+            "file_imports in parameters.py), SQL mappings (sql_url and sql_mappings), or use "
+            "source = 'simulated' or 'bloomberg'"
+        )
+    settings = simulated.SimulationSettings(
+        params.sim_n_tickers,
+        params.sim_index_size,
+        params.sim_start,
+        params.sim_end,
+        params.seed,
+        params.exchange_calendar,
+    )
+    if settings.index_name != params.index:
+        log.warning(
+            "the simulated index is %s but parameters say index = %s",
+            settings.index_name,
+            params.index,
+        )
+    return simulated.query(settings, params.datalog_dir, progress=progress)

@@ -1,0 +1,400 @@
+"""Bloomberg vendor (D3): 01 queries a terminal through the `xbbg` package and logs each answer.
+
+What is asked, all from parameters.py:
+  - each index's members at every month end (bds INDX_MWEIGHT_HIST with the END_DT override),
+    one constituent_list log per (month end, index);
+  - the union of every member ever (delisted names included) is the universe;
+  - metadata for the universe (bdp), one metadata_array log;
+  - raw daily market fields (bdh, no price adjustment), one ticker_market_data log per ticker;
+  - reported fundamentals with their announcement dates (bdh at the fiscal periodicity), one
+    ticker_fundamental_data log per ticker;
+  - dividends and splits (bds DVD_HIST_ALL), one corporate_actions log per ticker.
+
+Requests are chunked (tickers x fields), retried with exponential backoff, and a rerun resumes: a
+(data type, label) already logged within the current query window (`requery_after_hours`) is not
+asked again unless `force`. Index members are logged as the index names them ("AAPL UW"); the
+security asked for is that plus `bbg_security_suffix` (" Equity").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from ...config import Parameters
+from ...errors import BadInputError, VendorUnavailableError
+from ..datalog import LogName, list_logs, read_log, write_log
+
+log = logging.getLogger(__name__)
+
+SOURCE = "bloomberg"
+MEMBERS_FIELD = "INDX_MWEIGHT_HIST"
+# DVD_HIST_ALL's "Dividend Type" values that are splits; any other type is a cash dividend
+SPLIT_TYPES = ("Stock Split",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One xbbg call: what the retry loop runs and names in its messages."""
+
+    what: str
+    call: Callable[[], pd.DataFrame]
+
+
+def _xbbg():
+    """The optional dependency, or exit code 3 with what to install."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"xbbg(\.|$)")
+    warnings.filterwarnings("ignore", message=r".*xbbg.*", category=FutureWarning)
+    try:
+        from xbbg import blp
+        from xbbg.core.infra.blpapi_wrapper import is_available
+    except ImportError:
+        raise VendorUnavailableError(
+            "source 'bloomberg' needs the xbbg package: pip install 'equity_backtest[bloomberg]'"
+        ) from None
+    if not is_available():
+        raise VendorUnavailableError(
+            "source 'bloomberg' needs Bloomberg's blpapi SDK and a running terminal (or B-PIPE): "
+            "install blpapi from Bloomberg's index and log in to the terminal, then run 01 again"
+        )
+    return blp
+
+
+class Terminal:
+    """Calls to xbbg with retry and backoff; long-format pandas frames with Bloomberg's field
+    names as asked."""
+
+    def __init__(self, params: Parameters):
+        self.blp = _xbbg()
+        self.retries = params.bbg_retries
+        self.wait_s = params.bbg_retry_wait_s
+        self.requests = 0
+        from xbbg.backend import Backend, Format
+
+        self.options = {"backend": Backend.PANDAS, "format": Format.LONG, "cache": False}
+        self._connect()
+
+    def _connect(self) -> None:
+        """One session start before anything is asked: no terminal is one message and exit 3."""
+        from xbbg.core.infra import conn
+
+        xbbg_log = logging.getLogger("xbbg")
+        level = xbbg_log.level
+        xbbg_log.setLevel(logging.CRITICAL)  # its own 'failed to start' lines would repeat ours
+        try:
+            conn.bbg_session()
+        except Exception as exc:
+            raise VendorUnavailableError(
+                f"no Bloomberg terminal answers ({type(exc).__name__}: {exc}); start the terminal "
+                "(or check the B-PIPE host) and log in, then run 01 again. Nothing was written."
+            ) from None
+        finally:
+            xbbg_log.setLevel(level)
+
+    def run(self, request: Request) -> pd.DataFrame:
+        for attempt in range(self.retries + 1):
+            try:
+                self.requests += 1
+                return request.call()
+            except (BadInputError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # the link, the session or the service failed
+                if attempt == self.retries:
+                    raise VendorUnavailableError(
+                        f"Bloomberg did not answer {request.what} after {self.retries + 1} tries "
+                        f"({type(exc).__name__}: {exc}). Is the terminal running and logged in? "
+                        "Rerun 01 later: what is already logged is kept and not asked again."
+                    ) from None
+                wait = self.wait_s * 2**attempt
+                log.warning(
+                    "%s failed (%s: %s); retry %d of %d in %.1f s",
+                    request.what,
+                    type(exc).__name__,
+                    exc,
+                    attempt + 1,
+                    self.retries,
+                    wait,
+                )
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def members(self, index: str, date: dt.date) -> pd.DataFrame:
+        return self.run(
+            Request(
+                f"{MEMBERS_FIELD} of {index} at {date:%Y-%m-%d}",
+                lambda: self.blp.bds(index, MEMBERS_FIELD, END_DT=f"{date:%Y%m%d}", **self.options),
+            )
+        )
+
+    def reference(self, securities: list[str], fields: list[str]) -> pd.DataFrame:
+        return self.run(
+            Request(
+                f"bdp of {len(securities)} securities x {fields}",
+                lambda: self.blp.bdp(securities, fields, **self.options),
+            )
+        )
+
+    def bulk(self, security: str, field: str) -> pd.DataFrame:
+        return self.run(
+            Request(
+                f"bds {field} of {security}", lambda: self.blp.bds(security, field, **self.options)
+            )
+        )
+
+    def history(self, securities, fields, start, end, **elements) -> pd.DataFrame:
+        return self.run(
+            Request(
+                f"bdh of {len(securities)} securities x {fields}",
+                lambda: self.blp.bdh(
+                    securities,
+                    fields,
+                    f"{start:%Y-%m-%d}",
+                    f"{end:%Y-%m-%d}",
+                    **elements,
+                    **self.options,
+                ),
+            )
+        )
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), max(1, size)):
+        yield items[i : i + size]
+
+
+def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every calendar month end in [start, end], and `end` itself if it is not one."""
+    days = [d.date() for d in pd.date_range(start, end, freq="ME")]
+    if not days or days[-1] < end:
+        days.append(end)
+    return days
+
+
+class Datalog:
+    """Writes this query's logs with increasing timestamps and knows what is already current."""
+
+    def __init__(
+        self, datalog_dir: str | Path, window_hours: float, force: bool, source: str = SOURCE
+    ):
+        self.dir = datalog_dir
+        self.source = source
+        self.now_us = time.time_ns() // 1000
+        self.last_ts = self.now_us - 1
+        since = self.now_us - int(window_hours * 3600 * 1_000_000)
+        self.current: dict[tuple[str, str], Path] = {}
+        if not force:
+            for name, path in list_logs(datalog_dir):
+                if name.source == source and name.timestamp >= since:
+                    self.current[(name.data_type, name.label)] = path
+        self.counts = {"written": 0, "skipped": 0}
+
+    def has(self, data_type: str, label: str) -> bool:
+        return (data_type, label) in self.current
+
+    def write(self, data_type: str, label: str, frame: pd.DataFrame) -> None:
+        self.last_ts = max(self.last_ts + 1, time.time_ns() // 1000)
+        path, _ = write_log(self.dir, LogName(self.last_ts, self.source, data_type, label), frame)
+        self.current[(data_type, label)] = path
+        self.counts["written"] += 1
+
+
+def query(
+    params: Parameters, *, force: bool = False, progress: bool = False, today: dt.date | None = None
+) -> dict[str, int]:
+    """Ask the terminal for everything parameters.py names and log it; returns counts."""
+    terminal = Terminal(params)  # fails before anything is written when no terminal is there
+    store = Datalog(params.datalog_dir, params.requery_after_hours, force)
+    end = min(params.query_end or (today or dt.date.today()), today or dt.date.today())
+    start = params.query_start
+    suffix = params.bbg_security_suffix
+
+    members = _query_members(
+        terminal, store, params.bbg_indexes or [params.index], start, end, progress
+    )
+    universe = sorted(members)
+    log.info(
+        "universe: %d tickers ever in %s",
+        len(universe),
+        ", ".join(params.bbg_indexes or [params.index]),
+    )
+
+    if params.bbg_metadata_fields and not store.has("metadata_array", "universe"):
+        store.write("metadata_array", "universe", _metadata(terminal, params, universe))
+
+    per_ticker = [
+        ("ticker_market_data", _market_frames, params.bbg_market_fields),
+        ("ticker_fundamental_data", _fundamental_frames, params.bbg_fundamental_fields),
+    ]
+    for data_type, frames, fields in per_ticker:
+        todo = [t for t in universe if not store.has(data_type, t)]
+        store.counts["skipped"] += len(universe) - len(todo)
+        bar = tqdm(
+            total=len(todo), desc=data_type, unit="ticker", disable=not progress, leave=False
+        )
+        for group in chunks(todo, params.bbg_chunk_tickers):
+            asked = {t + suffix: t for t in group}
+            for ticker, frame in frames(terminal, params, asked, fields, start, end):
+                if data_type == "ticker_market_data" and params.bbg_dividend_field:
+                    # a ticker's actions are logged before its prices, so "prices logged" means both
+                    actions = terminal.bulk(ticker + suffix, params.bbg_dividend_field)
+                    actions = _actions(actions, start, end)
+                    if len(actions):
+                        store.write("corporate_actions", ticker, actions)
+                store.write(data_type, ticker, frame)
+            bar.update(len(group))
+        bar.close()
+    log.info(
+        "bloomberg: %d requests, %d logfiles written, %d already current",
+        terminal.requests,
+        store.counts["written"],
+        store.counts["skipped"],
+    )
+    return {"written": store.counts["written"], "already_logged": store.counts["skipped"]}
+
+
+def _query_members(terminal, store, indexes, start, end, progress) -> set[str]:
+    """Monthly member lists of each index; returns every member ever (from new and logged lists)."""
+    members: set[str] = set()
+    asks = [(index, day) for index in indexes for day in month_ends(start, end)]
+    for index, day in tqdm(
+        asks, desc="index members", unit="list", disable=not progress, leave=False
+    ):
+        label = f"{day:%Y%m%d}_{index}"
+        if store.has("constituent_list", label):
+            store.counts["skipped"] += 1
+            members.update(read_log(store.current[("constituent_list", label)])["ticker"])
+            continue
+        raw = terminal.members(index, day)
+        if raw.empty:
+            continue  # not an index member list that day (before the index existed, say)
+        member_col = _column(raw, "member", f"{MEMBERS_FIELD} of {index}")
+        weight_col = _column(raw, "weight", f"{MEMBERS_FIELD} of {index}", required=False)
+        frame = pd.DataFrame(
+            {
+                "date": pd.Timestamp(day),
+                "index": index,
+                "ticker": raw[member_col].astype(str).str.strip(),
+                "weight": pd.to_numeric(raw[weight_col], errors="coerce") if weight_col else None,
+            }
+        ).drop_duplicates("ticker")
+        store.write("constituent_list", label, frame)
+        members.update(frame["ticker"])
+    if not members:
+        raise BadInputError(
+            f"Bloomberg returned no members for {', '.join(indexes)} between {start} and {end}; "
+            "check the index tickers (e.g. 'SPX Index') in parameters.py (bbg_indexes or index)"
+        )
+    return members
+
+
+def _column(frame: pd.DataFrame, part: str, what: str, required: bool = True) -> str | None:
+    hits = [c for c in frame.columns if part in str(c).lower()]
+    if not hits and required:
+        raise VendorUnavailableError(
+            f"{what}: no '{part}' column in the answer ({list(frame.columns)})"
+        )
+    return hits[0] if hits else None
+
+
+def _wide(long: pd.DataFrame, fields: list[str]) -> dict[str, pd.DataFrame]:
+    """Long (ticker, date, field, value) -> {security: frame with one column per asked field}."""
+    if long.empty:
+        return {}
+    long = long.assign(field=long["field"].str.upper())
+    out = {}
+    for security, rows in long.groupby("ticker", sort=True):
+        wide = rows.pivot_table(
+            index="date", columns="field", values="value", aggfunc="last", dropna=False
+        )
+        wide = wide.reindex(columns=[f.upper() for f in fields])
+        wide.columns = fields
+        out[str(security)] = wide.sort_index()
+    return out
+
+
+def _history(terminal, params, asked, fields, start, end, **elements) -> dict[str, pd.DataFrame]:
+    """bdh over field chunks for one ticker chunk, joined per security on date."""
+    securities = list(asked)
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for field_group in chunks(fields, params.bbg_chunk_fields):
+        raw = terminal.history(securities, field_group, start, end, **elements)
+        for security, frame in _wide(raw, field_group).items():
+            parts.setdefault(security, []).append(frame)
+    return {s: pd.concat(f, axis=1) for s, f in parts.items()}
+
+
+def _market_frames(terminal, params, asked, mapping, start, end):
+    fields = list(mapping.values())
+    elements = {"adjust": "-"}  # raw prices: splits and dividends are logged as corporate actions
+    if params.bbg_currency:
+        elements["Currency"] = params.bbg_currency
+    for security, wide in _history(terminal, params, asked, fields, start, end, **elements).items():
+        frame = wide.rename(columns={v: k for k, v in mapping.items()})
+        frame = frame.dropna(how="all")
+        if frame.empty:
+            continue
+        frame.index = pd.to_datetime(frame.index)
+        yield asked[security], frame.rename_axis("date").reset_index()
+
+
+def _fundamental_frames(terminal, params, asked, mapping, start, end):
+    announcement = params.bbg_announcement_field
+    fields = [*mapping.values(), announcement]
+    elements = {"Per": params.bbg_fundamental_periodicity}
+    if params.bbg_currency:
+        elements["Currency"] = params.bbg_currency
+    for security, wide in _history(terminal, params, asked, fields, start, end, **elements).items():
+        dates = wide.pop(announcement)
+        frame = wide.rename(columns={v: k for k, v in mapping.items()}).astype(float)
+        frame.insert(0, "announcement_date", pd.to_datetime(dates, errors="coerce"))
+        frame.insert(0, "period_end", pd.to_datetime(wide.index))
+        frame = frame.dropna(how="all", subset=list(mapping))
+        if frame.empty:
+            continue
+        yield asked[security], frame.reset_index(drop=True)
+
+
+def _metadata(terminal, params, universe: list[str]) -> pd.DataFrame:
+    mapping = params.bbg_metadata_fields
+    suffix = params.bbg_security_suffix
+    rows = []
+    for group in chunks(universe, params.bbg_chunk_tickers):
+        raw = terminal.reference([t + suffix for t in group], list(mapping.values()))
+        rows.append(raw)
+    raw = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    out = pd.DataFrame({"ticker": universe})
+    if raw.empty:
+        return out.assign(**{k: None for k in mapping})
+    raw = raw.assign(field=raw["field"].str.upper())
+    wide = raw.pivot_table(index="ticker", columns="field", values="value", aggfunc="last")
+    for column, field in mapping.items():
+        values = wide[field.upper()] if field.upper() in wide else pd.Series(dtype=object)
+        out[column] = [values.get(t + suffix) for t in universe]
+    return out
+
+
+def _actions(raw: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """DVD_HIST_ALL rows -> corporate_actions rows (split ratio or cash per share on the ex-date)."""
+    columns = ["date", "action", "value"]
+    if raw.empty:
+        return pd.DataFrame(columns=columns)
+    ex = _column(raw, "ex_date", "DVD_HIST_ALL")
+    amount = _column(raw, "amount", "DVD_HIST_ALL")
+    kind = _column(raw, "type", "DVD_HIST_ALL")
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(raw[ex], errors="coerce"),
+            "action": raw[kind].map(lambda k: "split" if k in SPLIT_TYPES else "dividend"),
+            "value": pd.to_numeric(raw[amount], errors="coerce"),
+        }
+    ).dropna()
+    keep = (frame["date"] >= pd.Timestamp(start)) & (frame["date"] <= pd.Timestamp(end))
+    return frame[keep].sort_values(["date", "action"], kind="stable").reset_index(drop=True)

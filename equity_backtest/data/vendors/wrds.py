@@ -1,0 +1,531 @@
+"""WRDS vendor (D3): CRSP and Compustat from WRDS's PostgreSQL server, through the `wrds` package.
+
+What is asked (tables and columns per CRSP format in QUERIES; docs/pipeline.md lists them):
+  - the index's membership spells (CRSP's S&P 500 list), logged as constituent lists on every
+    month end and on every day the membership changes, one constituent_list log per day;
+  - names, tickers, exchange and industry of every member ever, one metadata_array log: the
+    identifier is the PERMNO, the ticker is metadata (with its history);
+  - per PERMNO, in chunks of PERMNOs and years: the daily (or monthly) stock file as raw prices
+    (CRSP's negative bid/ask-average prices made positive, and flagged), volume and market cap;
+    cash dividends and splits; the delisting value (from the delisting return, else the
+    delisting price); Compustat quarterly fundamentals linked through the CCM link table, with
+    `rdq` as the announcement date (left blank where Compustat has none: the panel then applies
+    fundamental_lag_days).
+
+Requests are retried with backoff, and a rerun resumes: a PERMNO whose prices are logged within
+`requery_after_hours` is not asked again unless `force` (its actions and fundamentals are logged
+before its prices, so "prices logged" means all three are).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import logging
+import os
+import time
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ...config import Parameters
+from ...errors import BadInputError, VendorUnavailableError
+from .bloomberg import Datalog, chunks, month_ends
+
+log = logging.getLogger(__name__)
+
+SOURCE = "wrds"
+FORMATS = ("ciz", "legacy")
+# Compustat's GICS sector codes (comp.company.gsector)
+GICS_SECTORS = {
+    "10": "Energy", "15": "Materials", "20": "Industrials", "25": "Consumer Discretionary",
+    "30": "Consumer Staples", "35": "Health Care", "40": "Financials",
+    "45": "Information Technology", "50": "Communication Services", "55": "Utilities",
+    "60": "Real Estate",
+}  # fmt: skip
+# SIC divisions (first SIC code of each), for sector = "sic"
+SIC_DIVISIONS = (
+    (100, "Agriculture, Forestry and Fishing"), (1000, "Mining"), (1500, "Construction"),
+    (2000, "Manufacturing"), (4000, "Transportation, Communications and Utilities"),
+    (5000, "Wholesale Trade"), (5200, "Retail Trade"),
+    (6000, "Finance, Insurance and Real Estate"), (7000, "Services"),
+    (9100, "Public Administration"), (9900, "Nonclassifiable"),
+)  # fmt: skip
+
+# What is asked, per CRSP format. Every query names its columns as ours; %(...)s are parameters.
+QUERIES = {
+    "ciz": {
+        "members": "SELECT permno, mbrstartdt AS spell_start, mbrenddt AS spell_end "
+        "FROM crsp.dsp500list_v2 WHERE mbrstartdt <= %(end)s "
+        "AND (mbrenddt IS NULL OR mbrenddt >= %(start)s)",
+        "daily": "SELECT permno, dlycaldt AS date, dlyopen AS open, dlyhigh AS high, "
+        "dlylow AS low, dlyprc AS close, dlyprcflg AS price_flag, dlyvol AS volume, "
+        "dlycap AS cap_thousands, shrout AS shares_thousands FROM crsp.dsf_v2 "
+        "WHERE permno = ANY(%(permnos)s) AND dlycaldt BETWEEN %(start)s AND %(end)s "
+        "AND coalesce(dlydelflg, 'N') <> 'Y'",  # CIZ's extra row that carries a delisting
+        "monthly": "SELECT permno, mthcaldt AS date, NULL::float AS open, NULL::float AS high, "
+        "NULL::float AS low, mthprc AS close, mthprcflg AS price_flag, mthvol AS volume, "
+        "mthcap AS cap_thousands, shrout AS shares_thousands FROM crsp.msf_v2 "
+        "WHERE permno = ANY(%(permnos)s) AND mthcaldt BETWEEN %(start)s AND %(end)s",
+        "names": "SELECT permno, secinfostartdt AS name_start, secinfoenddt AS name_end, "
+        "ticker AS symbol, issuernm AS name, primaryexch AS exchange, siccd "
+        "FROM crsp.stksecurityinfohist WHERE permno = ANY(%(permnos)s)",
+        # cash: CD rows (ordinary and special); splits and stock dividends: FRS rows
+        "distributions": "SELECT permno, disexdt AS date, CASE WHEN distype = 'FRS' THEN "
+        "'split' ELSE 'dividend' END AS action, CASE WHEN distype = 'FRS' THEN 1 + disfacpr "
+        "ELSE disdivamt END AS value FROM crsp.stkdistributions "
+        "WHERE permno = ANY(%(permnos)s) AND disexdt BETWEEN %(start)s AND %(end)s "
+        "AND ((distype = 'CD' AND disdivamt > 0) OR (distype = 'FRS' AND disfacpr > -1))",
+        "delistings": "SELECT permno, delistingdt AS last_day, delret AS delisting_return, "
+        "NULL::float AS delisting_price FROM crsp.stkdelists WHERE permno = ANY(%(permnos)s) "
+        "AND delistingdt BETWEEN %(start)s AND %(end)s",
+    },
+    "legacy": {
+        "members": "SELECT permno, start AS spell_start, ending AS spell_end "
+        "FROM crsp.dsp500list WHERE start <= %(end)s "
+        "AND (ending IS NULL OR ending >= %(start)s)",
+        "daily": "SELECT permno, date, openprc AS open, askhi AS high, bidlo AS low, "
+        "prc AS close, NULL AS price_flag, vol AS volume, NULL::float AS cap_thousands, "
+        "shrout AS shares_thousands FROM crsp.dsf "
+        "WHERE permno = ANY(%(permnos)s) AND date BETWEEN %(start)s AND %(end)s",
+        # the legacy monthly file counts volume in hundreds of shares
+        "monthly": "SELECT permno, date, NULL::float AS open, askhi AS high, bidlo AS low, "
+        "prc AS close, NULL AS price_flag, vol * 100 AS volume, NULL::float AS cap_thousands, "
+        "shrout AS shares_thousands FROM crsp.msf "
+        "WHERE permno = ANY(%(permnos)s) AND date BETWEEN %(start)s AND %(end)s",
+        "names": "SELECT permno, namedt AS name_start, nameenddt AS name_end, ticker AS symbol, "
+        "comnam AS name, exchcd::text AS exchange, siccd FROM crsp.stocknames "
+        "WHERE permno = ANY(%(permnos)s)",
+        # distribution codes: 1xxx cash dividends, 5xxx splits and stock dividends (facpr)
+        "distributions": "SELECT permno, exdt AS date, CASE WHEN distcd / 1000 = 5 THEN "
+        "'split' ELSE 'dividend' END AS action, CASE WHEN distcd / 1000 = 5 THEN 1 + facpr "
+        "ELSE divamt END AS value FROM crsp.dsedist "
+        "WHERE permno = ANY(%(permnos)s) AND exdt BETWEEN %(start)s AND %(end)s "
+        "AND ((distcd / 1000 = 1 AND divamt > 0) OR (distcd / 1000 = 5 AND facpr > -1))",
+        "delistings": "SELECT permno, dlstdt AS last_day, dlret AS delisting_return, "
+        "dlprc AS delisting_price FROM crsp.dsedelist WHERE permno = ANY(%(permnos)s) "
+        "AND dlstdt BETWEEN %(start)s AND %(end)s",
+    },
+}
+# Compustat quarterly fundamentals of linked PERMNOs (CCM: link types LU/LC, primary P/C, the
+# report within the link's dates); {metrics} are the wrds_fundamental_fields expressions
+FUNDAMENTALS = (
+    "SELECT l.lpermno AS permno, f.datadate AS period_end, f.rdq AS announcement_date, "
+    "f.fyearq AS fiscal_year, f.fqtr AS fiscal_quarter, {metrics} FROM comp.fundq AS f "
+    "JOIN crsp.ccmxpf_lnkhist AS l ON f.gvkey = l.gvkey "
+    "WHERE l.lpermno = ANY(%(permnos)s) AND l.linktype IN ('LU', 'LC') "
+    "AND l.linkprim IN ('P', 'C') AND f.datadate >= l.linkdt "
+    "AND f.datadate <= coalesce(l.linkenddt, '9999-12-31') "
+    "AND f.indfmt = 'INDL' AND f.datafmt = 'STD' AND f.popsrc = 'D' AND f.consol = 'C' "
+    "AND f.datadate BETWEEN %(start)s AND %(end)s"
+)
+GICS = (
+    "SELECT DISTINCT ON (l.lpermno) l.lpermno AS permno, c.gsector FROM comp.company AS c "
+    "JOIN crsp.ccmxpf_lnkhist AS l ON c.gvkey = l.gvkey WHERE l.lpermno = ANY(%(permnos)s) "
+    "AND l.linktype IN ('LU', 'LC') AND l.linkprim IN ('P', 'C') "
+    "ORDER BY l.lpermno, l.linkdt DESC"
+)
+
+
+def _wrds_package():
+    try:
+        import wrds
+    except ImportError:
+        raise VendorUnavailableError(
+            "source 'wrds' needs the wrds package: pip install -e \".[wrds]\""
+        ) from None
+    return wrds
+
+
+def _credentials(params: Parameters) -> tuple[str, str]:
+    user = params.wrds_username or os.environ.get("WRDS_USERNAME", "")
+    if not user:
+        raise BadInputError(
+            "source 'wrds' needs a WRDS user name: set WRDS_USERNAME in the environment or .env "
+            "(or wrds_username in parameters.py); the password comes from ~/.pgpass or PGPASSWORD"
+        )
+    return user, os.environ.get("PGPASSWORD", "")
+
+
+def _short(exc: Exception) -> str:
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+
+
+def _refused(message: str) -> bool:
+    text = message.lower()
+    return any(
+        s in text
+        for s in ("password authentication failed", "no password supplied", 'role "', "pg_hba")
+    )
+
+
+class Wrds:
+    """One connection through the wrds package, queries retried with backoff and reconnection.
+
+    The wrds package falls back to WRDS's own host and then prompts for a password when a first
+    connection fails; a batch job must not hang on a prompt, so its engine is made directly (with
+    its own connection code) and a failure is one message and exit 3."""
+
+    def __init__(self, params: Parameters):
+        wrds = _wrds_package()
+        user, password = _credentials(params)
+        self.where = f"{user}@{params.wrds_host}:{params.wrds_port}/{params.wrds_dbname}"
+        self.retries, self.wait_s = params.bbg_retries, params.bbg_retry_wait_s
+        self.requests = 0
+        connect_args = {"sslmode": params.wrds_sslmode, "connect_timeout": 20}
+        self.db = wrds.Connection(
+            autoconnect=False,
+            wrds_username=user,
+            wrds_password=password,
+            wrds_hostname=params.wrds_host,
+            wrds_port=params.wrds_port,
+            wrds_dbname=params.wrds_dbname,
+            wrds_connect_args=connect_args,
+        )
+        last = ""
+        for attempt in range(self.retries + 1):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # its "Loading library list..."
+                    self.db._Connection__make_sa_engine_conn(raise_err=True)
+                    self.db.load_library_list()
+                return
+            except Exception as exc:
+                last = _short(exc)
+                if _refused(last):
+                    raise VendorUnavailableError(
+                        f"WRDS ({self.where}) refused the credentials ({last}); check "
+                        "WRDS_USERNAME and the password in ~/.pgpass or PGPASSWORD"
+                    ) from None
+                if attempt < self.retries:
+                    time.sleep(self.wait_s * 2**attempt)
+        raise VendorUnavailableError(
+            f"WRDS ({self.where}) cannot be reached ({last}). Nothing was asked; run 01 again "
+            "later: what is already logged is kept and not asked again."
+        )
+
+    def ask(self, what: str, sql: str, **values) -> pd.DataFrame:
+        """One query with retry; a lost connection is reopened, a bad query is exit 2."""
+        from sqlalchemy import exc as sa_exc
+
+        for attempt in range(self.retries + 1):
+            self.requests += 1
+            try:
+                frame = self.db.raw_sql(sql, params=values, dtype_backend="numpy_nullable")
+                return frame.reset_index(drop=True)
+            except sa_exc.DBAPIError as exc:
+                lost = exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError)
+                if not lost:
+                    raise BadInputError(
+                        f"WRDS query for {what} failed: {_short(exc)}. Check the table names for "
+                        "wrds_format (ciz or legacy) and your subscription"
+                    ) from None
+                if attempt == self.retries:
+                    raise VendorUnavailableError(
+                        f"WRDS ({self.where}) went away while asking for {what} "
+                        f"({_short(exc)}). Rerun 01 later: what is logged is kept and not "
+                        "asked again."
+                    ) from None
+                wait = self.wait_s * 2**attempt
+                log.warning("%s failed (%s); retry %d in %.1f s", what, _short(exc), attempt, wait)
+                time.sleep(wait)
+                self._reconnect()
+        raise AssertionError("unreachable")
+
+    def _reconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            self.db.connection.close()
+        with contextlib.suppress(Exception):
+            self.db.connection = self.db.engine.connect()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.db.close()
+
+
+def query(
+    params: Parameters, *, force: bool = False, progress: bool = False, today: dt.date | None = None
+) -> dict[str, int]:
+    """Ask WRDS for everything parameters.py names and log it; returns counts."""
+    if params.wrds_format not in FORMATS:
+        raise BadInputError(f"parameter 'wrds_format' must be one of {FORMATS}")
+    sql = QUERIES[params.wrds_format]
+    db = Wrds(params)  # fails before anything is written when WRDS does not answer
+    try:
+        store = Datalog(params.datalog_dir, params.requery_after_hours, force, SOURCE)
+        end = min(params.query_end or (today or dt.date.today()), today or dt.date.today())
+        start = params.query_start
+        window = {"start": start, "end": end}
+        spells = db.ask("index membership", sql["members"], **window)
+        universe = _log_members(store, spells, params.index, start, end)
+        permnos = [int(p) for p in universe]
+        log.info("universe: %d PERMNOs ever in %s", len(universe), params.index)
+        if not store.has("metadata_array", "universe"):
+            store.write("metadata_array", "universe", _metadata(db, sql, params, permnos))
+        todo = [p for p in permnos if not store.has("ticker_market_data", str(p))]
+        store.counts["skipped"] += len(permnos) - len(todo)
+        bar = tqdm(total=len(todo), desc="CRSP/Compustat", unit="permno", disable=not progress)
+        for group in chunks(todo, params.wrds_chunk_permnos):
+            _query_group(db, sql, params, store, group, start, end)
+            bar.update(len(group))
+        bar.close()
+    finally:
+        db.close()
+    log.info(
+        "wrds: %d queries, %d logfiles written, %d already current",
+        db.requests,
+        store.counts["written"],
+        store.counts["skipped"],
+    )
+    return {"written": store.counts["written"], "already_logged": store.counts["skipped"]}
+
+
+def _log_members(store: Datalog, spells: pd.DataFrame, index: str, start, end) -> list[str]:
+    """Membership spells -> constituent lists on every month end and every change day."""
+    if spells.empty:
+        raise BadInputError(
+            f"WRDS returned no index members between {start} and {end}; check wrds_format and "
+            "your CRSP subscription (crsp.dsp500list_v2 or crsp.dsp500list)"
+        )
+    first = pd.to_datetime(spells["spell_start"]).dt.normalize()
+    last = pd.to_datetime(spells["spell_end"]).dt.normalize().fillna(pd.Timestamp(end))
+    permno = spells["permno"].astype("int64").astype(str).to_numpy()
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    changes = pd.concat([first, last + pd.Timedelta(days=1)])
+    days = sorted(
+        {pd.Timestamp(d) for d in month_ends(start, end)}
+        | {lo}
+        | set(changes[(changes >= lo) & (changes <= hi)])
+    )
+    for day in days:
+        label = f"{day:%Y%m%d}_{index}"
+        inside = ((first <= day) & (last >= day)).to_numpy()
+        if store.has("constituent_list", label) or not inside.any():
+            store.counts["skipped"] += store.has("constituent_list", label)
+            continue
+        members = sorted(set(permno[inside]), key=int)
+        frame = pd.DataFrame({"date": day, "index": index, "ticker": members, "weight": np.nan})
+        store.write("constituent_list", label, frame)
+    return sorted(set(permno[((first <= hi) & (last >= lo)).to_numpy()]), key=int)
+
+
+def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd.DataFrame:
+    """One row per PERMNO: the latest name, ticker, exchange and sector, and the history of the
+    ticker, the name and the exchange."""
+    parts = [db.ask("names", sql["names"], permnos=g) for g in chunks(permnos, 2000)]
+    names = pd.concat(parts, ignore_index=True).sort_values(["permno", "name_start"])
+    names["permno"] = names["permno"].astype("int64")
+    latest = names.groupby("permno").last()
+    history = {c: _history(names, c) for c in ("symbol", "name", "exchange")}
+    sectors = pd.Series(dtype=object)
+    if params.wrds_sector == "gics":
+        parts = [db.ask("GICS sectors", GICS, permnos=g) for g in chunks(permnos, 2000)]
+        gics = pd.concat(parts, ignore_index=True)
+        codes = gics["gsector"].astype("string").str.strip().str[:2]
+        sectors = pd.Series(
+            codes.map(GICS_SECTORS).to_numpy(), index=gics["permno"].astype("int64")
+        )
+    rows = []
+    for p in permnos:
+        row = latest.loc[p] if p in latest.index else None
+        sic = None if row is None or pd.isna(row["siccd"]) else int(row["siccd"])
+        sector = sectors.get(p) if params.wrds_sector == "gics" else _sic_division(sic)
+        rows.append(
+            {
+                "ticker": str(p),
+                "name": None if row is None else row["name"],
+                "sector": None if sector is None or pd.isna(sector) else sector,
+                "symbol": None if row is None else row["symbol"],
+                "exchange": None if row is None else row["exchange"],
+                "sic": sic,
+                "symbol_history": history["symbol"].get(p),
+                "name_history": history["name"].get(p),
+                "exchange_history": history["exchange"].get(p),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _history(names: pd.DataFrame, column: str) -> pd.Series:
+    """Per PERMNO, "YYYY-MM-DD value; ..." with each change of `column` from the date it took
+    effect (the prompts read names as of their date from it)."""
+
+    def one(group: pd.DataFrame) -> str:
+        parts, last = [], None
+        for start, value in zip(group["name_start"], group[column], strict=True):
+            value = None if pd.isna(value) else str(value).replace(";", ",").strip()
+            if value and value != last:
+                parts.append(f"{pd.Timestamp(start):%Y-%m-%d} {value}")
+                last = value
+        return "; ".join(parts)
+
+    return names.groupby("permno").apply(one, include_groups=False)
+
+
+def _sic_division(sic: int | None) -> str | None:
+    if sic is None or sic < SIC_DIVISIONS[0][0]:
+        return None
+    return [name for first, name in SIC_DIVISIONS if sic >= first][-1]
+
+
+def _query_group(db, sql, params, store, group, start, end) -> None:
+    """Ask everything for a chunk of PERMNOs (the stock file by year chunks) and log per PERMNO."""
+    stock = []
+    years = list(range(start.year, end.year + 1))
+    for span in chunks(years, params.wrds_chunk_years):
+        lo, hi = max(start, dt.date(span[0], 1, 1)), min(end, dt.date(span[-1], 12, 31))
+        stock.append(
+            db.ask(
+                f"{params.wrds_frequency} stock file {span[0]}-{span[-1]} of {len(group)} PERMNOs",
+                sql[params.wrds_frequency],
+                permnos=group,
+                start=lo,
+                end=hi,
+            )
+        )
+    market = _market(pd.concat(stock, ignore_index=True))
+    window = {"permnos": group, "start": start, "end": end}
+    actions = _actions(
+        db.ask("distributions", sql["distributions"], **window),
+        db.ask("delistings", sql["delistings"], **window),
+        market,
+    )
+    fund = pd.DataFrame()
+    if params.wrds_fundamental_fields:
+        metrics = ", ".join(f"({e}) AS {m}" for m, e in params.wrds_fundamental_fields.items())
+        early = dt.date(start.year - 1, 1, 1)  # a year earlier: year-to-date items need it
+        fund = db.ask(
+            "Compustat fundamentals",
+            FUNDAMENTALS.format(metrics=metrics),
+            permnos=group,
+            start=early,
+            end=end,
+        )
+        fund = _fundamentals(fund, params, start)
+    for p in group:
+        label = str(p)
+        rows = actions.get(p)
+        if rows is not None and len(rows):
+            store.write("corporate_actions", label, rows)
+        reports = fund[fund["permno"] == p].drop(columns="permno") if len(fund) else fund
+        if len(reports):
+            store.write("ticker_fundamental_data", label, reports.reset_index(drop=True))
+        prices = market.get(p)
+        if prices is not None and len(prices):
+            store.write("ticker_market_data", label, prices)  # last: "prices logged" = all done
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").astype("float64").to_numpy()
+
+
+def _market(raw: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """CRSP rows -> our raw market frames per PERMNO. A negative price is CRSP's mark of a
+    bid/ask average: its absolute value is kept, and close_is_bid_ask says so (1.0)."""
+    if raw.empty:
+        return {}
+    close = _floats(raw["close"])
+    flag = raw["price_flag"].astype("string").str.strip().fillna("")
+    bid_ask = (close < 0) | (flag == "BA").to_numpy()
+    close = np.abs(close)
+    close[close == 0] = np.nan  # CRSP's 0: neither a trade nor a quote that day
+    cap = _floats(raw["cap_thousands"]) * 1000
+    shares = _floats(raw["shares_thousands"]) * 1000
+    cap = np.where(np.isnan(cap), close * shares, cap)
+    frame = pd.DataFrame(
+        {
+            "permno": raw["permno"].astype("int64").to_numpy(),
+            "date": pd.to_datetime(raw["date"]).to_numpy(),
+            "open": np.abs(_floats(raw["open"])),
+            "high": np.abs(_floats(raw["high"])),
+            "low": np.abs(_floats(raw["low"])),
+            "close": close,
+            "volume": _floats(raw["volume"]),
+            "market_cap": cap,
+            "close_is_bid_ask": bid_ask.astype(float),
+        }
+    )
+    frame = frame[np.isfinite(frame["close"])].sort_values(["permno", "date"], kind="stable")
+    frame = frame.drop_duplicates(["permno", "date"], keep="last")
+    return {
+        int(p): g.drop(columns="permno").reset_index(drop=True)
+        for p, g in frame.groupby("permno", sort=True)
+    }
+
+
+def _actions(
+    dist: pd.DataFrame, delist: pd.DataFrame, market: dict[int, pd.DataFrame]
+) -> dict[int, pd.DataFrame]:
+    """Distributions and delistings -> corporate_actions frames per PERMNO.
+
+    A delisting is paid the calendar day after the last trading day (the engine applies a
+    non-trading date on the next trading day): the last close x (1 + delisting return), else the
+    delisting price; with neither, nothing is logged and the panel closes at the last price."""
+    rows = []
+    for r in dist.itertuples(index=False):
+        value = float(r.value) if pd.notna(r.value) else np.nan
+        if np.isfinite(value) and value > 0:
+            rows.append((int(r.permno), pd.Timestamp(r.date), r.action, value))
+    for r in delist.itertuples(index=False):
+        permno, last_day = int(r.permno), pd.Timestamp(r.last_day)
+        prices = market.get(permno)
+        close = None
+        if prices is not None:
+            before = prices[prices["date"] <= last_day]
+            close = float(before["close"].iloc[-1]) if len(before) else None
+        value = None
+        if pd.notna(r.delisting_return) and close is not None:
+            value = close * (1.0 + float(r.delisting_return))
+        elif pd.notna(r.delisting_price) and float(r.delisting_price) != 0:
+            value = abs(float(r.delisting_price))
+        if value is None:
+            log.warning(
+                "PERMNO %d delisted after %s without a delisting return or price: the engine "
+                "will close a holding at its last price",
+                permno,
+                last_day.date(),
+            )
+            continue
+        rows.append((permno, last_day + pd.Timedelta(days=1), "delisting", max(value, 0.0)))
+    frame = pd.DataFrame(rows, columns=["permno", "date", "action", "value"])
+    frame = frame.sort_values(["permno", "date", "action"], kind="stable")
+    return {
+        int(p): g.drop(columns="permno").reset_index(drop=True)
+        for p, g in frame.groupby("permno", sort=True)
+    }
+
+
+def _fundamentals(raw: pd.DataFrame, params: Parameters, start: dt.date) -> pd.DataFrame:
+    """Compustat rows -> our fundamentals: scaled to units (wrds_fundamental_scale), items that
+    Compustat reports year to date turned into the quarter's own figure, periods from start."""
+    metrics = list(params.wrds_fundamental_fields)
+    if raw.empty:
+        return pd.DataFrame(columns=["permno", "period_end", "announcement_date", *metrics])
+    frame = pd.DataFrame(
+        {
+            "permno": raw["permno"].astype("int64"),
+            "period_end": pd.to_datetime(raw["period_end"]),
+            "announcement_date": pd.to_datetime(raw["announcement_date"]),
+            "fiscal_year": _floats(raw["fiscal_year"]),
+            "fiscal_quarter": _floats(raw["fiscal_quarter"]),
+        }
+    )
+    for m in metrics:
+        frame[m] = _floats(raw[m]) * params.wrds_fundamental_scale
+    frame = frame.sort_values(["permno", "period_end", "announcement_date"], kind="stable")
+    for m in params.wrds_year_to_date:
+        if m not in frame:
+            continue
+        # the previous quarter of the same fiscal year, as first reported before this one
+        first = frame.drop_duplicates(["permno", "fiscal_year", "fiscal_quarter"])
+        prior = first.assign(fiscal_quarter=first["fiscal_quarter"] + 1)[
+            ["permno", "fiscal_year", "fiscal_quarter", m]
+        ].rename(columns={m: "_before"})
+        merged = frame.merge(prior, on=["permno", "fiscal_year", "fiscal_quarter"], how="left")
+        q1 = (merged["fiscal_quarter"] == 1).to_numpy()
+        own = merged[m].to_numpy() - merged["_before"].to_numpy()
+        frame[m] = np.where(q1, merged[m].to_numpy(), own)
+    frame = frame[frame["period_end"] >= pd.Timestamp(start)]
+    frame = frame.dropna(how="all", subset=metrics)
+    return frame.drop(columns=["fiscal_year", "fiscal_quarter"]).reset_index(drop=True)
