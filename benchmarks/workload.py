@@ -19,7 +19,10 @@ def store(tickers: int, index_size: int, years: int) -> Parameters:
     `years` of daily bars from 2004 (a backtest from 2005, monthly rebalancing)."""
     start, end = dt.date(2004, 1, 1), dt.date(2004 + years, 12, 31)
     # the simulator's source in the name: a changed simulator builds a new store
-    code = hashlib.sha256(Path(simulated.__file__).read_bytes()).hexdigest()[:8]
+    digest = hashlib.sha256()
+    for source in sorted(Path(simulated.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    code = digest.hexdigest()[:8]
     cache = REPO / "benchmarks" / ".cache" / f"{tickers}_{index_size}_{years}_{code}"
     params = Parameters(
         seed=1, sim_n_tickers=tickers, sim_index_size=index_size, index=f"TOP{index_size}",

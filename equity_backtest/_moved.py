@@ -38,7 +38,7 @@ MOVED = {
     "vendors.wrds_fields": "data.vendors.wrds_fields",
     "vendors.bloomberg": "data.vendors.bloomberg",
     "vendors.bloomberg_fields": "data.vendors.bloomberg_fields",
-    "realism": "data.vendors.realism",
+    "realism": "evaluation.realism",
     "view": "engine.view",
     "archive": "engine.archive",
     "comparison": "engine.comparison",
@@ -52,33 +52,38 @@ MOVED = {
 _PACKAGE = __name__.rpartition(".")[0]
 
 
+def _new(fullname: str) -> str | None:
+    """The new name of `fullname` (an old module, or a module inside an old package)."""
+    parts = fullname.split(".")
+    if parts[0] != _PACKAGE:
+        return None
+    for n in range(len(parts), 1, -1):
+        old = ".".join(parts[1:n])
+        if old in MOVED:
+            return ".".join([_PACKAGE, MOVED[old], *parts[n:]])
+    return None
+
+
 class _OldName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds `equity_backtest.<old>` and loads it as the module at its new place."""
 
     def find_spec(self, fullname, path=None, target=None):
-        prefix = _PACKAGE + "."
-        if fullname.startswith(prefix) and fullname[len(prefix) :] in MOVED:
-            return importlib.machinery.ModuleSpec(fullname, self)
-        return None
-
-    @staticmethod
-    def _new(fullname: str) -> str:
-        return f"{_PACKAGE}.{MOVED[fullname[len(_PACKAGE) + 1 :]]}"
+        return importlib.machinery.ModuleSpec(fullname, self) if _new(fullname) else None
 
     def create_module(self, spec):
-        new = self._new(spec.name)
+        new = _new(spec.name)
         warnings.warn(f"{spec.name} is now {new}", DeprecationWarning, stacklevel=2)
         module = importlib.import_module(new)
-        self._spec = module.__spec__  # the import system sets __spec__ to ours: put it back
+        spec.loader_state = module.__spec__  # the import system sets __spec__ to ours ...
         return module
 
     def exec_module(self, module) -> None:
-        module.__spec__ = self._spec
+        module.__spec__ = module.__spec__.loader_state  # ... and this puts the module's back
 
     def get_code(self, fullname):
         """What `python -m equity_backtest.<old>` runs: the new module, as __main__."""
-        source = f"import runpy\nrunpy.run_module({self._new(fullname)!r}, run_name='__main__', alter_sys=True)\n"
-        return compile(source, f"<{fullname}, now {self._new(fullname)}>", "exec")
+        source = f"import runpy\nrunpy.run_module({_new(fullname)!r}, run_name='__main__', alter_sys=True)\n"
+        return compile(source, f"<{fullname}, now {_new(fullname)}>", "exec")
 
     def is_package(self, fullname) -> bool:
         return False
@@ -86,4 +91,6 @@ class _OldName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def install() -> None:
     if not any(isinstance(finder, _OldName) for finder in sys.meta_path):
-        sys.meta_path.append(_OldName())
+        # first: the path finder would otherwise load a module inside an old package (such as
+        # equity_backtest.vendors.simulated) a second time under the old name
+        sys.meta_path.insert(0, _OldName())

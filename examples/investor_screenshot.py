@@ -18,8 +18,8 @@ import pandas as pd
 from werkzeug.serving import make_server
 
 from equity_backtest.config import load_parameters, parse_assignments
-from equity_backtest.investor.planner import page as web
-from equity_backtest.investor.planner import planner as investor
+from equity_backtest.investor import page as web
+from equity_backtest.investor import planner as investor
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 GATES = {"momentum_pct": 0.8, "residual_momentum_pct": 0.7}
 ATR_DAYS, ATR_STOP, HORIZON, RESISTANCE_DAYS, SWING = 14, 1.5, 30, 120, 5

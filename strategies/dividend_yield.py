@@ -2,7 +2,7 @@
 per share with ex-dates in the last DAYS trading days / the latest close), equally weighted.
 """
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 TOP_N = 20  # how many stocks to hold
 DAYS = 252  # trailing window in trading days

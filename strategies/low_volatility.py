@@ -2,7 +2,7 @@
 returns over the last DAYS trading days, equally weighted.
 """
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 TOP_N = 20  # how many stocks to hold
 DAYS = 252  # volatility window in trading days

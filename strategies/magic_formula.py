@@ -7,7 +7,7 @@ EBIT is the latest public quarter's, annualised x 4. Greenblatt rebalances yearl
 with rebalance = "quarterly" (as the README's examples do) or "yearly".
 """
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 TOP_N = 20  # how many stocks to hold
 

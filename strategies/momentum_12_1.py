@@ -3,7 +3,7 @@ ago (trading days t-252 to t-21; the last month is skipped for short-term revers
 weighted.
 """
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 TOP_N = 20  # how many stocks to hold
 LOOKBACK, SKIP = 252, 21  # trading days

@@ -5,7 +5,7 @@ score = total equity (latest report public by the decision day) / market cap; fi
 non-positive book equity are left out.
 """
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 TOP_N = 20  # how many stocks to hold
 

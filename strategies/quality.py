@@ -2,7 +2,7 @@
 assets (Novy-Marx), from the latest public report, equally weighted.
 """
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 TOP_N = 20  # how many stocks to hold
 

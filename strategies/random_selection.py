@@ -5,7 +5,7 @@ The draw is seeded by (params.seed, the decision date), so a run is reproducible
 what ran before; each trial of a sweep gets its own seed.
 """
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 TOP_N = 20  # how many stocks to hold
 

@@ -4,7 +4,7 @@ month ago; hold the TOP_N with the highest sum of residuals over t-252 to t-21 d
 standard deviation, equally weighted.
 """
 
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 
 TOP_N = 20  # how many stocks to hold
 LOOKBACK, SKIP, ESTIMATION = 252, 21, 756  # trading days

@@ -27,6 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from equity_backtest.data.vendors import simulated
+from equity_backtest.data.vendors.simulated import tables as sim_tables
 from equity_backtest.data.vendors.wrds import GICS_SECTORS
 
 SETTINGS = simulated.SimulationSettings(40, 12, dt.date(2010, 1, 1), dt.date(2012, 12, 31), 2)
@@ -59,9 +60,9 @@ def tables(
     Without quirks, nothing that changes the data is added (no special dividend, restatement or
     missing rdq): the vendor must then give the simulated market's own dataset."""
     market = simulated.simulate(settings)
-    prices = simulated._quoted(market.prices)
-    fund = simulated._quoted(market.fundamentals)
-    actions = simulated._quoted(market.corporate_actions)
+    prices = sim_tables._quoted(market.prices)
+    fund = sim_tables._quoted(market.fundamentals)
+    actions = sim_tables._quoted(market.corporate_actions)
     ids = permnos(market)
     member = set(market.constituents["ticker"])  # quirks go to index members (the ones asked)
     out: dict[tuple[str, str], pd.DataFrame] = {}

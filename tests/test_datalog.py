@@ -185,11 +185,12 @@ _EDGE_CASES = [
 
 def _both(text: str, name: LogName):
     from equity_backtest.data import datalog
+    from equity_backtest.data.datalog import read as datalog_read
 
     kind = datalog.LOG_TYPES[name.data_type]
-    fast = datalog._fast_parse(text, name, kind, "x")
+    fast = datalog_read._fast_parse(text, name, kind, "x")
     try:
-        careful = datalog._careful_parse(text, name, kind, "x")
+        careful = datalog_read._careful_parse(text, name, kind, "x")
     except BadInputError as exc:
         careful = exc
     return fast, careful
@@ -230,6 +231,7 @@ def test_the_fast_reader_parses_numbers_bit_for_bit():
     import numpy as np
 
     from equity_backtest.data import datalog
+    from equity_backtest.data.datalog import read as datalog_read
 
     rng = np.random.default_rng(5)
     values = np.r_[rng.standard_normal(2000) * 10.0 ** rng.integers(-300, 300, 2000), 5e-324]
@@ -240,8 +242,8 @@ def test_the_fast_reader_parses_numbers_bit_for_bit():
     )
     name = LogName(1_900_000_000_000_000, "t", "ticker_market_data", "AAA")
     kind = datalog.LOG_TYPES[name.data_type]
-    fast = datalog._fast_parse(text, name, kind, "x")
-    careful = datalog._careful_parse(text, name, kind, "x")
+    fast = datalog_read._fast_parse(text, name, kind, "x")
+    careful = datalog_read._careful_parse(text, name, kind, "x")
     assert fast is not None
     for col in ("open", "high", "low"):
         assert fast[col].to_numpy().tobytes() == careful[col].to_numpy().tobytes()
@@ -349,6 +351,7 @@ def test_lines_made_by_arrow_equal_the_python_text(seed):
     import numpy as np
 
     from equity_backtest.data import datalog
+    from equity_backtest.data.datalog import write as datalog_write
     from equity_backtest.infra.storage import csv_text
 
     rng = np.random.default_rng(seed)
@@ -371,9 +374,9 @@ def test_lines_made_by_arrow_equal_the_python_text(seed):
     frame.loc[3, "date"] = pd.NaT
 
     def python_path(f):
-        return csv_text(datalog._numbers_as_text(f)).encode("utf-8")
+        return csv_text(datalog_write._numbers_as_text(f)).encode("utf-8")
 
-    assert datalog._line_texts(frame) is not None
+    assert datalog_write._line_texts(frame) is not None
     assert datalog.frame_to_csv_bytes(frame) == python_path(frame)
     assert datalog.frame_to_csv_bytes(frame.iloc[5:9]) == python_path(frame.iloc[5:9])
     for stepped_aside in (
@@ -381,7 +384,7 @@ def test_lines_made_by_arrow_equal_the_python_text(seed):
         frame.assign(gappy=np.nan),
         frame.rename(columns={"count": 'the "count"'}),
     ):
-        assert datalog._line_texts(stepped_aside) is None
+        assert datalog_write._line_texts(stepped_aside) is None
         assert datalog.frame_to_csv_bytes(stepped_aside) == python_path(stepped_aside)
 
 

@@ -7,6 +7,9 @@ import pytest
 
 from equity_backtest.data import datasets
 from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
+from equity_backtest.data.datasets import builder as ds_builder
+from equity_backtest.data.datasets import fold as ds_fold
+from equity_backtest.data.datasets import resolve as ds_resolve
 from equity_backtest.errors import BadInputError
 from tests.conftest import tree_digest
 
@@ -56,7 +59,7 @@ def test_logs_read_in_batches_give_the_tables_of_logs_read_one_by_one(store, mon
     """02 reads many logs of a type at once (datalog.parse_many); reading each alone (a batch
     of one byte's budget) gives the same tables, byte for byte, and the same manifest."""
     batched = datasets.build(store / "datalog", store / "batched")
-    monkeypatch.setattr(datasets, "_BATCH_BYTES", 1)
+    monkeypatch.setattr(ds_builder, "_BATCH_BYTES", 1)
     alone = datasets.build(store / "datalog", store / "alone")
     for name in ("tables", "logs"):
         assert (
@@ -103,9 +106,9 @@ def test_incremental_builds_that_fold_in_requeries_equal_the_bootstrap(store, mo
     import numpy as np
 
     datasets.build(store / "datalog", store / "datasets")
-    folded, fold_in = [], datasets._fold_in
+    folded, fold_in = [], ds_fold._fold_in
     monkeypatch.setattr(
-        datasets, "_fold_in", lambda t, *a: folded.append((t, fold_in(t, *a))) or folded[-1][1]
+        ds_builder, "_fold_in", lambda t, *a: folded.append((t, fold_in(t, *a))) or folded[-1][1]
     )
     logs = list_logs(store / "datalog")
     name, path = next((n, p) for n, p in logs if n.data_type == "ticker_market_data")
@@ -166,7 +169,7 @@ def test_crashed_build_leaves_previous_version_in_use(store, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full (simulated crash while writing the manifest)")
 
-    monkeypatch.setattr(datasets, "atomic_write_text", boom)
+    monkeypatch.setattr(ds_builder, "atomic_write_text", boom)
     with pytest.raises(OSError):
         datasets.build(store / "datalog", store / "datasets")
     monkeypatch.undo()
@@ -272,7 +275,7 @@ def _random_rows(rng, n, tickers):
 @pytest.mark.parametrize("seed", range(6))
 def test_column_by_column_concat_and_sort_equal_pandas(seed):
     """The builder joins and orders a table one column at a time, so that the parts and the
-    table are not in memory twice over (datasets._concat, _in_order); what it gives equals
+    table are not in memory twice over (ds_resolve._concat, _in_order); what it gives equals
     pd.concat and sort_values(kind="stable"), text compared as text: parts whose encoded
     columns have different categories, a part lacking a column (pd.concat's own path), repeated
     keys, a missing date and categories out of order (sort_values' own path)."""
@@ -288,7 +291,7 @@ def test_column_by_column_concat_and_sort_equal_pandas(seed):
     if seed == 2:
         parts[0].loc[0:1, "date"] = pd.NaT
     expected = pd.concat(parts, ignore_index=True).astype({"source": object, "ticker": object})
-    joined = datasets._concat([p.copy() for p in parts])
+    joined = ds_resolve._concat([p.copy() for p in parts])
     if seed != 1:
         assert isinstance(joined["ticker"].dtype, pd.CategoricalDtype)
     pd.testing.assert_frame_equal(joined.astype({"source": object, "ticker": object}), expected)
@@ -298,15 +301,15 @@ def test_column_by_column_concat_and_sort_equal_pandas(seed):
         joined["ticker"] = joined["ticker"].cat.reorder_categories(
             joined["ticker"].cat.categories[::-1]
         )
-    ordered = datasets._in_order(joined.copy(), by)
+    ordered = ds_resolve._in_order(joined.copy(), by)
     pd.testing.assert_frame_equal(
         ordered.astype({"source": object, "ticker": object}).reset_index(drop=True),
         expected.sort_values(by, kind="stable").reset_index(drop=True),
     )
-    pd.testing.assert_frame_equal(datasets._in_order(ordered.copy(), by), ordered)
+    pd.testing.assert_frame_equal(ds_resolve._in_order(ordered.copy(), by), ordered)
     distinct = ordered.drop_duplicates(by, keep="last").reset_index(drop=True)
     if distinct["date"].notna().all():  # in order, keys distinct: the frame itself, no copy
-        assert datasets._in_order(distinct, by) is distinct
+        assert ds_resolve._in_order(distinct, by) is distinct
 
 
 def test_tables_without_new_rows_keep_the_previous_file(store, monkeypatch):
@@ -314,8 +317,9 @@ def test_tables_without_new_rows_keep_the_previous_file(store, monkeypatch):
     builder wrote the same bytes from the same rows) instead of resolving and writing it again;
     a version built by another builder is resolved afresh. Either way it equals the bootstrap."""
     datasets.build(store / "datalog", store / "datasets")
-    resolved, resolve = [], datasets._resolve
-    monkeypatch.setattr(datasets, "_resolve", lambda t, f: resolved.append(t) or resolve(t, f))
+    resolved, resolve = [], ds_resolve._resolve
+    for module in (ds_builder, ds_fold):  # both resolve tables
+        monkeypatch.setattr(module, "_resolve", lambda t, f: resolved.append(t) or resolve(t, f))
     logs = list_logs(store / "datalog")
     name, path = next((n, p) for n, p in logs if n.data_type == "ticker_market_data")
     ts = max(n.timestamp for n, _ in logs)
@@ -323,7 +327,7 @@ def test_tables_without_new_rows_keep_the_previous_file(store, monkeypatch):
         current = datasets.current_version(store / "datasets")
         if builder != "same":  # the version in use came from another builder
             manifest = store / "datasets" / current / "manifest.json"
-            manifest.write_text(manifest.read_text().replace(datasets._BUILDER, builder))
+            manifest.write_text(manifest.read_text().replace(ds_builder._BUILDER, builder))
         frame = read_log(path).iloc[:3].assign(close=lambda f, k=k: f["close"] + 1 + k)
         write_log(
             store / "datalog", LogName(ts + 1 + k, name.source, name.data_type, name.label), frame
@@ -359,7 +363,7 @@ def test_fold_across_the_chunks_of_the_previous_file(store, tmp_path, monkeypatc
     from pyarrow import feather
 
     if pieces == "joined":  # too many runs: each column joined once, then merged by masks
-        monkeypatch.setattr(datasets, "_MOST_PIECES", 0)
+        monkeypatch.setattr(ds_fold, "_MOST_PIECES", 0)
     datasets.build(store / "datalog", store / "datasets")
     _, tables = datasets.load_tables(store / "datasets")
     previous = tables["market"]
@@ -369,7 +373,7 @@ def test_fold_across_the_chunks_of_the_previous_file(store, tmp_path, monkeypatc
         pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd", **kw
     )
     write(previous, folder / "market.feather", chunksize=97)
-    stored = datasets._Stored(folder, "market")
+    stored = ds_fold._Stored(folder, "market")
     assert len(stored.chunk_rows) > 100 and len(stored) == len(previous)
 
     rng = np.random.default_rng(3)
@@ -399,8 +403,8 @@ def test_fold_across_the_chunks_of_the_previous_file(store, tmp_path, monkeypatc
     for col in ("source", "ticker"):  # encoded as the builder's parsed logs are
         new[col] = pd.Categorical(new[col], categories=sorted(new[col].unique()))
 
-    folded = datasets._fold_in("market", stored, new.copy())
-    whole = datasets._resolve("market", datasets._concat([previous.copy(), new.copy()]))
+    folded = ds_fold._fold_in("market", stored, new.copy())
+    whole = ds_resolve._resolve("market", ds_resolve._concat([previous.copy(), new.copy()]))
     assert folded is not None and len(folded) == len(whole)
     write(folded, tmp_path / "folded.feather")
     write(whole, tmp_path / "whole.feather")
@@ -427,7 +431,7 @@ def test_rows_taken_from_a_stored_table_read_as_its_frame(tmp_path):
         }
     )
     feather.write_feather(table, tmp_path / "market.feather", chunksize=7)
-    stored = datasets._Stored(tmp_path, "market")
+    stored = ds_fold._Stored(tmp_path, "market")
     rows = np.array([0, 3, 7, 8, 119])  # no missing value among them
     whole = stored.frame()
     taken = stored.take(rows)

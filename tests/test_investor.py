@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from equity_backtest.investor.planner.planner import plan, theme_path
 
 from equity_backtest.data.holdings import read_holdings
 from equity_backtest.data.panel import load_panel
 from equity_backtest.errors import EXIT_BAD_INPUT, BadInputError
+from equity_backtest.investor.planner import plan, theme_path
 from tests.conftest import REPO, params_for, run_script
 
 
@@ -106,7 +106,7 @@ def test_the_command_writes_csv_and_prints_a_table(project):
     proc = run_script(
         project,
         "-m",
-        "equity_backtest.investor.planner",
+        "equity_backtest.investor",
         "--theme",
         "magic_formula",
         "--stocks",
@@ -125,7 +125,7 @@ def test_the_command_writes_csv_and_prints_a_table(project):
     bad = run_script(
         project,
         "-m",
-        "equity_backtest.investor.planner",
+        "equity_backtest.investor",
         "--theme",
         "quality",
         "--holdings",

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from equity_backtest.investor.planner import page as web
-from equity_backtest.investor.planner import planner as investor
+from equity_backtest.investor import page as web
+from equity_backtest.investor import planner as investor
 from tests.conftest import REPO, params_for, run_script
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def _cli_orders(root: Path, *args: str) -> str:
 
     write_parameters_file(root / "parameters.py")
     out = root / "cli_orders.csv"
-    run_script(root, "-m", "equity_backtest.investor.planner", *args, "--out", str(out))
+    run_script(root, "-m", "equity_backtest.investor", *args, "--out", str(out))
     return out.read_text()
 
 
@@ -137,7 +137,7 @@ def test_the_page_in_a_real_browser(site, tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "equity_backtest.investor.planner", "serve", "--port", str(port)],
+        [sys.executable, "-m", "equity_backtest.investor", "serve", "--port", str(port)],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from equity_backtest.config import Parameters
-from equity_backtest.research.factors import factors as research
+from equity_backtest.research import factors as research
 from tests.conftest import REPO, SMALL, panel_of, run_script
 
 
@@ -65,7 +65,7 @@ def test_the_command_writes_json_and_html(project):
     run_script(
         project,
         "-m",
-        "equity_backtest.research.factors",
+        "equity_backtest.research",
         "--signal",
         str(REPO / "strategies" / "quality.py"),
         "--horizons",

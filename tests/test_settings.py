@@ -81,7 +81,7 @@ def test_the_investor_refuses_an_amount_that_is_not_cash(project, amount):
     proc = run_script(
         project,
         "-m",
-        "equity_backtest.investor.planner",
+        "equity_backtest.investor",
         "--theme",
         "equal_weight",
         "--invest",
@@ -96,7 +96,7 @@ def test_holdings_rows_count_blank_lines_and_unknown_stocks_name_file_and_row(pr
     proc = run_script(
         project,
         "-m",
-        "equity_backtest.investor.planner",
+        "equity_backtest.investor",
         "--theme",
         "equal_weight",
         "--holdings",
@@ -106,7 +106,7 @@ def test_holdings_rows_count_blank_lines_and_unknown_stocks_name_file_and_row(pr
     assert proc.returncode == 2 and "holdings file h.csv, row 2, field 'stock'" in proc.stderr
     (project / "h.csv").write_text("stock,shares\nA,10\n\nB,x\n")
     proc = run_script(
-        project, "-m", "equity_backtest.investor.planner", "--theme", "equal_weight",
+        project, "-m", "equity_backtest.investor", "--theme", "equal_weight",
         "--holdings", "h.csv", check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "row 4, field 'shares'" in proc.stderr

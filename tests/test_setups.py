@@ -15,7 +15,7 @@ import pytest
 from equity_backtest.config import Parameters
 from equity_backtest.data.panel import panel_from_tables
 from equity_backtest.data.vendors import simulated
-from equity_backtest.research.factors import setups
+from equity_backtest.research import setups
 from tests.conftest import REPO, panel_of, run_script, small_settings, write_parameters_file
 
 DAYS = pd.bdate_range("2020-01-01", periods=60)

@@ -8,6 +8,7 @@ import pytest
 
 from equity_backtest.data import calendars, datasets
 from equity_backtest.data.vendors import simulated
+from equity_backtest.data.vendors.simulated import logs as sim_logs
 from tests.conftest import panel_of, small_settings, tree_digest
 
 
@@ -193,7 +194,7 @@ def test_the_log_writer_raises_a_failing_batch_and_leaves_only_whole_files(tmp_p
         pytest.raises(
             BadInputError, match=r"__ticker_market_data__ZZZ\.csv, row \d+, field .date."
         ),
-        simulated._LogWriter(datalog, base, progress=False) as writer,
+        sim_logs._LogWriter(datalog, base, progress=False) as writer,
     ):
         writer.submit("ticker_market_data", tickers, rows.drop(columns="ticker"), starts)
         writer.submit("ticker_market_data", ["ZZZ"], bad)

@@ -17,6 +17,7 @@ import pytest
 from equity_backtest.config import Parameters
 from equity_backtest.data import datasets
 from equity_backtest.data.vendors import simulated, sql
+from equity_backtest.data.vendors.simulated import tables as sim_tables
 from equity_backtest.errors import BadInputError, VendorUnavailableError
 from tests import postgres as pg
 from tests.conftest import REPO, free_port, params_for, run_script, small_settings
@@ -28,13 +29,13 @@ sqlalchemy = pytest.importorskip("sqlalchemy")
 def _warehouse_tables() -> dict[str, pd.DataFrame]:
     """The small simulated market as a warehouse would hold it."""
     market = simulated.simulate(small_settings())
-    prices = simulated._quoted(market.prices).rename(columns={"ticker": "symbol"})
-    fund = simulated._quoted(market.fundamentals).rename(columns={"ticker": "symbol"})
+    prices = sim_tables._quoted(market.prices).rename(columns={"ticker": "symbol"})
+    fund = sim_tables._quoted(market.fundamentals).rename(columns={"ticker": "symbol"})
     fund["snapshot"] = pd.Timestamp("2024-01-01")
     stale = fund.assign(snapshot=pd.Timestamp("2023-01-01"))  # an older snapshot, other values
     stale[list(simulated.FUNDAMENTAL_METRICS)] *= 1.5
     members = market.constituents.rename(columns={"index": "index_name"})
-    actions = simulated._quoted(market.corporate_actions).rename(columns={"ticker": "symbol"})
+    actions = sim_tables._quoted(market.corporate_actions).rename(columns={"ticker": "symbol"})
     return {
         "prices": prices,
         "model_data": pd.concat([stale, fund], ignore_index=True),

@@ -13,7 +13,7 @@ from equity_backtest.engine.loop import run_backtest
 from equity_backtest.engine.strategy_loader import load_compute_weights
 from equity_backtest.engine.view import View
 from equity_backtest.evaluation.metrics import annual_return
-from equity_backtest.research.factors import themes
+from equity_backtest.research import themes
 from tests.conftest import REPO, SMALL, panel_of, params_for
 
 # the ten themes; strategies/llm.py needs a model and is tested in test_llm.py

@@ -31,7 +31,17 @@ log = logging.getLogger(__name__)
 
 FOLDER = ".panel_cache"
 KEEP_VERSIONS = 2
-_BUILDER_SOURCES = ("panel.py", "datasets.py", "quality.py", "vocabulary.py", "panel_cache.py")
+_BUILDER_SOURCES = (
+    "panel.py",
+    "datasets/__init__.py",
+    "datasets/versions.py",
+    "datasets/builder.py",
+    "datasets/resolve.py",
+    "datasets/fold.py",
+    "quality.py",
+    "vocabulary.py",
+    "panel_cache.py",
+)
 
 
 def _key(manifest: Path, settings: tuple) -> str:

@@ -1,5 +1,13 @@
-"""Vendors (D2-D4): each turns a query into datalog files, nothing more. `query` picks the one
-parameters.py names: what 01_query_vendor.py and the Python API run."""
+"""Vendors (D2-D4, D9): each turns a query into datalog files, nothing more. `query` picks the one
+parameters.py names: what 01_query_vendor.py and the Python API run. `simulated` (the seeded
+market, the default), `files` (imports through declarative mappings), `sql` (SQLAlchemy
+warehouses through the same mappings), `wrds` (CRSP and Compustat, default items in
+`wrds_fields`), `bloomberg` (xbbg, default fields in `bloomberg_fields`).
+
+May import: `datalog`, `vocabulary`, `calendars` and `textio` of the data layer, `infra`, and the
+doors `config` (lazily: config imports the field lists while it loads) and `errors`. Imported by:
+`config` (the field lists only), the rest of the package through `query`, the realism report and
+the tests."""
 
 from __future__ import annotations
 

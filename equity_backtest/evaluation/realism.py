@@ -1,7 +1,7 @@
 """Does the simulated market look like a large-cap equity index? Its stylized facts, measured.
 
-    python -m equity_backtest.data.vendors.realism [--seed 42] [--tickers 300] [--index-size 100] [--json]
-    python -m equity_backtest.data.vendors.realism --seeds 1 2 3 ...      (one line per seed: which ranges fail)
+    python -m equity_backtest.evaluation.realism [--seed 42] [--tickers 300] [--index-size 100] [--json]
+    python -m equity_backtest.evaluation.realism --seeds 1 2 3 ...      (one line per seed: which ranges fail)
 
 Measured from the simulated market's own tables (the ground truth, before any datalog):
   concentration   the largest member's and the top 10's share of the index, and the largest
@@ -30,9 +30,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from ...engine import comparison
-from ..panel import Panel, PanelSpec, panel_from_tables
-from . import simulated
+from ..data.panel import Panel, PanelSpec, panel_from_tables
+from ..data.vendors import simulated
+from ..engine import comparison
 
 TRADING_DAYS = 252
 RISK_FREE = 0.02
@@ -190,7 +190,7 @@ def check(figures: dict) -> dict[str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m equity_backtest.data.vendors.realism",
+        prog="python -m equity_backtest.evaluation.realism",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

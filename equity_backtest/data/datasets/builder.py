@@ -1,0 +1,312 @@
+"""A build (D5): the logs the current version does not list are read in bounded batches,
+merged with the previous version's tables so that the latest query wins, written to a hidden
+folder, renamed into place, and only then made current."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+from tqdm import tqdm
+
+from ... import __version__
+from ...errors import BadInputError
+from ...infra import faults
+from ...infra.locks import process_alive
+from ...infra.storage import atomic_write_text, fsync_dir, sha256_file
+from .. import calendars, quality
+from ..datalog import LogName, list_logs, parse_log, parse_many, read_log
+from ..vocabulary import LOG_TYPES, TABLES
+from .fold import _fold_in, _Stored
+from .resolve import _concat, _reorders_history, _resolve
+from .versions import _empty, current_version, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class BuildResult:
+    version: str | None
+    new_logs: int
+    skipped_logs: list[str]
+    rows: dict[str, int]
+    up_to_date: bool = False
+    quality: dict | None = None
+
+
+def _log_rows(names: list[LogName], frame: pd.DataFrame, owner: np.ndarray) -> pd.DataFrame:
+    """Validated rows of logs of one type -> rows of its table, tagged with source and log
+    timestamp; `owner` says which of `names` each row came from. The result is what reading the
+    logs one at a time and concatenating gives, row for row."""
+    table = LOG_TYPES[names[0].data_type].table
+    labels = np.array([n.label for n in names], dtype=object)
+    if table in ("market", "fundamentals", "corporate_actions"):
+        frame.insert(0, "ticker", labels[owner])
+    if table == "fundamentals":
+        ids = ["ticker", "period_end", "announcement_date"]
+        metrics = [c for c in frame.columns if c not in ids]
+        melted = frame.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
+        # log by log, each log metric by metric (a melt of one log at a time)
+        n = len(frame)
+        order = np.lexsort((np.tile(np.arange(n), len(metrics)),
+                            np.repeat(np.arange(len(metrics)), n), np.tile(owner, len(metrics))))  # fmt: skip
+        keep = melted["value"].notna().to_numpy()[order]
+        owner = np.tile(owner, len(metrics))[order][keep]
+        frame = melted.iloc[order[keep]].reset_index(drop=True)
+    if table == "corporate_actions":
+        # two dividends on one ex-date (a regular and a special) are both paid: one summed row
+        frame = (
+            frame.assign(_log=owner)
+            .groupby(["_log", "ticker", "date", "action"], sort=False, as_index=False)["value"]
+            .sum(min_count=1)
+        )
+        owner = frame.pop("_log").to_numpy()
+    if table == "metadata":
+        frame = frame.astype(str)
+    frame.insert(0, "source", _encoded([n.source for n in names], owner))
+    if table in ("market", "fundamentals", "corporate_actions"):  # each row's log's label
+        frame["ticker"] = _encoded([n.label for n in names], owner)
+    frame["log_ts"] = np.array([n.timestamp for n in names], dtype=np.int64)[owner]
+    # one array per column, so the builder frees each column of a batch once it is joined
+    return pd.DataFrame({c: frame[c].copy() for c in frame.columns}, copy=False)
+
+
+def _encoded(labels: list[str], of_row: np.ndarray) -> pd.Categorical:
+    """labels' text per row, dictionary-encoded (sorted categories): a batch of a million rows
+    names a few thousand tickers, so the rows hold small codes instead of object pointers.
+    `of_row` holds, per row, an index into `labels`."""
+    categories, inverse = np.unique(np.array(labels, dtype=object), return_inverse=True)
+    return pd.Categorical.from_codes(inverse[of_row], categories=categories.tolist())
+
+
+_BUILDER = f"equity_backtest {__version__}"
+_BATCH_BYTES = 64 << 20  # logs of one type read together: bounded, so memory stays flat
+
+
+def _read_logs(new: list[tuple[LogName, Path]], skip_bad_logs: bool, progress: bool):
+    """Yield (table, rows, [(path, sha256) of the logs read], [(path, error) of bad logs]) for
+    the new logs. Logs of one type and header are read in batches (datalog.parse_many); a batch
+    it does not take, or a log that cannot be read, is read alone so a bad one is named."""
+
+    def alone(name: LogName, path: Path, data: bytes | None):
+        try:
+            if data is None:
+                frame = read_log(path, name)
+                digest = sha256_file(path)
+            else:
+                frame = parse_log(data, name, f"datalog file {path.name}")
+                digest = hashlib.sha256(data).hexdigest()
+        except BadInputError as exc:
+            if not skip_bad_logs:
+                raise
+            return None, None, [], [(path, exc)]
+        rows = _log_rows([name], frame, np.zeros(len(frame), dtype=np.int64))
+        return LOG_TYPES[name.data_type].table, rows, [(path, digest)], []
+
+    def flush(batch: list[tuple[LogName, Path, bytes]]):
+        parsed = parse_many([(n, d) for n, _, d in batch]) if len(batch) > 1 else None
+        if parsed is None:
+            for name, path, data in batch:
+                yield alone(name, path, data)
+            return
+        frame, owner = parsed
+        rows = _log_rows([n for n, _, _ in batch], frame, owner)
+        digests = [(p, hashlib.sha256(d).hexdigest()) for _, p, d in batch]
+        yield LOG_TYPES[batch[0][0].data_type].table, rows, digests, []
+
+    batches: dict[tuple[str, bytes], list] = {}
+    sizes: dict[tuple[str, bytes], int] = {}
+    with tqdm(total=len(new), desc="reading datalog", unit="log", disable=not progress,
+              leave=False) as bar:  # fmt: skip
+        for name, path in new:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                yield alone(name, path, None)
+                bar.update()
+                continue
+            key = (name.data_type, data[: data.find(b"\n") + 1])
+            batches.setdefault(key, []).append((name, path, data))
+            sizes[key] = sizes.get(key, 0) + len(data)
+            bar.update()
+            if sizes[key] >= _BATCH_BYTES:
+                del sizes[key]
+                yield from flush(batches.pop(key))
+        for key in list(batches):
+            yield from flush(batches.pop(key))
+
+
+def build(
+    datalog_dir: str | Path,
+    datasets_dir: str | Path,
+    *,
+    skip_bad_logs: bool = False,
+    full: bool = False,
+    progress: bool = False,
+    calendar: str = "XNYS",
+) -> BuildResult:
+    """Fold the logs not yet in the current version into a new version and switch to it.
+
+    full=True ignores the current version and rebuilds from every log (the bootstrap path).
+    `calendar`: the exchange the quality report checks a source's days against where its metadata
+    names none.
+    A bad log stops the build (BadInputError naming file, row, field) unless skip_bad_logs.
+    """
+    calendars.checked(calendar)
+    datasets_dir = Path(datasets_dir)
+    datasets_dir.mkdir(parents=True, exist_ok=True)
+    _clear_abandoned_builds(datasets_dir)
+    misnamed: list = []
+    logs = list_logs(datalog_dir, bad=misnamed)
+    if misnamed and not skip_bad_logs:
+        raise misnamed[0][1]
+    base = None if full else current_version(datasets_dir)
+    prev_logs: dict[str, str] = {}
+    if base:
+        base_manifest = read_manifest(datasets_dir, base)
+        prev_logs = {e["file"]: e["sha256"] for e in base_manifest["logs"]}
+    new = [(n, p) for n, p in logs if p.name not in prev_logs]
+    if base and not new:
+        return BuildResult(base, 0, [], {}, up_to_date=True)
+    if not logs:
+        raise BadInputError(
+            f"the datalog {datalog_dir} holds no logfiles; run 01_query_vendor.py first"
+        )
+
+    parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}  # new rows, per table
+    previous: dict[str, _Stored] = {}
+    if base:
+        previous = {t: _Stored(datasets_dir / base, t) for t in TABLES}
+    skipped, used = [p.name for p, _ in misnamed if p.name not in prev_logs], dict(prev_logs)
+    for _, exc in misnamed:
+        log.warning("skipped bad log: %s", exc)
+    read = 0
+    for table, frame, digests, bad in _read_logs(new, skip_bad_logs, progress):
+        for path, exc in bad:
+            log.warning("skipped bad log: %s", exc)
+            skipped.append(path.name)
+        if table is not None:
+            parts[table].append(frame)
+        used.update((path.name, digest) for path, digest in digests)
+        read += len(digests)
+
+    if base and _reorders_history([previous["fundamentals"].frame(), *parts["fundamentals"]]):
+        log.info("new fundamentals land before versions already compacted: rebuilding in full")
+        return build(
+            datalog_dir,
+            datasets_dir,
+            skip_bad_logs=skip_bad_logs,
+            full=True,
+            progress=progress,
+            calendar=calendar,
+        )
+    tables, kept = {}, {}
+    same_builder = base and base_manifest["builder"] == _BUILDER
+    for t in TABLES:
+        frames, parts[t] = [f for f in parts[t] if len(f)], []  # (each part freed once used)
+        old = previous.pop(t, None)
+        if old is not None and not frames and same_builder and old.exists:
+            tables[t] = kept[t] = old.frame()  # no new rows: the previous file is the table
+            continue
+        folded = None
+        if old is not None and len(old) and frames:
+            folded = _fold_in(t, old, pd.concat(frames, ignore_index=True))
+        if folded is None:
+            frames = [
+                f
+                for f in [None if old is None else old.frame(), *frames]
+                if f is not None and len(f)
+            ]
+            folded = _resolve(t, _concat(frames)) if frames else None  # (parts freed as joined)
+        tables[t] = folded if folded is not None else _empty(t)
+        del old, folded
+
+    version = _next_version(datasets_dir)
+    tmp = datasets_dir / f".{version}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    manifest = {
+        "version": version,
+        "previous_version": base,
+        "builder": _BUILDER,
+        "logs": [{"file": f, "sha256": used[f]} for f in sorted(used)],
+        "new_logs": read,
+        "skipped_logs": skipped,
+    }
+    # the tables are compressed, written and hashed from Arrow's view of them (Arrow and hashlib
+    # work without the GIL) while the quality report reads the frames: on two cores they overlap
+    arrow = {
+        t: None if t in kept else pa.Table.from_pandas(frame, preserve_index=False)
+        for t, frame in tables.items()
+    }
+    with ThreadPoolExecutor(1, thread_name_prefix="write-tables") as writer:
+        rows = {t: len(frame) for t, frame in tables.items()}
+        written = writer.submit(_write_tables, arrow, rows, tmp, base and datasets_dir / base)
+        quality_report = quality.report(tables, manifest, calendar)
+        manifest["tables"] = written.result()
+    del arrow
+    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+    atomic_write_text(
+        tmp / "quality_report.json", json.dumps(quality_report, indent=1, sort_keys=True) + "\n"
+    )
+    atomic_write_text(tmp / "quality_report.md", quality.markdown(quality_report))
+    faults.point("write")
+    os.replace(tmp, datasets_dir / version)
+    fsync_dir(datasets_dir)
+    faults.point("write")  # the version is in place, CURRENT not yet switched
+    atomic_write_text(datasets_dir / "CURRENT", version + "\n")
+    log.info(
+        "dataset %s built from %d new logs (%d skipped)",
+        version,
+        read,
+        len(skipped),
+    )
+    return BuildResult(
+        version, read, skipped, {t: len(f) for t, f in tables.items()}, quality=quality_report
+    )
+
+
+def _write_tables(
+    tables: dict[str, pa.Table | None], rows: dict[str, int], folder: Path, base: Path | None
+) -> dict:
+    """Write each table as folder/<table>.feather; a table given as None is the base version's
+    file (kept: the same bytes the builder wrote from the same rows). Row counts and SHA-256."""
+    info = {}
+    for t, table in tables.items():
+        path = folder / f"{t}.feather"
+        faults.point("write")
+        if table is None:
+            shutil.copyfile(base / path.name, path)
+        else:
+            feather.write_feather(table, path, compression="zstd")
+        info[t] = {"rows": rows[t], "sha256": sha256_file(path)}
+    return info
+
+
+def _clear_abandoned_builds(datasets_dir: Path) -> None:
+    """Remove `.vNNNNNN.tmp-PID` folders whose builder process is gone (killed mid-build)."""
+    for tmp in datasets_dir.glob(".v*.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if tmp.is_dir() and not (pid.isdigit() and process_alive(int(pid))):
+            log.info("removing %s, left by a killed build", tmp.name)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _next_version(datasets_dir: Path) -> str:
+    numbers = [
+        int(p.name[1:])
+        for p in datasets_dir.iterdir()
+        if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit()
+    ]
+    return f"v{max(numbers, default=0) + 1:06d}"
