@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from equity_backtest.data.vendors import realism, simulated
+from equity_backtest.data.vendors import simulated
+from equity_backtest.evaluation import realism
 from tests.conftest import small_settings
 
 
