@@ -18,8 +18,8 @@ import pandas as pd
 from werkzeug.serving import make_server
 
 from equity_backtest.config import load_parameters, parse_assignments
+from equity_backtest.data.panel import load_panel
 from equity_backtest.investor import page as web
-from equity_backtest.investor import planner as investor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "docs" / "investor_page.png"))
     args = parser.parse_args()
     params = load_parameters(args.parameters, parse_assignments(args.set))
-    panel = investor.load_panel(params.replace(end=pd.Timestamp.max.date()))
+    panel = load_panel(params.replace(end=pd.Timestamp.max.date()))
     app = web.create_app(params, panel, Path(params.results_dir) / ".investor_page")
     server = make_server("127.0.0.1", 0, app)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from equity_backtest.data.panel import load_panel
 from equity_backtest.investor import page as web
-from equity_backtest.investor import planner as investor
 from tests.conftest import REPO, params_for, run_script
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def site(tmp_path_factory, small_store):
     root = tmp_path_factory.mktemp("page")
     shutil.copytree(small_store / "datasets", root / "datasets")
     params = params_for(root)
-    panel = investor.load_panel(params.replace(end=pd.Timestamp.max.date()))
+    panel = load_panel(params.replace(end=pd.Timestamp.max.date()))
     app = web.create_app(params, panel, root / "results" / ".investor_page")
     return {"root": root, "params": params, "panel": panel, "client": app.test_client()}
 

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import Parameters
-from ..data.panel import Panel
+from ..data.holdings import read_holdings
+from ..data.panel import Panel, load_panel
 from ..errors import BadInputError
 from ..evaluation import metrics as m
 from ..evaluation.returns import load_run
@@ -191,7 +192,7 @@ def read_upload(storage, allow_short: bool) -> pd.Series | None:
         path = Path(tmp) / "holdings.csv"
         path.write_bytes(data)
         try:
-            holdings = planner.read_holdings(path, allow_short)
+            holdings = read_holdings(path, allow_short)
         except BadInputError as exc:
             raise BadInputError(str(exc).replace(str(path), repr(shown))) from None
     holdings.attrs["path"] = repr(shown)
@@ -307,7 +308,7 @@ def serve(params: Parameters, host: str = "127.0.0.1", port: int = 8050) -> None
         from werkzeug.serving import make_server
     except ImportError:
         raise BadInputError('the investor\'s page needs Flask: pip install -e ".[web]"') from None
-    panel = planner.load_panel(params.replace(end=pd.Timestamp.max.date()))
+    panel = load_panel(params.replace(end=pd.Timestamp.max.date()))
     cache = Path(params.results_dir) / ".investor_page"
     print(f"preparing the theme backtests on dataset {panel.dataset_version} ...", flush=True)
     app = create_app(params, panel, cache)
