@@ -8,6 +8,15 @@ EXIT_BAD_INPUT = 2
 EXIT_VENDOR_UNAVAILABLE = 3
 EXIT_LOCKED = 4
 EXIT_PORTFOLIO_BANKRUPT = 5
+SHOWN = 10  # offenders a message names before it counts the rest
+
+
+def some(items, shown: int = SHOWN) -> str:
+    """The first `shown` items for a message, and how many more: a message about 98,000 unknown
+    tickers stays one line long."""
+    items = list(items)
+    head = ", ".join(repr(i) for i in items[:shown])
+    return head + (f" and {len(items) - shown:,} more" if len(items) > shown else "")
 
 
 class BacktestError(Exception):

@@ -183,3 +183,28 @@ def test_an_unreachable_store_is_exit_3_with_a_clear_message(s3_env, tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert "cannot be listed" in proc.stderr and "Traceback" not in proc.stderr
     assert SECRET not in proc.stderr
+
+
+def test_a_pull_skips_hidden_and_escaping_keys(s3_env, tmp_path, monkeypatch):
+    """A shared store's caches and temporary files (hidden keys) are never pulled, so nothing a
+    colleague's machine cached is read here, and a key with '..' cannot land outside the mirror."""
+    from equity_backtest.infra.remote import RemoteStore
+
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    fs = s3(s3_env)
+    prefix = f"{BUCKET}/hidden_keys/datasets"
+    keys = {
+        "CURRENT": b"v000001\n",
+        "v000001/manifest.json": b"{}",
+        ".panel_cache/v000001-abc/panel.pkl": b"planted",
+        "v000001/.market.feather.x.tmp": b"half",
+        "../outside.txt": b"escaped",
+    }
+    for key, data in keys.items():
+        fs.pipe_file(f"{prefix}/{key}", data)
+    store = RemoteStore(f"s3://{prefix}", tmp_path / "cache")
+    local = store.pull()
+    pulled = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+    assert pulled == [".remote_index.json", "CURRENT", "v000001/manifest.json"]
+    assert not list(tmp_path.rglob("outside.txt"))

@@ -154,7 +154,9 @@ def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = 
     )
     if not spec.cache:
         return build()
-    return panel_cache.load_or_build(datasets_dir, version, settings, build)
+    return panel_cache.load_or_build(
+        datasets_dir, version, settings, build, types=(Panel, Events, FundamentalSeries)
+    )
 
 
 def panel_from_tables(

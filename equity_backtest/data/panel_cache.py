@@ -2,8 +2,11 @@
 on the same data skips rebuilding the dense arrays (the largest part of 03's start-up).
 
 A cached panel lives in `<datasets_dir>/.panel_cache/<version>-<key>/` (a hidden folder: never
-pushed to a shared store, and not a dataset version): the panel pickled with its arrays out of
-band in one file that is memory-mapped on load, so loading costs next to nothing. The key hashes
+pushed to a shared store, and not a dataset version): the panel as JSON plus one file of its
+arrays' bytes (`infra.arraystore`), memory-mapped on load, so loading costs next to nothing.
+Nothing read from the cache can run code: datasets folders are shared (a colleague's folder, an
+s3:// store), so a pickle there would run whatever anyone with write access put in it. An entry
+that cannot be read as a panel (damaged, or planted) is rebuilt with a warning. The key hashes
 everything the panel is built from: the version's manifest (so a rebuilt v000001 is another key),
 the panel settings, the extra tickers, the source of the code that builds panels and the numpy
 and pandas versions (a changed builder is another key). The warnings logged while building are stored with it and logged again on every load, so
@@ -14,9 +17,7 @@ versions keep their cached panels. Writing is best-effort: a read-only folder ju
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -25,12 +26,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..infra import arraystore
 from ..infra.storage import file_mode
 
 log = logging.getLogger(__name__)
 
 FOLDER = ".panel_cache"
 KEEP_VERSIONS = 2
+META, BUFFERS = "panel.json", "buffers.bin"
 _BUILDER_SOURCES = (
     "panel.py",
     "datasets/__init__.py",
@@ -41,6 +44,7 @@ _BUILDER_SOURCES = (
     "quality.py",
     "vocabulary.py",
     "panel_cache.py",
+    "../infra/arraystore.py",
 )
 
 
@@ -64,16 +68,28 @@ class _Recorder(logging.Handler):
         self.records.append((record.name, record.levelno, record.getMessage()))
 
 
-def load_or_build(datasets_dir: Path, version: str, settings: tuple, build: Callable):
-    """The panel of `version` for `settings`: from the cache when there, else built and cached."""
+def load_or_build(
+    datasets_dir: Path,
+    version: str,
+    settings: tuple,
+    build: Callable,
+    types: tuple[type, ...] = (),
+):
+    """The panel of `version` for `settings`: from the cache when there, else built and cached.
+    `types`: the dataclasses a panel is made of (the only classes a cached entry may build)."""
     folder = Path(datasets_dir) / FOLDER
     key = _key(Path(datasets_dir) / version / "manifest.json", settings)
     entry = folder / f"{version}-{key}"
-    if (entry / "panel.pkl").is_file():
+    if entry.is_dir():
         try:
-            panel, records = _read(entry)
-        except Exception as exc:  # a damaged cache entry is rebuilt, never trusted
-            log.debug("panel cache %s unreadable (%s): rebuilding", entry.name, exc)
+            panel, records = arraystore.read(entry / META, entry / BUFFERS, types)
+            records = [(str(n), int(level), str(message)) for n, level, message in records]
+        except (arraystore.Unreadable, TypeError, ValueError) as exc:
+            log.warning(
+                "the cached panel %s could not be read (%s): it is rebuilt from the dataset",
+                entry,
+                exc,
+            )
             shutil.rmtree(entry, ignore_errors=True)
         else:
             for name, level, message in records:
@@ -91,48 +107,20 @@ def load_or_build(datasets_dir: Path, version: str, settings: tuple, build: Call
     return panel
 
 
-def _read(entry: Path) -> tuple:
-    """Unpickle an entry whose arrays' memory is the buffers file, mapped copy-on-write: nothing
-    is read until used, and an array the engine writes to is its own private copy."""
-    spans = json.loads((entry / "buffers.json").read_text())
-    mapped = np.memmap(entry / "buffers.bin", dtype=np.uint8, mode="c") if spans else None
-    buffers = [mapped[start : start + size] for start, size in spans]
-    return pickle.loads((entry / "panel.pkl").read_bytes(), buffers=buffers)
-
-
 def _store(folder: Path, entry: Path, payload: tuple, version: str) -> None:
     """Write an entry into a temp folder renamed into place (no fsync: a cache lost in a crash
-    is rebuilt). The arrays go out of band (pickle protocol 5) into one aligned buffers file."""
+    is rebuilt)."""
     tmp = None
     try:
         folder.mkdir(exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=folder))
-        buffers: list[pickle.PickleBuffer] = []
-
-        def out_of_band(buffer: pickle.PickleBuffer) -> bool:  # small arrays stay in the pickle
-            if buffer.raw().nbytes < 1 << 16:
-                return True
-            buffers.append(buffer)
-            return False
-
-        data = pickle.dumps(payload, protocol=5, buffer_callback=out_of_band)
-        spans, offset = [], 0
-        with open(tmp / "buffers.bin", "wb") as fh:
-            for buffer in buffers:
-                raw = buffer.raw()
-                offset += -offset % 64  # aligned for any dtype
-                fh.seek(offset)
-                fh.write(raw)
-                spans.append((offset, raw.nbytes))
-                offset += raw.nbytes
-        (tmp / "buffers.json").write_text(json.dumps(spans))
-        (tmp / "panel.pkl").write_bytes(data)
+        arraystore.write(payload, tmp / META, tmp / BUFFERS)
         mode = file_mode()
         for p in tmp.iterdir():
             p.chmod(mode)
         tmp.chmod(mode | ((mode & 0o444) >> 2))  # a folder: readable implies searchable
         tmp.rename(entry)
-    except OSError as exc:
+    except (OSError, ValueError, arraystore.Unstorable) as exc:
         log.debug("panel not cached (%s)", exc)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -7,7 +7,9 @@ it pulls what it reads, then pushes what it wrote, so everything the local stage
     with other bytes is an error), so logs from two terminals into one store merge;
   - files are pushed in order with the ones that publish a result last (a dataset version's files
     before CURRENT, a run's files before run.json), so a reader never sees half a result;
-  - hidden temporary files and folders (leading '.') are never pushed;
+  - hidden temporary files and folders (leading '.') are never pushed, nor pulled: a cache or a
+    half-written file in a shared store is never read from it (nor is a key that would land
+    outside the mirror, such as one with '..' in it);
   - what a stage wrote is pushed even when it then fails, so nothing finished is lost.
 Credentials come from the environment (or a git-ignored .env file), as fsspec and boto expect:
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for an S3-compatible server.
@@ -41,6 +43,13 @@ def redact(url: str) -> str:
     """A URL safe for logs: no user:password part."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
+
+
+def pulls(rel: str) -> bool:
+    """Whether a store's key is pulled: a plain relative path whose parts are none of them
+    hidden ('.'-prefixed: caches, temporary files), empty or '..'."""
+    parts = rel.split("/")
+    return bool(rel) and not rel.startswith("/") and all(p and not p.startswith(".") for p in parts)
 
 
 class RemoteStore:
@@ -91,8 +100,11 @@ class RemoteStore:
         remote: dict[str, str] = {}
         for prefix in prefixes if prefixes is not None else [""]:
             remote.update(self._remote_files(prefix))
-        fetched = 0
+        fetched, skipped = 0, []
         for rel, token in sorted(remote.items()):
+            if not pulls(rel):
+                skipped.append(rel)
+                continue
             target = self.local / rel
             if self.seen.get(rel) == token and target.is_file():
                 continue
@@ -105,6 +117,10 @@ class RemoteStore:
         self._save_index()
         if fetched:
             log.info("pulled %d files from %s", fetched, redact(self.url))
+        if skipped:
+            log.debug(
+                "not pulled from %s (hidden or not a plain path): %s", redact(self.url), skipped
+            )
         return self.local
 
     # -- writing

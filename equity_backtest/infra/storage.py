@@ -126,6 +126,24 @@ def atomic_write_csv(
     atomic_write_text(path, csv_text(frame, index=index, date_format=date_format))
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame):
+    """A copy of `frame` whose text cells cannot run as spreadsheet formulas: a cell that starts
+    with =, +, -, @, a tab or a carriage return gets a leading apostrophe, as OWASP advises
+    against CSV injection (a company name such as =HYPERLINK(...) in vendor data). Numbers are
+    left as numbers; only text columns are touched."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype) in ("str", "string"):
+            text = out[col]
+            risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+            if risky.any():
+                out[col] = text.astype(object).where(~risky, "'" + text.astype(str))
+    return out
+
+
 def csv_text(frame, *, index: bool = False, date_format: str = "%Y-%m-%d") -> str:
     """`frame.to_csv(...)`'s exact text, faster: float64 columns are written with Python's repr
     (the shortest round-trip text, which numpy's str, pandas' choice, equals) and plain datetime

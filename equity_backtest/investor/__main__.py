@@ -18,7 +18,7 @@ from .. import cli
 from ..data.holdings import read_holdings
 from ..data.panel import load_panel
 from ..errors import BadInputError
-from ..infra.storage import atomic_write_csv
+from ..infra.storage import atomic_write_csv, spreadsheet_safe
 from . import planner
 from .planner import plan, show, theme_path
 
@@ -57,7 +57,7 @@ def main() -> int:
         args.out
         or Path(params.results_dir) / f"orders_{p.summary['theme']}_{p.summary['date']}.csv"
     )
-    atomic_write_csv(out, p.orders)
+    atomic_write_csv(out, spreadsheet_safe(p.orders))
     print(show(p))
     print(f"orders written to {out}", file=sys.stderr)
     return 0
@@ -75,10 +75,24 @@ def serve_main(argv: list[str]) -> int:
     parser.add_argument(
         "--port", type=int, default=8050, help="port (default 8050; 0: any free one)"
     )
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="serve to other computers when --host is not this computer's own address "
+        "(the page has no login: anyone who can reach it sees the orders)",
+    )
     args = parser.parse_args(argv)
     cli.setup_logging(args)
-    from .page import serve  # Flask only when the page is asked for
+    from .page import is_loopback, serve  # Flask only when the page is asked for
 
+    if not is_loopback(args.host):
+        if not args.allow_network:
+            raise BadInputError(
+                f"--host {args.host} would serve the page to other computers, and it has no "
+                "login: anyone who can reach this one could use it and see the orders. Leave "
+                "--host out to keep it on this computer, or add --allow-network if that is meant"
+            )
+        print(f"warning: serving to the network on {args.host}, with no login", file=sys.stderr)
     serve(cli.load(args), args.host, args.port)
     return 0
 

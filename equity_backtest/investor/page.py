@@ -20,11 +20,15 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import logging
 import math
+import re
+import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -35,11 +39,12 @@ from ..data.panel import Panel, load_panel
 from ..errors import BadInputError
 from ..evaluation import metrics as m
 from ..evaluation.returns import load_run
-from ..infra.storage import atomic_write_text
+from ..infra.storage import atomic_write_text, spreadsheet_safe
 from ..run.runner import run_single
 from . import planner
 
 log = logging.getLogger(__name__)
+_THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")
 MAX_UPLOAD = 1_000_000  # bytes: a holdings file of ten thousand rows is far below this
 HIDDEN_THEMES = ("llm",)  # needs a model and a decision log, not a page visitor's choice
 ORDER_COLUMNS = [
@@ -153,17 +158,63 @@ def svg_chart(curve: dict, width: int = 260, height: int = 90) -> str:
 
 
 def parse_amount(text: str) -> float:
-    """The amount field: a number (commas as thousands separators allowed), finite, 0 or more."""
-    cleaned = (text or "").strip().replace(",", "").replace("_", "")
+    """The amount field: a number, 0 or more, at most planner.MAX_AMOUNT. Commas are read only
+    as thousands separators (25,000 or 1,234.50); a decimal comma (1000,50) is refused rather
+    than guessed."""
+    cleaned = (text or "").strip().replace("_", "")
     if cleaned == "":
         return 0.0
+    if "," in cleaned:
+        if not _THOUSANDS.fullmatch(cleaned):
+            raise BadInputError(
+                f"Amount to invest: {text!r} is not a number; write decimals with a point "
+                "(1000.50) and thousands with commas (25,000)"
+            )
+        cleaned = cleaned.replace(",", "")
     try:
         value = float(cleaned)
     except ValueError:
         raise BadInputError(f"Amount to invest: {text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise BadInputError(f"Amount to invest: {text!r} must be a number, 0 or more")
+    if not math.isfinite(value) or not 0 <= value <= planner.MAX_AMOUNT:
+        raise BadInputError(
+            f"Amount to invest: {text!r} must be a number from 0 to {planner.MAX_AMOUNT:,.0f}"
+        )
     return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this computer only (127.0.0.1, ::1, localhost)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def host_checker(bound: str):
+    """The Host names a request may carry, given the address the page is bound to. On this
+    computer only: loopback addresses and localhost, so a web site whose name was rebound to
+    127.0.0.1 (DNS rebinding) is refused. Served to the network (--allow-network): also IP
+    addresses and this computer's own names; any other name is still refused."""
+    names = {"localhost", bound.strip("[]").lower()}
+    if not is_loopback(bound):
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+
+    def allowed(hostname: str | None) -> bool:
+        if not hostname:
+            return False
+        hostname = hostname.lower()
+        if hostname in names:
+            return True
+        try:
+            address = ipaddress.ip_address(hostname)
+        except ValueError:
+            return False
+        return address.is_loopback or not is_loopback(bound)
+
+    return allowed
 
 
 def parse_stocks(text: str, largest: int) -> int:
@@ -200,12 +251,22 @@ def read_upload(storage, allow_short: bool) -> pd.Series | None:
 
 
 def orders_csv(p: planner.Plan) -> str:
-    """Exactly the CSV the command-line tool writes for the same plan."""
-    return p.orders.to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d")
+    """Exactly the CSV the command-line tool writes for the same plan (text cells that a
+    spreadsheet would run as formulas neutralised, as there)."""
+    return spreadsheet_safe(p.orders).to_csv(
+        index=False, lineterminator="\n", date_format="%Y-%m-%d"
+    )
 
 
-def create_app(params: Parameters, panel: Panel, cache: Path, today: pd.Timestamp | None = None):
-    """The Flask app over one dataset version (the latest) and its cached theme backtests."""
+def create_app(
+    params: Parameters,
+    panel: Panel,
+    cache: Path,
+    today: pd.Timestamp | None = None,
+    bound: str = "127.0.0.1",
+):
+    """The Flask app over one dataset version (the latest) and its cached theme backtests.
+    `bound`: the address it is served on, which decides the Host names it answers to."""
     from flask import Flask, render_template, request
     from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -244,6 +305,19 @@ def create_app(params: Parameters, panel: Panel, cache: Path, today: pd.Timestam
             "shares": "fractional",
         }
         return render_template("investor.html", form=form, **context, **extra)
+
+    host_allowed = host_checker(bound)
+
+    @app.before_request
+    def this_site_only():
+        """Refuse a request for another host name (DNS rebinding) and one sent by another
+        site's page (a foreign Origin): any site a user visits can make the browser send both."""
+        if not host_allowed(urlsplit("//" + request.host).hostname):
+            return _refused(f"this page does not answer to the host name {request.host!r}")
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+            return _refused(f"requests from {origin!r} are not accepted; open the page itself")
+        return None
 
     @app.get("/")
     def index():
@@ -302,6 +376,10 @@ def create_app(params: Parameters, panel: Panel, cache: Path, today: pd.Timestam
     return app
 
 
+def _refused(message: str):
+    return message + "\n", 403, {"Content-Type": "text/plain; charset=utf-8"}
+
+
 def serve(params: Parameters, host: str = "127.0.0.1", port: int = 8050) -> None:
     """Build the app on the latest dataset version, print the address, serve until stopped."""
     try:
@@ -311,7 +389,7 @@ def serve(params: Parameters, host: str = "127.0.0.1", port: int = 8050) -> None
     panel = load_panel(params.replace(end=pd.Timestamp.max.date()))
     cache = Path(params.results_dir) / ".investor_page"
     print(f"preparing the theme backtests on dataset {panel.dataset_version} ...", flush=True)
-    app = create_app(params, panel, cache)
+    app = create_app(params, panel, cache, bound=host)
     server = make_server(host, port, app, threaded=True)
     print(
         f"Serving the investor's page on http://{host}:{server.server_port}/ (Ctrl+C to stop)",

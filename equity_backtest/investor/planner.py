@@ -13,6 +13,7 @@ Fractional shares by default (--whole-shares to round down). Writes a CSV and pr
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,11 @@ from ..data.panel import Panel
 from ..engine.loop import make_broker
 from ..engine.strategy_loader import load_compute_weights, load_module
 from ..engine.view import View
-from ..errors import BadInputError
+from ..errors import BadInputError, some
 from ..research.themes import top_n_equal
 
+MAX_AMOUNT = 1e12  # cash to invest: beyond any private investor's
+MAX_VALUE = 1e13  # holdings plus cash: beyond any portfolio, so surely a mistake
 STRATEGIES = Path(__file__).resolve().parents[2] / "strategies"
 
 
@@ -68,8 +71,10 @@ def plan(
     holdings: pd.Series | None = None,
 ) -> Plan:
     """Orders that take the holdings (plus `invest` in cash) to the theme's target on the latest day."""
-    if invest < 0:
-        raise BadInputError(f"--invest {invest:g}: the amount to invest cannot be negative")
+    if not (math.isfinite(invest) and 0 <= invest <= MAX_AMOUNT):
+        raise BadInputError(
+            f"the amount to invest, {invest:g}, must be a number from 0 to {MAX_AMOUNT:,.0f}"
+        )
     t = len(panel.dates) - 1
     shares = np.zeros(len(panel.tickers))
     if holdings is not None and len(holdings):
@@ -83,7 +88,7 @@ def plan(
             raise BadInputError(
                 f"{where_is(holdings, unknown[0])}, field 'stock': {unknown[0]!r} has no price "
                 f"in the data on {panel.dates[t]:%Y-%m-%d}"
-                + (f" (nor have {unknown[1:]})" if len(unknown) > 1 else "")
+                + (f" (nor have {some(unknown[1:])})" if len(unknown) > 1 else "")
                 + "; check the ticker (or sell it outside this tool)"
             )
         shares[pos] = holdings.to_numpy()
@@ -97,6 +102,11 @@ def plan(
             "it needs may be missing from the dataset (rebuild it with 01 and 02)"
         )
     capital = invest + float(np.nansum(shares * price))
+    if not capital <= MAX_VALUE:
+        raise BadInputError(
+            f"the holdings and cash come to {capital:,.0f}, more than any portfolio holds (at most "
+            f"{MAX_VALUE:,.0f}); check the shares column"
+        )
     if capital <= 0:
         raise BadInputError("nothing to invest: no holdings and --invest 0")
     pos = panel.labels.get_indexer(weights.index)
