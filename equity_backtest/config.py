@@ -6,6 +6,7 @@ known parameter (a typo is an error, not a silently ignored setting). Helper nam
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
 import difflib
@@ -152,6 +153,10 @@ class Parameters:
     llm_dtype: str = "auto"
     llm_quantisation: str | None = None
     llm_base_url: str = "http://127.0.0.1:8000/v1"
+    llm_timeout_s: float = 120.0  # one request to an OpenAI-compatible server, reply included
+    llm_retries: int = 2  # of a request the server refused or dropped (a timeout is not retried)
+    llm_store_timeout_s: float = 30.0  # pulling or uploading decision shards (llm_sync_to)
+    llm_max_model_len: int | None = None  # vLLM's context length (None: the model's own)
     llm_concurrency: int = 8
     llm_tensor_parallel: int = 1  # GPUs one model is split across (vLLM backend)
     llm_batch_size: int = 8
@@ -238,7 +243,36 @@ def coerce(name: str, value: Any) -> Any:
             raise BadInputError(f"parameter '{name}': {value!r} is not a whole number") from None
     if name == "rebalance" and isinstance(value, str) and value.strip().isdigit():
         return int(value)
+    kind = str(FIELDS[name].type)
+    if isinstance(value, str) and kind.startswith(("dict", "list", "tuple")):
+        # --set llm_statement_items={"income_statement": ["revenue"]}: a Python literal, read
+        # as data (ast.literal_eval runs nothing)
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise BadInputError(
+                f"parameter '{name}': {value!r} is not a Python literal; give it as in "
+                f"parameters.py, e.g. {name}={_EXAMPLES.get(name, '{...}')}"
+            ) from None
+        return parsed
+    if isinstance(value, str) and kind in ("int | None", "float | None"):
+        if value.strip().lower() in ("", "none", "null"):
+            return None
+        try:
+            number = float(value)
+            if kind.startswith("int") and not number.is_integer():
+                raise ValueError
+            return int(number) if kind.startswith("int") else number
+        except ValueError:
+            raise BadInputError(f"parameter '{name}': {value!r} is not a number or None") from None
     return value
+
+
+_EXAMPLES = {
+    "llm_statement_items": '{"income_statement": ["revenue", "net_income"], "balance_sheet": '
+    '["total_assets"], "cash_flow": ["operating_cash_flow"]}',
+    "llm_cutoffs": '{"SmolLM2-135M-Instruct": "2024-06-30"}',
+}
 
 
 def validate(p: Parameters) -> Parameters:
@@ -368,6 +402,13 @@ def validate(p: Parameters) -> Parameters:
         raise bad("llm_on_failure", "choose 'hold' (a failed reply counts as HOLD) or 'missing'")
     if min(p.llm_batch_size, p.llm_concurrency, p.llm_max_new_tokens, p.llm_tensor_parallel) < 1:
         raise bad("llm_batch_size", "batch size, concurrency and max new tokens must be >= 1")
+    for name in ("llm_timeout_s", "llm_store_timeout_s"):
+        if not 0 < getattr(p, name) <= 3600:
+            raise bad(name, "give seconds, more than 0 and at most 3600")
+    if not 0 <= p.llm_retries <= 10:
+        raise bad("llm_retries", "give a whole number from 0 to 10")
+    if p.llm_max_model_len is not None and p.llm_max_model_len < p.llm_max_new_tokens:
+        raise bad("llm_max_model_len", "must hold the prompt and llm_max_new_tokens; give more")
     if not p.source or not p.source.isalnum() or p.source != p.source.lower():
         raise bad("source", "must be a lowercase vendor name such as 'simulated'")
     return p

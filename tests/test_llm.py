@@ -228,11 +228,11 @@ def test_anonymised_prompt_has_no_name_ticker_or_date(panel_params):
             65,
         ),
         ("{'decision': 'hold', 'confidence': '70%', 'reason': 'mixed',}", "repaired", "HOLD", 70),
-        (
+        (  # one scale, 0-100: a 0.9 is a confidence of 0.9 (low), never rescaled to 90
             '<think>revenue fell {a lot}</think>\n{"decision": "SELL", "confidence": 0.9, "reason": "x"}',
-            "repaired",
+            "ok",
             "SELL",
-            90,
+            0.9,
         ),
         ('<think>still thinking about {"decision": "BUY"', "no_json", None, None),
         (  # the opening <think> was in the prompt: a draft before a lone </think> is reasoning
@@ -867,3 +867,221 @@ def test_an_out_of_memory_batch_is_retried_in_smaller_batches(tiny_model, panel_
         results = list(backend.generate(requests))
     assert sorted(r.key for r in results) == sorted(r.key for r in requests)
     assert backend.batch_size == 2 and "out of memory" in caplog.text
+
+
+# --- L9: keys, one confidence scale, bounded waits ------------------------------------------
+
+
+def test_every_answer_changing_setting_is_in_the_decision_key(panel_params, tiny_model):
+    """Each setting that can change an answer makes another key, so a rerun asks again instead
+    of reusing an answer given under other settings; the same settings keep the key."""
+    from equity_backtest.llm import session
+
+    panel, params = panel_params
+    params = params.replace(llm_model=str(tiny_model))
+    prompt = build_prompts(view_on(panel, "2012-12-31"), load_template(params.llm_prompt))[0]
+
+    def key(p):
+        return session.record_base(session.LazyBackend(p), prompt, p)["key"]
+
+    flips = {
+        "llm_constrained": False,
+        "llm_reasoning": True,
+        "llm_dtype": "bfloat16",
+        "llm_gguf_file": "model.Q4_K_M.gguf",
+        "llm_backend": "vllm",
+        "llm_max_model_len": 8192,
+        "llm_quantisation": "nf4",
+        "llm_temperature": 0.7,
+        "llm_max_new_tokens": 1000,
+        "llm_repetition_penalty": 1.1,
+        "seed": params.seed + 1,
+    }
+    keys = {name: key(params.replace(**{name: value})) for name, value in flips.items()}
+    assert key(params) == key(params.replace())
+    assert len(set(keys.values()) | {key(params)}) == len(flips) + 1, keys
+
+
+def test_a_confidence_below_one_is_kept_on_its_scale_and_flagged(tmp_path, caplog):
+    """A model that answers 0.5 on the prompt's 0-100 scale said 0.5: the record keeps 0.5 (and
+    the raw reply), the answer is ok, not repaired, and the run says how many were below 1; a
+    confidence above 100 is invalid."""
+    from equity_backtest.llm import session
+    from equity_backtest.llm.decision_log import DecisionLog
+    from equity_backtest.llm.prompts import Prompt
+
+    reply = '{"decision": "BUY", "confidence": 0.5, "reason": "x", "ratios": {}}'
+    server = _stub_server(reply)
+    try:
+        params = Parameters(llm_backend="openai", llm_model="stub", llm_constrained=False,
+                            llm_base_url=f"http://127.0.0.1:{server.server_port}/v1")  # fmt: skip
+        backend = session.make_backend(params)
+        prompts = [Prompt(f"T{k}", "2012-12-31", "v2", "s", f"u{k}") for k in range(3)]
+        with DecisionLog(tmp_path / "d") as log, caplog.at_level("WARNING"):
+            session.ask(backend, prompts, log, params)
+            records = list(log.latest.values())
+    finally:
+        server.shutdown()
+    assert [r["confidence"] for r in records] == [0.5] * 3
+    assert {r["status"] for r in records} == {"ok"} and records[0]["raw"] == reply
+    assert "3 of 3 answers gave a confidence between 0 and 1" in caplog.text
+    assert (
+        answers.parse('{"decision": "BUY", "confidence": 100.5, "reason": "x"}').status == "invalid"
+    )
+
+
+def test_a_reasoning_reply_cut_off_before_its_answer_is_truncated():
+    """With reasoning on, the chat template may open <think> in the prompt: a reply cut at the
+    token limit before </think> is a draft, whatever decision it mentions."""
+    draft = 'ok so revenue fell. {"decision": "SELL", "confidence": 70, "reason": "draft"} wait'
+    assert answers.parse(draft, truncated=True, reasoning=True).status == "truncated"
+    assert answers.parse(draft, truncated=True, reasoning=True).decision is None
+    finished = draft + '</think>{"decision": "BUY", "confidence": 60, "reason": "final"}'
+    assert answers.parse(finished, truncated=True, reasoning=True).decision == "BUY"
+    assert answers.parse(draft, truncated=False, reasoning=False).decision == "SELL"
+
+
+def test_shares_in_prompts_are_in_todays_shares_like_the_prices():
+    """A 4:1 split after the period's end: the share count is restated with the prices, so
+    price x shares is the market cap, and the series does not jump at the split."""
+    panel = _split_panel()
+    fundamentals = panel.fundamentals
+    from equity_backtest.data.panel import FundamentalSeries
+
+    fundamentals["shares_outstanding"] = FundamentalSeries(
+        np.array([0]), np.array(["2019-12-31"], dtype="datetime64[ns]"), np.array([20]),
+        np.array([1e6]),
+    )  # fmt: skip
+    template = load_template("v1")
+    items = {"income_statement": ["revenue"], "balance_sheet": ["shares_outstanding"],
+             "cash_flow": []}  # fmt: skip
+
+    def shares(t):
+        p = build_prompts(View(panel, t, np.zeros(1), 1e6, 260), template, ["AAA"], 4, items)[0]
+        return float(re.search(r"shares_outstanding\s+([\d,.]+)", p.user).group(1).replace(",", ""))
+
+    assert shares(199) == pytest.approx(1.0)  # millions, before the split is known
+    assert shares(280) == pytest.approx(4.0)  # in today's shares after it
+
+
+def _silent_server():
+    """A server that accepts connections and never answers (a stopped process holding its
+    port), counting the requests it was sent."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, held
+
+
+def test_a_hung_server_is_one_timeout_per_request_and_then_the_run_stops():
+    """A server that takes requests and never replies: each request waits llm_timeout_s once
+    (a timeout is not retried: asking again only waits as long again), and three in a row stop
+    the run (exit 3) instead of waiting on every prompt."""
+    from equity_backtest.errors import VendorUnavailableError
+
+    listener, held = _silent_server()
+    try:
+        backend = OpenAIBackend(
+            f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "m", concurrency=1, retries=2,
+            timeout_s=1.0,
+        )  # fmt: skip
+        requests = [Request(str(k), [{"role": "user", "content": "x"}]) for k in range(50)]
+        with pytest.raises(VendorUnavailableError, match="did not answer 3 requests in a row"):
+            list(backend.generate(requests))
+    finally:
+        listener.close()
+    # one connection per request, no retries of a timeout (retries=2 would make 9): the three
+    # that stopped the run, and at most the one the pool had started meanwhile
+    assert 3 <= len(held) <= 4
+
+
+def test_a_hung_decision_store_is_waited_for_once_at_open_and_once_at_close(
+    tmp_path, monkeypatch, caplog
+):
+    """llm_sync_to on a store that never answers: opening the log and closing it each wait at
+    most llm_store_timeout_s, and say so; the decisions stay local for the next run."""
+    pytest.importorskip("s3fs")
+    from equity_backtest.llm.decision_log import DecisionLog
+
+    listener, _ = _silent_server()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    try:
+        with caplog.at_level("WARNING"):
+            log = DecisionLog(tmp_path / "d", sync_to="s3://bucket/decisions", store_wait_s=0.5)
+            log.append(_record(1))
+            log.close()
+            log.close()  # a second close (an exit handler after the run's own) does nothing
+    finally:
+        listener.close()
+    late = [r for r in caplog.records if "took over 0 s" in r.getMessage()]
+    assert len(late) == 2 and "pulling" in late[0].getMessage()
+    assert "uploading" in late[1].getMessage()
+    assert list((tmp_path / "d").glob("shard-*.jsonl"))  # kept locally
+
+
+def test_timeouts_and_literal_settings_from_the_command_line():
+    from equity_backtest.config import coerce
+
+    items = coerce("llm_statement_items", '{"income_statement": ["revenue"], "balance_sheet": '
+                   '["total_assets"], "cash_flow": []}')  # fmt: skip
+    params = Parameters(
+        llm_statement_items=items, llm_max_model_len=coerce("llm_max_model_len", "4096")
+    )
+    assert params.llm_statement_items["income_statement"] == ["revenue"]
+    assert params.llm_max_model_len == 4096 and coerce("llm_max_model_len", "None") is None
+    from equity_backtest.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="is not a Python literal"):
+        coerce("llm_statement_items", "{income: revenue")
+    with pytest.raises(BadInputError, match="llm_timeout_s"):
+        Parameters(llm_timeout_s=0.0).replace()
+
+
+def test_nf4_on_vllm_only_where_the_installed_release_takes_bitsandbytes():
+    from equity_backtest.errors import BadInputError
+    from equity_backtest.llm.backends import vllm_quantization
+
+    assert vllm_quantization("nf4", ("awq", "bitsandbytes")) == "bitsandbytes"
+    assert vllm_quantization("awq", ("awq", "gptq")) == "awq"
+    with pytest.raises(BadInputError, match="does not take quantization='bitsandbytes'"):
+        vllm_quantization("nf4", ("awq", "gptq", "fp8"))
+    with pytest.raises(BadInputError, match="choose one of awq, gptq"):
+        vllm_quantization("squeezellm", ("awq", "gptq"))
+
+
+@pytest.mark.slow
+def test_04_evaluates_a_renamed_llm_strategy_on_data_after_the_runs_end(
+    tmp_path, small_store, tiny_model
+):
+    """The bundled LLM strategy copied under another name is evaluated all the same (the run
+    records the decisions it used), and decisions near the run's end are scored on the data
+    after it where the dataset has it."""
+    root = llm_project(tmp_path, small_store, tiny_model)
+    shutil.copy(REPO / "strategies" / "llm.py", root / "my_rule.py")
+    run_script(root, "03_trade.py", "--algorithm", "my_rule.py")
+    out = run_script(root, "04_evaluate.py")
+    run_dir = root / Path(out.stdout.strip()).parent
+    used = pd.read_csv(run_dir / "llm_decisions_used.csv")
+    assert len(used) > 0
+    last = pd.to_datetime(used["as_of"]).max()
+    assert last > pd.Timestamp("2013-04-01")  # within 63 bars of the run's end (2013-06-28)
+    assert used.loc[pd.to_datetime(used["as_of"]) == last, "fwd_return"].notna().all()
+    assert json.loads((run_dir / "metrics.json").read_text())["llm"]["all"]["decisions"] == len(
+        used
+    )

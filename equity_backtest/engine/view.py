@@ -131,6 +131,19 @@ class View:
         after[:-1] = np.cumprod(ratio[::-1], axis=0)[::-1][1:]
         return after
 
+    def splits(self, tickers=None) -> pd.DataFrame:
+        """Splits up to this close (point in time): ticker, date and ratio (new shares per old
+        share), oldest first; to restate a figure reported before a split in today's shares."""
+        mask = self._tickers_mask(tickers)
+        rows = [
+            (self._panel.tickers[i], self._panel.dates[t], float(r))
+            for t, (idx, value) in sorted(self._panel.events.splits.items())
+            if t <= self._t
+            for i, r in zip(idx, value, strict=True)
+            if mask[i]
+        ]
+        return pd.DataFrame(rows, columns=["ticker", "date", "ratio"])
+
     def returns(self, days: int | None = None, tickers=None) -> pd.DataFrame:
         """Daily total returns (splits, dividends and delisting values accounted for) over the
         lookback window, up to and including this close."""

@@ -118,19 +118,23 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
 
 
 def _llm_decisions(run: RunData) -> tuple[dict, pd.DataFrame] | None:
-    """For a run of strategies/llm.py: exactly the decisions it traded on, from the archive's
-    llm_decisions_used.csv (03 writes them with their forward returns), evaluated. Runs archived
-    before that file existed fall back to the decision log and the run's dataset."""
+    """For a run that traded on LLM decisions, whatever its algorithm file is called: exactly the
+    decisions it used, from the archive's llm_decisions_used.csv (03 writes them with their
+    forward returns), evaluated. Runs of strategies/llm.py archived before that file existed
+    fall back to the decision log and the run's dataset."""
     params = run.parameters
-    if not params.get("llm_model") or Path(str(params.get("algorithm", ""))).stem != "llm":
+    if not params.get("llm_model"):
         return None
-    from ..llm import decision_log
     from ..llm import evaluate as llm_evaluate
 
     archived = archive.read_file(run.run_dir, "llm_decisions_used.csv")
     if archived is not None:
         metrics, table = llm_evaluate.score(archived)
         return metrics, table[[c for c in LLM_COLUMNS if c in table]]
+    if Path(str(params.get("algorithm", ""))).stem != "llm":
+        return None
+    from ..llm import decision_log
+
     frame = decision_log.read_frame(params.get("llm_decisions_dir", "decisions"))
     if frame.empty:
         log.warning("no LLM decision log at %s", params.get("llm_decisions_dir"))

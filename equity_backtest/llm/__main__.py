@@ -43,18 +43,30 @@ def decision_days(panel, params, dates: list[str]) -> np.ndarray:
     return np.unique(out)
 
 
+CHARS_PER_TOKEN = 2  # statement tables are digits and spaces: about 2 characters a token
+
+
 def token_counter(params):
-    """Token counts with the model's own tokenizer when it can be read locally, else an
-    estimate of 4 characters a token (and the output says which)."""
+    """Token counts with the model's own tokenizer (from its GGUF file when llm_gguf_file names
+    one) when it can be read locally, else an estimate (and the output says which and why)."""
     try:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(params.llm_model, local_files_only=True)
+        kwargs = {"local_files_only": True}
+        if params.llm_gguf_file:
+            kwargs["gguf_file"] = params.llm_gguf_file
+        tokenizer = AutoTokenizer.from_pretrained(params.llm_model, **kwargs)
         return "tokens", lambda p: len(
             tokenizer.apply_chat_template(p.messages(), add_generation_prompt=True, tokenize=True)
         )
-    except Exception:  # no transformers, a server model, or no chat template: estimate
-        return "tokens (estimated: 4 characters each)", lambda p: (len(p.system) + len(p.user)) // 4
+    except Exception as exc:  # no transformers, a server model, or no chat template: estimate
+        cli.log.info(
+            "no local tokenizer for %s (%s): token counts are estimated", params.llm_model, exc
+        )
+        return (
+            f"tokens (estimated: {CHARS_PER_TOKEN} characters each)",
+            lambda p: (len(p.system) + len(p.user)) // CHARS_PER_TOKEN,
+        )
 
 
 def show(prompts: list[Prompt], params) -> None:

@@ -3,7 +3,9 @@
 Model output is untrusted text: it is only ever parsed as JSON data, never evaluated. The parser
 accepts what models commonly wrap an answer in: a reasoning block (<think>...</think>), a code
 fence, prose before and after, single quotes, trailing commas, a lower-case decision or a
-confidence written as "85%". Each result has a parse status and keeps the raw text.
+confidence written as "85%". The confidence has one scale, 0 to 100: a number outside it is
+invalid, and one inside it is never rescaled (0.5 means 0.5, not 50). Each result has a parse
+status and keeps the raw text.
 """
 
 from __future__ import annotations
@@ -81,8 +83,12 @@ def strip_reasoning(text: str) -> str:
     return text[closing[-1].end() :] if closing else text
 
 
-def parse(text: str, truncated: bool = False) -> Answer:
-    """Find and validate the decision object in a model's reply."""
+def parse(text: str, truncated: bool = False, reasoning: bool = False) -> Answer:
+    """Find and validate the decision object in a model's reply. `reasoning`: the model was
+    asked to reason first, so a reply cut off (`truncated`) before its closing </think> holds
+    only a draft, whatever decision it mentions (the opening tag may be in the prompt)."""
+    if reasoning and truncated and not re.search(r"</think>", text, re.I):
+        return Answer(TRUNCATED, error="the reply stopped inside its reasoning (no </think>)")
     body = strip_reasoning(text)
     if not body.strip() and re.search(r"<think>", text, re.I):
         return Answer(TRUNCATED if truncated else NO_JSON, error="reply ended inside <think>")
@@ -168,8 +174,8 @@ def _validate(data: dict, repaired: bool) -> Answer:
             confidence = None
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
         return Answer(INVALID, decision=decision, error="confidence is not a number")
-    if 0 < confidence <= 1 and not float(confidence).is_integer():
-        confidence, repaired = confidence * 100, True  # a probability given instead of a percent
+    # one scale end to end: 0-100, as the template says. A 0.5 is a confidence of 0.5 (low), never
+    # rescaled to 50: a model that answers on 0-1 is flagged by the session, not reinterpreted
     if not 0 <= confidence <= 100:
         return Answer(INVALID, decision=decision, error=f"confidence {confidence} is not in 0-100")
     return Answer(

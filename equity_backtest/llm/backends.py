@@ -241,6 +241,15 @@ def _json_constraint(tokenizer, reasoning: bool):
 
 
 STOP_AFTER = 3  # requests in a row the server did not answer at all
+
+
+def _timeout(seconds: float):
+    """The OpenAI client's timeout: 10 s to connect, `seconds` for the reply."""
+    from openai import Timeout
+
+    return Timeout(seconds, connect=min(10.0, seconds))
+
+
 SCHEMA_CHECK_AFTER = 8  # replies after which a server that ignores the schema is reported
 
 
@@ -266,10 +275,10 @@ class OpenAIBackend:
         model: str,
         *,
         concurrency: int = 8,
-        retries: int = 4,
+        retries: int = 2,
         sampling: Sampling = Sampling(),
         constrained: bool = True,
-        timeout_s: float = 600.0,
+        timeout_s: float = 120.0,
         revision: str | None = None,
         quantisation: str = "server",
     ):
@@ -284,7 +293,8 @@ class OpenAIBackend:
             base_url=base_url,
             api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),
             max_retries=0,  # our own loop retries, with backoff and a stop for a dead server
-            timeout=timeout_s,
+            # a connection is refused or made within 10 s; the reply may take timeout_s
+            timeout=_timeout(timeout_s),
         )
         self.base_url = base_url
         self.model_id = model
@@ -331,6 +341,8 @@ class OpenAIBackend:
                 if "response_format" in extra and "response_format" in str(exc):
                     extra = {}  # a server without structured outputs: ask without the schema
                     continue
+                if "Timeout" in type(exc).__name__:
+                    break  # a hung server: asking again only waits as long again
                 if attempt < self.retries:
                     time.sleep(min(30.0, 0.5 * 2**attempt))
         return Result(request.key, "", 0, 0, time.perf_counter() - started, "error", last_error)
@@ -374,6 +386,34 @@ class OpenAIBackend:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _vllm_methods() -> tuple[str, ...] | None:
+    """The quantization methods the installed vLLM accepts (None where it does not say)."""
+    try:
+        from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+    except ImportError:
+        return None
+    return tuple(QUANTIZATION_METHODS)
+
+
+def vllm_quantization(quantisation: str, accepted: tuple[str, ...] | None) -> str:
+    """vLLM's name for `llm_quantisation`, checked against what the installed release accepts:
+    'nf4' (bitsandbytes 4-bit, loaded on the fly) only where the release still takes
+    'bitsandbytes'; otherwise a clear message instead of vLLM's error at load time."""
+    method = "bitsandbytes" if quantisation == "nf4" else quantisation
+    if accepted is not None and method not in accepted:
+        advice = (
+            "use a pre-quantised model (an AWQ or GPTQ checkpoint with llm_quantisation = 'awq' "
+            "or 'gptq'), or llm_backend = 'transformers' for nf4"
+            if quantisation == "nf4"
+            else f"choose one of {', '.join(sorted(accepted))}"
+        )
+        raise BadInputError(
+            f"llm_quantisation = {quantisation!r}: this vLLM release does not take "
+            f"quantization={method!r}; {advice}"
+        )
+    return method
+
+
 class VLLMBackend:
     """vLLM in-process (`llm_backend = "vllm"`, pip install vllm on a GPU machine): continuous
     batching over the whole request list, prefix caching (the shared system prompt is computed
@@ -414,10 +454,8 @@ class VLLMBackend:
             "enable_prefix_caching": True,
             "seed": sampling.seed,
         }
-        if quantisation and quantisation != "nf4":
-            kwargs["quantization"] = quantisation  # awq, gptq, bitsandbytes, fp8 ...
-        elif quantisation == "nf4":
-            kwargs["quantization"] = "bitsandbytes"
+        if quantisation:
+            kwargs["quantization"] = vllm_quantization(quantisation, _vllm_methods())
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
         self.engine = vllm.LLM(**kwargs)

@@ -41,6 +41,9 @@ KEY_FIELDS = (
     # a hash of the rendered prompt: another number of periods, a restated figure or a new
     # dataset version is another question, never answered from the log of the old one
     "prompt_sha",
+    # the backend, dtype, GGUF file, constrained decoding, reasoning and context length
+    # (session.decoding): another way of decoding is another question
+    "decoding",
 )
 RETRY_STATUSES = ("error",)
 # shard numbers run across every log of the process, and the open shards it writes are known, so
@@ -48,7 +51,7 @@ RETRY_STATUSES = ("error",)
 _SHARD_NUMBERS = itertools.count(1)
 _HELD: set[Path] = set()
 ROLL_EVERY_S = 60.0  # with sync_to: an open shard is finished (and uploaded) after this long
-SYNC_WAIT_S = 60.0  # how long close() waits for a slow store before leaving shards local  # a request that never got a reply is asked again on a rerun
+STORE_WAIT_S = 30.0  # the longest a pull at open, or the uploads at close, wait for a store
 
 
 def decision_key(record: dict) -> str:
@@ -92,8 +95,11 @@ class DecisionLog:
         shard_size: int = 500,
         sync_to: str | None = None,
         roll_every_s: float = ROLL_EVERY_S,
+        store_wait_s: float = STORE_WAIT_S,
     ):
         self.folder = Path(folder)
+        self.store_wait_s = store_wait_s
+        self._closed = False
         self.roll_every_s = roll_every_s
         self._opened_at = 0.0
         self._syncing: threading.Thread | None = None
@@ -101,7 +107,7 @@ class DecisionLog:
         self.shard_size = shard_size
         self.sync_to = sync_to
         self._adopt_orphans()
-        self.pull()
+        self._bounded(self.pull, "pulling decision shards from")
         self.latest: dict[str, dict] = {r["key"]: r for r in read_records(self.folder)}
         self.done: set[str] = {
             k for k, r in self.latest.items() if r.get("status") not in RETRY_STATUSES
@@ -172,24 +178,44 @@ class DecisionLog:
         self._syncing.start()
 
     def close(self) -> None:
-        """Roll the open shard and upload what is finished, waiting at most SYNC_WAIT_S for the
-        store: a hung one is reported and the shards stay local for the next run to send."""
+        """Roll the open shard and upload what is finished, waiting at most `store_wait_s` in
+        all for the store: a hung one is reported and the shards stay local for the next run to
+        send. Closing twice does nothing the second time."""
+        if self._closed:
+            return
+        self._closed = True
         self._roll()
         if not self.sync_to:
             return
+        deadline = time.monotonic() + self.store_wait_s
         if self._syncing is not None:
-            self._syncing.join(SYNC_WAIT_S)
-        final = threading.Thread(target=self.sync, name="decision-sync", daemon=True)
-        final.start()
-        final.join(SYNC_WAIT_S)
-        if final.is_alive():
-            log.warning(
-                "the decision store %s did not answer within %.0f s; the shards stay in %s and "
-                "are sent by the next run",
-                self.sync_to,
-                SYNC_WAIT_S,
-                self.folder,
-            )
+            self._syncing.join(max(0.0, deadline - time.monotonic()))
+            if self._syncing.is_alive():
+                self._late("uploading decision shards to")
+                return
+        self._bounded(self.sync, "uploading decision shards to", deadline)
+
+    def _bounded(self, work, doing: str, deadline: float | None = None) -> None:
+        """Run `work` on a thread and wait for it until `deadline` (default: store_wait_s from
+        now); past it the run goes on and says so (the thread is left to finish or fail)."""
+        if not self.sync_to:
+            return
+        deadline = deadline if deadline is not None else time.monotonic() + self.store_wait_s
+        thread = threading.Thread(target=work, name="decision-store", daemon=True)
+        thread.start()
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            self._late(doing)
+
+    def _late(self, doing: str) -> None:
+        log.warning(
+            "%s %s took over %.0f s (llm_store_timeout_s); going on with the shards in %s, "
+            "which the next run sends",
+            doing,
+            self.sync_to,
+            self.store_wait_s,
+            self.folder,
+        )
 
     def pull(self) -> int:
         """Shards in `sync_to` that this folder lacks are copied in first, so a run on a fresh

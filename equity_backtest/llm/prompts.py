@@ -88,6 +88,8 @@ def build_prompts(
     tickers = list(view.universe if tickers is None else tickers)
     metrics = dict.fromkeys(m for items in statements.values() for m in items)
     lines = {m: view.fundamentals_history(m, periods, tickers) for m in metrics}
+    if "shares_outstanding" in lines:  # in today's shares too, as the prices are
+        lines["shares_outstanding"] = _in_todays_shares(lines["shares_outstanding"], view, tickers)
     # in today's shares: a 4:1 split inside the year must not read as a 75% fall
     closes = view.history("close", days=260, tickers=tickers, split_adjusted=True)
     month_end = closes.groupby(closes.index.to_period("M")).tail(1).iloc[-12:]
@@ -118,6 +120,23 @@ def build_prompts(
                 getattr(view, "dataset_version", ""),
             )
         )
+    return out
+
+
+def _in_todays_shares(frame: pd.DataFrame, view, tickers) -> pd.DataFrame:
+    """Share counts restated for the splits between each period's end and the as-of close, so
+    that shares and split-adjusted prices give the market cap (a 2:1 split does not read as the
+    share count doubling)."""
+    splits = view.splits(tickers) if hasattr(view, "splits") else pd.DataFrame()
+    if frame.empty or splits.empty:
+        return frame
+    out = frame.copy()
+    factor = np.ones(len(out))
+    for ticker, date, ratio in splits.itertuples(index=False):
+        factor *= np.where(
+            (out["ticker"].to_numpy() == ticker) & (out["period_end"].to_numpy() < date), ratio, 1.0
+        )
+    out["value"] = out["value"].to_numpy(dtype=float) * factor
     return out
 
 

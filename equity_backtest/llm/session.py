@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -27,6 +28,11 @@ from .spec import LlmSpec, llm_spec
 
 log = logging.getLogger(__name__)
 _OPEN: dict[tuple, tuple] = {}  # one backend and log per process and settings
+USED: dict[str, dict] = {}  # decisions handed to a strategy in this run (runner: forget_used)
+RUN_COLUMNS = [
+    "key", "as_of", "ticker", "model_id", "revision", "quantisation", "prompt_version",
+    "sampling", "window", "status", "decision", "confidence", "reason",
+]  # fmt: skip
 
 
 def sampling(settings: Parameters | LlmSpec) -> Sampling:
@@ -55,14 +61,21 @@ def make_backend(settings: Parameters | LlmSpec):
             spec.model, gguf_file=spec.gguf_file, batch_size=spec.batch_size, **local
         )
     if spec.backend == "vllm":
-        return VLLMBackend(spec.model, tensor_parallel=spec.tensor_parallel, **local)
+        return VLLMBackend(
+            spec.model,
+            tensor_parallel=spec.tensor_parallel,
+            max_model_len=spec.max_model_len,
+            **local,
+        )
     if spec.backend == "openai":
         return OpenAIBackend(
             spec.base_url,
             spec.model,
             concurrency=spec.concurrency,
+            retries=spec.retries,
             sampling=sampling(spec),
             constrained=spec.constrained,
+            timeout_s=spec.timeout_s,
         )
     raise BadInputError(f"llm_backend {spec.backend!r}: use one of {', '.join(BACKENDS)}")
 
@@ -89,7 +102,7 @@ def model_revision(settings: Parameters | LlmSpec) -> str:
         cached = try_to_load_from_cache(spec.model, "config.json")
         if isinstance(cached, str):
             return f"hub:{Path(cached).parent.name[:16]}"
-    except ImportError:
+    except (ImportError, ValueError):  # no hub client, or a name that is no hub id (a typo'd path)
         pass
     return "unknown"
 
@@ -130,10 +143,19 @@ def open_session(settings: Parameters | LlmSpec):
     """(backend, decision log) for these settings, kept for the life of the process. The backend
     is lazy: nothing is loaded until a decision is missing from the log."""
     spec = llm_spec(settings)
-    key = (spec.backend, spec.model, spec.decisions_dir, spec.quantisation)
+    # everything that makes another backend: one process may compare two ways of decoding
+    key = (
+        spec.model,
+        spec.decisions_dir,
+        spec.quantisation,
+        decoding(spec),
+        sampling(spec).label(),
+    )
     if key not in _OPEN:
         backend = LazyBackend(spec)
-        decisions = DecisionLog(spec.decisions_dir, sync_to=spec.sync_to)
+        decisions = DecisionLog(
+            spec.decisions_dir, sync_to=spec.sync_to, store_wait_s=spec.store_timeout_s
+        )
         if not _OPEN:
             atexit.register(close_sessions)
         _OPEN[key] = (backend, decisions)
@@ -149,6 +171,25 @@ def close_sessions() -> None:
     atexit.unregister(close_sessions)
 
 
+def decoding(settings: Parameters | LlmSpec) -> str:
+    """How the answer is decoded, beyond the model and sampling: the backend, the weights' dtype
+    and GGUF file, constrained decoding, reasoning first, the context length. Each can change an
+    answer (constraints off, a truncated reply came back where a constrained one had not), so
+    each is in the decision key."""
+    spec = llm_spec(settings)
+    return json.dumps(
+        {
+            "backend": spec.backend,
+            "dtype": spec.dtype,
+            "gguf_file": spec.gguf_file,
+            "constrained": spec.constrained,
+            "reasoning": spec.reasoning,
+            "max_model_len": spec.max_model_len,
+        },
+        sort_keys=True,
+    )
+
+
 def record_base(backend, prompt: Prompt, settings: Parameters | LlmSpec) -> dict:
     spec = llm_spec(settings)
     base = {
@@ -160,6 +201,7 @@ def record_base(backend, prompt: Prompt, settings: Parameters | LlmSpec) -> dict
         "as_of": prompt.as_of,
         "sampling": sampling(spec).label(),
         "prompt_sha": prompt.sha,
+        "decoding": decoding(spec),
         "dataset_version": prompt.dataset_version,
     }
     base["key"] = decision_key(base)
@@ -193,14 +235,18 @@ def ask(
     if not bases:
         return counts
     requests = [Request(k, p.messages()) for k, (_, p) in bases.items()]
-    started = time.perf_counter()
+    started, fractional = time.perf_counter(), 0
     bar = tqdm(total=len(requests), desc="LLM decisions", unit="prompt", disable=not progress)
     for result in backend.generate(requests):
         base, prompt = bases[result.key]
         if result.finish_reason == "error":
             answer = answers.Answer("error", error=result.error)
         else:
-            answer = answers.parse(result.text, truncated=result.finish_reason == "length")
+            answer = answers.parse(
+                result.text, truncated=result.finish_reason == "length", reasoning=spec.reasoning
+            )
+            if answer.confidence is not None and 0 < answer.confidence < 1:
+                fractional += 1
         decisions.append(
             {
                 **base,
@@ -222,6 +268,14 @@ def ask(
         elapsed = time.perf_counter() - started
         bar.set_postfix(prompts_per_s=f"{bar.n / elapsed:.2f}" if elapsed else "-")
     bar.close()
+    if fractional:
+        log.warning(
+            "%d of %d answers gave a confidence between 0 and 1 on the 0-100 scale the prompt "
+            "asks for; they are kept as given (low), not rescaled. If the model answers on a 0-1 "
+            "scale, use a template that asks for it or lower llm_min_confidence",
+            fractional,
+            len(requests),
+        )
     return counts
 
 
@@ -242,11 +296,22 @@ def run_decisions(panel, settings: Parameters | LlmSpec, days) -> pd.DataFrame:
             record = latest.get(record_base(backend, prompt, spec)["key"])
             if record:
                 rows.append(record)
-    keep = [
-        "key", "as_of", "ticker", "model_id", "revision", "quantisation", "prompt_version",
-        "sampling", "window", "status", "decision", "confidence", "reason",
-    ]  # fmt: skip
-    return pd.DataFrame([{k: r.get(k) for k in keep} for r in rows], columns=keep)
+    return _frame(rows)
+
+
+def _frame(records) -> pd.DataFrame:
+    return pd.DataFrame([{k: r.get(k) for k in RUN_COLUMNS} for r in records], columns=RUN_COLUMNS)
+
+
+def forget_used() -> None:
+    """Start a run: the decisions handed to strategies so far belong to earlier runs."""
+    USED.clear()
+
+
+def used_decisions() -> pd.DataFrame:
+    """The decisions handed to the strategy since `forget_used` (whatever its file is called),
+    one row per key, in the order they were first used."""
+    return _frame(USED.values())
 
 
 def decisions_for(view, settings: Parameters | LlmSpec, tickers=None) -> pd.DataFrame:
@@ -259,4 +324,7 @@ def decisions_for(view, settings: Parameters | LlmSpec, tickers=None) -> pd.Data
     ask(backend, prompts, decisions, spec)
     columns = ["ticker", "decision", "confidence", "status"]
     rows = [decisions.latest.get(record_base(backend, p, spec)["key"]) for p in prompts]
+    for r in rows:
+        if r:
+            USED.setdefault(r["key"], r)  # the run records what it traded on
     return pd.DataFrame([[r.get(c) for c in columns] for r in rows if r], columns=columns)

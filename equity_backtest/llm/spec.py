@@ -20,6 +20,10 @@ class LlmSpec:
     dtype: str
     quantisation: str | None
     base_url: str
+    timeout_s: float
+    retries: int
+    store_timeout_s: float
+    max_model_len: int | None
     concurrency: int
     tensor_parallel: int
     batch_size: int
@@ -47,6 +51,10 @@ class LlmSpec:
             dtype=params.llm_dtype,
             quantisation=params.llm_quantisation,
             base_url=params.llm_base_url,
+            timeout_s=params.llm_timeout_s,
+            retries=params.llm_retries,
+            store_timeout_s=params.llm_store_timeout_s,
+            max_model_len=params.llm_max_model_len,
             concurrency=params.llm_concurrency,
             tensor_parallel=params.llm_tensor_parallel,
             batch_size=params.llm_batch_size,

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,20 +94,34 @@ def resumable_run(results_dir: str | Path, fp: str) -> Path | None:
     return None
 
 
+LLM_SESSION = f"{__package__.rpartition('.')[0]}.llm.session"
+
+
 def llm_decisions(panel: Panel, params: Parameters, result, window) -> pd.DataFrame | None:
-    """For a run of strategies/llm.py: the decisions it traded on, with their forward returns
-    (63 bars; those near the data's end are marked partial and not scored), so 04 evaluates
-    exactly this run's decisions from the archive alone."""
-    if Path(params.algorithm).stem != "llm" or not params.llm_model:
+    """The LLM decisions the run traded on, whatever its algorithm file is called (the session
+    records each decision handed to the strategy), with their forward returns over 63 bars,
+    scored on the data after the run's end where the dataset has it (those still too near the
+    data's end are marked partial and counted, not scored), so 04 evaluates exactly this run's
+    decisions from the archive alone. A run of strategies/llm.py also gets the decisions of the
+    days before a resume from a checkpoint (rebuilt from the panel)."""
+    session = sys.modules.get(LLM_SESSION)  # imported only when a strategy asked a model
+    if session is None or not params.llm_model:
         return None
     from ..engine.clock import rebalance_days
     from ..llm import evaluate as llm_evaluate
-    from ..llm.session import run_decisions
 
-    last = panel.dates.get_loc(result.runtime_log["date"].iloc[-1])
-    days = np.flatnonzero(rebalance_days(panel.dates, window[0], last, params.rebalance))
-    frame = run_decisions(panel, params, days)
-    return llm_evaluate.forward_returns(panel, frame, llm_evaluate.HORIZON)
+    frame = session.used_decisions()
+    if Path(params.algorithm).stem == "llm":
+        last = panel.dates.get_loc(result.runtime_log["date"].iloc[-1])
+        days = np.flatnonzero(rebalance_days(panel.dates, window[0], last, params.rebalance))
+        rebuilt = session.run_decisions(panel, params, days)
+        frame = pd.concat([rebuilt, frame[~frame["key"].isin(rebuilt["key"])]], ignore_index=True)
+    if frame.empty:
+        return None
+    scoring = load_panel(
+        params.replace(end=pd.Timestamp.max.date())
+    )  # the data after the run's end too
+    return llm_evaluate.forward_returns(scoring, frame, llm_evaluate.HORIZON)
 
 
 def keep_failed_log(tmp: Path, run_dir: Path) -> Path | None:
@@ -182,6 +197,8 @@ def run_single(
     this way."""
     algorithm_path = Path(params.algorithm)
     compute_weights = compute_weights or load_compute_weights(algorithm_path)
+    if LLM_SESSION in sys.modules:  # decisions used by an earlier run of this process are not ours
+        sys.modules[LLM_SESSION].forget_used()
     holdings = (
         read_holdings(params.starting_holdings, params.allow_short)
         if params.starting_holdings
