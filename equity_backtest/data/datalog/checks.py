@@ -11,6 +11,15 @@ from .. import textio
 from ..vocabulary import CORPORATE_ACTIONS, LOG_TYPES, LogType
 from .names import LogName
 
+# every row needs these (an empty one cannot be placed); announcement dates may be missing (D6:
+# the period end plus a lag stands in)
+OPTIONAL = ("announcement_date",)
+KEY_TEXT = {
+    "constituent_list": ("index",),
+    "corporate_actions": ("action",),
+    "market_regimes": ("regime",),
+}
+
 
 def check_frame(
     name: LogName, frame: pd.DataFrame, where: str, rows=None, *, group=None, timestamps=None
@@ -20,7 +29,9 @@ def check_frame(
     ticker, and no report announced before its period ended. `rows` gives the row number to
     name for each frame row (default: the logfile's line numbers with the header on line 1).
     The rows of many logs of name's type are checked at once, each against its own log, with
-    `group` (the log of each row) and `timestamps` (each log's query time, as in LogName)."""
+    `group` (the log of each row) and `timestamps` (each log's query time, as in LogName). A row
+    without a date or key (an import with an empty date cell) is refused here, so 01 never
+    writes what 02 cannot build."""
     kind: LogType = LOG_TYPES[name.data_type]
     rows = np.arange(2, len(frame) + 2) if rows is None else np.asarray(rows)
     if group is not None:  # each log's own keys: the log becomes part of every key
@@ -36,6 +47,19 @@ def check_frame(
             "it from the datalog and query again"
         )
 
+    for col in (*kind.dates, *KEY_TEXT.get(name.data_type, ())):
+        if col in OPTIONAL or col not in frame:
+            continue
+        values = frame[col]
+        empty = values.isna().to_numpy()
+        if values.dtype == object:
+            empty |= (values.astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            raise BadInputError(
+                f"{where}, row {rows[int(np.flatnonzero(empty)[0])]}, field '{col}' is empty "
+                f"({int(empty.sum())} such row(s)); every row of a {name.data_type} log needs a "
+                f"{col}: fix the export, or remove the file from the datalog and query again"
+            )
     query_time = np.datetime64(name.timestamp, "us")
     if group is not None:
         query_time = np.asarray(timestamps, dtype=np.int64)[group].astype("datetime64[us]")

@@ -73,10 +73,11 @@ def _fast_parse(text: str, name: LogName, kind: LogType, where: str) -> pd.DataF
 def _clean_header(header: str, kind: LogType) -> list[str] | None:
     """The column names of a header the fast readers take (unquoted, distinct, with every
     required column), or None."""
+    if '"' in header or "\r" in header:  # quoting, or a lone CR: the careful path names it
+        return None
     columns = [c.strip() for c in next(csv.reader([header]), [])]
     if (
-        '"' in header
-        or len(set(columns)) != len(columns)
+        len(set(columns)) != len(columns)
         or "" in columns
         or any(c not in columns for c in kind.required)
     ):
@@ -227,7 +228,13 @@ def _careful_parse(text: str, name: LogName, kind: LogType, where: str) -> pd.Da
             f"{where}: header lacks column(s) {missing}; a {name.data_type} log needs "
             f"{list(kind.required)} (found {list(raw.columns)})"
         )
-    lines = _line_numbers(text)
+    try:
+        lines = _line_numbers(text)
+    except csv.Error as exc:
+        raise BadInputError(
+            f"{where}, row {exc.args[1] if len(exc.args) > 1 else '?'}: not valid CSV "
+            f"({exc.args[0]}); re-export or query it again"
+        ) from None
     for line_no, fields in lines.items():  # pandas pads short rows: count fields ourselves
         if fields != len(raw.columns):
             raise BadInputError(
@@ -257,7 +264,11 @@ def _careful_parse(text: str, name: LogName, kind: LogType, where: str) -> pd.Da
 def _line_numbers(text: str) -> dict[int, int]:
     """Field count of every non-blank data line (1-based line numbers; the header is line 1)."""
     out = {}
-    for line_no, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if line_no > 1 and fields:
-            out[line_no] = len(fields)
+    reader = csv.reader(io.StringIO(text, newline=""))  # a lone CR ends a line, as for pandas
+    try:
+        for line_no, fields in enumerate(reader, start=1):
+            if line_no > 1 and fields:
+                out[line_no] = len(fields)
+    except csv.Error as exc:  # the line it stopped on, for the message
+        raise csv.Error(str(exc), reader.line_num) from None
     return out
