@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from . import cli
-from .config import FIELDS, Parameters, coerce, load_parameters
+from .config import FIELDS, Parameters, coerce, load_parameters, unknown
 from .data import datasets, vendors
 from .errors import BadInputError
 from .run import runner
@@ -54,9 +54,9 @@ def parameters(path: str | Path = "parameters.py", **overrides) -> Parameters:
 def _params(params: Parameters | str | Path | None, overrides: Mapping) -> Parameters:
     if params is None or isinstance(params, str | Path):
         return parameters(params or "parameters.py", **overrides)
-    unknown = [k for k in overrides if k not in FIELDS]
-    if unknown:
-        raise BadInputError(f"unknown parameter(s) {unknown}")
+    for name in overrides:
+        if name not in FIELDS:
+            raise unknown(name, "settings")
     # the same conversion as --set, so "quarterly", "0.002" or 0.002 all work
     return params.replace(**{k: coerce(k, v) for k, v in overrides.items()})
 

@@ -214,8 +214,18 @@ def parse_date(value: Any, field: str) -> dt.date:
     raise BadInputError(f"parameter '{field}': {value!r} is not a date; write it as 'YYYY-MM-DD'")
 
 
+def unknown(name: str, where: str) -> BadInputError:
+    """The message for a setting that does not exist, with the nearest one that does."""
+    hint = difflib.get_close_matches(name, FIELDS, n=1)
+    return BadInputError(
+        f"{where}: unknown parameter '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+    )
+
+
 def coerce(name: str, value: Any) -> Any:
     """A command-line string (or a parameters.py value) converted to the field's type."""
+    if name not in FIELDS:
+        raise unknown(name, "settings")
     if name in DATE_FIELDS:
         return None if value is None and name == "query_end" else parse_date(value, name)
     default = FIELDS[name].default
@@ -462,17 +472,13 @@ def load_parameters(path: str | Path, overrides: dict[str, Any] | None = None) -
         if name.startswith("_") or isinstance(value, types.ModuleType) or callable(value):
             continue
         if name not in FIELDS:
-            hint = difflib.get_close_matches(name, FIELDS, n=1)
-            raise BadInputError(
-                f"{path}: unknown parameter '{name}'"
-                + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                + "; prefix helper variables with '_'"
-            )
+            error = unknown(name, str(path))
+            raise BadInputError(f"{error}; prefix helper variables with '_'")
         values[name] = value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     for name in list(values):
         if name not in FIELDS:
-            raise BadInputError(f"unknown parameter '{name}' given on the command line")
+            raise unknown(name, "--set")
         values[name] = coerce(name, values[name])
     return validate(Parameters(**values))
 

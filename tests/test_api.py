@@ -55,8 +55,12 @@ def test_a_function_is_run_and_recorded_in_the_archive(store, monkeypatch):
 def test_overrides_are_checked_like_set(store):
     with pytest.raises(BadInputError, match="parameter 'spread_bps'"):
         api.backtest(params_for(store), spread_bps=float("nan"))
-    with pytest.raises(BadInputError, match="unknown parameter"):
+    with pytest.raises(
+        BadInputError, match="unknown parameter 'rebalnce' .did you mean 'rebalance'"
+    ):
         api.backtest(params_for(store), rebalnce="yearly")
+    with pytest.raises(BadInputError, match="did you mean 'rebalance'"):
+        api.parameters(store / "nothing.py", rebalnce="monthly")  # (the typo is found first)
     with pytest.raises(BadInputError, match="parameter 'sim_n_tickers'"):
         api.backtest(params_for(store), sim_n_tickers="40.7")  # converted as --set would
     with pytest.raises(BadInputError, match="not a finished run archive"):

@@ -112,6 +112,27 @@ def test_parquet_and_excel_read_like_csv(tmp_path):
     assert contents[0] == contents[1] == contents[2]
 
 
+def test_an_excel_file_with_its_data_on_another_sheet_names_the_sheets(tmp_path):
+    """A workbook whose first sheet is an 'About' page: the message names the sheet it read, the
+    workbook's sheets and the setting that picks one; with it set, the import reads like CSV."""
+    sample = pd.read_csv(REPO / "samples" / "constituents.csv")
+    with pd.ExcelWriter(tmp_path / "c.xlsx") as book:
+        pd.DataFrame({"About": ["exported from the terminal"]}).to_excel(
+            book, sheet_name="About", index=False
+        )
+        sample.to_excel(book, sheet_name="Members", index=False)
+    mapping = (REPO / "mappings" / "constituents.toml").read_text()
+    (tmp_path / "m.toml").write_text(mapping)
+    with pytest.raises(BadInputError) as info:
+        files.query(tmp_path / "m.toml", tmp_path / "c.xlsx", tmp_path / "log")
+    message = str(info.value)
+    assert "sheet 'About'" in message and "'About', 'Members'" in message
+    assert 'sheet_name = "..." under [read]' in message
+    (tmp_path / "m.toml").write_text(mapping + '\n[read]\nsheet_name = "Members"\n')
+    files.query(tmp_path / "m.toml", tmp_path / "c.xlsx", tmp_path / "log")
+    assert list_logs(tmp_path / "log")
+
+
 @pytest.mark.parametrize(
     "edit,message",
     [

@@ -18,6 +18,7 @@ import pytest
 
 from equity_backtest.data.panel import load_panel
 from equity_backtest.investor import page as web
+from equity_backtest.investor import planner
 from tests.conftest import REPO, params_for, run_script
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ def _holdings(site) -> str:
 def test_the_page_lists_each_theme_with_its_backtest_and_the_data_age(site):
     page = site["client"].get("/").get_data(as_text=True)
     assert "prices up to" in page and "days old" in page
-    for name, _ in web.themes():
+    for name, *_ in web.themes():
         assert f'id="card-{name}"' in page
     assert page.count("<svg") >= 5 and "Annual return" in page and "Worst drawdown" in page
     assert "<script" not in page and "http://" not in page.split("</head>")[0]
@@ -184,3 +185,39 @@ def test_the_page_in_a_real_browser(site, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_page_speaks_plain_words(site):
+    """Theme titles and sentences as a reader would write them (no file names, setting names or
+    command-line flags), a sentence never cut at an abbreviation, and messages without flags."""
+    page = site["client"].get("/").get_data(as_text=True)
+    for code in ("TOP_N", "DAYS", "allow_short", "--invest", "magic_formula<"):
+        assert code not in page, code
+    titles = {name: title for name, title, _ in web.themes()}
+    assert titles["magic_formula"] == "Greenblatt's Magic Formula"
+    assert all("_" not in t for t in titles.values())
+    sentences = {name: sentence for name, _, sentence in web.themes()}
+    assert "the highest book-to-market" in sentences["price_to_book"]
+    assert "252 trading days" in sentences["low_volatility"]
+    response = site["client"].post(
+        "/plan",
+        data={"theme": "quality", "amount": "0", "stocks": "5", "shares": "fractional"},
+        content_type="multipart/form-data",
+    )
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and "the amount to invest is 0" in text
+    assert "--" not in re.search(r'id="error"[^>]*>(.*?)</p>', text, re.S).group(1)
+
+
+def test_old_prices_are_said_on_the_page_and_the_command_line(site):
+    """The small market ends years ago: the page says how old the newest prices are and warns;
+    on the day after the data it does not."""
+    page = site["client"].get("/").get_data(as_text=True)
+    assert 'id="stale"' in page and "Bring the data up to date" in page
+    last = site["panel"].dates[-1]
+    fresh = web.create_app(
+        site["params"], site["panel"], site["root"] / "results" / ".investor_page",
+        today=last + pd.Timedelta(days=1),
+    ).test_client()  # fmt: skip
+    assert 'id="stale"' not in fresh.get("/").get_data(as_text=True)
+    assert planner.staleness(last, last + pd.Timedelta(days=30)).startswith("The newest prices")

@@ -65,8 +65,8 @@ def read_holdings(path: str | Path, allow_short: bool = False) -> pd.Series:
             )
         if shares[i] < 0 and not allow_short:
             raise BadInputError(
-                f"{at}, field 'shares': {shares[i]:g} is negative; short holdings need "
-                "allow_short = True"
+                f"{at}, field 'shares': {shares[i]:g} is negative; short positions are not "
+                "allowed here (list only what you own)"
             )
     index = pd.Index(tickers, name="ticker", dtype=object)
     dup = index.duplicated()

@@ -20,7 +20,7 @@ from ..data.panel import load_panel
 from ..errors import BadInputError
 from ..infra.storage import atomic_write_csv, spreadsheet_safe
 from . import planner
-from .planner import plan, show, theme_path
+from .planner import plan, show, staleness, theme_path
 
 
 def main() -> int:
@@ -51,6 +51,9 @@ def main() -> int:
     if not math.isfinite(args.invest) or args.invest < 0:
         raise BadInputError(f"--invest {args.invest}: give an amount of cash, 0 or more")
     panel = load_panel(params.replace(end=pd.Timestamp.max.date()))
+    stale = staleness(panel.dates[-1])
+    if stale:
+        cli.log.warning("%s", stale)
     holdings = read_holdings(args.holdings) if args.holdings else None
     p = plan(panel, params, theme_path(args.theme), args.stocks, args.invest, holdings)
     out = Path(

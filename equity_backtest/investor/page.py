@@ -16,6 +16,7 @@ names never become paths; every mistake is a message on the page naming the row 
 
 from __future__ import annotations
 
+import ast
 import base64
 import contextlib
 import dataclasses
@@ -63,22 +64,54 @@ ORDER_COLUMNS = [
 @dataclasses.dataclass
 class ThemeCard:
     name: str
+    title: str
     sentence: str
     figures: dict | None  # annual return, volatility, worst drawdown: theme and index
     chart: str  # inline SVG
 
 
-def themes() -> list[tuple[str, str]]:
-    """(name, the first sentence of its docstring) for every bundled theme shown on the page."""
+def themes() -> list[tuple[str, str, str]]:
+    """(name, title, one sentence in plain words) for every bundled theme shown on the page:
+    the title is the docstring's words before its first colon, the sentence what follows, to
+    its first full stop, with the module's settings given as their values and N for the number
+    of stocks the visitor chooses."""
     out = []
     for path in sorted(planner.STRATEGIES.glob("*.py")):
         if path.stem in HIDDEN_THEMES:
             continue
         text = path.read_text(encoding="utf-8")
-        doc = text.split('"""')[1] if text.startswith('"""') else ""
-        first = " ".join(doc.split()).split(". ")[0].rstrip(".") + "."
-        out.append((path.stem, first))
+        doc = " ".join((ast.get_docstring(ast.parse(text)) or "").split())
+        title, _, rest = doc.partition(": ") if ": " in doc.split(". ")[0] else ("", "", doc)
+        sentence = re.split(r"(?<!\bi\.e)(?<!\be\.g)\.(?:\s|$)", rest, maxsplit=1)[0].strip()
+        for name, value in _constants(text).items():
+            sentence = re.sub(rf"\b{name} trading days\b", f"{value} trading days", sentence)
+            sentence = re.sub(rf"\b{name} days\b", f"{value} trading days", sentence)
+            sentence = re.sub(rf"\(?\b{name}\b\)?", f"{value}", sentence)
+        sentence = re.sub(r"\bTOP_N\b", "N", sentence)  # N: the number of stocks chosen
+        # a setting the sentence names but the file does not set: its aside goes
+        sentence = re.sub(r"\s*\([^()]*\b[A-Z][A-Z_]{2,}\b[^()]*\)", "", sentence)
+        title = title or path.stem.replace("_", " ")
+        out.append(
+            (path.stem, title[:1].upper() + title[1:], sentence[:1].upper() + sentence[1:] + ".")
+        )
     return out
+
+
+def _constants(source: str) -> dict[str, int | float]:
+    """A strategy file's upper-case number settings other than TOP_N (DAYS = 252, ...)."""
+    found = {}
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.isupper()
+            and node.targets[0].id != "TOP_N"
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, int | float)
+        ):
+            found[node.targets[0].id] = node.value.value
+    return found
 
 
 def _theme_params(params: Parameters, theme: str) -> Parameters:
@@ -275,20 +308,23 @@ def create_app(
     today = today or pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
     last = panel.dates[-1]
     cards = []
-    for name, sentence in themes():
+    for name, title, sentence in themes():
         try:
             figures = theme_figures(params, name, panel.dataset_version, cache)
         except Exception as exc:  # a theme whose data is missing is shown without figures
             log.warning("theme %s: no backtest (%s)", name, exc)
             figures = None
         cards.append(
-            ThemeCard(name, sentence, figures, svg_chart(figures["curve"]) if figures else "")
+            ThemeCard(
+                name, title, sentence, figures, svg_chart(figures["curve"]) if figures else ""
+            )
         )
     members = int(panel.members(len(panel.dates) - 1).sum())
     context = {
         "cards": cards,
         "data_date": f"{last:%Y-%m-%d}",
         "data_age_days": int((today - last).days),
+        "stale": planner.staleness(last, today),
         "version": panel.dataset_version,
         "source": panel.source,
         "index": panel.index,

@@ -98,8 +98,8 @@ def plan(
     weights = weights[weights != 0]
     if weights.empty:
         raise BadInputError(
-            f"theme {theme.stem} selected no stocks on {panel.dates[t]:%Y-%m-%d}; the data "
-            "it needs may be missing from the dataset (rebuild it with 01 and 02)"
+            f"the theme {theme.stem} picked no stocks on {panel.dates[t]:%Y-%m-%d}: the data it "
+            "needs may be missing; bring the data up to date and try again"
         )
     capital = invest + float(np.nansum(shares * price))
     if not capital <= MAX_VALUE:
@@ -108,7 +108,9 @@ def plan(
             f"{MAX_VALUE:,.0f}); check the shares column"
         )
     if capital <= 0:
-        raise BadInputError("nothing to invest: no holdings and --invest 0")
+        raise BadInputError(
+            "nothing to invest: there are no holdings and the amount to invest is 0"
+        )
     pos = panel.labels.get_indexer(weights.index)
     volume = np.full(len(shares), 1e18)  # a private investor's orders: no participation cap
     sigma = panel.volatility(params.impact_vol_days)[t] if params.impact_coef > 0 else None
@@ -166,6 +168,21 @@ def plan(
         "portfolio_value_after": float(new_shares @ np.nan_to_num(price)) + cash_left,
     }
     return Plan(panel.dates[t], frame, summary)
+
+
+STALE_DAYS = 7  # newest prices older than this: the orders are priced far from today's market
+
+
+def staleness(last: pd.Timestamp, today: pd.Timestamp | None = None) -> str | None:
+    """A warning in plain words when the newest price is more than STALE_DAYS old, else None."""
+    today = today or pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+    age = int((today - last).days)
+    if age <= STALE_DAYS:
+        return None
+    return (
+        f"The newest prices are from {last:%Y-%m-%d}, {age} days ago: the orders are priced at "
+        "those closes, which may be far from today's. Bring the data up to date before trading."
+    )
 
 
 def show(p: Plan) -> str:

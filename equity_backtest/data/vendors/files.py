@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...errors import BadInputError
+from ...errors import BadInputError, some
 from .. import textio
 from ..datalog import LogName, check_frame, render_log, short_label, write_log_bytes
 from ..vocabulary import LOG_TYPES
@@ -184,19 +184,33 @@ def _read(path: Path, mapping: dict) -> pd.DataFrame:
             frame = pd.read_csv(io.StringIO(text), skip_blank_lines=False, **options)
             frame = _localised_numbers(frame, decimal, thousands)
             first = 2
+        elif fmt == "excel":
+            with pd.ExcelFile(path) as book:
+                frame = book.parse(**options)
+                sheets = list(book.sheet_names)
+            chosen = options.get("sheet_name", 0)
+            frame.attrs["sheet"] = (
+                f"sheet {sheets[chosen]!r}" if isinstance(chosen, int) and chosen < len(sheets)
+                else f"sheet {chosen!r}"
+            )  # fmt: skip
+            frame.attrs["sheets"] = sheets
+            first = 2
         else:
             frame = READERS[fmt](path, **options)
-            first = 2 if fmt == "excel" else 1
+            first = 1
     except BadInputError:
         raise
     except pd.errors.EmptyDataError:
         raise BadInputError(f"{where}: the file is empty") from None
     except (ValueError, OSError, ImportError, TypeError, pd.errors.ParserError) as exc:
         raise BadInputError(f"{where}: could not read it as {fmt} ({exc})") from None
+    attrs = dict(frame.attrs)
     frame = frame.reset_index(drop=True)
     frame.insert(0, ROW, np.arange(first, len(frame) + first))
     empty = frame.drop(columns=ROW).isna().all(axis=1).to_numpy()
-    return frame[~empty].reset_index(drop=True)
+    frame = frame[~empty].reset_index(drop=True)
+    frame.attrs.update(attrs)
+    return frame
 
 
 def _localised_numbers(frame: pd.DataFrame, decimal: str, thousands: str | None) -> pd.DataFrame:
@@ -239,7 +253,15 @@ def _no_repeated_header(text: str, options: dict, where: str) -> None:
 def _column(frame: pd.DataFrame, name: str, where: str) -> pd.Series:
     if name not in frame.columns:
         found = [c for c in frame.columns if c != ROW]
-        raise BadInputError(f"{where}: no column {name!r} (found {found[:12]})")
+        sheets = frame.attrs.get("sheets")
+        where_in = f"{where}, {frame.attrs['sheet']}" if sheets else where
+        advice = (
+            f"; the workbook's sheets are {some(sheets)}: name the one with the data as "
+            'sheet_name = "..." under [read] in the mapping'
+            if sheets and len(sheets) > 1
+            else ""
+        )
+        raise BadInputError(f"{where_in}: no column {name!r} (found {some(found)}){advice}")
     return frame[name]
 
 
