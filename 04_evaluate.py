@@ -28,8 +28,11 @@ def percent(value: float | None) -> str:
 def report(metrics: dict, run_dir: Path) -> None:
     """The headline numbers, the contest table and the findings, on the console."""
     p, b = metrics["portfolio"], metrics["benchmark"]
+    against = metrics.get("benchmark_label", "index")
     for key in ("annual_return", "annual_volatility", "sharpe_ratio", "max_drawdown"):
-        cli.log.info("%-18s portfolio %9s   index %9s", key, fmt(key, p[key]), fmt(key, b[key]))
+        cli.log.info(
+            "%-18s portfolio %9s   %s %9s", key, fmt(key, p[key]), against, fmt(key, b[key])
+        )
     contest = metrics["contest"]
     note = f" - {contest['note']}" if contest["note"] else ""
     if not contest.get("checked", True):

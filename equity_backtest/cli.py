@@ -52,7 +52,10 @@ def parser(
         )
         p.add_argument("--end", help="last day of the backtest, YYYY-MM-DD (inclusive)")
     p.add_argument(
-        "--quiet", action="store_true", help="print only warnings and errors; no progress bars"
+        "--quiet",
+        action="store_true",
+        help="print only errors (and what the script hands on, such as a path); warnings still go "
+        "to the log file; no progress bars",
     )
     p.add_argument("--verbose", action="store_true", help="print debug messages")
     return p
@@ -76,8 +79,11 @@ def setup_logging(args: argparse.Namespace, log_file: Path | None = None) -> Non
     root.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(
-        logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+        logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     )
+    # Python warnings from libraries (matplotlib, pandas) as log records: quiet hides them on the
+    # console like any other warning, and the log file keeps them
+    logging.captureWarnings(True)
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     root.addHandler(console)
     if log_file is not None:

@@ -9,6 +9,8 @@ the numbers are simulated, not real market data.
   fundamentals_wide.csv  a one-wide-table export: a row per symbol and quarter with the quarter-end
       price and ratios (P/E, ROCE, EV/EBIT) beside the statement lines, and the filing date
   constituents.csv  an index history: one row per list date and member
+  ohlcv_one_ticker.csv  one stock's daily OHLCV in backtesting.py's layout (Date, Open, High,
+      Low, Close, Volume; split-adjusted), for the single-instrument example (docs/coming_from.md)
 """
 
 import datetime as dt
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from equity_backtest.vendors import simulated
+
+from equity_backtest.data.vendors import simulated
 
 HERE = Path(__file__).resolve().parent
 START, END = pd.Timestamp("2019-01-01"), pd.Timestamp("2022-12-31")
@@ -94,6 +97,28 @@ def main() -> None:
             "Constituent": members["ticker"],
         }
     ).to_csv(HERE / "constituents.csv", index=False)
+    ohlcv_one_ticker(m, tickers[0])
+
+
+def ohlcv_one_ticker(m, ticker: str) -> None:
+    """One stock's bars as backtesting.py and most single-instrument tools read them."""
+    bars = m.prices[(m.prices["ticker"] == ticker) & (m.prices["date"] >= START)]
+    bars = bars[bars["date"] <= END].set_index("date")
+    splits = m.corporate_actions[
+        (m.corporate_actions["ticker"] == ticker) & (m.corporate_actions["action"] == "split")
+    ]
+    factor = pd.Series(1.0, index=bars.index)
+    for _, sp in splits.iterrows():
+        factor[factor.index < sp["date"]] *= sp["value"]
+    out = pd.DataFrame(
+        {
+            "Open": bars["open"] / factor, "High": bars["high"] / factor,
+            "Low": bars["low"] / factor, "Close": bars["close"] / factor,
+            "Volume": (bars["volume"] * factor).round(0).astype("int64"),
+        }
+    ).round(4)  # fmt: skip
+    out.index = out.index.strftime("%Y-%m-%d")
+    out.rename_axis("Date").to_csv(HERE / "ohlcv_one_ticker.csv")
 
 
 if __name__ == "__main__":

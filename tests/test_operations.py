@@ -139,3 +139,42 @@ def test_crontab_example_names_real_scripts_and_flags():
         for script in re.findall(r"(\d\d_\w+\.py)", job):
             assert (REPO / script).is_file()
         assert "--quiet" in job
+
+
+def test_every_stage_clears_the_half_written_files_a_killed_run_left(project):
+    """A kill at the last moment of 01 or 04 (or of the investor tool) leaves `.<name>.<random>.tmp`
+    files; the next run of the same stage removes them, and leaves everything else alone."""
+    import time as _time
+
+    from tests.conftest import run_script as run
+
+    datalog = project / "datalog"
+    stray_log = datalog / ".1700000000000000__simulated__ticker_market_data__AAA.csv.k3x9a1zq.tmp"
+    stray_log.write_text("date,open\n2020-01")
+    run(project, "01_query_vendor.py", "--quiet")
+    assert not stray_log.exists()
+    run(project, "02_build_datasets.py", "--quiet")
+    run_dir = project / run(project, "03_trade.py", "--quiet").stdout.strip()
+    stray_sheet = run_dir / ".tearsheet.html.q8w7e6r5.tmp"
+    stray_sheet.write_text("<html>half")
+    keep = run_dir / ".notes"
+    keep.write_text("mine")
+    run(project, "04_evaluate.py", str(run_dir), "--quiet")
+    assert not stray_sheet.exists() and keep.exists()
+    stray_orders = project / "results" / ".orders_quality_x.csv.a1b2c3d4.tmp"
+    stray_orders.write_text("stock,")
+    old = _time.time() - 3600
+    os.utime(stray_orders, (old, old))
+    run(project, "-m", "equity_backtest.investor", "--theme", "quality", "--stocks", "3",
+        "--invest", "1000", "--quiet")  # fmt: skip
+    assert not stray_orders.exists()
+
+
+def test_quiet_prints_only_errors(project):
+    """--quiet: nothing on the screen but errors and what the script hands on (a path); the
+    warnings are in the log file."""
+    from tests.conftest import run_script as run
+
+    run(project, "02_build_datasets.py", "--quiet")
+    proc = run(project, "03_trade.py", "--quiet", "--set", "start=2000-01-01")
+    assert proc.stderr == "" and proc.stdout.strip().startswith("results")

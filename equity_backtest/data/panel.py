@@ -159,6 +159,29 @@ def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = 
     )
 
 
+ALL = "ALL"  # index = "ALL": every ticker of the source with a price, no constituent lists
+
+
+def _every_ticker(market: pd.DataFrame, src: str, index: str, version: str) -> pd.DataFrame:
+    """One constituent list, dated before the first day, of every ticker the source has prices
+    for: the universe of index = "ALL" (A3), and of a source without constituent lists (said
+    once). A ticker is then a member while it has a price, so a single-instrument file or a
+    basket without an index needs no constituent file."""
+    of_source = market[market["source"] == src]
+    if of_source.empty:
+        return pd.DataFrame(columns=["source", "index", "date", "ticker"])
+    if index.upper() != ALL:
+        log.warning(
+            "dataset %s has no constituent lists for source '%s': trading every ticker with a "
+            'price (as index = "ALL"); import constituent lists for a point-in-time index',
+            version,
+            src,
+        )
+    tickers = sorted(set(of_source["ticker"].astype(str)))
+    first = pd.Timestamp(of_source["date"].min()) - pd.Timedelta(days=1)
+    return pd.DataFrame({"source": src, "index": ALL, "date": first, "ticker": tickers})
+
+
 def panel_from_tables(
     version: str,
     tables: dict[str, pd.DataFrame],
@@ -168,7 +191,11 @@ def panel_from_tables(
     spec = params if isinstance(params, PanelSpec) else PanelSpec.of(params)
     src = spec.source
     cons = tables["constituents"]
-    cons = cons[(cons["source"] == src) & (cons["index"] == spec.index)]
+    of_source = cons[cons["source"] == src]
+    if spec.index.upper() == ALL or of_source.empty:
+        cons = _every_ticker(tables["market"], src, spec.index, version)
+    else:
+        cons = of_source[of_source["index"] == spec.index]
     if cons.empty:
         known = sorted(
             {

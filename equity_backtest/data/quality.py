@@ -282,9 +282,14 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         index=pd.PeriodIndex.from_ordinals(months, freq="M"),
     )
     if len(cons):
-        cmonth = cons["date"].dt.to_period("M")
-        coverage["index_members"] = cons.groupby(cmonth)["ticker"].nunique()
-        listed = cons.assign(month=cmonth, ticker=cons["ticker"].astype(str))
+        months = (  # (a source with lists and no prices: the months of its lists)
+            coverage.index
+            if len(coverage)
+            else pd.PeriodIndex(np.unique(cons["date"].dt.to_period("M").to_numpy()), freq="M")
+        )
+        listed = _in_force(cons, months)
+        cmonth = listed["month"]
+        coverage["index_members"] = listed.groupby("month")["ticker"].nunique()
         traded = pd.DataFrame({"code": pair_month, "ticker": names[pair_ticker]})
         both = listed.assign(code=cmonth.array.asi8).merge(traded, on=["code", "ticker"])
         coverage["members_with_market_data"] = both.groupby("month")["ticker"].nunique()
@@ -429,3 +434,19 @@ def markdown(rep: dict) -> str:
             ]
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _in_force(cons: pd.DataFrame, months: pd.PeriodIndex) -> pd.DataFrame:
+    """The members of each index in force at each month's end (the latest list dated on or
+    before it, as the engine uses them), one row per month, index and ticker: a single list
+    given once counts in every later month, not only in the month it is dated."""
+    parts = []
+    for _, lists in cons.groupby("index", observed=True):
+        dates = np.sort(lists["date"].unique())
+        pos = dates.searchsorted(months.end_time.to_numpy(), side="right") - 1
+        month_list = pd.DataFrame({"month": months[pos >= 0], "date": dates[pos[pos >= 0]]})
+        parts.append(month_list.merge(lists[["date", "ticker"]], on="date"))
+    if not parts:
+        return pd.DataFrame({"month": pd.PeriodIndex([], freq="M"), "ticker": []})
+    out = pd.concat(parts, ignore_index=True)
+    return out.assign(ticker=out["ticker"].astype(str))[["month", "ticker"]]

@@ -45,7 +45,12 @@ from ..data.frequency import PERIODS_PER_YEAR
 from ..data.panel import Panel
 from ..errors import BadInputError, LockHeldError
 from ..infra import locks
-from ..infra.storage import atomic_write_csv, atomic_write_text, fsync_dir
+from ..infra.storage import (
+    atomic_write_csv,
+    atomic_write_text,
+    fsync_dir,
+    remove_abandoned_temporaries,
+)
 from .checkpoint import NAME as CHECKPOINT
 from .loop import RunResult
 
@@ -176,15 +181,9 @@ def start_run_dir(run_dir: Path, keep_partial: bool = False) -> Path:
     if tmp.exists() and not keep_partial and not locks.owned_by_this_process(tmp):
         shutil.rmtree(tmp)  # left by a run that was killed: never read as complete
     tmp.mkdir(parents=True, exist_ok=True)
-    _remove_temporary_files(tmp)
+    remove_abandoned_temporaries(tmp)  # a killed writer's: never part of an archive
     locks.claim(tmp)
     return tmp
-
-
-def _remove_temporary_files(folder: Path) -> None:
-    """Half-written files of a killed writer (`.<name>.<random>.tmp`): never part of an archive."""
-    for stray in folder.glob(".*.tmp"):
-        stray.unlink(missing_ok=True)
 
 
 def clear_abandoned(results_dir: str | Path) -> None:
@@ -277,7 +276,7 @@ def write_archive(
 
 def finish_run_dir(tmp: Path, run_dir: Path) -> Path:
     """Rename the finished temporary folder into place (atomic)."""
-    _remove_temporary_files(tmp)
+    remove_abandoned_temporaries(tmp)  # a killed writer's: never part of an archive
     locks.release(tmp)
     os.replace(tmp, run_dir)
     fsync_dir(run_dir.parent)

@@ -21,7 +21,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def equity_and_drawdown(returns: pd.Series, benchmark: pd.Series) -> bytes:
+def equity_and_drawdown(returns: pd.Series, benchmark: pd.Series, label: str = "index") -> bytes:
     """Cumulative return of the portfolio and the benchmark, and the portfolio's underwater curve."""
     fig, (ax1, ax2) = plt.subplots(
         2, 1, figsize=(10, 6.5), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]}
@@ -30,7 +30,7 @@ def equity_and_drawdown(returns: pd.Series, benchmark: pd.Series) -> bytes:
     ax1.plot(
         benchmark.index,
         np.cumprod(1 + benchmark.to_numpy()) - 1,
-        label="index (benchmark)",
+        label=f"{label} (benchmark)",
         lw=1.1,
         alpha=0.8,
     )
@@ -52,12 +52,12 @@ def _pct_axis(ax) -> None:
     ax.grid(alpha=0.3)
 
 
-def log_wealth(returns: pd.Series, benchmark: pd.Series) -> bytes:
-    """Growth of 1 on a log scale, portfolio and index."""
+def log_wealth(returns: pd.Series, benchmark: pd.Series, label: str = "index") -> bytes:
+    """Growth of 1 on a log scale, portfolio and benchmark (`label`)."""
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.semilogy(returns.index, np.cumprod(1 + returns.to_numpy()), label="portfolio", lw=1.4)
     ax.semilogy(
-        benchmark.index, np.cumprod(1 + benchmark.to_numpy()), label="index", lw=1.1, alpha=0.8
+        benchmark.index, np.cumprod(1 + benchmark.to_numpy()), label=label, lw=1.1, alpha=0.8
     )
     ax.set_ylabel("growth of 1 (log scale)")
     # plain numbers (0.5, 1, 2), never 2x10^0; inside one decade the minor ticks are labelled
@@ -91,12 +91,12 @@ def monthly_heatmap(table: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
-def yearly_bars(table: pd.DataFrame) -> bytes:
-    """Calendar-year returns of the portfolio and the index side by side."""
+def yearly_bars(table: pd.DataFrame, label: str = "index") -> bytes:
+    """Calendar-year returns of the portfolio and the benchmark (`label`) side by side."""
     fig, ax = plt.subplots(figsize=(10, 3.5))
     x = np.arange(len(table))
     ax.bar(x - 0.2, table["portfolio"], width=0.4, label="portfolio")
-    ax.bar(x + 0.2, table["index"], width=0.4, label="index", alpha=0.8)
+    ax.bar(x + 0.2, table["index"], width=0.4, label=label, alpha=0.8)
     ax.set_xticks(x, [str(y) for y in table.index], rotation=45)
     ax.axhline(0, color="black", lw=0.8)
     _pct_axis(ax)

@@ -106,3 +106,13 @@ def load_run_panel(run: RunData):
         values[k] = dt.date.fromisoformat(values[k])
     values.update(datasets_dir=info["datasets_dir"], dataset_version=info["version"])
     return load_panel(Parameters(**values))
+
+
+def benchmark_label(run: RunData) -> str:
+    """What the benchmark is, for labels: '<index> index' for the point-in-time index (e.g.
+    'TOP100 index'), else the supplied series' own name (a ticker such as GOOG)."""
+    name = str(run.run_info.get("benchmark", "index"))
+    if name != "index":
+        return name
+    index = str(run.parameters.get("index", "")).strip()
+    return f"{index} index" if index and index.upper() != "ALL" else "index"

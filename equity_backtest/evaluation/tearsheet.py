@@ -17,12 +17,17 @@ import pandas as pd
 from .. import __version__
 from ..engine import archive
 from ..errors import BacktestError
-from ..infra.storage import atomic_write_bytes, atomic_write_csv, atomic_write_text
+from ..infra.storage import (
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_text,
+    remove_abandoned_temporaries,
+)
 from . import contest
 from . import metrics as m
 from .exports import write_pyfolio
 from .findings import findings
-from .returns import RunData, load_run, load_run_panel, load_run_regimes
+from .returns import RunData, benchmark_label, load_run, load_run_panel, load_run_regimes
 from .tables import drawdown_periods, monthly_returns, rolling_stats, stress_events, yearly_returns
 from .tearsheet_html import LABELS, figures_for, fmt, render_html  # noqa: F401
 from .trading import (
@@ -81,6 +86,7 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
         "bar_frequency": run.bar_frequency,
         "periods_per_year": P,
         "benchmark_name": run.run_info.get("benchmark", "index"),
+        "benchmark_label": benchmark_label(run),
         "benchmark_available": run.has_benchmark,
         # never compared against a benchmark with gaps: its figures are left empty
         "benchmark": m.return_metrics(
@@ -222,6 +228,7 @@ def evaluate(run_dir: str | Path, **overrides) -> dict:
     # metrics.json marks a run as evaluated: it goes first and comes back last, so a killed 04
     # never leaves a half-evaluated run that looks evaluated
     (out / "metrics.json").unlink(missing_ok=True)
+    remove_abandoned_temporaries(out)  # a killed 04's half-written files (04 holds the lock)
     run = load_run(run_dir, **overrides)
     metrics, tables = compute(run)
     frame = run.returns.to_frame().join(run.benchmark)

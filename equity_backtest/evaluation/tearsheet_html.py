@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import page, plots
-from .returns import RunData
+from .returns import RunData, benchmark_label
 
 PERCENT = {
     "cumulative_return", "annual_return", "annual_volatility", "max_drawdown", "alpha", "tracking_error",
@@ -76,10 +76,12 @@ def _cell(path: str, value) -> str:
     return f'<td data-key="{html.escape(path)}">{html.escape(fmt(path, value))}</td>'
 
 
-def _kv_table(section: str, values: dict, header: str, compare: dict | None = None) -> str:
+def _kv_table(
+    section: str, values: dict, header: str, compare: dict | None = None, against: str = ""
+) -> str:
     head = (
         f"<tr><th>{html.escape(header)}</th><th>Portfolio</th>"
-        + ("<th>Index</th>" if compare else "")
+        + (f"<th>{html.escape(against)}</th>" if compare else "")
         + "</tr>"
     )
     rows = []
@@ -146,8 +148,8 @@ risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["r
 {"<h2>Warnings</h2><ul>" + warnings_html + "</ul>" if warnings_html else ""}
 <h2>Performance</h2>
 {img("equity curve and drawdown")}{img("log wealth")}
-{_kv_table("portfolio", metrics["portfolio"], "Returns and risk", metrics["benchmark"])}
-{_kv_table("relative", metrics["relative"], "Against the benchmark (" + html.escape(metrics.get("benchmark_name", "index")) + ")")}
+{_kv_table("portfolio", metrics["portfolio"], "Returns and risk", metrics["benchmark"], metrics.get("benchmark_label", "Index"))}
+{_kv_table("relative", metrics["relative"], "Against the benchmark (" + metrics.get("benchmark_label", "index") + ")")}
 {img("active return")}{img("return distribution")}
 <h2>Calendar</h2>
 {img("yearly returns")}{img("monthly returns")}
@@ -169,11 +171,12 @@ risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["r
 
 
 def figures_for(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, bytes]:
+    label = benchmark_label(run)
     turnover = ((run.runtime["bought"] + run.runtime["sold"]) / 2 / run.runtime["value"]).to_numpy()
     return {
-        "equity curve and drawdown": plots.equity_and_drawdown(run.returns, run.benchmark),
-        "log wealth": plots.log_wealth(run.returns, run.benchmark),
-        "yearly returns": plots.yearly_bars(tables["yearly_returns"]),
+        "equity curve and drawdown": plots.equity_and_drawdown(run.returns, run.benchmark, label),
+        "log wealth": plots.log_wealth(run.returns, run.benchmark, label),
+        "yearly returns": plots.yearly_bars(tables["yearly_returns"], label),
         "monthly returns": plots.monthly_heatmap(tables["monthly_returns"]),
         "rolling": plots.rolling(tables["rolling"]),
         "active return": plots.active_return(run.returns, run.benchmark),

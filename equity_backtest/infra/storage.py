@@ -7,9 +7,11 @@ functions are the single seam where fsspec URLs (O3) plug in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from . import faults
@@ -82,6 +84,24 @@ def atomic_write_many(files: list[tuple[Path, bytes]], *, overwrite: bool = True
     finally:
         for fd, _ in open_files:
             os.close(fd)
+
+
+def remove_abandoned_temporaries(
+    folder: str | Path, prefix: str = "", older_than_s: float = 0.0
+) -> int:
+    """Remove the half-written files a killed writer left in `folder` (`.<name>.<random>.tmp`,
+    as the atomic writes here name them; only those whose name starts with `.<prefix>`).
+    Call it while holding the stage's lock on the folder, so no live writer owns them; where no
+    lock is held, `older_than_s` spares files a live writer may still be writing. Returns how
+    many were removed."""
+    removed, now = 0, time.time()
+    for stray in Path(folder).glob(f".{prefix}*.tmp"):
+        with contextlib.suppress(OSError):
+            if not stray.is_file() or now - stray.stat().st_mtime < older_than_s:
+                continue
+            stray.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _write_all(fd: int, data: bytes) -> None:

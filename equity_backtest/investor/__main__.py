@@ -18,7 +18,7 @@ from .. import cli
 from ..data.holdings import read_holdings
 from ..data.panel import load_panel
 from ..errors import BadInputError
-from ..infra.storage import atomic_write_csv, spreadsheet_safe
+from ..infra.storage import atomic_write_csv, remove_abandoned_temporaries, spreadsheet_safe
 from . import planner
 from .planner import plan, show, staleness, theme_path
 
@@ -60,6 +60,8 @@ def main() -> int:
         args.out
         or Path(params.results_dir) / f"orders_{p.summary['theme']}_{p.summary['date']}.csv"
     )
+    # a killed earlier call's half-written orders (no lock here: a minute spares a live writer's)
+    remove_abandoned_temporaries(out.parent, prefix="orders_", older_than_s=60)
     atomic_write_csv(out, spreadsheet_safe(p.orders))
     print(show(p))
     print(f"orders written to {out}", file=sys.stderr)

@@ -94,6 +94,7 @@ def resumable_run(results_dir: str | Path, fp: str) -> Path | None:
     return None
 
 
+CASH_NOTE_SHARE = 0.02  # mean cash weight above which a run says that its cash earned nothing
 LLM_SESSION = f"{__package__.rpartition('.')[0]}.llm.session"
 
 
@@ -150,7 +151,39 @@ def window_notes(panel: Panel, params: Parameters) -> list[str]:
             f"start = {params.start:%Y-%m-%d} is before the data's first day "
             f"{panel.dates[0]:%Y-%m-%d}; the backtest starts there"
         )
+    # more than a year of data left unused beyond the lookback's own history: rarely meant
+    lookback = pd.Timedelta(days=params.lookback_days * 365.25 / 252)
+    unused = pd.Timestamp(params.start) - panel.dates[0] - lookback
+    if unused > pd.Timedelta(days=365):
+        notes.append(
+            f"start = {params.start:%Y-%m-%d} leaves out {unused.days / 365.25:.1f} years of "
+            f"data after the lookback's {params.lookback_days} days (the data begins "
+            f"{panel.dates[0]:%Y-%m-%d}); set start earlier to use them"
+        )
     return notes
+
+
+def cash_note(result, params: Parameters) -> list[str]:
+    """Say so when the portfolio kept a noticeable share in cash that earned nothing: an index
+    tracker 95% invested trails its index for that reason alone (dividends wait as cash for the
+    next rebalance, and cash_buffer keeps some back)."""
+    runtime = result.runtime_log
+    if params.cash_interest or runtime.empty:
+        return []
+    value = runtime["value"].to_numpy(dtype=float)
+    share = np.divide(
+        runtime["cash"].to_numpy(dtype=float), value, where=value > 0, out=np.zeros_like(value)
+    )
+    mean = float(share[len(share) // 10 :].mean()) if len(share) else 0.0  # after the start
+    if mean <= CASH_NOTE_SHARE:
+        return []
+    return [
+        f"the portfolio held {mean:.1%} of its value in cash on average, which earns nothing "
+        f"(cash_interest = False): cash_buffer = {params.cash_buffer:g} keeps some back, and "
+        f"dividends and sale proceeds wait as cash until an order uses them (no_trade_band = "
+        f"{params.no_trade_band:g} leaves small drifts untraded); set cash_interest = True to "
+        "earn the risk-free rate on it"
+    ]
 
 
 def idle_note(result, panel: Panel, fill_timing: str = "open") -> list[str]:
@@ -244,9 +277,8 @@ def run_single(
         window = heartbeat_range(panel.dates, params.start, params.end)
         benchmark, gaps = benchmark_returns(panel, params.benchmark, *window)
         benchmark = benchmark.loc[: result.runtime_log["date"].iloc[-1]]
-        for text in (
-            gaps + window_notes(panel, params) + idle_note(result, panel, params.fill_timing)
-        ):
+        idle = idle_note(result, panel, params.fill_timing)  # (all cash: said there, once)
+        for text in gaps + window_notes(panel, params) + (idle or cash_note(result, params)):
             log.warning("%s", text)
             result.warnings.append(text)
         held = contest.held_inputs(panel, result.positions) if params.contest_checks else None

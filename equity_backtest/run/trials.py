@@ -28,7 +28,12 @@ from ..config import FIELDS, Parameters, coerce, parse_assignments
 from ..engine.archive import safe_name_part
 from ..errors import BadInputError, LockHeldError
 from ..infra import locks
-from ..infra.storage import atomic_write_csv, atomic_write_text, fsync_dir
+from ..infra.storage import (
+    atomic_write_csv,
+    atomic_write_text,
+    fsync_dir,
+    remove_abandoned_temporaries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +259,7 @@ def run_all(
         log.info("resuming the interrupted sweep %s", parent.name)
     work.mkdir(parents=True, exist_ok=True)
     locks.claim(work)
+    remove_abandoned_temporaries(work)  # a killed sweep's half-written trials.csv, say
     atomic_write_text(work / SWEEP, json.dumps({"fingerprint": fp}) + "\n")
     stores = {"datasets_dir": params.datasets_dir, "results_dir": params.results_dir}
     cmds = {

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ...errors import BadInputError
+from ...infra.storage import remove_abandoned_temporaries
 
 if TYPE_CHECKING:  # config imports vendors.bloomberg_fields: no import of config at load time
     from ...config import Parameters
@@ -35,6 +36,12 @@ def query(
     written and already there."""
     from . import bloomberg, files, simulated, sql, wrds
 
+    # a killed 01's half-written logs (01 holds the datalog's lock): never read as logs
+    removed = remove_abandoned_temporaries(params.datalog_dir)
+    if removed:
+        log.info(
+            "removed %d half-written files a killed 01 left in %s", removed, params.datalog_dir
+        )
     if params.sql_mappings and not imports:
         return sql.query(params, force=force)
     imports = list(imports) or list(params.file_imports)
