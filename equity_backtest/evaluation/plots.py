@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from .metrics import drawdown  # noqa: E402
 
 
-def _png(fig) -> bytes:
+def png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -44,7 +44,7 @@ def equity_and_drawdown(returns: pd.Series, benchmark: pd.Series, label: str = "
     ax2.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax2.grid(alpha=0.3)
     fig.suptitle("Equity curve and drawdown")
-    return _png(fig)
+    return png(fig)
 
 
 def _pct_axis(ax) -> None:
@@ -70,7 +70,7 @@ def log_wealth(returns: pd.Series, benchmark: pd.Series, label: str = "index") -
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left")
     ax.set_title("Cumulative return, log scale")
-    return _png(fig)
+    return png(fig)
 
 
 def monthly_heatmap(table: pd.DataFrame) -> bytes:
@@ -88,7 +88,7 @@ def monthly_heatmap(table: pd.DataFrame) -> bytes:
         if np.isfinite(v):
             ax.text(j, i, f"{v * 100:.1f}", ha="center", va="center", fontsize=7)
     ax.set_title("Monthly returns (%)")
-    return _png(fig)
+    return png(fig)
 
 
 def yearly_bars(table: pd.DataFrame, label: str = "index") -> bytes:
@@ -102,7 +102,7 @@ def yearly_bars(table: pd.DataFrame, label: str = "index") -> bytes:
     _pct_axis(ax)
     ax.legend()
     ax.set_title("Yearly returns")
-    return _png(fig)
+    return png(fig)
 
 
 def rolling(stats: pd.DataFrame) -> bytes:
@@ -123,7 +123,7 @@ def rolling(stats: pd.DataFrame) -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left")
         ax.set_title(title)
-    return _png(fig)
+    return png(fig)
 
 
 def active_return(returns: pd.Series, benchmark: pd.Series) -> bytes:
@@ -137,7 +137,7 @@ def active_return(returns: pd.Series, benchmark: pd.Series) -> bytes:
     ax.axhline(0, color="black", lw=0.8)
     _pct_axis(ax)
     ax.set_title("Cumulative return relative to the benchmark")
-    return _png(fig)
+    return png(fig)
 
 
 def return_histogram(returns: pd.Series, frequency: str) -> bytes:
@@ -153,7 +153,7 @@ def return_histogram(returns: pd.Series, frequency: str) -> bytes:
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
     ax.set_title(f"Distribution of {frequency} returns")
-    return _png(fig)
+    return png(fig)
 
 
 def exposure_and_turnover(exposure: pd.DataFrame, turnover: pd.Series) -> bytes:
@@ -181,7 +181,7 @@ def exposure_and_turnover(exposure: pd.DataFrame, turnover: pd.Series) -> bytes:
                 fontsize=8,
             )
     ax3.set_title("Daily turnover (one-way)")
-    return _png(fig)
+    return png(fig)
 
 
 def sector_weights(weights: pd.DataFrame) -> bytes:
@@ -200,7 +200,7 @@ def sector_weights(weights: pd.DataFrame) -> bytes:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     _pct_axis(ax)
     ax.set_title("Sector weights")
-    return _png(fig)
+    return png(fig)
 
 
 def overfitting(
@@ -229,4 +229,4 @@ def overfitting(
     ax2.set_title("Performance degradation")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)

@@ -13,8 +13,8 @@ from ...errors import BadInputError
 from . import __doc__ as USAGE
 from .book import Book, run_book
 from .report import report_files
-from .rules import SetupRule
-from .stats import findings, run_study, summarise
+from .rules import EXITS, SetupRule
+from .stats import findings, recommended_exit, run_study, summarise
 
 
 def main() -> int:
@@ -31,6 +31,9 @@ def main() -> int:
                         help="book: fraction of equity lost at a position's stop")  # fmt: skip
     parser.add_argument("--max-weight", type=float, default=0.2,
                         help="book: the largest weight of one position")  # fmt: skip
+    parser.add_argument("--book-exit", choices=EXITS,
+                        help="book: 'target' (the setups' targets) or 'horizon' (hold to the "
+                        "horizon with the stop); default: the exit the study recommends")  # fmt: skip
     args = parser.parse_args()
     cli.setup_logging(args)
     if args.every < 1:
@@ -44,8 +47,12 @@ def main() -> int:
     report = summarise(study, panel, params, args.sweep_feature)
     out = Path(args.out) if args.out else Path(params.results_dir) / f"setups_{rule.name}"
     if args.book is not None:
+        exit_rule = args.book_exit or recommended_exit(report) or "target"
+        cli.log.info("the book exits by %s (%s)", exit_rule,
+                     "--book-exit" if args.book_exit else "the study's recommendation")  # fmt: skip
         report["book"] = run_book(params, args.setups, out, args.book, args.risk_per_trade,
-                                  args.max_weight, args.sweep_feature)  # fmt: skip
+                                  args.max_weight, args.sweep_feature, exit_rule,
+                                  "--book-exit" if args.book_exit else "the study")  # fmt: skip
         report["findings"] = findings(report)
     for line in report["findings"]:
         cli.log.info("%s", line)

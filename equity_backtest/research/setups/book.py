@@ -12,7 +12,7 @@ from ... import cli
 from ...config import Parameters
 from ...errors import BadInputError
 from ...infra.storage import atomic_write_text
-from .rules import SetupRule
+from .rules import EXITS, SetupRule
 
 
 class Book:
@@ -28,8 +28,11 @@ class Book:
 
     def __init__(self, setups_file: str | Path, positions: int = 10,
                  risk_per_trade: float = 0.01, max_weight: float = 0.2,
-                 rank_by: str | None = None):  # fmt: skip
+                 rank_by: str | None = None, exit_rule: str = "target"):  # fmt: skip
         self.check(positions, risk_per_trade, max_weight)
+        if exit_rule not in EXITS:
+            raise BadInputError(f"the book's exit {exit_rule!r}: use one of {', '.join(EXITS)}")
+        self.exit_rule = exit_rule  # "horizon": targets are ignored (stop or time exit)
         self.rule = SetupRule.load(setups_file)
         self.positions, self.risk, self.cap = positions, risk_per_trade, max_weight
         self.rank_by = rank_by or (next(iter(self.rule.gates)) if self.rule.gates else None)
@@ -75,13 +78,14 @@ class Book:
                 if weight > budget:
                     break
                 budget -= weight
+                target = float(setup.target) if self.exit_rule == "target" else float("nan")
                 self.open[setup.ticker] = {
-                    "stop": float(setup.stop), "target": float(setup.target),
+                    "stop": float(setup.stop), "target": target,
                     "exit_bar": self.bar + 1 + int(setup.horizon),  # held `horizon` bars
                 }  # fmt: skip
                 rows[setup.ticker] = {
                     "weight": setup.direction * weight, "stop": float(setup.stop),
-                    "target": float(setup.target), "exit_after": int(setup.horizon) + 1,
+                    "target": target, "exit_after": int(setup.horizon) + 1,
                 }  # fmt: skip
         if not rows:
             return pd.DataFrame(columns=["weight", "stop", "target", "exit_after"])
@@ -90,12 +94,12 @@ class Book:
 
 BOOK_ALGORITHM = """\"\"\"The book of {name}'s qualified setups (written by python -m equity_backtest.research.setups
 --book): at most {positions} positions, {risk:g} of equity at risk per trade, {cap:g} at most per
-position, ranked by {rank}.\"\"\"
+position, ranked by {rank}, exits: {exit_rule}.\"\"\"
 
 from equity_backtest.research.setups import Book
 
 BOOK = Book({path!r}, positions={positions}, risk_per_trade={risk!r}, max_weight={cap!r},
-            rank_by={rank!r})
+            rank_by={rank!r}, exit_rule={exit_rule!r})
 
 
 def compute_weights(view, params):
@@ -104,21 +108,23 @@ def compute_weights(view, params):
 
 
 def run_book(params: Parameters, setups_file: str | Path, out: Path, positions: int,
-             risk: float, cap: float, rank_by: str | None):  # fmt: skip
-    """Replay the qualified setups through the engine (03 and 04 as for any algorithm): the
-    run's archive and tear sheet, and its result against the index."""
+             risk: float, cap: float, rank_by: str | None, exit_rule: str = "target",
+             chosen_by: str = "the study"):  # fmt: skip
+    """Replay the qualified setups through the engine (03 and 04 as for any algorithm) with the
+    given exit (the study's recommendation unless the user chose): the run's archive and tear
+    sheet, and its result against the index."""
     from ...evaluation.returns import load_run
     from ...evaluation.tearsheet import evaluate
     from ...run.runner import run_single
 
-    book = Book(setups_file, positions, risk, cap, rank_by)  # checks the settings first
+    book = Book(setups_file, positions, risk, cap, rank_by, exit_rule)  # checks them first
     out.mkdir(parents=True, exist_ok=True)
     algorithm = out / "book_algorithm.py"
     atomic_write_text(
         algorithm,
         BOOK_ALGORITHM.format(
             name=book.rule.name, path=str(Path(setups_file).resolve()), positions=positions,
-            risk=risk, cap=cap, rank=book.rank_by,
+            risk=risk, cap=cap, rank=book.rank_by, exit_rule=exit_rule,
         ),
     )  # fmt: skip
     book_params = params.replace(algorithm=str(algorithm), rebalance="daily", checkpoint_days=0)
@@ -130,6 +136,7 @@ def run_book(params: Parameters, setups_file: str | Path, out: Path, positions: 
     return {
         "run_folder": str(folder),
         "positions": positions, "risk_per_trade": risk, "max_weight": cap, "rank_by": book.rank_by,
+        "exit": exit_rule, "exit_chosen_by": chosen_by,
         "annual_return": mine.get("annual_return"), "sharpe_ratio": mine.get("sharpe_ratio"),
         "max_drawdown": mine.get("max_drawdown"),
         "index_annual_return": index.get("annual_return"),

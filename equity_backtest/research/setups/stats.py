@@ -15,7 +15,8 @@ from ...data.panel import Panel
 from ...engine.clock import heartbeat_range
 from ...engine.view import View
 from ...errors import BadInputError
-from ..factors import _spearman, _t
+from ...evaluation import inference
+from ..factors import _spearman
 from .rules import CORE, EXITS, SWEEP_CUTOFFS, TIME_EXITS, SetupRule, Tape, walk
 
 
@@ -27,14 +28,20 @@ def cost_in_r(outcomes: pd.DataFrame, params: Parameters) -> np.ndarray:
     return (cost / outcomes["risk"]).to_numpy()
 
 
-def grade(r: np.ndarray) -> dict:
-    """Count, hit rate, expectancy, median, profit factor, and expectancy without the top 5% of
-    winners (does the edge live in a few outliers?)."""
+def grade(r: np.ndarray, periods: np.ndarray | None = None, lags: int = 0) -> dict:
+    """Count, hit rate, expectancy, median, profit factor, expectancy without the top 5% of
+    winners (does the edge live in a few outliers?), and the expectancy's inference: with
+    `periods` (each setup's study day, in study-day units) Driscoll-Kraay standard errors that
+    let setups of one day correlate and days up to `lags` apart overlap (the holding horizon);
+    the naive t beside it."""
     r = np.asarray(r, dtype=float)
-    r = r[np.isfinite(r)]
+    ok = np.isfinite(r)
+    periods = np.arange(len(r)) if periods is None else np.asarray(periods)[ok]
+    r = r[ok]
     n = len(r)
     if n == 0:
         return {"count": 0}
+    stats = inference.panel_mean(r, periods, lags)
     wins, losses = r[r > 0], r[r <= 0]
     top = int(math.ceil(0.05 * len(wins)))
     trimmed = np.sort(r)[: n - top] if top else r
@@ -45,17 +52,30 @@ def grade(r: np.ndarray) -> dict:
         "median_r": float(np.median(r)),
         "profit_factor": float(wins.sum() / -losses.sum()) if losses.sum() < 0 else None,
         "expectancy_without_top5pct_r": float(trimmed.mean()) if len(trimmed) else None,
-        "t_stat": _t(r),
+        "t_stat": _finite(stats["t_stat"]),
+        "t_stat_naive": _finite(stats["t_stat_naive"]),
+        "se_r": _finite(stats["se"]),
+        "ci95_r": [_finite(v) for v in stats["ci95"]],
+        "study_days": stats["periods"],
+        "overlap_lags": stats["lags"],
     }
 
 
-def _graded(outcomes: pd.DataFrame, mask: np.ndarray) -> dict:
+def _finite(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _graded(outcomes: pd.DataFrame, mask: np.ndarray, lags: int) -> dict:
+    """Grades of the selected outcomes (their `period` column: the study day in study-day
+    units), gross and net, all and by direction."""
     sel = outcomes[mask]
-    out = {"gross": grade(sel["r"]), "net": grade(sel["r_net"])}
+    p = sel["period"].to_numpy()
+    out = {"gross": grade(sel["r"], p, lags), "net": grade(sel["r_net"], p, lags)}
     for d, name in ((1, "long"), (-1, "short")):
         part = sel[sel["direction"] == d]
         if len(part):
-            out[name] = {"gross": grade(part["r"]), "net": grade(part["r_net"])}
+            q = part["period"].to_numpy()
+            out[name] = {"gross": grade(part["r"], q, lags), "net": grade(part["r_net"], q, lags)}
     return out
 
 
@@ -65,6 +85,13 @@ class Study:
     setups: pd.DataFrame  # every setup with its features and the day index t
     outcomes: dict[str, pd.DataFrame]  # by exit rule, aligned with setups
     tape: Tape  # the panel's split factors and delistings, for further walks
+    every: int = 5  # bars between study days
+
+    def lags(self, horizon: int | None = None) -> int:
+        """Study days over which setups can still be open together: the holding horizon (the
+        longest one, unless given) in study days."""
+        bars = int(self.setups["horizon"].max()) if horizon is None else int(horizon)
+        return max(0, math.ceil(bars / self.every))
 
 
 def collect(panel: Panel, params: Parameters, rule: SetupRule, every: int) -> pd.DataFrame:
@@ -87,7 +114,7 @@ def outcomes_for(
 ) -> pd.DataFrame:
     tape = tape or Tape.of(panel)
     parts = [
-        walk(panel, int(t), group, tape, exit_rule, hold)
+        walk(panel, int(t), group, tape, exit_rule, hold).assign(t=int(t))
         for t, group in setups.groupby("t", sort=True)
     ]
     out = pd.concat(parts, ignore_index=True)
@@ -100,7 +127,9 @@ def run_study(panel: Panel, params: Parameters, rule: SetupRule, every: int = 5)
     setups = setups.sort_values(["t", "ticker"], kind="stable").reset_index(drop=True)
     tape = Tape.of(panel)
     outcomes = {e: outcomes_for(panel, params, setups, e, tape=tape) for e in EXITS}
-    return Study(rule, setups, outcomes, tape)
+    for o in outcomes.values():
+        o["period"] = o["t"] // every  # consecutive study days are consecutive periods
+    return Study(rule, setups, outcomes, tape, every)
 
 
 def features(setups: pd.DataFrame) -> list[str]:
@@ -115,6 +144,7 @@ def summarise(study: Study, panel: Panel, params: Parameters, sweep_feature: str
     setups, rule = study.setups, study.rule
     qualified = rule.qualified(setups, params)
     target = study.outcomes["target"]
+    lags = study.lags()
     report = {
         "setups_file": rule.name,
         "gates": rule.gates,
@@ -123,8 +153,20 @@ def summarise(study: Study, panel: Panel, params: Parameters, sweep_feature: str
         "qualified": int(qualified.sum()),
         "outcome_counts": target["outcome"].value_counts().to_dict(),
         "exits": {
-            e: {"qualified": _graded(o, qualified), "control": _graded(o, np.ones(len(o), bool))}
+            e: {
+                "qualified": _graded(o, qualified, lags),
+                "control": _graded(o, np.ones(len(o), bool), lags),
+            }
             for e, o in study.outcomes.items()
+        },
+        "inference": {
+            "method": "Driscoll-Kraay",
+            "about": "standard errors of an expectancy that let the setups of one study day "
+            "correlate (one market) and study days up to the holding horizon apart overlap "
+            f"(Bartlett weights over {lags} study days of {study.every} bars); the naive t "
+            "beside it treats every setup as independent",
+            "lags": lags,
+            "every": study.every,
         },
     }
     feats = features(setups)
@@ -139,7 +181,7 @@ def summarise(study: Study, panel: Panel, params: Parameters, sweep_feature: str
             "rows": [
                 {
                     "cutoff": c,
-                    **{e: _graded(o, others & (values >= c))["net"] for e, o in study.outcomes.items()},
+                    **{e: _graded(o, others & (values >= c), lags)["net"] for e, o in study.outcomes.items()},
                 }
                 for c in SWEEP_CUTOFFS
             ],
@@ -149,20 +191,49 @@ def summarise(study: Study, panel: Panel, params: Parameters, sweep_feature: str
             {
                 "without": g,
                 **{
-                    e: _graded(o, rule.qualified(setups, params, without=g))["net"]
+                    e: _graded(o, rule.qualified(setups, params, without=g), lags)["net"]
                     for e, o in study.outcomes.items()
                 },
             }
             for g in rule.gates
         ]
     report["time_exits"] = [
-        {"hold_bars": n, **_graded(outcomes_for(panel, params, setups[qualified], "horizon", n, study.tape),
-                                   np.ones(int(qualified.sum()), bool))["net"]}
+        {"hold_bars": n, **_graded(_with_periods(outcomes_for(panel, params, setups[qualified], "horizon", n, study.tape), study.every),
+                                   np.ones(int(qualified.sum()), bool), study.lags(n))["net"]}
         for n in TIME_EXITS
     ] if qualified.any() else []  # fmt: skip
     report["feature_ics"] = _feature_ics(setups, study.outcomes["horizon"], feats)
+    best = recommended_exit(report)
+    if best is not None:
+        net = study.outcomes[best]["r_net"].to_numpy(dtype=float)
+        report["r_distribution"] = {
+            "exit": best,
+            "edges": [float(e) for e in R_EDGES],
+            "qualified": _histogram(net[qualified]),
+            "control": _histogram(net),
+        }
     report["findings"] = findings(report)
     return report
+
+
+R_EDGES = np.arange(-3.0, 5.01, 0.25)  # R bins of the distribution chart (the ends take the tails)
+
+
+def _histogram(r: np.ndarray) -> list[int]:
+    r = np.clip(r[np.isfinite(r)], R_EDGES[0], R_EDGES[-1])
+    return [int(c) for c in np.histogram(r, R_EDGES)[0]]
+
+
+def recommended_exit(report: dict) -> str | None:
+    """The exit with the higher net expectancy per qualified setup (None when none qualified)."""
+    q = {e: report["exits"][e]["qualified"]["net"] for e in EXITS}
+    if not q["target"].get("count"):
+        return None
+    return max(EXITS, key=lambda e: q[e].get("expectancy_r", -np.inf))
+
+
+def _with_periods(outcomes: pd.DataFrame, every: int) -> pd.DataFrame:
+    return outcomes.assign(period=outcomes["t"] // every)
 
 
 def _feature_ics(setups: pd.DataFrame, outcomes: pd.DataFrame, feats: list[str]) -> list[dict]:
@@ -185,10 +256,12 @@ def _feature_ics(setups: pd.DataFrame, outcomes: pd.DataFrame, feats: list[str])
             if ok.sum() >= 5:
                 ics.append(_spearman(x[ok], y[ok]))
         ics = np.array([v for v in ics if np.isfinite(v)])
+        nw = inference.series_mean(ics)
         out.append({
             "feature": feat, "windows": len(ics),
             "mean_ic": float(ics.mean()) if len(ics) else None,
-            "t_stat": _t(ics) if len(ics) > 1 else None,
+            "t_stat": _finite(nw["t_stat"]) if len(ics) > 1 else None,  # Newey-West
+            "t_stat_naive": _finite(nw["t_stat_naive"]) if len(ics) > 1 else None,
         })  # fmt: skip
     return out
 
@@ -199,9 +272,9 @@ def findings(report: dict) -> list[str]:
     ex = report["exits"]
     q = {e: ex[e]["qualified"]["net"] for e in EXITS}
     c = {e: ex[e]["control"]["net"] for e in EXITS}
-    if not q["target"].get("count"):
+    best = recommended_exit(report)
+    if best is None:
         return ["No setup qualified: nothing to grade."]
-    best = max(EXITS, key=lambda e: q[e].get("expectancy_r", -np.inf))
     other = next(e for e in EXITS if e != best)
     out.append(
         f"Use the {'setup target' if best == 'target' else 'hold-to-horizon'} exit: "
@@ -209,15 +282,26 @@ def findings(report: dict) -> list[str]:
         f"{q[other]['expectancy_r']:+.3f}R with the {other} exit."
     )
     diff = q[best]["expectancy_r"] - c[best]["expectancy_r"]
-    t = q[best].get("t_stat")
     verdict = "beat" if diff > 0 else "did not beat"
     out.append(
         f"Qualified setups {verdict} the control group by {diff:+.3f}R net "
-        f"({q[best]['count']} vs {c[best]['count']} setups; the qualified mean's t-stat "
-        f"{t if t is None else round(t, 2)})."
+        f"({q[best]['count']:,d} vs {c[best]['count']:,d} setups)."
     )
+    t, naive, (low, high) = q[best].get("t_stat"), q[best].get("t_stat_naive"), q[best]["ci95_r"]
+    lags = report.get("inference", {}).get("lags", 0)
+    edge = low is not None and high is not None and (low > 0 or high < 0)
+    if low is None or high is None:
+        out.append("Too few study days to judge the qualified setups' expectancy.")
+    else:
+        out.append(
+            f"The qualified expectancy, {q[best]['expectancy_r']:+.3f}R net, has t = {t:.2f} with "
+            f"standard errors clustered by study day and allowing overlap over {lags} study days "
+            f"(the naive t, as if every setup were independent, is {naive:.2f}): "
+            + inference.evidence({"ci95": [low, high]}, "R")
+            + "."
+        )
     trimmed = q[best].get("expectancy_without_top5pct_r")
-    if trimmed is not None:
+    if trimmed is not None and edge:
         out.append(
             "The edge survives without the top 5% of winners "
             f"({trimmed:+.3f}R)." if trimmed > 0 else
@@ -231,8 +315,15 @@ def findings(report: dict) -> list[str]:
         and book.get("index_annual_return") is not None
     ):
         ahead = book["annual_return"] > book["index_annual_return"]
+        how = (
+            "the exit the study recommends"
+            if book.get("exit_chosen_by") == "the study"
+            else "the exit given by --book-exit"
+        )
         out.append(
-            f"The capital-constrained book ({book['positions']} positions) returned "
+            f"The capital-constrained book ({book['positions']} positions, "
+            f"{'targets' if book.get('exit') == 'target' else 'held to the horizon'}: {how}) "
+            "returned "
             f"{book['annual_return']:.2%} a year, {'ahead of' if ahead else 'behind'} the index's "
             f"{book['index_annual_return']:.2%} (Sharpe {book['sharpe_ratio']:.2f} against "
             f"{book['index_sharpe_ratio']:.2f})."
