@@ -131,6 +131,85 @@ class Run:
 
             return evaluate_run(self.folder, **overrides)
 
+    CHARTS = (
+        "equity", "log_wealth", "yearly", "monthly", "rolling", "active", "distribution",
+        "concentration",
+    )  # fmt: skip
+
+    def plot(self, chart: str = "equity"):
+        """One of the tear sheet's charts (CHARTS) as a matplotlib Figure: the last expression
+        of a notebook cell shows it inline; `fig.savefig(...)` writes it."""
+        from .evaluation import plots, tables, trading
+        from .evaluation.returns import benchmark_label
+
+        data, label = self.data, benchmark_label(self.data)
+        returns, bench = data.returns, data.benchmark
+        drawn = {
+            "equity": lambda: (plots.equity_and_drawdown, returns, bench, label),
+            "log_wealth": lambda: (plots.log_wealth, returns, bench, label),
+            "yearly": lambda: (plots.yearly_bars, tables.yearly_returns(returns, bench), label),
+            "monthly": lambda: (plots.monthly_heatmap, tables.monthly_returns(returns)),
+            "rolling": lambda: (
+                plots.rolling, tables.rolling_stats(returns, bench, data.rf_daily, data.periods)
+            ),
+            "active": lambda: (plots.active_return, returns, bench),
+            "distribution": lambda: (plots.return_histogram, returns, data.bar_frequency),
+            "concentration": lambda: (
+                plots.concentration,
+                data.positions,
+                trading.top_holdings(data.positions, data.metadata, len(returns)),
+            ),
+        }  # fmt: skip
+        if chart not in drawn:
+            raise BadInputError(f"chart {chart!r}: choose one of {', '.join(self.CHARTS)}")
+        chart_fn, *args = drawn[chart]()
+        return plots.figure(chart_fn, *args)
+
+    def plot_equity(self):
+        """Cumulative return against the benchmark, and the drawdown."""
+        return self.plot("equity")
+
+    def plot_yearly(self):
+        """Calendar-year returns, the run's and the benchmark's."""
+        return self.plot("yearly")
+
+    def plot_monthly(self):
+        """Monthly returns as a year-by-month heat map."""
+        return self.plot("monthly")
+
+    def plot_rolling(self):
+        """Rolling Sharpe ratio, volatility and beta."""
+        return self.plot("rolling")
+
+    def _repr_html_(self) -> str:
+        """A short summary when a run is the last expression of a notebook cell."""
+        import html as _html
+
+        from .evaluation import metrics as m
+        from .evaluation.returns import benchmark_label
+
+        data, info = self.data, self.info
+        r, b = data.returns.to_numpy(), data.benchmark.to_numpy()
+        rows = {
+            "status": str(info.get("status")),
+            "window": f"{data.returns.index[0]:%Y-%m-%d} to {data.returns.index[-1]:%Y-%m-%d}",
+            "final value": f"{info.get('final_value', float('nan')):,.2f}",
+            "annual return": f"{m.annual_return(r, data.periods):.2%}",
+            f"annual return, {benchmark_label(data)}": (
+                f"{m.annual_return(b, data.periods):.2%}" if data.has_benchmark else "n/a"
+            ),
+            "Sharpe ratio (rf 0)": f"{m.sharpe_ratio(r, 0.0, data.periods):.2f}",
+            "max drawdown": f"{m.max_drawdown(r):.2%}",
+        }
+        body = "".join(
+            f"<tr><th style='text-align:left'>{_html.escape(k)}</th><td>{_html.escape(v)}</td></tr>"
+            for k, v in rows.items()
+        )
+        return (
+            f"<div><strong>{_html.escape(self.folder.name)}</strong>"
+            f"<table>{body}</table><small>run.plot(), run.metrics, run.tearsheet()</small></div>"
+        )
+
     def tearsheet(self) -> Path:
         """The path of tearsheet.html (evaluating the run first if needed)."""
         if not (self.folder / "metrics.json").is_file():

@@ -94,3 +94,19 @@ def test_the_example_notebook_runs_top_to_bottom(tmp_path):
     )
     assert "sharpe_ratio" in outputs and "completed" in outputs
     assert (tmp_path / "notebook_study" / "results").is_dir()
+    shown = [set(o.get("data", {})) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert sum("image/png" in kinds for kinds in shown) >= 2  # run.plot() inline
+    assert any("text/html" in kinds for kinds in shown)  # a run's summary
+
+
+def test_a_run_draws_each_chart_as_a_figure_and_summarises_itself(store):
+    import matplotlib.figure
+
+    run = api.backtest(params_for(store))
+    for chart in api.Run.CHARTS:
+        assert isinstance(run.plot(chart), matplotlib.figure.Figure), chart
+    assert isinstance(run.plot_equity(), matplotlib.figure.Figure)
+    with pytest.raises(BadInputError, match="choose one of equity"):
+        run.plot("pie")
+    summary = run._repr_html_()
+    assert run.folder.name in summary and "annual return, TOP20 index" in summary

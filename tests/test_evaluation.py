@@ -145,14 +145,14 @@ def test_findings_flip_when_the_data_flips(tmp_path, small_store):
         commission_rate=0.02,
         rebalance="weekly",
     )
-    assert cash["findings"][0].startswith("The portfolio trails the index")
-    assert levered["findings"][0].startswith("The portfolio beats the index")
+    assert cash["findings"][0].startswith("The portfolio trails the TOP20 index")
+    assert levered["findings"][0].startswith("The portfolio beats the TOP20 index")
     # the stress events of a simulated run are the simulated market's own recorded episodes
     events = [e["event"] for e in levered["stress_events"]]
     assert events and all(e.endswith("(simulated)") for e in events)
     html = (tmp_path / "results" / "levered" / "tearsheet.html").read_text()
     assert events[0] in html and "Lehman" not in html
-    assert costly["findings"][0].startswith("The portfolio trails the index")
+    assert costly["findings"][0].startswith("The portfolio trails the TOP20 index")
     assert not any("Costs took" in f or "costs of" in f for f in cash["findings"])
     assert any("deepened the loss" in f or "Costs took" in f for f in costly["findings"])
     assert any("worst drawdown" in f for f in costly["findings"])

@@ -137,3 +137,32 @@ def test_metrics_on_weekly_and_monthly_bars_equal_empyrical(period, P):
     assert m.sharpe_ratio(r, rf, P) == pytest.approx(ep.sharpe_ratio(r, rf, period=period), **tol)
     assert m.sortino_ratio(r, rf, P) == pytest.approx(ep.sortino_ratio(r, rf, period=period), **tol)
     assert m.alpha(r, b, rf, P) == pytest.approx(ep.alpha(r, b, rf, period=period), **tol)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_tear_sheets_added_figures_equal_quantstats_and_empyrical(seed):
+    """V9: the rf = 0 Sharpe ratio (empyrical's and pyfolio's default), the probabilistic Sharpe
+    ratio, the best and worst day and month (quantstats'), and the trailing returns (computed
+    here from their definition) on the same returns."""
+    import quantstats as qs
+
+    r, _ = _generated(seed, n=2_600)
+    dates = pd.bdate_range("2014-01-01", periods=len(r))
+    series = pd.Series(r, index=dates)
+    rf_annual = 0.02
+    rf = (1 + rf_annual) ** (1 / 252) - 1
+    tol = dict(rel=1e-8, abs=1e-12)
+    assert m.sharpe_ratio(r, 0.0) == pytest.approx(ep.sharpe_ratio(r, risk_free=0.0), **tol)
+    assert m.probabilistic_sharpe_ratio(r, rf) == pytest.approx(
+        qs.stats.probabilistic_sharpe_ratio(series, rf=rf_annual, periods=252), **tol
+    )
+    extremes = m.best_and_worst(series)
+    assert extremes["best_bar"] == pytest.approx(qs.stats.best(series), **tol)
+    assert extremes["worst_bar"] == pytest.approx(qs.stats.worst(series), **tol)
+    assert extremes["best_month"] == pytest.approx(qs.stats.best(series, aggregate="ME"), **tol)
+    assert extremes["worst_month"] == pytest.approx(qs.stats.worst(series, aggregate="ME"), **tol)
+    trailing = m.trailing_returns(r)
+    assert trailing["trailing_1y"] == pytest.approx(np.prod(1 + r[-252:]) - 1, **tol)
+    assert trailing["trailing_3y"] == pytest.approx(np.prod(1 + r[-756:]) ** (1 / 3) - 1, **tol)
+    assert trailing["trailing_10y"] == pytest.approx(np.prod(1 + r[-2520:]) ** (1 / 10) - 1, **tol)
+    assert m.trailing_returns(r[:300])["trailing_3y"] is None

@@ -72,7 +72,7 @@ def test_tearsheet_renders_in_headless_chromium(tmp_path, small_store):
     found = re.search(r'data-probe="images=(\d+) broken=(\d+) external=(\d+)"', dom.stdout)
     assert found, dom.stderr[-2000:]
     images, broken, external = map(int, found.groups())
-    assert images == 9 and broken == 0 and external == 0
+    assert images == 10 and broken == 0 and external == 0  # every figure of figures_for
     shot = tmp_path / "tearsheet.png"
     _browser(
         f"--screenshot={shot}", "--window-size=1200,4000", sheet.as_uri(), profile=tmp_path / "p2"

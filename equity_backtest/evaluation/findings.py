@@ -13,15 +13,24 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
+def _digits(a: float, b: float) -> int:
+    """Decimals (of a percentage) enough to show two different numbers as different."""
+    for d in (1, 2, 3):
+        if round(a * 100, d) != round(b * 100, d):
+            return d
+    return 3
+
+
 def _against_benchmark(p: dict, b: dict, what: str) -> list[str]:
     out = []
     gap = p["annual_return"] - b["annual_return"]
-    verb = "matches" if abs(gap) < 0.0005 else "beats" if gap > 0 else "trails"
-    by = "" if verb == "matches" else f" by {abs(gap) * 100:.1f} points a year"
+    d = _digits(p["annual_return"], b["annual_return"])
+    verb = "matches" if abs(gap) < 0.00005 else "beats" if gap > 0 else "trails"
+    by = "" if verb == "matches" else f" by {abs(gap) * 100:.{d}f} points a year"
     out.append(
         f"The portfolio {verb} {what}{by} "
-        f"({_pct(p['annual_return'])} against {_pct(b['annual_return'])}), with a maximum drawdown of "
-        f"{_pct(p['max_drawdown'])} against {_pct(b['max_drawdown'])}."
+        f"({p['annual_return'] * 100:.{d}f}% against {b['annual_return'] * 100:.{d}f}%), with a "
+        f"maximum drawdown of {_pct(p['max_drawdown'])} against {_pct(b['max_drawdown'])}."
     )
     if math.isfinite(p["sharpe_ratio"]) and math.isfinite(b["sharpe_ratio"]):
         diff = p["sharpe_ratio"] - b["sharpe_ratio"]
@@ -39,7 +48,8 @@ def findings(metrics: dict) -> list[str]:
     p, b, t = metrics["portfolio"], metrics["benchmark"], metrics["trading"]
     out = []
     name = metrics.get("benchmark_name", "index")
-    what = "the index" if name == "index" else f"the benchmark ({name})"
+    label = metrics.get("benchmark_label", "index")
+    what = f"the {label}" if name == "index" else f"the benchmark ({name})"
     if not metrics.get("benchmark_available", True):
         out.append(
             f"There is no comparison with {what}: it could not be computed on every bar of the "

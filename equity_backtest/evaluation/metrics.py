@@ -6,6 +6,8 @@ checks them against empyrical-reloaded on the same returns (its `period` argumen
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -142,6 +144,50 @@ def conditional_value_at_risk(r: np.ndarray, cutoff: float = 0.05) -> float:
     return float(np.mean(np.partition(r, k)[: k + 1]))
 
 
+def probabilistic_sharpe_ratio(r: np.ndarray, rf_daily: float = 0.0) -> float:
+    """The probability that the true Sharpe ratio is above 0 given this sample (Bailey and Lopez
+    de Prado, 2012): Phi(SR sqrt(n - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2)), with SR the
+    per-bar Sharpe ratio (excess over rf), g3 the skewness and g4 the kurtosis (3 for a normal;
+    pandas' bias-corrected sample moments, as quantstats computes it)."""
+    x = r - rf_daily
+    n = len(x)
+    sd = np.std(x, ddof=1) if n > 2 else 0.0
+    if sd == 0 or n < 4:
+        return float("nan")
+    sr = np.mean(x) / sd
+    moments = pd.Series(r)
+    g3, g4 = float(moments.skew()), float(moments.kurt()) + 3.0
+    var = (1 - g3 * sr + (g4 - 1) / 4 * sr**2) / (n - 1)
+    if not var > 0:
+        return float("nan")
+    return float(0.5 * math.erfc(-(sr / math.sqrt(var)) / math.sqrt(2)))
+
+
+def trailing_returns(r: np.ndarray, periods: int = P) -> dict[str, float | None]:
+    """The last 1 year's cumulative return and the last 3, 5 and 10 years' annual (CAGR)
+    returns, counted in bars back from the end (None where the run is shorter)."""
+    out = {}
+    for years in (1, 3, 5, 10):
+        bars = years * periods
+        if len(r) < bars:
+            out[f"trailing_{years}y"] = None
+            continue
+        growth = float(np.prod(1 + r[-bars:]))
+        out[f"trailing_{years}y"] = growth - 1 if years == 1 else growth ** (1 / years) - 1
+    return out
+
+
+def best_and_worst(returns: pd.Series) -> dict[str, float]:
+    """The best and worst bar and calendar month (compounded) of a dated return series."""
+    monthly = (1 + returns).groupby(returns.index.to_period("M")).prod() - 1
+    return {
+        "best_bar": float(returns.max()),
+        "worst_bar": float(returns.min()),
+        "best_month": float(monthly.max()),
+        "worst_month": float(monthly.min()),
+    }
+
+
 def return_metrics(r: np.ndarray, rf_daily: float, periods: int = P) -> dict[str, float]:
     """The return-based metrics of one return series of P bars a year."""
     return {
@@ -149,6 +195,8 @@ def return_metrics(r: np.ndarray, rf_daily: float, periods: int = P) -> dict[str
         "annual_return": annual_return(r, periods),
         "annual_volatility": annual_volatility(r, periods),
         "sharpe_ratio": sharpe_ratio(r, rf_daily, periods),
+        "sharpe_ratio_rf0": sharpe_ratio(r, 0.0, periods),
+        "probabilistic_sharpe_ratio": probabilistic_sharpe_ratio(r, rf_daily),
         "sortino_ratio": sortino_ratio(r, rf_daily, periods),
         "max_drawdown": max_drawdown(r),
         "calmar_ratio": calmar_ratio(r, periods),

@@ -1,17 +1,39 @@
-"""Tear-sheet figures (V4), rendered headless with matplotlib and returned as PNG bytes."""
+"""Tear-sheet figures (V4), rendered headless with matplotlib and returned as PNG bytes, or as
+matplotlib Figures (`figure`) for a notebook to show inline (api.Run.plot)."""
 
 from __future__ import annotations
 
+import contextvars
 import io
+import sys
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # scripts render headless; a notebook keeps its own backend
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .metrics import drawdown  # noqa: E402
+
+_AS_FIGURE = contextvars.ContextVar("as_figure", default=False)
+
+
+def figure(chart, *args, **kwargs):
+    """The matplotlib Figure that a chart function of this module draws, not its PNG."""
+    token = _AS_FIGURE.set(True)
+    try:
+        return chart(*args, **kwargs)
+    finally:
+        _AS_FIGURE.reset(token)
+
+
+def _out(fig):
+    if _AS_FIGURE.get():
+        plt.close(fig)  # out of pyplot's list, so a notebook shows it once, as the cell's value
+        return fig
+    return png(fig)
 
 
 def png(fig) -> bytes:
@@ -44,7 +66,7 @@ def equity_and_drawdown(returns: pd.Series, benchmark: pd.Series, label: str = "
     ax2.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax2.grid(alpha=0.3)
     fig.suptitle("Equity curve and drawdown")
-    return png(fig)
+    return _out(fig)
 
 
 def _pct_axis(ax) -> None:
@@ -70,7 +92,7 @@ def log_wealth(returns: pd.Series, benchmark: pd.Series, label: str = "index") -
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left")
     ax.set_title("Cumulative return, log scale")
-    return png(fig)
+    return _out(fig)
 
 
 def monthly_heatmap(table: pd.DataFrame) -> bytes:
@@ -88,7 +110,7 @@ def monthly_heatmap(table: pd.DataFrame) -> bytes:
         if np.isfinite(v):
             ax.text(j, i, f"{v * 100:.1f}", ha="center", va="center", fontsize=7)
     ax.set_title("Monthly returns (%)")
-    return png(fig)
+    return _out(fig)
 
 
 def yearly_bars(table: pd.DataFrame, label: str = "index") -> bytes:
@@ -102,7 +124,7 @@ def yearly_bars(table: pd.DataFrame, label: str = "index") -> bytes:
     _pct_axis(ax)
     ax.legend()
     ax.set_title("Yearly returns")
-    return png(fig)
+    return _out(fig)
 
 
 def rolling(stats: pd.DataFrame) -> bytes:
@@ -123,7 +145,7 @@ def rolling(stats: pd.DataFrame) -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left")
         ax.set_title(title)
-    return png(fig)
+    return _out(fig)
 
 
 def active_return(returns: pd.Series, benchmark: pd.Series) -> bytes:
@@ -137,7 +159,7 @@ def active_return(returns: pd.Series, benchmark: pd.Series) -> bytes:
     ax.axhline(0, color="black", lw=0.8)
     _pct_axis(ax)
     ax.set_title("Cumulative return relative to the benchmark")
-    return png(fig)
+    return _out(fig)
 
 
 def return_histogram(returns: pd.Series, frequency: str) -> bytes:
@@ -153,7 +175,7 @@ def return_histogram(returns: pd.Series, frequency: str) -> bytes:
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
     ax.set_title(f"Distribution of {frequency} returns")
-    return png(fig)
+    return _out(fig)
 
 
 def exposure_and_turnover(exposure: pd.DataFrame, turnover: pd.Series) -> bytes:
@@ -181,7 +203,7 @@ def exposure_and_turnover(exposure: pd.DataFrame, turnover: pd.Series) -> bytes:
                 fontsize=8,
             )
     ax3.set_title("Daily turnover (one-way)")
-    return png(fig)
+    return _out(fig)
 
 
 def sector_weights(weights: pd.DataFrame) -> bytes:
@@ -200,7 +222,7 @@ def sector_weights(weights: pd.DataFrame) -> bytes:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     _pct_axis(ax)
     ax.set_title("Sector weights")
-    return png(fig)
+    return _out(fig)
 
 
 def overfitting(
@@ -229,4 +251,31 @@ def overfitting(
     ax2.set_title("Performance degradation")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-    return png(fig)
+    return _out(fig)
+
+
+def concentration(positions: pd.DataFrame, top: pd.DataFrame, shown: int = 5) -> bytes:
+    """How concentrated the portfolio was: the weights of the largest holdings (by mean weight)
+    over time, and the effective number of holdings, 1 / sum of squared weights."""
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    if len(positions):
+        weights = positions.pivot_table(
+            index="date", columns="ticker", values="weight", aggfunc="sum", observed=True
+        ).fillna(0.0)
+        weights.index = pd.DatetimeIndex(weights.index)
+        names = [
+            t for t in top["ticker"].astype(str).head(shown) if t in weights.columns.astype(str)
+        ]
+        cols = {str(c): c for c in weights.columns}
+        for name in names:
+            ax1.plot(weights.index, weights[cols[name]], lw=1.1, label=name)
+        effective = 1.0 / (weights.pow(2).sum(axis=1)).replace(0, np.nan)
+        ax2.plot(effective.index, effective, color="tab:gray", lw=1.2)
+        if names:
+            ax1.legend(loc="upper left", fontsize=8, ncol=len(names))
+    _pct_axis(ax1)
+    ax1.set_ylabel("weight")
+    ax1.set_title(f"The {shown} largest holdings' weights, and the effective number of holdings")
+    ax2.set_ylabel("1 / sum of w²")
+    ax2.grid(alpha=0.3)
+    return _out(fig)

@@ -42,6 +42,47 @@ from .trading import (
 log = logging.getLogger(__name__)
 
 
+def _benchmark_metrics(run: RunData, periods: int) -> dict:
+    b = run.benchmark.to_numpy()
+    if not run.has_benchmark:
+        b = np.full_like(b, np.nan)
+    out = m.return_metrics(b, run.rf_daily, periods)
+    out.update(m.trailing_returns(b, periods))
+    if run.has_benchmark:
+        out.update(m.best_and_worst(run.benchmark.fillna(0.0)))
+    return out
+
+
+def settings(run: RunData) -> dict[str, str]:
+    """What a reader needs to judge the numbers, in words: the rule, its schedule and costs,
+    the data and the conventions of fills, bars, benchmark, cash and the Sharpe ratio."""
+    p, info = run.parameters, run.run_info
+    try:
+        dataset = json.loads((run.run_dir / "dataset.json").read_text())
+    except (OSError, ValueError):
+        dataset = {}
+    costs = (
+        f"spread {p.get('spread_bps', 0):g} bps, slippage {p.get('slippage_bps', 0):g} bps, impact "
+        f"coefficient {p.get('impact_coef', 0):g}, commission {p.get('commission_rate', 0) * 1e4:g} "
+        f"bps (minimum {p.get('commission_min', 0):g}), at most {p.get('volume_cap', 0):.0%} of a "
+        "day's volume"
+    )
+    return {
+        "algorithm": str(info.get("algorithm", p.get("algorithm", "?"))),
+        "data": f"{p.get('source')}/{p.get('index')}, dataset {dataset.get('version', '?')}",
+        "window": f"{p.get('start')} to {p.get('end')}",
+        "rebalancing": str(p.get("rebalance")),
+        "bars": f"{run.bar_frequency} ({run.periods} a year)",
+        "fills": f"at the next bar's {p.get('fill_timing')}",
+        "costs": costs,
+        "cash": f"{p.get('cash_buffer', 0):.1%} kept back; "
+        + ("earns the risk-free rate" if p.get("cash_interest") else "earns nothing"),
+        "benchmark": benchmark_label(run),
+        "risk-free rate": f"{float(p.get('risk_free_rate', 0)):.2%} a year (Sharpe and Sortino are "
+        "in excess of it; the rf = 0 Sharpe, as pyfolio and quantstats show by default, is beside it)",
+    }
+
+
 def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All metrics and tables of a run: (JSON-ready dict, tables for CSV and plots)."""
     r, b = run.returns.to_numpy(), run.benchmark.to_numpy()
@@ -59,6 +100,8 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
     for col in ("interest", "short_fees"):
         trading[col] = float(run.runtime[col].sum()) if col in run.runtime else 0.0
     portfolio = m.return_metrics(r, run.rf_daily, P)
+    portfolio.update(m.trailing_returns(r, P))
+    portfolio.update(m.best_and_worst(run.returns))
     portfolio["gross_leverage"] = float(expo["gross"].mean())
     portfolio["net_exposure"] = float(expo["net"].mean())
     monthly = monthly_returns(run.returns)
@@ -89,9 +132,8 @@ def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
         "benchmark_label": benchmark_label(run),
         "benchmark_available": run.has_benchmark,
         # never compared against a benchmark with gaps: its figures are left empty
-        "benchmark": m.return_metrics(
-            b if run.has_benchmark else np.full_like(b, np.nan), run.rf_daily, P
-        ),
+        "benchmark": _benchmark_metrics(run, P),
+        "settings": settings(run),
         "relative": m.relative_metrics(
             r, b if run.has_benchmark else np.full_like(b, np.nan), run.rf_daily, P
         ),

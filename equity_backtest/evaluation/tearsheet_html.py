@@ -22,7 +22,10 @@ PERCENT = {
     "costs_pct_of_gross_profit", "risk_free_rate", "daily_value_at_risk", "daily_conditional_value_at_risk",
     "gross_leverage", "net_exposure", "depth", "portfolio", "index", "win_rate", "month",
     "days_outside_soft", "days_outside_hard", "mean_weight", "last_weight",
+    "probabilistic_sharpe_ratio", "trailing_1y", "trailing_3y", "trailing_5y", "trailing_10y",
+    "best_bar", "worst_bar", "best_month", "worst_month",
 }  # fmt: skip
+DAYS = {"average_holding_days"}
 MONEY = {
     "total_commission", "total_slippage", "total_costs", "traded_value", "dividends_received",
     "starting_value", "final_value", "average_win", "average_loss", "median_trade", "expectancy",
@@ -30,7 +33,13 @@ MONEY = {
 }  # fmt: skip
 LABELS = {
     "cumulative_return": "Cumulative return", "annual_return": "Annual return (CAGR)",
-    "annual_volatility": "Annual volatility", "sharpe_ratio": "Sharpe ratio", "sortino_ratio": "Sortino ratio",
+    "annual_volatility": "Annual volatility", "sharpe_ratio": "Sharpe ratio (in excess of the risk-free rate)",
+    "sharpe_ratio_rf0": "Sharpe ratio, rf = 0 (pyfolio's and quantstats' default)",
+    "probabilistic_sharpe_ratio": "Probabilistic Sharpe ratio (P[true Sharpe > 0])",
+    "trailing_1y": "Last year", "trailing_3y": "Last 3 years (a year)", "trailing_5y": "Last 5 years (a year)",
+    "trailing_10y": "Last 10 years (a year)", "best_bar": "Best day", "worst_bar": "Worst day",
+    "best_month": "Best month", "worst_month": "Worst month",
+    "sortino_ratio": "Sortino ratio (in excess of the risk-free rate)",
     "max_drawdown": "Max drawdown", "calmar_ratio": "Calmar ratio", "omega_ratio": "Omega ratio",
     "stability": "Stability (R² of log wealth)", "skew": "Skew", "kurtosis": "Excess kurtosis",
     "tail_ratio": "Tail ratio", "daily_value_at_risk": "Daily VaR 95% (historical)",
@@ -46,9 +55,9 @@ LABELS = {
     "holding_periods": "Holding periods (closed and open)",
     "open_positions_at_end": "Positions open at the end", "win_rate": "Win rate", "average_win": "Average win",
     "average_loss": "Average loss", "profit_factor": "Profit factor", "median_trade": "Median round trip",
-    "expectancy": "Expectancy (mean holding period, open ones at the last close)",
-    "expectancy_without_top_5pct_winners": "Expectancy without the top 5% of winners",
-    "average_holding_days": "Average holding period (days)",
+    "expectancy": "Mean P&L per holding period ¹",
+    "expectancy_without_top_5pct_winners": "Mean P&L per holding period without the top 5% of winners ¹",
+    "average_holding_days": "Average holding period",
 }  # fmt: skip
 
 
@@ -67,6 +76,8 @@ def fmt(key: str, value) -> str:
         return f"{value * 100:.2f}%"
     if key in MONEY:
         return f"{value:,.2f}"
+    if key in DAYS:
+        return f"{value:,.0f} days"
     if isinstance(value, int | np.integer):
         return f"{value:,d}"
     return f"{value:.3f}"
@@ -118,6 +129,17 @@ def _monthly_table(monthly: dict[str, list]) -> str:
     return f"<h3>Monthly returns</h3><table class='small'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _settings_table(settings: dict) -> str:
+    """The settings behind the numbers, in words."""
+    if not settings:
+        return ""
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td data-key='settings.{html.escape(k)}'>{html.escape(v)}</td></tr>"
+        for k, v in settings.items()
+    )
+    return f"<h2>Settings</h2><table class='small settings'>{rows}</table>"
+
+
 def _contest_html(contest: dict) -> str:
     """The contest section when it was checked, else one line saying how to ask for it."""
     if not contest.get("checked", True):
@@ -144,6 +166,7 @@ def render_html(metrics: dict, figures: dict[str, bytes]) -> str:
 Starting value <span data-key="starting_value">{fmt("starting_value", metrics["starting_value"])}</span>,
 final value <span data-key="final_value">{fmt("final_value", metrics["final_value"])}</span>,
 risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["risk_free_rate"])}</span>.</p>
+{_settings_table(metrics.get("settings", {}))}
 <h2>Findings</h2><ul>{findings_html}</ul>
 {"<h2>Warnings</h2><ul>" + warnings_html + "</ul>" if warnings_html else ""}
 <h2>Performance</h2>
@@ -163,9 +186,14 @@ risk-free rate <span data-key="risk_free_rate">{fmt("risk_free_rate", metrics["r
 {_contest_html(metrics["contest"])}
 <h2>Holdings and trading</h2>
 {_list_table("top_holdings", metrics["top_holdings"], "Top holdings by mean weight")}
+{img("concentration")}
 {img("exposure and turnover")}{img("sector weights")}
 {_kv_table("trading", metrics["trading"], "Costs and turnover")}
 {_kv_table("round_trips", metrics["round_trips"], "Round trips")}
+<p class="meta">¹ A holding period runs from a position's opening to its closing (a position still
+open is valued at the last close); buys and sells in between belong to it. pyfolio's "round
+trips" pair each sale with the buys it closes, so its mean P&L per round trip is a smaller,
+different number; both come from the same fills.</p>
 <p class="meta">{html.escape(metrics["conventions"])}. Generated by equity_backtest {metrics["equity_backtest"]}.</p>""",
     )
 
@@ -185,4 +213,5 @@ def figures_for(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, byte
             tables["exposures"], pd.Series(turnover, index=run.returns.index)
         ),
         "sector weights": plots.sector_weights(tables["sector_weights"]),
+        "concentration": plots.concentration(run.positions, tables["top_holdings"]),
     }
