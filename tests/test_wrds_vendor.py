@@ -1,4 +1,4 @@
-"""D3 WRDS vendor: the real `wrds` package against a local PostgreSQL server holding the simulated
+"""D3 WRDS vendor: its SQL through SQLAlchemy and psycopg2 against a local PostgreSQL server holding the simulated
 market in CRSP's (CIZ and legacy) and Compustat's shapes (tests/crsp_record.py).
 
 The dataset built from it equals the simulated source's (PERMNOs mapped back to tickers) for the
@@ -25,7 +25,7 @@ from tests import postgres as pg
 from tests.conftest import REPO, run_script, write_parameters_file
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("wrds")
+pytest.importorskip("sqlalchemy")
 SETTINGS = crsp_record.SETTINGS
 MARKET = simulated.simulate(SETTINGS)
 TICKER = {str(p): t for t, p in crsp_record.permnos(MARKET).items()}

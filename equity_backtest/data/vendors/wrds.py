@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import logging
 import os
 import time
@@ -129,14 +128,33 @@ GICS = (
 )
 
 
-def _wrds_package():
+def _engine(params: Parameters, user: str):
+    """A SQLAlchemy engine on WRDS's PostgreSQL server, as WRDS documents the connection (host,
+    port 9737, database wrds, sslmode require, your user name). No password is passed: libpq
+    reads it from PGPASSWORD or ~/.pgpass, and never prompts."""
+    import importlib.util
+
     try:
-        import wrds
+        import sqlalchemy
     except ImportError:
         raise VendorUnavailableError(
-            "source 'wrds' needs the wrds package: pip install -e \".[wrds]\""
+            "source 'wrds' needs SQLAlchemy and a PostgreSQL driver: pip install -e \".[wrds]\""
         ) from None
-    return wrds
+    driver = next(
+        (d for d, module in (("psycopg2", "psycopg2"), ("psycopg", "psycopg"))
+         if importlib.util.find_spec(module)),
+        None,
+    )  # fmt: skip
+    if driver is None:
+        raise VendorUnavailableError(
+            "source 'wrds' needs a PostgreSQL driver: pip install -e \".[wrds]\" (psycopg2-binary)"
+        )
+    url = sqlalchemy.engine.URL.create(
+        f"postgresql+{driver}", username=user, host=params.wrds_host, port=params.wrds_port,
+        database=params.wrds_dbname,
+    )  # fmt: skip
+    connect_args = {"sslmode": params.wrds_sslmode, "connect_timeout": 20}
+    return sqlalchemy.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
 
 
 def _credentials(params: Parameters) -> tuple[str, str]:
@@ -146,7 +164,7 @@ def _credentials(params: Parameters) -> tuple[str, str]:
             "source 'wrds' needs a WRDS user name: set WRDS_USERNAME in the environment or .env "
             "(or wrds_username in parameters.py); the password comes from ~/.pgpass or PGPASSWORD"
         )
-    return user, os.environ.get("PGPASSWORD", "")
+    return user, os.environ.get("PGPASSWORD", "")  # (libpq reads it; kept for the message)
 
 
 def _short(exc: Exception) -> str:
@@ -162,34 +180,25 @@ def _refused(message: str) -> bool:
 
 
 class Wrds:
-    """One connection through the wrds package, queries retried with backoff and reconnection.
-
-    The wrds package falls back to WRDS's own host and then prompts for a password when a first
-    connection fails; a batch job must not hang on a prompt, so its engine is made directly (with
-    its own connection code) and a failure is one message and exit 3."""
+    """One connection to WRDS's PostgreSQL server through SQLAlchemy (not the wrds package, whose
+    every release caps pandas below 2.3 and which prompts for a password when a connection fails:
+    a batch job must not hang on a prompt). Queries are retried with backoff and reconnection; a
+    refused login or an unreachable server is one message and exit 3."""
 
     def __init__(self, params: Parameters):
-        wrds = _wrds_package()
-        user, password = _credentials(params)
+        user, _ = _credentials(params)
         self.where = f"{user}@{params.wrds_host}:{params.wrds_port}/{params.wrds_dbname}"
         self.retries, self.wait_s = params.bbg_retries, params.bbg_retry_wait_s
         self.requests = 0
-        connect_args = {"sslmode": params.wrds_sslmode, "connect_timeout": 20}
-        self.db = wrds.Connection(
-            autoconnect=False,
-            wrds_username=user,
-            wrds_password=password,
-            wrds_hostname=params.wrds_host,
-            wrds_port=params.wrds_port,
-            wrds_dbname=params.wrds_dbname,
-            wrds_connect_args=connect_args,
-        )
+        self.engine = _engine(params, user)
+        self.connection = None
         last = ""
         for attempt in range(self.retries + 1):
             try:
-                with contextlib.redirect_stdout(io.StringIO()):  # its "Loading library list..."
-                    self.db._Connection__make_sa_engine_conn(raise_err=True)
-                    self.db.load_library_list()
+                from sqlalchemy import text
+
+                self.connection = self.engine.connect()
+                self.connection.execute(text("SELECT 1"))
                 return
             except Exception as exc:
                 last = _short(exc)
@@ -212,7 +221,9 @@ class Wrds:
         for attempt in range(self.retries + 1):
             self.requests += 1
             try:
-                frame = self.db.raw_sql(sql, params=values, dtype_backend="numpy_nullable")
+                frame = pd.read_sql_query(
+                    sql, self.connection, params=values, dtype_backend="numpy_nullable"
+                )
                 return frame.reset_index(drop=True)
             except sa_exc.DBAPIError as exc:
                 lost = exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError)
@@ -235,13 +246,15 @@ class Wrds:
 
     def _reconnect(self) -> None:
         with contextlib.suppress(Exception):
-            self.db.connection.close()
+            self.connection.close()
         with contextlib.suppress(Exception):
-            self.db.connection = self.db.engine.connect()
+            self.connection = self.engine.connect()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.db.close()
+            self.connection.close()
+        with contextlib.suppress(Exception):
+            self.engine.dispose()
 
 
 def query(
