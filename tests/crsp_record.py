@@ -173,11 +173,13 @@ def tables(
     out["crsp", "dsedist"] = pd.DataFrame(
         {
             "permno": dist_ciz["permno"], "exdt": dist_ciz["disexdt"],
+            # DOUBLE PRECISION, as WRDS stores legacy CRSP numerics (5523 / 1000 is 5.523 there,
+            # not 5: an integer column here once hid a query that lost every split)
             "distcd": np.select(
                 [dist_ciz["disfacpr"] == -1, dist_ciz["distype"] == "FRS",
                  dist_ciz["disordinaryflg"] == "N"],
                 [3763, 5523, 1272], 1232,
-            ),
+            ).astype(float),
             "divamt": dist_ciz["disdivamt"], "facpr": dist_ciz["disfacpr"],
         }
     )  # fmt: skip
@@ -198,7 +200,18 @@ def tables(
     k = int(members_valued[0] if len(members_valued) else np.flatnonzero(valued)[0])
     legacy.loc[k, "dlret"], legacy.loc[k, "dlprc"] = np.nan, -legacy.loc[k, "dlprc"]
     extras["price_only_delisting"] = int(legacy.loc[k, "permno"])
-    out["crsp", "dsedelist"] = legacy
+    # a real delisting code (a merger, 231, or a bankruptcy, 574), and, as in the real table, a
+    # row for every security still active at the data's end: code 100, dated its last day
+    legacy["dlstcd"] = np.where(legacy["dlprc"].abs() > 0, 231.0, 574.0)
+    alive = (
+        px[~px["permno"].isin(legacy["permno"])]
+        .groupby("permno")
+        .agg(dlstdt=("date", "max"), dlprc=("close", "last"))
+        .reset_index()
+    )
+    active = alive.assign(dlret=0.0, dlstcd=100.0)
+    extras["active_permnos"] = active["permno"].tolist()
+    out["crsp", "dsedelist"] = pd.concat([legacy, active[legacy.columns]], ignore_index=True)
 
     gvkey = {p: f"{p + 100000:06d}" for p in ids.values()}
     links = pd.DataFrame(

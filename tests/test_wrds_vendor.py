@@ -320,4 +320,4 @@ def test_a_missing_table_names_the_format_to_check(server, tmp_path):
     assert proc.returncode == 0, "schema-qualified names do not depend on search_path"
     root2 = project(tmp_path / "b", server, database="postgres")
     proc = query(root2)
-    assert proc.returncode == 2 and "wrds_format" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "wrds_format" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]

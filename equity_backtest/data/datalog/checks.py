@@ -53,7 +53,7 @@ def check_frame(
         values = frame[col]
         empty = values.isna().to_numpy()
         if values.dtype == object:
-            empty |= (values.astype(str).str.strip() == "").to_numpy()
+            empty = empty | (values.astype(str).str.strip() == "").to_numpy()
         if empty.any():
             raise BadInputError(
                 f"{where}, row {rows[int(np.flatnonzero(empty)[0])]}, field '{col}' is empty "

@@ -97,15 +97,19 @@ QUERIES = {
         "names": "SELECT permno, namedt AS name_start, nameenddt AS name_end, ticker AS symbol, "
         "comnam AS name, exchcd::text AS exchange, siccd FROM crsp.stocknames "
         "WHERE permno = ANY(%(permnos)s)",
-        # distribution codes: 1xxx cash dividends, 5xxx splits and stock dividends (facpr)
-        "distributions": "SELECT permno, exdt AS date, CASE WHEN distcd / 1000 = 5 THEN "
-        "'split' ELSE 'dividend' END AS action, CASE WHEN distcd / 1000 = 5 THEN 1 + facpr "
-        "ELSE divamt END AS value FROM crsp.dsedist "
+        # distribution codes: 1xxx cash dividends, 5xxx splits and stock dividends (facpr).
+        # WRDS stores distcd as DOUBLE PRECISION: floor() takes its first digit, where a bare
+        # distcd / 1000 would be 5.523 and match nothing
+        "distributions": "SELECT permno, exdt AS date, CASE WHEN floor(distcd / 1000) = 5 THEN "
+        "'split' ELSE 'dividend' END AS action, CASE WHEN floor(distcd / 1000) = 5 THEN "
+        "1 + facpr ELSE divamt END AS value FROM crsp.dsedist "
         "WHERE permno = ANY(%(permnos)s) AND exdt BETWEEN %(start)s AND %(end)s "
-        "AND ((distcd / 1000 = 1 AND divamt > 0) OR (distcd / 1000 = 5 AND facpr > -1))",
+        "AND ((floor(distcd / 1000) = 1 AND divamt > 0) "
+        "OR (floor(distcd / 1000) = 5 AND facpr > -1))",
+        # dlstcd 100 is every security still active at the data's end: not a delisting
         "delistings": "SELECT permno, dlstdt AS last_day, dlret AS delisting_return, "
         "dlprc AS delisting_price FROM crsp.dsedelist WHERE permno = ANY(%(permnos)s) "
-        "AND dlstdt BETWEEN %(start)s AND %(end)s",
+        "AND dlstdt BETWEEN %(start)s AND %(end)s AND dlstcd <> 100",
     },
 }
 # Compustat quarterly fundamentals of linked PERMNOs (CCM: link types LU/LC, primary P/C, the
@@ -225,7 +229,11 @@ class Wrds:
                     sql, self.connection, params=values, dtype_backend="numpy_nullable"
                 )
                 return frame.reset_index(drop=True)
-            except sa_exc.DBAPIError as exc:
+            except (sa_exc.DBAPIError, pd.errors.DatabaseError) as raised:
+                # pandas 3 wraps the driver's error in its own DatabaseError: judge the cause
+                exc = raised.__cause__ if isinstance(raised, pd.errors.DatabaseError) else raised
+                if not isinstance(exc, sa_exc.DBAPIError):
+                    raise
                 lost = exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError)
                 if not lost:
                     raise BadInputError(
