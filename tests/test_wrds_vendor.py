@@ -10,6 +10,7 @@ a stopped server is exit 3 with what was logged kept; bad credentials are one me
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import signal
 from pathlib import Path
@@ -320,4 +321,26 @@ def test_a_missing_table_names_the_format_to_check(server, tmp_path):
     assert proc.returncode == 0, "schema-qualified names do not depend on search_path"
     root2 = project(tmp_path / "b", server, database="postgres")
     proc = query(root2)
-    assert proc.returncode == 2 and "wrds_format" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert (
+        proc.returncode == 2 and "wrds_format" in proc.stderr and "Traceback" not in proc.stderr
+    ), proc.stderr[-3000:]
+
+
+def test_restated_fundamentals_are_said_to_be_restated(server, tmp_path):
+    """Compustat's standard fundq holds restated values only: the dataset's manifest, its quality
+    report and a run's tear sheet say so (D9+), while a simulated dataset's manifest is as
+    before (no such key)."""
+    root = project(tmp_path, server)
+    assert query(root).returncode == 0
+    run_script(root, "02_build_datasets.py")
+    version = datasets.current_version(root / "datasets")
+    manifest = datasets.read_manifest(root / "datasets", version)
+    assert manifest["fundamentals_vintage"]["wrds"].startswith("as restated")
+    report = (root / "datasets" / version / "quality_report.md").read_text()
+    assert "- fundamentals: as restated" in report
+    shutil.copy(REPO / "strategies" / "quality.py", root / "quality.py")
+    run_script(root, "03_trade.py", "--algorithm", "quality.py")
+    out = run_script(root, "04_evaluate.py")
+    metrics = json.loads((root / Path(out.stdout.strip()).parent / "metrics.json").read_text())
+    assert metrics["settings"]["fundamentals"].startswith("as restated")
+    assert any("upper bound" in f for f in metrics["findings"])

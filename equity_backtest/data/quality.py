@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..errors import BadInputError
 from . import calendars, frequency
+from .vocabulary import RESTATED_FUNDAMENTALS
 
 ZERO_VOLUME_RUN = 10
 # no listed share trades above this in any currency; the panel treats such prices as missing
@@ -320,6 +321,11 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             source_exchange(tables["metadata"][tables["metadata"]["source"] == source], exchange),
         ),
         "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),
+        **(
+            {"fundamentals_vintage": RESTATED_FUNDAMENTALS[source]}
+            if source in RESTATED_FUNDAMENTALS and len(fund)
+            else {}
+        ),
     }
 
 
@@ -389,6 +395,11 @@ def markdown(rep: dict) -> str:
             f"- index members ever: {s['index_members_ever']}",
             f"- members without market data: {', '.join(s['members_without_market_data']) or 'none'}",
             f"- members without fundamentals: {', '.join(s['members_without_fundamentals']) or 'none'}",
+            *(
+                [f"- fundamentals: {s['fundamentals_vintage']}"]
+                if "fundamentals_vintage" in s
+                else []
+            ),
             "",
         ]
         for key, title in (

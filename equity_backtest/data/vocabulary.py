@@ -130,3 +130,13 @@ TABLES: dict[str, Table] = {
 }
 # text columns the builder stores dictionary-encoded
 CATEGORICAL = ("source", "ticker", "metric", "index", "action")
+
+# What a source's fundamentals are, where it is known that they are not as first reported:
+# Compustat's standard comp.fundq keeps only each quarter's latest (restated) values, which the
+# WRDS vendor dates at the quarter's first report (rdq). Such figures carry look-ahead: a
+# quarter restated a year later is seen as restated from its first report on.
+RESTATED_FUNDAMENTALS = {
+    "wrds": "as restated: Compustat's standard fundq keeps only each quarter's latest values, "
+    "dated here at its first report (rdq), so a later restatement is seen from that date on "
+    "(look-ahead that can flatter fundamental strategies)",
+}

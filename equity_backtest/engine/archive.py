@@ -242,6 +242,11 @@ def write_archive(
             "index": panel.index,
             "tables": manifest.get("tables", {}),
             "logs": len(manifest.get("logs", [])),
+            **(
+                {"fundamentals_vintage": manifest["fundamentals_vintage"][panel.source]}
+                if panel.source in manifest.get("fundamentals_vintage", {})
+                else {}
+            ),
         },
     )
     versions = {"python": platform.python_version(), "equity_backtest": __version__}

@@ -111,4 +111,11 @@ def findings(metrics: dict) -> list[str]:
         "Overfitting risk is not measured by one run: evaluate the set of trials it came from "
         "(04_evaluate.py over a trials folder) for the probability of backtest overfitting."
     )
+    vintage = metrics.get("settings", {}).get("fundamentals", "")
+    if vintage.startswith("as restated"):
+        out.append(
+            "The fundamentals are restated figures dated at their first report: a rule that reads "
+            "them saw later corrections before they were made, so its result is an upper bound "
+            "of what could have been done in real time."
+        )
     return out

@@ -80,6 +80,11 @@ def settings(run: RunData) -> dict[str, str]:
         "benchmark": benchmark_label(run),
         "risk-free rate": f"{float(p.get('risk_free_rate', 0)):.2%} a year (Sharpe and Sortino are "
         "in excess of it; the rf = 0 Sharpe, as pyfolio and quantstats show by default, is beside it)",
+        **(
+            {"fundamentals": dataset["fundamentals_vintage"]}
+            if "fundamentals_vintage" in dataset
+            else {}
+        ),
     }
 
 

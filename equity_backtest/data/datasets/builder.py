@@ -255,6 +255,13 @@ def build(
         written = writer.submit(_write_tables, arrow, rows, tmp, base and datasets_dir / base)
         quality_report = quality.report(tables, manifest, calendar)
         manifest["tables"] = written.result()
+    restated = {
+        s["source"]: s["fundamentals_vintage"]
+        for s in quality_report["sources"]
+        if "fundamentals_vintage" in s
+    }
+    if restated:  # (only then: other datasets' manifests keep their bytes)
+        manifest["fundamentals_vintage"] = restated
     del arrow
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
     atomic_write_text(
