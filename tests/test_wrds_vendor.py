@@ -344,3 +344,39 @@ def test_restated_fundamentals_are_said_to_be_restated(server, tmp_path):
     metrics = json.loads((root / Path(out.stdout.strip()).parent / "metrics.json").read_text())
     assert metrics["settings"]["fundamentals"].startswith("as restated")
     assert any("upper bound" in f for f in metrics["findings"])
+
+
+def test_legacy_files_asked_for_days_after_their_last_update_say_so(server, tmp_path):
+    """CRSP retired the legacy (SIZ) files after 2024: asking them for later days is said once,
+    with the format to use instead (the days that exist are still logged)."""
+    root = project(tmp_path, server, wrds_format="legacy", query_end=dt.date(2025, 6, 30))
+    proc = query(root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("legacy (SIZ) files end on 2024-12-31") == 1
+    assert 'wrds_format = "ciz"' in proc.stderr
+
+
+def test_without_a_ccm_grant_01_goes_on_with_one_warning(server, tmp_path):
+    """An account without CRSP/Compustat Merged: no fundamentals and SIC sectors, one warning,
+    and prices, members and corporate actions logged as usual (it used to fail the whole of 01
+    at the metadata step)."""
+    import sqlalchemy as sa
+
+    crsp_record.fill(server.url, "wrds_noccm", quirks=False)
+    engine = sa.create_engine(server.url.rsplit("/", 1)[0] + "/wrds_noccm")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE crsp.ccmxpf_lnkhist")
+    engine.dispose()
+    root = project(tmp_path, server, database="wrds_noccm")
+    proc = query(root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("cannot read crsp.ccmxpf_lnkhist") == 1
+    kinds = {datalog.parse_name(p.name).data_type for p in (root / "datalog").iterdir()}
+    assert "ticker_fundamental_data" not in kinds
+    assert {"ticker_market_data", "corporate_actions", "constituent_list"} <= kinds
+    run_script(root, "02_build_datasets.py")
+    from equity_backtest.data.vendors.wrds import SIC_DIVISIONS
+
+    meta = datasets.load_tables(root / "datasets")[1]["metadata"]
+    sectors = set(meta["sector"].dropna().astype(str))
+    assert sectors and sectors <= {name for _, name in SIC_DIVISIONS}

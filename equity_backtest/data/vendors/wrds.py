@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "wrds"
 FORMATS = ("ciz", "legacy")
+LEGACY_LAST_DAY = dt.date(2024, 12, 31)  # CRSP's last update of the SIZ files
 # Compustat's GICS sector codes (comp.company.gsector)
 GICS_SECTORS = {
     "10": "Energy", "15": "Materials", "20": "Industrials", "25": "Consumer Discretionary",
@@ -252,6 +253,16 @@ class Wrds:
                 self._reconnect()
         raise AssertionError("unreachable")
 
+    def can_read(self, table: str) -> bool:
+        """Whether the table exists and this account may read it."""
+        frame = self.ask(
+            f"access to {table}",
+            "SELECT CASE WHEN to_regclass(%(t)s) IS NULL THEN false "
+            "ELSE has_table_privilege(%(t)s, 'SELECT') END AS ok",
+            t=table,
+        )
+        return bool(frame["ok"].iloc[0])
+
     def _reconnect(self) -> None:
         with contextlib.suppress(Exception):
             self.connection.close()
@@ -263,6 +274,27 @@ class Wrds:
             self.connection.close()
         with contextlib.suppress(Exception):
             self.engine.dispose()
+
+
+# what fundamentals and GICS sectors need beyond CRSP: the CCM link table and Compustat, which
+# are subscriptions of their own
+MERGED_TABLES = ("crsp.ccmxpf_lnkhist", "comp.fundq", "comp.company")
+
+
+def _without_what_is_not_granted(db: Wrds, params: Parameters) -> Parameters:
+    """The settings to ask with: without access to CRSP/Compustat Merged or Compustat, no
+    fundamentals and sectors from SIC codes, said once, and the rest is asked as usual."""
+    wants = params.wrds_fundamental_fields or params.wrds_sector == "gics"
+    missing = [t for t in MERGED_TABLES if wants and not db.can_read(t)]
+    if not missing:
+        return params
+    log.warning(
+        "this WRDS account cannot read %s (CRSP/Compustat Merged and Compustat are separate "
+        "subscriptions): no fundamentals are logged and sectors come from SIC codes; prices, "
+        "members and corporate actions are asked as usual",
+        ", ".join(missing),
+    )
+    return params.replace(wrds_fundamental_fields={}, wrds_year_to_date=[], wrds_sector="sic")
 
 
 def query(
@@ -277,6 +309,13 @@ def query(
         store = Datalog(params.datalog_dir, params.requery_after_hours, force, SOURCE)
         end = min(params.query_end or (today or dt.date.today()), today or dt.date.today())
         start = params.query_start
+        if params.wrds_format == "legacy" and end > LEGACY_LAST_DAY:
+            log.warning(
+                "CRSP's legacy (SIZ) files end on %s (CRSP retired the format): nothing after it "
+                'comes from them; set wrds_format = "ciz" for later data',
+                LEGACY_LAST_DAY,
+            )
+        params = _without_what_is_not_granted(db, params)
         window = {"start": start, "end": end}
         spells = db.ask("index membership", sql["members"], **window)
         universe = _log_members(store, spells, params.index, start, end)
