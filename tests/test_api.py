@@ -79,7 +79,9 @@ def test_a_sweep_from_python(store, monkeypatch):
     assert set(sweep.runs) == set(sweep.table["trial"])
 
 
-def test_the_example_notebook_runs_top_to_bottom(tmp_path):
+def test_the_example_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
+    # a user's Jupyter: its own inline backend (CI sets MPLBACKEND=Agg for the scripts)
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(REPO / "examples" / "study.ipynb", as_version=4)
     env_path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{env_path}" if env_path else str(REPO)

@@ -369,7 +369,7 @@ def test_no_market_caps_means_no_index_comparison_not_a_zero_index(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["benchmark_available"] is False
     assert metrics["relative"]["information_ratio"] is None
-    assert metrics["findings"][0].startswith("There is no comparison with the index")
+    assert metrics["findings"][0].startswith("There is no comparison with the US2 index")
 
 
 def test_information_ratio_is_undefined_when_tracking_error_is_rounding_noise():

@@ -75,7 +75,7 @@ def test_main_job_from_an_empty_folder(tmp_path):
     assert (
         "<script" not in page
         and 'src="http' not in page
-        and page.count("data:image/png;base64,") == 9
+        and page.count("data:image/png;base64,") == 10  # every figure of figures_for
     )
     parser = _Cells()
     parser.feed(page)

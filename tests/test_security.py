@@ -285,7 +285,7 @@ def test_spreadsheet_safe_touches_only_text_that_starts_a_formula():
     )
     safe = spreadsheet_safe(frame)
     assert safe["name"].tolist()[:7] == ["'=1+1", "'+x", "'-y", "'@z", "'\tt", "'\rr", "ok"]
-    assert safe["name"].iloc[7] is None and safe["n"].tolist() == list(range(-4, 4))
+    assert pd.isna(safe["name"].iloc[7]) and safe["n"].tolist() == list(range(-4, 4))
     assert frame["name"].iloc[0] == "=1+1"  # a copy: the plan itself is unchanged
 
 

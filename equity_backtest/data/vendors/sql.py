@@ -133,7 +133,12 @@ def _run(engine, sql: str, where: str, retries: int, wait_s: float) -> pd.DataFr
     for attempt in range(retries + 1):
         try:
             with engine.connect() as connection:
-                return pd.read_sql_query(text(sql), connection)
+                try:
+                    return pd.read_sql_query(text(sql), connection)
+                except pd.errors.DatabaseError as wrapped:  # pandas 3 wraps the driver's error
+                    if isinstance(wrapped.__cause__, sa_exc.SQLAlchemyError):
+                        raise wrapped.__cause__ from None
+                    raise
         except sa_exc.DBAPIError as exc:
             if exc.connection_invalidated or _connection_lost(_short(exc)):
                 if attempt < retries:

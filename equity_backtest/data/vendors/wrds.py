@@ -1,4 +1,4 @@
-"""WRDS vendor (D3): CRSP and Compustat from WRDS's PostgreSQL server, through the `wrds` package.
+"""WRDS vendor (D3, D9+): CRSP and Compustat from WRDS's PostgreSQL server, through SQLAlchemy.
 
 What is asked (tables and columns per CRSP format in QUERIES; docs/pipeline.md lists them):
   - the index's membership spells (CRSP's S&P 500 list), logged as constituent lists on every
@@ -32,6 +32,7 @@ from tqdm import tqdm
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
 from .bloomberg import Datalog, chunks, month_ends
+from .wrds_sql import FUNDAMENTALS, GICS, MERGED_TABLES, QUERIES
 
 log = logging.getLogger(__name__)
 
@@ -53,84 +54,6 @@ SIC_DIVISIONS = (
     (6000, "Finance, Insurance and Real Estate"), (7000, "Services"),
     (9100, "Public Administration"), (9900, "Nonclassifiable"),
 )  # fmt: skip
-
-# What is asked, per CRSP format. Every query names its columns as ours; %(...)s are parameters.
-QUERIES = {
-    "ciz": {
-        "members": "SELECT permno, mbrstartdt AS spell_start, mbrenddt AS spell_end "
-        "FROM crsp.dsp500list_v2 WHERE mbrstartdt <= %(end)s "
-        "AND (mbrenddt IS NULL OR mbrenddt >= %(start)s)",
-        "daily": "SELECT permno, dlycaldt AS date, dlyopen AS open, dlyhigh AS high, "
-        "dlylow AS low, dlyprc AS close, dlyprcflg AS price_flag, dlyvol AS volume, "
-        "dlycap AS cap_thousands, shrout AS shares_thousands FROM crsp.dsf_v2 "
-        "WHERE permno = ANY(%(permnos)s) AND dlycaldt BETWEEN %(start)s AND %(end)s "
-        "AND coalesce(dlydelflg, 'N') <> 'Y'",  # CIZ's extra row that carries a delisting
-        "monthly": "SELECT permno, mthcaldt AS date, NULL::float AS open, NULL::float AS high, "
-        "NULL::float AS low, mthprc AS close, mthprcflg AS price_flag, mthvol AS volume, "
-        "mthcap AS cap_thousands, shrout AS shares_thousands FROM crsp.msf_v2 "
-        "WHERE permno = ANY(%(permnos)s) AND mthcaldt BETWEEN %(start)s AND %(end)s",
-        "names": "SELECT permno, secinfostartdt AS name_start, secinfoenddt AS name_end, "
-        "ticker AS symbol, issuernm AS name, primaryexch AS exchange, siccd "
-        "FROM crsp.stksecurityinfohist WHERE permno = ANY(%(permnos)s)",
-        # cash: CD rows (ordinary and special); splits and stock dividends: FRS rows
-        "distributions": "SELECT permno, disexdt AS date, CASE WHEN distype = 'FRS' THEN "
-        "'split' ELSE 'dividend' END AS action, CASE WHEN distype = 'FRS' THEN 1 + disfacpr "
-        "ELSE disdivamt END AS value FROM crsp.stkdistributions "
-        "WHERE permno = ANY(%(permnos)s) AND disexdt BETWEEN %(start)s AND %(end)s "
-        "AND ((distype = 'CD' AND disdivamt > 0) OR (distype = 'FRS' AND disfacpr > -1))",
-        "delistings": "SELECT permno, delistingdt AS last_day, delret AS delisting_return, "
-        "NULL::float AS delisting_price FROM crsp.stkdelists WHERE permno = ANY(%(permnos)s) "
-        "AND delistingdt BETWEEN %(start)s AND %(end)s",
-    },
-    "legacy": {
-        "members": "SELECT permno, start AS spell_start, ending AS spell_end "
-        "FROM crsp.dsp500list WHERE start <= %(end)s "
-        "AND (ending IS NULL OR ending >= %(start)s)",
-        "daily": "SELECT permno, date, openprc AS open, askhi AS high, bidlo AS low, "
-        "prc AS close, NULL AS price_flag, vol AS volume, NULL::float AS cap_thousands, "
-        "shrout AS shares_thousands FROM crsp.dsf "
-        "WHERE permno = ANY(%(permnos)s) AND date BETWEEN %(start)s AND %(end)s",
-        # the legacy monthly file counts volume in hundreds of shares
-        "monthly": "SELECT permno, date, NULL::float AS open, askhi AS high, bidlo AS low, "
-        "prc AS close, NULL AS price_flag, vol * 100 AS volume, NULL::float AS cap_thousands, "
-        "shrout AS shares_thousands FROM crsp.msf "
-        "WHERE permno = ANY(%(permnos)s) AND date BETWEEN %(start)s AND %(end)s",
-        "names": "SELECT permno, namedt AS name_start, nameenddt AS name_end, ticker AS symbol, "
-        "comnam AS name, exchcd::text AS exchange, siccd FROM crsp.stocknames "
-        "WHERE permno = ANY(%(permnos)s)",
-        # distribution codes: 1xxx cash dividends, 5xxx splits and stock dividends (facpr).
-        # WRDS stores distcd as DOUBLE PRECISION: floor() takes its first digit, where a bare
-        # distcd / 1000 would be 5.523 and match nothing
-        "distributions": "SELECT permno, exdt AS date, CASE WHEN floor(distcd / 1000) = 5 THEN "
-        "'split' ELSE 'dividend' END AS action, CASE WHEN floor(distcd / 1000) = 5 THEN "
-        "1 + facpr ELSE divamt END AS value FROM crsp.dsedist "
-        "WHERE permno = ANY(%(permnos)s) AND exdt BETWEEN %(start)s AND %(end)s "
-        "AND ((floor(distcd / 1000) = 1 AND divamt > 0) "
-        "OR (floor(distcd / 1000) = 5 AND facpr > -1))",
-        # dlstcd 100 is every security still active at the data's end: not a delisting
-        "delistings": "SELECT permno, dlstdt AS last_day, dlret AS delisting_return, "
-        "dlprc AS delisting_price FROM crsp.dsedelist WHERE permno = ANY(%(permnos)s) "
-        "AND dlstdt BETWEEN %(start)s AND %(end)s AND dlstcd <> 100",
-    },
-}
-# Compustat quarterly fundamentals of linked PERMNOs (CCM: link types LU/LC, primary P/C, the
-# report within the link's dates); {metrics} are the wrds_fundamental_fields expressions
-FUNDAMENTALS = (
-    "SELECT l.lpermno AS permno, f.datadate AS period_end, f.rdq AS announcement_date, "
-    "f.fyearq AS fiscal_year, f.fqtr AS fiscal_quarter, {metrics} FROM comp.fundq AS f "
-    "JOIN crsp.ccmxpf_lnkhist AS l ON f.gvkey = l.gvkey "
-    "WHERE l.lpermno = ANY(%(permnos)s) AND l.linktype IN ('LU', 'LC') "
-    "AND l.linkprim IN ('P', 'C') AND f.datadate >= l.linkdt "
-    "AND f.datadate <= coalesce(l.linkenddt, '9999-12-31') "
-    "AND f.indfmt = 'INDL' AND f.datafmt = 'STD' AND f.popsrc = 'D' AND f.consol = 'C' "
-    "AND f.datadate BETWEEN %(start)s AND %(end)s"
-)
-GICS = (
-    "SELECT DISTINCT ON (l.lpermno) l.lpermno AS permno, c.gsector FROM comp.company AS c "
-    "JOIN crsp.ccmxpf_lnkhist AS l ON c.gvkey = l.gvkey WHERE l.lpermno = ANY(%(permnos)s) "
-    "AND l.linktype IN ('LU', 'LC') AND l.linkprim IN ('P', 'C') "
-    "ORDER BY l.lpermno, l.linkdt DESC"
-)
 
 
 def _engine(params: Parameters, user: str):
@@ -274,11 +197,6 @@ class Wrds:
             self.connection.close()
         with contextlib.suppress(Exception):
             self.engine.dispose()
-
-
-# what fundamentals and GICS sectors need beyond CRSP: the CCM link table and Compustat, which
-# are subscriptions of their own
-MERGED_TABLES = ("crsp.ccmxpf_lnkhist", "comp.fundq", "comp.company")
 
 
 def _without_what_is_not_granted(db: Wrds, params: Parameters) -> Parameters:
