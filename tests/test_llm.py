@@ -584,10 +584,12 @@ def llm_project(tmp_path, small_store, tiny_model, **kw) -> Path:
 
 def test_llm_strategy_end_to_end_with_decision_metrics_by_window(tmp_path, small_store, tiny_model):
     """Acceptance 1: 03 with strategies/llm.py runs, 04 reports decision metrics split by the
-    training window (the tiny model is given a cutoff mid-window)."""
+    training window (the tiny model is given a cutoff mid-window). The strategy is a copy under
+    another name (the run records the decisions it used, whatever its file is called), and the
+    decisions near the run's end are scored on the data after it."""
     root = llm_project(tmp_path, small_store, tiny_model)
-    shutil.copy(REPO / "strategies" / "llm.py", root / "llm.py")
-    run_script(root, "03_trade.py", "--algorithm", "llm.py")
+    shutil.copy(REPO / "strategies" / "llm.py", root / "my_rule.py")
+    run_script(root, "03_trade.py", "--algorithm", "my_rule.py")
     out = run_script(root, "04_evaluate.py")
     run_dir = root / Path(out.stdout.strip()).parent
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -604,6 +606,9 @@ def test_llm_strategy_end_to_end_with_decision_metrics_by_window(tmp_path, small
     assert len(used) == llm["all"]["decisions"]
     assert llm["partial_horizon"] == int((used["horizon_bars"] < 63).sum())
     assert used.loc[used["horizon_bars"] < 63, "fwd_return"].isna().all()  # partial: not scored
+    last = pd.to_datetime(used["as_of"]).max()
+    assert last > pd.Timestamp("2013-04-01")  # within 63 bars of the run's end (2013-06-28)
+    assert used.loc[pd.to_datetime(used["as_of"]) == last, "fwd_return"].notna().all()
     log_dir = root / "decisions"
     extra = [
         json.loads(line)
@@ -1063,25 +1068,3 @@ def test_nf4_on_vllm_only_where_the_installed_release_takes_bitsandbytes():
         vllm_quantization("nf4", ("awq", "gptq", "fp8"))
     with pytest.raises(BadInputError, match="choose one of awq, gptq"):
         vllm_quantization("squeezellm", ("awq", "gptq"))
-
-
-@pytest.mark.slow
-def test_04_evaluates_a_renamed_llm_strategy_on_data_after_the_runs_end(
-    tmp_path, small_store, tiny_model
-):
-    """The bundled LLM strategy copied under another name is evaluated all the same (the run
-    records the decisions it used), and decisions near the run's end are scored on the data
-    after it where the dataset has it."""
-    root = llm_project(tmp_path, small_store, tiny_model)
-    shutil.copy(REPO / "strategies" / "llm.py", root / "my_rule.py")
-    run_script(root, "03_trade.py", "--algorithm", "my_rule.py")
-    out = run_script(root, "04_evaluate.py")
-    run_dir = root / Path(out.stdout.strip()).parent
-    used = pd.read_csv(run_dir / "llm_decisions_used.csv")
-    assert len(used) > 0
-    last = pd.to_datetime(used["as_of"]).max()
-    assert last > pd.Timestamp("2013-04-01")  # within 63 bars of the run's end (2013-06-28)
-    assert used.loc[pd.to_datetime(used["as_of"]) == last, "fwd_return"].notna().all()
-    assert json.loads((run_dir / "metrics.json").read_text())["llm"]["all"]["decisions"] == len(
-        used
-    )

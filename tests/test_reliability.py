@@ -195,7 +195,7 @@ def test_llm_run_killed_mid_batch_then_rerun_logs_every_key_once(tmp_path, small
     root = project(
         tmp_path,
         start=dt.date(2013, 1, 1),
-        end=dt.date(2013, 6, 28),
+        end=dt.date(2013, 3, 29),  # three monthly rebalances of 20 members: 60 prompts
         llm_model=str(tiny),
         llm_max_new_tokens=16,
         llm_batch_size=4,
