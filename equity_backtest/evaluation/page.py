@@ -13,6 +13,7 @@ td,th{padding:.2em .7em;border-bottom:1px solid #ddd;text-align:right}
 td:first-child,th:first-child{text-align:left}
 table.small td,table.small th{padding:.15em .35em;font-size:.85em}
 img{max-width:100%} .meta{color:#555} h2{margin-top:1.6em;border-bottom:2px solid #eee}
+table.settings td{text-align:left}
 """
 
 
