@@ -219,3 +219,15 @@ def test_corporate_actions_import_with_text_action_column(tmp_path):
     with pytest.raises(BadInputError, match="ca.csv .*row 2, field 'action': 'spinoff'"):
         files.query(tmp_path / "ca.toml", tmp_path / "ca.csv", tmp_path / "datalog2")
     assert not list((tmp_path / "datalog2").glob("*"))
+
+
+def test_a_date_column_without_a_name_is_pointed_out(tmp_path):
+    """backtesting.py's CSVs (an index written by pandas) leave the date column's header empty:
+    the message says what to call it."""
+    (tmp_path / "bars.csv").write_text(",Open,High,Low,Close,Volume\n2020-01-02,1,1,1,1,10\n")
+    with pytest.raises(
+        BadInputError, match='first column has no name in the file: write "Unnamed: 0"'
+    ):
+        files.query(
+            REPO / "mappings" / "ohlcv_one_ticker.toml", tmp_path / "bars.csv", tmp_path / "log"
+        )

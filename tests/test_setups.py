@@ -212,7 +212,12 @@ def test_the_command_writes_its_report_and_refuses_a_bad_file(tmp_path, small_st
     report = json.loads((out / "setups_report.json").read_text())
     assert report["setups"] > 100 and report["findings"] and report["ablation"]
     assert {r["cutoff"] for r in report["threshold_sweep"]["rows"]} == set(setups.SWEEP_CUTOFFS)
-    assert "<h2>Findings</h2>" in (out / "setups_report.html").read_text()
+    page = (out / "setups_report.html").read_text()
+    assert "<h2>Findings</h2>" in page
+    for chart in ("R distribution", "expectancy by threshold", "time exits", "book"):
+        assert f'alt="{chart}"' in page, chart
+    assert report["book"]["exit_chosen_by"] == "the study"
+    assert report["book"]["exit"] == setups.stats.recommended_exit(report)
     assert len(pd.read_csv(out / "outcomes.csv")) == report["setups"]
     # the book: one engine run with its archive and tear sheet, at most 4 positions, exits by
     # stop, take-profit or time exit, compared with the index in the findings

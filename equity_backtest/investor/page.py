@@ -80,10 +80,11 @@ def themes() -> list[tuple[str, str, str]]:
         if path.stem in HIDDEN_THEMES:
             continue
         text = path.read_text(encoding="utf-8")
-        doc = " ".join((ast.get_docstring(ast.parse(text)) or "").split())
+        tree = ast.parse(text)
+        doc = " ".join((ast.get_docstring(tree) or "").split())
         title, _, rest = doc.partition(": ") if ": " in doc.split(". ")[0] else ("", "", doc)
         sentence = re.split(r"(?<!\bi\.e)(?<!\be\.g)\.(?:\s|$)", rest, maxsplit=1)[0].strip()
-        for name, value in _constants(text).items():
+        for name, value in _constants(tree).items():
             sentence = re.sub(rf"\b{name} trading days\b", f"{value} trading days", sentence)
             sentence = re.sub(rf"\b{name} days\b", f"{value} trading days", sentence)
             sentence = re.sub(rf"\(?\b{name}\b\)?", f"{value}", sentence)
@@ -97,10 +98,10 @@ def themes() -> list[tuple[str, str, str]]:
     return out
 
 
-def _constants(source: str) -> dict[str, int | float]:
+def _constants(tree: ast.Module) -> dict[str, int | float]:
     """A strategy file's upper-case number settings other than TOP_N (DAYS = 252, ...)."""
     found = {}
-    for node in ast.parse(source).body:
+    for node in tree.body:
         if (
             isinstance(node, ast.Assign)
             and len(node.targets) == 1

@@ -261,6 +261,8 @@ def _column(frame: pd.DataFrame, name: str, where: str) -> pd.Series:
             if sheets and len(sheets) > 1
             else ""
         )
+        if "Unnamed: 0" in found:  # pandas' name for a header cell left empty (an index's)
+            advice += '; the first column has no name in the file: write "Unnamed: 0" for it'
         raise BadInputError(f"{where_in}: no column {name!r} (found {some(found)}){advice}")
     return frame[name]
 
