@@ -303,3 +303,27 @@ def test_what_a_visitor_sends_is_shown_as_text_and_never_becomes_a_path(site, tm
     assert response.status_code == 400 and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script" not in page and not escape.exists()
     assert site["client"].application.debug is False
+
+
+def test_the_command_lines_orders_never_hold_a_spreadsheet_formula(project):
+    """The same neutralisation on the command line's CSV, from a vendor's company name that
+    starts with '=' (a newer metadata log for one member, built into the dataset)."""
+    from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
+    from tests.conftest import run_script
+
+    logs = list_logs(project / "datalog")
+    name, path = next((n, p) for n, p in logs if n.data_type == "metadata_array")
+    meta = read_log(path)
+    member = read_log(next(p for n, p in logs if n.data_type == "constituent_list"))["ticker"].iloc[
+        0
+    ]
+    row = meta[meta["ticker"] == member].assign(name='=HYPERLINK("http://evil.example")')
+    later = max(n.timestamp for n, _ in logs) + 1
+    write_log(project / "datalog", LogName(later, name.source, name.data_type, name.label), row)
+    run_script(project, "02_build_datasets.py", "--quiet")
+    (project / "h.csv").write_text(f"stock,shares\n{member},10\n")
+    out = project / "orders.csv"
+    run_script(project, "-m", "equity_backtest.investor", "--theme", "equal_weight", "--stocks",
+               "20", "--invest", "1000", "--holdings", "h.csv", "--out", str(out), "--quiet")  # fmt: skip
+    orders = pd.read_csv(out)
+    assert orders.loc[orders["stock"] == member, "name"].iloc[0].startswith("'=HYPERLINK")
