@@ -6,6 +6,7 @@ else hold cash. The same rule as backtesting.py's SmaCross tutorial, written as 
 import pandas as pd
 
 FAST, SLOW = 10, 20
+REBALANCE = "daily"  # written for every bar: a run asked less often warns (docs/strategies.md)
 
 
 def compute_weights(view, params):

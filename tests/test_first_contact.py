@@ -34,10 +34,9 @@ def one_stock(tmp_path_factory):
 
 
 def _params(root, **kw):
-    return params_for(
-        root, source="files", start=dt.date(2019, 1, 2), end=dt.date(2022, 12, 30),
-        rebalance="daily", algorithm=str(REPO / "strategies" / "equal_weight.py"), **kw,
-    )  # fmt: skip
+    kw = {"rebalance": "daily", "algorithm": str(REPO / "strategies" / "equal_weight.py"), **kw}
+    return params_for(root, source="files", start=dt.date(2019, 1, 2), end=dt.date(2022, 12, 30),
+                      **kw)  # fmt: skip
 
 
 def test_a_single_stock_file_runs_with_index_all_and_its_own_benchmark(one_stock):
@@ -122,3 +121,18 @@ def test_the_quality_report_counts_the_lists_in_force(tmp_path):
     coverage = report["sources"][0]["coverage_by_month"]
     assert [row["index_members"] for row in coverage] == [2, 2, 2, 2]
     assert [row["members_with_market_data"] for row in coverage] == [2, 2, 2, 2]
+
+
+def test_a_daily_rule_asked_monthly_is_said_once_and_not_when_asked_daily(one_stock):
+    """examples/sma_cross.py declares REBALANCE = "daily"; asked monthly it acts on one bar in
+    21 (another strategy), which the run says once with what to set."""
+    rule = str(REPO / "examples" / "sma_cross.py")
+    monthly = api.backtest(_params(one_stock, algorithm=rule, rebalance="monthly",
+                                   index="ALL", benchmark=TICKER))  # fmt: skip
+    said = [w for w in monthly.info["warnings"] if "REBALANCE" in w]
+    assert len(said) == 1 and "--set rebalance=daily" in said[0]
+    daily = api.backtest(_params(one_stock, algorithm=rule, index="ALL", benchmark=TICKER))
+    assert not [w for w in daily.info["warnings"] if "REBALANCE" in w]
+    # a rule that declares nothing is never warned about
+    plain = api.backtest(_params(one_stock, index="ALL", rebalance="monthly", benchmark=TICKER))
+    assert not [w for w in plain.info["warnings"] if "REBALANCE" in w]

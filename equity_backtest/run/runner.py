@@ -163,6 +163,30 @@ def window_notes(panel: Panel, params: Parameters) -> list[str]:
     return notes
 
 
+# trading days between decisions, for comparing a rule's declared pace with the run's
+_BARS_BETWEEN = {"daily": 1, "weekly": 5, "monthly": 21, "quarterly": 63, "yearly": 252}
+
+
+def _bars_between(rule) -> float:
+    if isinstance(rule, int):
+        return float(rule)
+    return _BARS_BETWEEN.get(rule, float("inf"))  # "never"
+
+
+def pace_note(compute_weights, params: Parameters) -> list[str]:
+    """Say so when the algorithm declares the pace it was written for (a module-level
+    `REBALANCE = "daily"`, as a moving-average cross is) and the run asks it less often: a daily
+    rule asked monthly sees one bar in 21 and acts on that one alone, silently another strategy."""
+    declared = getattr(compute_weights, "__globals__", {}).get("REBALANCE")
+    if declared is None or _bars_between(params.rebalance) <= _bars_between(declared):
+        return []
+    return [
+        f"the algorithm declares REBALANCE = {declared!r} (the pace it was written for), but "
+        f"rebalance = {params.rebalance!r} asks it less often, so it acts on fewer bars than "
+        f"written; set rebalance = {declared!r} (--set rebalance={declared}) to run it as written"
+    ]
+
+
 def cash_note(result, params: Parameters) -> list[str]:
     """Say so when the portfolio kept a noticeable share in cash that earned nothing: an index
     tracker 95% invested trails its index for that reason alone (dividends wait as cash for the
@@ -278,7 +302,8 @@ def run_single(
         benchmark, gaps = benchmark_returns(panel, params.benchmark, *window)
         benchmark = benchmark.loc[: result.runtime_log["date"].iloc[-1]]
         idle = idle_note(result, panel, params.fill_timing)  # (all cash: said there, once)
-        for text in gaps + window_notes(panel, params) + (idle or cash_note(result, params)):
+        notes = gaps + window_notes(panel, params) + pace_note(compute_weights, params)
+        for text in notes + (idle or cash_note(result, params)):
             log.warning("%s", text)
             result.warnings.append(text)
         held = contest.held_inputs(panel, result.positions) if params.contest_checks else None
