@@ -360,3 +360,27 @@ def test_the_sweep_example_runs_as_written(default_project):
         default_project.glob("results/*__trials__simulated__TOP100/trials_summary.csv")
     )
     assert len(pd.read_csv(summary[-1])) == 6 and "PBO" in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_realism_report_prints_the_figures_pipeline_md_quotes(tmp_path):
+    doc = " ".join((DOCS_DIR / "pipeline.md").read_text().split())
+    command = _figure(doc, r"^.*?`(python -m equity_backtest\.evaluation\.realism)` \(or")
+    report = json.loads(_run(_project(tmp_path), f"{command} --json").stdout)
+    f, ok = report["figures"], report["in_target"]
+    quoted = re.search(
+        r"On the default market \(seed 42\) all (\d+) figures are in range: the largest member "
+        r"reaches ([\d.]+)% of the index, the top 10 ([\d.]+)%, the largest sector ([\d.]+)%; "
+        r"the index's volatility is ([\d.]+)% a year, its worst drawdown ([\d.]+)%, its return "
+        r"([\d.]+)% a year \(([\d.]+)% over the 2% cash rate\); index turnover is ([\d.]+)% a year",
+        doc,
+    ).groups()
+
+    def pct(x: float, like: str) -> str:
+        return f"{100 * abs(x):.{len(like.partition('.')[2])}f}"
+
+    names = ("largest_member_max_weight", "top10_max_weight", "largest_sector_max_weight",
+             "index_annual_volatility", "index_max_drawdown", "index_annual_return",
+             "equity_premium", "index_turnover_per_year")  # fmt: skip
+    assert quoted[0] == str(len(ok)) and all(ok.values())
+    assert list(quoted[1:]) == [pct(f[n], q) for n, q in zip(names, quoted[1:], strict=True)]
