@@ -148,8 +148,15 @@ def tables(
     paid = actions[actions["action"] != "delisting"].assign(permno=lambda f: f["ticker"].map(ids))
     split = (paid["action"] == "split").to_numpy()
     cash = paid[~split & paid["ticker"].isin(member).to_numpy()]
-    special = cash.iloc[[3]].assign(value=1.25)
-    extras["special_dividend"] = (special["ticker"].iloc[0], special["date"].iloc[0], 1.25)
+    # cash beyond the ordinary dividends, each on a day that has one (the builder sums a day's
+    # cash): a special dividend, a return of capital and a capital-gain distribution (CIZ's SD,
+    # ROC and CG), coded in the legacy file as a special dividend (1272), a partial liquidation
+    # (2232) and a second ordinary cash row (1232); all three are paid as cash
+    kinds = (("SD", 1272.0, 1.25), ("ROC", 2232.0, 2.0), ("CG", 1232.0, 0.4))
+    candidates = cash.iloc[[3, 5, 6]].assign(value=[k[2] for k in kinds])
+    extras["special_dividend"] = (candidates["ticker"].iloc[0], candidates["date"].iloc[0], 1.25)
+    more = candidates.iloc[: 3 * int(quirks)]
+    extras["extra_cash"] = list(zip(more["ticker"], more["date"], more["value"], strict=True))
     merger = cash.iloc[[4]].assign(value=0.0)
     dist_ciz = pd.DataFrame(
         {
@@ -159,30 +166,42 @@ def tables(
             "disfacpr": np.where(split, paid["value"] - 1, 0.0),
         }
     )  # fmt: skip
-    dist_ciz = pd.concat(
-        [
-            dist_ciz,
-            special[["permno"]].assign(disexdt=special["date"], distype="CD",
-                                       disordinaryflg="N", disdivamt=1.25, disfacpr=0.0).iloc[: int(quirks)],
-            merger[["permno"]].assign(disexdt=merger["date"], distype="FRS",
-                                      disordinaryflg="N", disdivamt=0.0, disfacpr=-1.0),
-        ],
-        ignore_index=True,
-    )  # fmt: skip
-    out["crsp", "stkdistributions"] = dist_ciz
-    out["crsp", "dsedist"] = pd.DataFrame(
+    extra_ciz = more[["permno"]].assign(disexdt=more["date"], distype=[k[0] for k in kinds][: len(more)],
+                                        disordinaryflg="N", disdivamt=more["value"], disfacpr=0.0)  # fmt: skip
+    # the merger: the share is exchanged away (factor -1); its delisting return pays for it
+    merger_ciz = merger[["permno"]].assign(disexdt=merger["date"], distype="FRS",
+                                           disordinaryflg="N", disdivamt=0.0, disfacpr=-1.0)  # fmt: skip
+    out["crsp", "stkdistributions"] = pd.concat(
+        [dist_ciz, extra_ciz, merger_ciz], ignore_index=True
+    )
+    codes = np.where(dist_ciz["distype"] == "FRS", 5523.0, 1232.0)
+    dsedist = pd.DataFrame(
         {
-            "permno": dist_ciz["permno"], "exdt": dist_ciz["disexdt"],
+            "permno": pd.concat([dist_ciz["permno"], extra_ciz["permno"], merger_ciz["permno"]]),
+            "exdt": pd.concat([dist_ciz["disexdt"], extra_ciz["disexdt"], merger_ciz["disexdt"]]),
             # DOUBLE PRECISION, as WRDS stores legacy CRSP numerics (5523 / 1000 is 5.523 there,
             # not 5: an integer column here once hid a query that lost every split)
-            "distcd": np.select(
-                [dist_ciz["disfacpr"] == -1, dist_ciz["distype"] == "FRS",
-                 dist_ciz["disordinaryflg"] == "N"],
-                [3763, 5523, 1272], 1232,
-            ).astype(float),
-            "divamt": dist_ciz["disdivamt"], "facpr": dist_ciz["disfacpr"],
+            "distcd": np.concatenate([codes, [k[1] for k in kinds][: len(more)], [3763.0]]),
+            "divamt": pd.concat(
+                [dist_ciz["disdivamt"], extra_ciz["disdivamt"], merger_ciz["disdivamt"]]
+            ),  # fmt: skip
+            "facpr": pd.concat(
+                [dist_ciz["disfacpr"], extra_ciz["disfacpr"], merger_ciz["disfacpr"]]
+            ),  # fmt: skip
         }
-    )  # fmt: skip
+    )
+    # legacy rows the engine logs but does not apply: rights with no value (4xxx) and a notice
+    # of new shares issued (6xxx), whose factor is no split for holders
+    if quirks:
+        rights = cash.iloc[[7]]
+        notice = cash.iloc[[8]]
+        dsedist = pd.concat([dsedist, pd.DataFrame({
+            "permno": [rights["permno"].iloc[0], notice["permno"].iloc[0]],
+            "exdt": [rights["date"].iloc[0] + pd.Timedelta(days=1), notice["date"].iloc[0]],
+            "distcd": [4232.0, 6122.0], "divamt": [0.0, 0.0], "facpr": [0.0, 0.05],
+        })], ignore_index=True)  # fmt: skip
+        extras["legacy_unapplied"] = {"rights": 1, "notice": 1}
+    out["crsp", "dsedist"] = dsedist.reset_index(drop=True)
 
     rows = []
     for r in delists.itertuples(index=False):

@@ -143,17 +143,30 @@ def test_daily_files_give_the_simulated_dataset(server, simulated_tables, tmp_pa
     assert meta.loc[new, "name_history"] == f"1990-01-01 {meta.loc[new, 'name']}"
     assert meta.loc[new, "exchange_history"] == f"1990-01-01 {meta.loc[new, 'exchange']}"
 
-    # corporate actions: splits and dividends as simulated (plus the special dividend, summed
-    # with that day's regular one); the merger distribution is neither; a delisting is dated
-    # the day after the last trade, which the engine applies on the next trading day
+    # corporate actions: splits and dividends as simulated, plus the special dividend, the
+    # return of capital and the capital gain (each summed with that day's regular dividend);
+    # the merger's distribution and the legacy file's rights and share-issue notice are logged
+    # unapplied and counted; a delisting is dated the day after the last trade, which the
+    # engine applies on the next trading day
     ca = got["corporate_actions"]
     want = sim["corporate_actions"][sim["corporate_actions"]["ticker"].isin(universe)].copy()
-    ticker, day, amount = extras["special_dividend"]
-    hit = (want["ticker"] == ticker) & (want["date"] == day) & (want["action"] == "dividend")
-    assert hit.sum() == 1
-    want.loc[hit, "value"] += amount
+    for ticker, day, amount in extras["extra_cash"]:
+        hit = (want["ticker"] == ticker) & (want["date"] == day) & (want["action"] == "dividend")
+        assert hit.sum() == 1
+        want.loc[hit, "value"] += amount
     paid = ["ticker", "date", "action"]
-    _same(ca[ca["action"] != "delisting"], want[want["action"] != "delisting"], paid)
+    applied = ca["action"].isin(["split", "dividend"])
+    _same(ca[applied], want[want["action"] != "delisting"], paid)
+    unapplied = ca[~applied & (ca["action"] != "delisting")]["action"].value_counts().to_dict()
+    expected = {
+        "reorganisation": 1,
+        **(extras["legacy_unapplied"] if wrds_format == "legacy" else {}),
+    }
+    assert unapplied == expected
+    report = json.loads(next((root / "datasets").glob("v*/quality_report.json")).read_text())
+    counted = report["sources"][0]["unapplied_distributions"]
+    assert {k: v["count"] for k, v in counted.items()} == expected
+    assert "distributions logged but not applied" in proc.stderr
     got_dl = ca[ca["action"] == "delisting"].sort_values("ticker").reset_index(drop=True)
     want_dl = want[want["action"] == "delisting"].sort_values("ticker").reset_index(drop=True)
     assert len(got_dl) == len(want_dl) > 0

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..errors import BadInputError
 from . import calendars, frequency
-from .vocabulary import RESTATED_FUNDAMENTALS
+from .vocabulary import RESTATED_FUNDAMENTALS, UNAPPLIED_DISTRIBUTIONS
 
 ZERO_VOLUME_RUN = 10
 # no listed share trades above this in any currency; the panel treats such prices as missing
@@ -326,7 +326,28 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             if source in RESTATED_FUNDAMENTALS and len(fund)
             else {}
         ),
+        **unapplied_distributions(ca),
     }
+
+
+def unapplied_distributions(ca: pd.DataFrame) -> dict:
+    """The distributions a vendor reported that the engine does not apply (vocabulary's
+    UNAPPLIED_DISTRIBUTIONS), counted by kind with examples; absent when there are none."""
+    action = ca["action"].astype(str)
+    rows = ca[action.isin(UNAPPLIED_DISTRIBUTIONS).to_numpy()]
+    if rows.empty:
+        return {}
+    out = {}
+    for kind, group in rows.groupby(rows["action"].astype(str), sort=True):
+        examples = group.sort_values(["date"]).head(5)
+        out[kind] = {
+            "count": len(group),
+            "examples": [
+                {"ticker": str(t), "date": f"{d:%Y-%m-%d}"}
+                for t, d in zip(examples["ticker"], examples["date"], strict=True)
+            ],
+        }
+    return {"unapplied_distributions": out}
 
 
 def _values(column: pd.Series) -> list[str]:
@@ -365,7 +386,17 @@ def summary_lines(rep: dict) -> list[str]:
             f"runs, {s['unexplained_split_like_jumps']['count']} split-like jumps; {s['gaps']['missing_days']} "
             f"missing days in {s['gaps']['tickers']} tickers; {_calendar_line(s.get('calendar'))}"
         )
+        if "unapplied_distributions" in s:
+            lines.append(f"quality [{s['source']}]: {_unapplied_line(s)}")
     return lines
+
+
+def _unapplied_line(s: dict) -> str:
+    counts = ", ".join(f"{v['count']} {k}" for k, v in s["unapplied_distributions"].items())
+    return (
+        f"distributions not applied: {counts} (logged for the record; docs/pipeline.md says "
+        "what each kind is)"
+    )
 
 
 def _calendar_line(check: dict | None) -> str:
@@ -400,6 +431,7 @@ def markdown(rep: dict) -> str:
                 if "fundamentals_vintage" in s
                 else []
             ),
+            *([f"- {_unapplied_line(s)}"] if "unapplied_distributions" in s else []),
             "",
         ]
         for key, title in (

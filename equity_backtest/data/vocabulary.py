@@ -19,7 +19,12 @@ import dataclasses
 # raw (unadjusted) daily fields of every market log, in this order
 MARKET_FIELDS = ("open", "high", "low", "close", "volume", "market_cap")
 PRICE_FIELDS = ("open", "high", "low", "close")
-CORPORATE_ACTIONS = ("split", "dividend", "delisting")
+# Distributions a vendor reports that the engine does not apply, logged for the record under
+# their kind's name (value: the amount or factor given, if any) and counted in the quality
+# report: rights without a value, a share exchanged away in a reorganisation (its delisting ends
+# it), a notice with no payment to holders, and a distribution given with no amount at all.
+UNAPPLIED_DISTRIBUTIONS = ("rights", "reorganisation", "notice", "unvalued")
+CORPORATE_ACTIONS = ("split", "dividend", "delisting", *UNAPPLIED_DISTRIBUTIONS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
 from .bloomberg import Datalog, chunks, month_ends
+from .wrds_distributions import distribution_actions
 from .wrds_sql import FUNDAMENTALS, GICS, MERGED_TABLES, QUERIES
 
 log = logging.getLogger(__name__)
@@ -365,10 +366,11 @@ def _query_group(db, sql, params, store, group, start, end) -> None:
     market = _market(pd.concat(stock, ignore_index=True))
     window = {"permnos": group, "start": start, "end": end}
     actions = _actions(
-        db.ask("distributions", sql["distributions"], **window),
+        distribution_actions(db.ask("distributions", sql["distributions"], **window),
+                             params.wrds_format),
         db.ask("delistings", sql["delistings"], **window),
         market,
-    )
+    )  # fmt: skip
     fund = pd.DataFrame()
     if params.wrds_fundamental_fields:
         metrics = ", ".join(f"({e}) AS {m}" for m, e in params.wrds_fundamental_fields.items())
@@ -433,18 +435,15 @@ def _market(raw: pd.DataFrame) -> dict[int, pd.DataFrame]:
 
 
 def _actions(
-    dist: pd.DataFrame, delist: pd.DataFrame, market: dict[int, pd.DataFrame]
+    rows: list[tuple], delist: pd.DataFrame, market: dict[int, pd.DataFrame]
 ) -> dict[int, pd.DataFrame]:
-    """Distributions and delistings -> corporate_actions frames per PERMNO.
+    """Distributions (as wrds_distributions gives them) and delistings -> corporate_actions
+    frames per PERMNO.
 
     A delisting is paid the calendar day after the last trading day (the engine applies a
     non-trading date on the next trading day): the last close x (1 + delisting return), else the
     delisting price; with neither, nothing is logged and the panel closes at the last price."""
-    rows = []
-    for r in dist.itertuples(index=False):
-        value = float(r.value) if pd.notna(r.value) else np.nan
-        if np.isfinite(value) and value > 0:
-            rows.append((int(r.permno), pd.Timestamp(r.date), r.action, value))
+    rows = list(rows)
     for r in delist.itertuples(index=False):
         permno, last_day = int(r.permno), pd.Timestamp(r.last_day)
         prices = market.get(permno)

@@ -22,12 +22,10 @@ QUERIES = {
         "names": "SELECT permno, secinfostartdt AS name_start, secinfoenddt AS name_end, "
         "ticker AS symbol, issuernm AS name, primaryexch AS exchange, siccd "
         "FROM crsp.stksecurityinfohist WHERE permno = ANY(%(permnos)s)",
-        # cash: CD rows (ordinary and special); splits and stock dividends: FRS rows
-        "distributions": "SELECT permno, disexdt AS date, CASE WHEN distype = 'FRS' THEN "
-        "'split' ELSE 'dividend' END AS action, CASE WHEN distype = 'FRS' THEN 1 + disfacpr "
-        "ELSE disdivamt END AS value FROM crsp.stkdistributions "
-        "WHERE permno = ANY(%(permnos)s) AND disexdt BETWEEN %(start)s AND %(end)s "
-        "AND ((distype = 'CD' AND disdivamt > 0) OR (distype = 'FRS' AND disfacpr > -1))",
+        # every distribution: wrds_distributions applies each by its amounts or logs it unapplied
+        "distributions": "SELECT permno, disexdt AS date, distype AS code, disdivamt AS cash, "
+        "disfacpr AS factor FROM crsp.stkdistributions WHERE permno = ANY(%(permnos)s) "
+        "AND disexdt BETWEEN %(start)s AND %(end)s",
         "delistings": "SELECT permno, delistingdt AS last_day, delret AS delisting_return, "
         "NULL::float AS delisting_price FROM crsp.stkdelists WHERE permno = ANY(%(permnos)s) "
         "AND delistingdt BETWEEN %(start)s AND %(end)s",
@@ -48,15 +46,11 @@ QUERIES = {
         "names": "SELECT permno, namedt AS name_start, nameenddt AS name_end, ticker AS symbol, "
         "comnam AS name, exchcd::text AS exchange, siccd FROM crsp.stocknames "
         "WHERE permno = ANY(%(permnos)s)",
-        # distribution codes: 1xxx cash dividends, 5xxx splits and stock dividends (facpr).
-        # WRDS stores distcd as DOUBLE PRECISION: floor() takes its first digit, where a bare
-        # distcd / 1000 would be 5.523 and match nothing
-        "distributions": "SELECT permno, exdt AS date, CASE WHEN floor(distcd / 1000) = 5 THEN "
-        "'split' ELSE 'dividend' END AS action, CASE WHEN floor(distcd / 1000) = 5 THEN "
-        "1 + facpr ELSE divamt END AS value FROM crsp.dsedist "
-        "WHERE permno = ANY(%(permnos)s) AND exdt BETWEEN %(start)s AND %(end)s "
-        "AND ((floor(distcd / 1000) = 1 AND divamt > 0) "
-        "OR (floor(distcd / 1000) = 5 AND facpr > -1))",
+        # every distribution, its code a DOUBLE PRECISION number (wrds_distributions reads its
+        # first digit): each applied by its amounts or logged unapplied
+        "distributions": "SELECT permno, exdt AS date, distcd AS code, divamt AS cash, "
+        "facpr AS factor FROM crsp.dsedist WHERE permno = ANY(%(permnos)s) "
+        "AND exdt BETWEEN %(start)s AND %(end)s",
         # dlstcd 100 is every security still active at the data's end: not a delisting
         "delistings": "SELECT permno, dlstdt AS last_day, dlret AS delisting_return, "
         "dlprc AS delisting_price FROM crsp.dsedelist WHERE permno = ANY(%(permnos)s) "
