@@ -105,6 +105,10 @@ def tables(
             "shrout": shrout,
         }
     )  # fmt: skip
+    if quirks:  # CRSP's missing-volume code (a volume too large to store), on a member's day
+        k = int(np.flatnonzero(px["ticker"].isin(member).to_numpy())[10])
+        out["crsp", "dsf"].loc[k, "vol"] = -99.0
+        extras["missing_volume"] = (px["ticker"].iloc[k], px["date"].iloc[k])
     month = px["date"].dt.to_period("M")
     last = px.groupby(["permno", month])["date"].transform("max") == px["date"]
     monthly = px[last].assign(vol=px.groupby(["permno", month])["volume"].transform("sum")[last])
@@ -138,9 +142,18 @@ def tables(
     names.loc[names.index[k], "start"] = pd.Timestamp("2006-01-01")
     names = pd.concat([renamed, names], ignore_index=True)
     extras["renamed"] = (names["ticker"].iloc[k + 1], "OLD" + names["ticker"].iloc[k + 1])
-    out["crsp", "stksecurityinfohist"] = names.rename(
+    ciz_names = names.rename(
         columns={"start": "secinfostartdt", "end": "secinfoenddt", "name": "issuernm"}
     ).assign(primaryexch="N")
+    gone = delists[delists["ticker"].isin(member)]
+    if quirks and len(gone):  # CIZ closes a delisted security's history with a one-day record
+        t, day = gone["ticker"].iloc[0], gone["date"].iloc[0]
+        own = ciz_names[ciz_names["ticker"] == t]
+        ciz_names.loc[own.index[-1], "secinfoenddt"] = day - pd.Timedelta(days=1)
+        record = own.iloc[[-1]].assign(secinfostartdt=day, secinfoenddt=day, primaryexch="X")
+        ciz_names = pd.concat([ciz_names, record], ignore_index=True)
+        extras["delisting_record"] = t
+    out["crsp", "stksecurityinfohist"] = ciz_names
     out["crsp", "stocknames"] = names.rename(
         columns={"start": "namedt", "end": "nameenddt", "name": "comnam"}
     ).assign(exchcd=1)
@@ -209,9 +222,16 @@ def tables(
         last_day, close = before["date"].iloc[-1], before["close"].iloc[-1]
         rows.append((ids[r.ticker], last_day, r.value / close - 1, r.value))
     dl = pd.DataFrame(rows, columns=["permno", "last_day", "ret", "price"])
-    out["crsp", "stkdelists"] = dl.rename(columns={"last_day": "delistingdt", "ret": "delret"})[
-        ["permno", "delistingdt", "delret"]
+    ciz_dl = dl.rename(columns={"last_day": "delistingdt", "ret": "delret", "price": "delnextprc"})[
+        ["permno", "delistingdt", "delret", "delnextprc"]
     ]
+    if quirks:  # a delisting without a return: its next price is the value
+        valued = (ciz_dl["delnextprc"] > 0).to_numpy()
+        of_member = ciz_dl["permno"].isin([ids[t] for t in member]).to_numpy() & valued
+        k = int(np.flatnonzero(of_member if of_member.any() else valued)[-1])
+        ciz_dl.loc[k, "delret"] = np.nan
+        extras["price_only_delisting_ciz"] = int(ciz_dl.loc[k, "permno"])
+    out["crsp", "stkdelists"] = ciz_dl
     legacy = dl.rename(columns={"last_day": "dlstdt", "ret": "dlret", "price": "dlprc"})
     # (a member's delisting with a value: a price of 0 would be no delisting price at all)
     valued = legacy["dlprc"] > 0
@@ -257,7 +277,7 @@ def tables(
         {
             "gvkey": f["gvkey"], "datadate": f["period_end"], "rdq": f["announcement_date"],
             "fyearq": fy, "fqtr": f["period_end"].dt.quarter, "indfmt": "INDL",
-            "datafmt": "STD", "popsrc": "D", "consol": "C",
+            "datafmt": "STD", "popsrc": "D", "consol": "C", "curcdq": "USD",
             "saleq": f["revenue"] / m, "oiadpq": f["ebit"] / m, "niq": f["net_income"] / m,
             "atq": f["total_assets"] / m, "ceqq": f["total_equity"] / m,
             "dlttq": f["total_debt"] / m, "dlcq": np.nan, "cheq": f["cash"] / m,
@@ -278,7 +298,11 @@ def tables(
     if quirks:
         q.loc[b, "rdq"] = pd.NaT
     decoy_q = q.iloc[[0]].assign(gvkey="999999", saleq=-1.0)
-    out["comp", "fundq"] = pd.concat([q, restated.iloc[: int(quirks)], decoy_q], ignore_index=True)
+    # the same quarter reported again in Canadian dollars: not ours to mix with dollars
+    cad = q.iloc[[int(rows[12])]].assign(curcdq="CAD", saleq=q["saleq"].iloc[int(rows[12])] * 1.35)
+    out["comp", "fundq"] = pd.concat(
+        [q, restated.iloc[: int(quirks)], decoy_q, cad.iloc[: int(quirks)]], ignore_index=True
+    )
     return out, extras
 
 

@@ -148,3 +148,17 @@ def test_market_checks_block_by_block_equal_one_pass(tmp_path, small_store, monk
     for rows in (1, 7, 1000):
         monkeypatch.setattr(quality, "_BLOCK_ROWS", rows)
         assert quality.report(tables, manifest) == whole, rows
+
+
+def test_crsp_exchange_codes_name_their_calendars():
+    """CIZ's primaryexch letters and the legacy numeric exchcd (a DOUBLE on WRDS, so '1.0' as
+    text) map to exchange_calendars codes instead of falling back silently."""
+    from equity_backtest.data import calendars
+
+    assert [calendars.code(c) for c in ("N", "A", "Q", "R", "B")] == [
+        "XNYS", "XASE", "XNAS", "ARCX", "BATS"
+    ]  # fmt: skip
+    assert [calendars.code(c) for c in ("1", "2.0", "3", "4", "33")] == [
+        "XNYS", "XASE", "XNAS", "ARCX", "XNAS"
+    ]  # fmt: skip
+    assert calendars.code("X") is None  # CRSP's 'unknown': the default calendar is used

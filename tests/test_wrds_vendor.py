@@ -130,7 +130,13 @@ def test_daily_files_give_the_simulated_dataset(server, simulated_tables, tmp_pa
     flagged = market[market["close_is_bid_ask"] == 1][["ticker", "date"]]
     want_flagged = extras["bid_ask_rows"][extras["bid_ask_rows"]["ticker"].isin(universe)]
     _same(flagged, want_flagged, ["ticker", "date"])
-    want = sim["market"][sim["market"]["ticker"].isin(universe)]
+    want = sim["market"][sim["market"]["ticker"].isin(universe)].copy()
+    if wrds_format == "legacy":  # CRSP's -99 (missing volume) is logged as no volume
+        ticker, day = extras["missing_volume"]
+        hit = (want["ticker"] == ticker) & (want["date"] == day)
+        assert hit.sum() == 1
+        want.loc[hit, "volume"] = np.nan
+        assert "missing-volume code" in proc.stderr
     _same(market.drop(columns="close_is_bid_ask"), want, ["ticker", "date"])
 
     # metadata: PERMNO is the identifier, names and GICS sectors as simulated, ticker history kept
@@ -142,6 +148,11 @@ def test_daily_files_give_the_simulated_dataset(server, simulated_tables, tmp_pa
     assert meta.loc[new, "symbol_history"] == f"1990-01-01 {old}; 2006-01-01 {new}"
     assert meta.loc[new, "name_history"] == f"1990-01-01 {meta.loc[new, 'name']}"
     assert meta.loc[new, "exchange_history"] == f"1990-01-01 {meta.loc[new, 'exchange']}"
+    # CIZ's one-day record after a delisting is not the exchange it was listed on
+    gone = extras["delisting_record"]
+    assert (
+        meta.loc[gone, "exchange"] in ("N", "1") and "X" not in meta.loc[gone, "exchange_history"]
+    )
 
     # corporate actions: splits and dividends as simulated, plus the special dividend, the
     # return of capital and the capital gain (each summed with that day's regular dividend);

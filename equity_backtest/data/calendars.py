@@ -28,6 +28,21 @@ ALIASES = {
     "P": "ARCX",
     "LSE": "XLON",
     "TSE": "XTKS",
+    # CRSP: CIZ's primaryexch letters (N, A and Q above; R NYSE Arca, B Bats) and the legacy
+    # numeric exchcd (1 NYSE, 2 NYSE American, 3 Nasdaq, 4 Arca, 5 Bats; 31-35 the same exchanges'
+    # when-issued trading), per CRSP's data descriptions; every US listing keeps NYSE's sessions
+    "R": "ARCX",
+    "B": "BATS",
+    "1": "XNYS",
+    "2": "XASE",
+    "3": "XNAS",
+    "4": "ARCX",
+    "5": "BATS",
+    "31": "XNYS",
+    "32": "XASE",
+    "33": "XNAS",
+    "34": "ARCX",
+    "35": "BATS",
 }
 
 
@@ -36,6 +51,7 @@ def code(name: str) -> str | None:
     import exchange_calendars
 
     key = str(name).strip().upper()
+    key = key[:-2] if key.endswith(".0") and key[:-2].isdigit() else key  # 1.0: a DOUBLE code
     key = ALIASES.get(key, key)
     return key if key in exchange_calendars.get_calendar_names(include_aliases=True) else None
 

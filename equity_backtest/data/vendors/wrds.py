@@ -295,6 +295,7 @@ def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd
     parts = [db.ask("names", sql["names"], permnos=g) for g in chunks(permnos, 2000)]
     names = pd.concat(parts, ignore_index=True).sort_values(["permno", "name_start"])
     names["permno"] = names["permno"].astype("int64")
+    names = _without_delisting_records(names)
     latest = names.groupby("permno").last()
     history = {c: _history(names, c) for c in ("symbol", "name", "exchange")}
     sectors = pd.Series(dtype=object)
@@ -324,6 +325,18 @@ def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd
             }
         )
     return pd.DataFrame(rows)
+
+
+def _without_delisting_records(names: pd.DataFrame) -> pd.DataFrame:
+    """Drop CIZ's one-day record that closes a delisted security's history (its exchange is a
+    code for 'delisted', not where it was listed), so the latest name row is the last real one;
+    a security with nothing else keeps it."""
+    start = pd.to_datetime(names["name_start"])
+    end = pd.to_datetime(names["name_end"])
+    last = ~names["permno"].duplicated(keep="last").to_numpy()
+    alone = names["permno"].map(names["permno"].value_counts()).to_numpy() == 1
+    one_day = ((end - start) <= pd.Timedelta(days=1)).to_numpy()
+    return names[~(last & one_day & ~alone)].reset_index(drop=True)
 
 
 def _history(names: pd.DataFrame, column: str) -> pd.Series:
@@ -426,6 +439,14 @@ def _market(raw: pd.DataFrame) -> dict[int, pd.DataFrame]:
             "close_is_bid_ask": bid_ask.astype(float),
         }
     )
+    unknown = frame["volume"] < 0  # CRSP's -99: the volume is missing (too large to store)
+    if unknown.any():
+        log.warning(
+            "%d rows with CRSP's missing-volume code (a negative volume, such as -99) logged "
+            "without a volume: no volume cap applies to fills on those days",
+            int(unknown.sum()),
+        )
+        frame.loc[unknown, "volume"] = np.nan
     frame = frame[np.isfinite(frame["close"])].sort_values(["permno", "date"], kind="stable")
     frame = frame.drop_duplicates(["permno", "date"], keep="last")
     return {

@@ -26,8 +26,9 @@ QUERIES = {
         "distributions": "SELECT permno, disexdt AS date, distype AS code, disdivamt AS cash, "
         "disfacpr AS factor FROM crsp.stkdistributions WHERE permno = ANY(%(permnos)s) "
         "AND disexdt BETWEEN %(start)s AND %(end)s",
+        # delnextprc: the price found after delisting, where no delisting return was computed
         "delistings": "SELECT permno, delistingdt AS last_day, delret AS delisting_return, "
-        "NULL::float AS delisting_price FROM crsp.stkdelists WHERE permno = ANY(%(permnos)s) "
+        "delnextprc AS delisting_price FROM crsp.stkdelists WHERE permno = ANY(%(permnos)s) "
         "AND delistingdt BETWEEN %(start)s AND %(end)s",
     },
     "legacy": {
@@ -67,6 +68,7 @@ FUNDAMENTALS = (
     "AND l.linkprim IN ('P', 'C') AND f.datadate >= l.linkdt "
     "AND f.datadate <= coalesce(l.linkenddt, '9999-12-31') "
     "AND f.indfmt = 'INDL' AND f.datafmt = 'STD' AND f.popsrc = 'D' AND f.consol = 'C' "
+    "AND f.curcdq = 'USD' "  # a firm reporting in another currency: its figures are not dollars
     "AND f.datadate BETWEEN %(start)s AND %(end)s"
 )
 GICS = (
