@@ -21,6 +21,8 @@ EXTRAS names the rows concerned so the tests can check each.
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -321,8 +323,32 @@ def fill(
         for schema in ("crsp", "comp"):
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    types = schema_types()
     for (schema, table), frame in frames.items():
-        dates = {c: sa.Date() for c in frame.columns if "datetime" in str(frame[c].dtype)}
-        frame.to_sql(table, engine, schema=schema, index=False, dtype=dates)
+        columns = types[f"{schema}.{table}"]
+        assert set(frame.columns) == set(columns), (
+            schema,
+            table,
+            set(frame.columns) ^ set(columns),
+        )
+        frame = frame[list(columns)]
+        ddl = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE TABLE {schema}.{table} ({ddl})")
+        frame.to_sql(table, engine, schema=schema, index=False, if_exists="append")
     engine.dispose()
     return extras
+
+
+SCHEMA = Path(__file__).with_name("wrds_schema.toml")
+
+
+def schema_types() -> dict[str, dict[str, str]]:
+    """tests/wrds_schema.toml: {"schema.table": {column: PostgreSQL type}}, in column order."""
+    with SCHEMA.open("rb") as f:
+        doc = tomllib.load(f)
+    return {
+        f"{schema}.{table}": {column: spec[0] for column, spec in columns.items()}
+        for schema, tables in doc.items()
+        for table, columns in tables.items()
+    }

@@ -404,3 +404,23 @@ def test_without_a_ccm_grant_01_goes_on_with_one_warning(server, tmp_path):
     meta = datasets.load_tables(root / "datasets")[1]["metadata"]
     sectors = set(meta["sector"].dropna().astype(str))
     assert sectors and sectors <= {name for _, name in SIC_DIVISIONS}
+
+
+def test_the_schema_file_types_every_table_the_vendor_asks():
+    """tests/wrds_schema.toml creates every table (crsp_record.fill); each table the vendor's SQL
+    names is in it, each of its tables is asked, and the legacy CRSP and Compustat numerics are
+    DOUBLE PRECISION as WRDS stores them (an integer distcd once hid a lost split)."""
+    import re
+
+    from equity_backtest.data.vendors import wrds_sql
+
+    sql = " ".join([*(q for fmt in wrds_sql.QUERIES.values() for q in fmt.values()),
+                    wrds_sql.FUNDAMENTALS, wrds_sql.GICS])  # fmt: skip
+    asked = set(re.findall(r"\b((?:crsp|comp)\.\w+)", sql))
+    types = crsp_record.schema_types()
+    assert asked == set(types)
+    for table in ("crsp.dsf", "crsp.msf", "crsp.dsedist", "crsp.dsedelist", "crsp.stocknames",
+                  "crsp.dsp500list", "comp.fundq"):  # fmt: skip
+        numeric = {c: t for c, t in types[table].items() if t not in ("DATE",)}
+        assert all(t == "DOUBLE PRECISION" or t.startswith("VARCHAR") for t in numeric.values())
+    assert types["crsp.dsedist"]["distcd"] == "DOUBLE PRECISION"
