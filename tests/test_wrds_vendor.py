@@ -424,3 +424,81 @@ def test_the_schema_file_types_every_table_the_vendor_asks():
         numeric = {c: t for c, t in types[table].items() if t not in ("DATE",)}
         assert all(t == "DOUBLE PRECISION" or t.startswith("VARCHAR") for t in numeric.values())
     assert types["crsp.dsedist"]["distcd"] == "DOUBLE PRECISION"
+
+
+HOLD_TWO = """import pandas as pd
+
+def compute_weights(view, params):
+    return pd.Series(0.5, index=[{first!r}, {second!r}])
+"""
+
+
+def test_a_legacy_split_and_special_dividend_give_the_nav_of_crsp_s_own_arithmetic(
+    server, tmp_path
+):
+    """Through 01 -> 04 on the legacy (SIZ) files, half in a stock with a 2:1 split (distcd
+    5523, facpr 1, a DOUBLE on WRDS) and half in one with a special dividend (1272, summed with
+    that day's regular one) and a return of capital (2232): each day's NAV equals the value
+    computed here straight from the tables with CRSP's own arithmetic (shares x (1 + facpr) on
+    the ex-date, divamt x shares in cash, a delisting's dlret or dlprc), to 1e-9."""
+    frames, _ = crsp_record.tables()
+    dist, dsf = frames["crsp", "dsedist"], frames["crsp", "dsf"]
+    delist = frames["crsp", "dsedelist"]
+    start, end = pd.Timestamp("2011-07-05"), pd.Timestamp(SETTINGS.end)
+    ticker, day, _ = server.extras["special_dividend"]
+    payer = crsp_record.permnos(MARKET)[ticker]
+    spells = frames["crsp", "dsp500list"]
+    members = set(spells.loc[(spells["start"] <= start) & (spells["ending"] >= start), "permno"])
+    splits = dist[(dist["distcd"] == 5523) & (dist["facpr"] == 1.0) & (dist["exdt"] > start)]
+    splits = splits[splits["permno"].isin(members)]
+    splitter = int(splits["permno"].iloc[0])
+    held = [splitter, payer]
+    root = project(tmp_path, server, wrds_format="legacy", start=start.date(), end=end.date(),
+                   rebalance="never", fractional_shares=True, cash_buffer=0.0,
+                   no_trade_band=0.0, spread_bps=0.0, slippage_bps=0.0, impact_coef=0.0,
+                   commission_rate=0.0, commission_min=0.0, volume_cap=1.0,
+                   algorithm="hold_two.py", benchmark="index")  # fmt: skip
+    (root / "hold_two.py").write_text(HOLD_TWO.format(first=str(splitter), second=str(payer)))
+    assert query(root).returncode == 0
+    for script in ("02_build_datasets.py", "03_trade.py", "04_evaluate.py"):
+        run_script(root, script)
+    run = sorted(p for p in (root / "results").iterdir() if p.is_dir() and p.name[0] != ".")[-1]
+    nav = pd.read_csv(run / "runtime_log.csv", parse_dates=["date"]).set_index("date")["value"]
+
+    # CRSP's arithmetic, day by day, from the raw tables
+    px = {p: dsf[dsf["permno"] == p].set_index("date").sort_index() for p in held}
+    days = nav.index
+    cash, shares = 1_000_000.0, {p: 0.0 for p in held}
+    decided = days[0]
+    target = {p: 0.5 * cash / abs(px[p].loc[decided, "prc"]) for p in held}
+    gone = {}
+    for p in held:
+        row = delist[(delist["permno"] == p) & (delist["dlstcd"] != 100)]
+        if len(row):
+            last = pd.Timestamp(row["dlstdt"].iloc[0])
+            close = abs(px[p].loc[:last, "prc"].iloc[-1])
+            r = row.iloc[0]
+            gone[p] = (last, close * (1 + r["dlret"]) if pd.notna(r["dlret"]) else abs(r["dlprc"]))
+    expected = []
+    for k, d in enumerate(days):
+        for p in held:
+            if shares[p]:
+                today = dist[
+                    (dist["permno"] == p) & (dist["exdt"] > days[k - 1]) & (dist["exdt"] <= d)
+                ]
+                for r in today.itertuples():
+                    if int(r.distcd // 1000) in (6, 7) or r.facpr <= -1:
+                        continue
+                    cash += shares[p] * max(r.divamt, 0.0)
+                    shares[p] *= 1 + r.facpr
+                if p in gone and gone[p][0] < d:
+                    cash += shares[p] * gone[p][1]
+                    shares[p] = 0.0
+        if k == 1:  # the first decision fills at this day's open
+            for p in held:
+                shares[p] = target[p]
+                cash -= target[p] * px[p].loc[d, "openprc"]
+        value = cash + sum(shares[p] * abs(px[p].loc[d, "prc"]) for p in held if shares[p])
+        expected.append(value)
+    assert len(days) > 300 and (dist["exdt"].between(start, end) & dist["permno"].isin(held)).any()
+    np.testing.assert_allclose(nav.to_numpy(), np.array(expected), rtol=1e-9)
