@@ -85,6 +85,9 @@ panel_cache = True
 # A fundamental becomes visible on its announcement date; where a vendor gives none, on period
 # end plus this many calendar days (per metric, with a default).
 fundamental_lag_days = {"default": 45}
+# Fundamentals a vendor gives only as restated (WRDS's comp.fundq keeps each quarter's latest
+# values, dated here at its first report): this many more days before a rule sees them. 0 = none.
+restated_lag_days = 0
 
 # --- Backtest window and schedule ---------------------------------------------------------------
 start = "2007-01-01"  # first heartbeat (the first trading day on or after it)

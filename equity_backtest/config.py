@@ -104,6 +104,9 @@ class Parameters:
     fundamental_lag_days: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"default": 45}
     )
+    # days added to the public date of fundamentals a vendor gives only as restated (WRDS's
+    # comp.fundq): a rule then sees each figure later, trading look-ahead for staleness
+    restated_lag_days: int = 0
     # backtest window and schedule (E1)
     start: dt.date = dt.date(2007, 1, 1)
     end: dt.date = dt.date(2024, 12, 31)
@@ -373,6 +376,8 @@ def validate(p: Parameters) -> Parameters:
         raise bad(
             "fundamental_lag_days", "must map metric names (and 'default') to whole days >= 0"
         )
+    if not isinstance(p.restated_lag_days, int) or p.restated_lag_days < 0:
+        raise bad("restated_lag_days", "must be a whole number of days >= 0 (0: no lag)")
     for name in ("bbg_chunk_tickers", "bbg_chunk_fields"):
         if getattr(p, name) < 1:
             raise bad(name, "must be at least 1")

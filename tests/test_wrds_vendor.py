@@ -369,6 +369,30 @@ def test_restated_fundamentals_are_said_to_be_restated(server, tmp_path):
     assert metrics["settings"]["fundamentals"].startswith("as restated")
     assert any("upper bound" in f for f in metrics["findings"])
 
+    # restated_lag_days: each restated-only figure public that many days later, said in the
+    # tear sheet; a simulated dataset's figures (not restated) are not moved
+    from equity_backtest.config import load_parameters
+    from equity_backtest.data.panel import load_panel
+
+    params = load_parameters(root / "parameters.py").replace(
+        datasets_dir=str(root / "datasets"), panel_cache=False
+    )
+    days = load_panel(params).dates
+    base = load_panel(params).fundamentals["revenue"]
+    lagged = load_panel(params.replace(restated_lag_days=30)).fundamentals["revenue"]
+    shown = days[np.minimum(base.public_day, len(days) - 1)]
+    later = days[np.minimum(lagged.public_day, len(days) - 1)]
+    inside = lagged.public_day < len(days)
+    gap = np.asarray((later - shown)[inside].days)
+    # 30 calendar days, each date then at its next trading day's close (so 27 to 34 apart)
+    assert (lagged.public_day >= base.public_day).all() and gap.min() >= 27 and gap.max() <= 34
+    assert 29 <= gap.mean() <= 31
+    run_script(root, "03_trade.py", "--algorithm", "quality.py", "--set", "restated_lag_days=30")
+    out = run_script(root, "04_evaluate.py")
+    metrics = json.loads((root / Path(out.stdout.strip()).parent / "metrics.json").read_text())
+    assert "30 days after its first report" in metrics["settings"]["fundamentals"]
+    assert any("seen here some days after" in f for f in metrics["findings"])
+
 
 def test_legacy_files_asked_for_days_after_their_last_update_say_so(server, tmp_path):
     """CRSP retired the legacy (SIZ) files after 2024: asking them for later days is said once,

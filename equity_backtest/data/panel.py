@@ -22,7 +22,7 @@ from ..errors import BadInputError
 from . import panel_cache
 from .datasets import current_version, load_tables
 from .quality import MAX_PLAUSIBLE_PRICE
-from .vocabulary import MARKET_FIELDS, PRICE_FIELDS
+from .vocabulary import MARKET_FIELDS, PRICE_FIELDS, RESTATED_FUNDAMENTALS
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class PanelSpec:
     # so that the panel cache keeps them too
     volatility_days: tuple[int, ...] = ()
     cache: bool = False  # keep the built panel in the datasets folder's panel cache
+    restated_lag_days: int = 0  # more days before restated-only fundamentals are public
 
     @classmethod
     def of(cls, params: Parameters) -> PanelSpec:
@@ -120,7 +121,7 @@ class PanelSpec:
         windows = (params.impact_vol_days,) if params.impact_coef > 0 else ()
         return cls(
             str(params.datasets_dir), params.dataset_version, params.source, params.index,
-            params.end, lags, windows, params.panel_cache,
+            params.end, lags, windows, params.panel_cache, params.restated_lag_days,
         )  # fmt: skip
 
     def lag_days(self, metric: str) -> int:
@@ -151,6 +152,7 @@ def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = 
         spec.fundamental_lag_days,
         spec.volatility_days,
         tuple(extra_tickers),
+        *((spec.restated_lag_days,) if spec.restated_lag_days else ()),  # (older keys unchanged)
     )
     if not spec.cache:
         return build()
@@ -400,9 +402,11 @@ def _fundamentals(
     fund = fund[(fund["source"] == src) & fund["ticker"].isin(code)]
     fund = fund.assign(code=pd.Index(list(code)).get_indexer(fund["ticker"]))
     out = {}
+    # a source whose fundamentals are restated figures: each is public restated_lag_days later
+    later = pd.Timedelta(days=spec.restated_lag_days if src in RESTATED_FUNDAMENTALS else 0)
     for metric, grp in fund.groupby("metric", sort=True, observed=True):
         lag = pd.Timedelta(days=spec.lag_days(str(metric)))
-        public = grp["announcement_date"].fillna(grp["period_end"] + lag)
+        public = grp["announcement_date"].fillna(grp["period_end"] + lag) + later
         frame = pd.DataFrame(
             {
                 "ticker": grp["code"].to_numpy(),

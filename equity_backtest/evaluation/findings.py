@@ -112,10 +112,16 @@ def findings(metrics: dict) -> list[str]:
         "(04_evaluate.py over a trials folder) for the probability of backtest overfitting."
     )
     vintage = metrics.get("settings", {}).get("fundamentals", "")
-    if vintage.startswith("as restated"):
+    if vintage.startswith("as restated") and "restated_lag_days" in vintage:
+        out.append(
+            "The fundamentals are restated figures, each seen here some days after its first "
+            "report (restated_lag_days): corrections made within that lag were not yet known in "
+            "real time, later ones still were, so the result may still be somewhat optimistic."
+        )
+    elif vintage.startswith("as restated"):
         out.append(
             "The fundamentals are restated figures dated at their first report: a rule that reads "
             "them saw later corrections before they were made, so its result is an upper bound "
-            "of what could have been done in real time."
+            "of what could have been done in real time (restated_lag_days delays them)."
         )
     return out

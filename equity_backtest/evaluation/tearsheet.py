@@ -81,11 +81,20 @@ def settings(run: RunData) -> dict[str, str]:
         "risk-free rate": f"{float(p.get('risk_free_rate', 0)):.2%} a year (Sharpe and Sortino are "
         "in excess of it; the rf = 0 Sharpe, as pyfolio and quantstats show by default, is beside it)",
         **(
-            {"fundamentals": dataset["fundamentals_vintage"]}
+            {"fundamentals": dataset["fundamentals_vintage"] + _restated_lag(p)}
             if "fundamentals_vintage" in dataset
             else {}
         ),
     }
+
+
+def _restated_lag(p: dict) -> str:
+    days = int(p.get("restated_lag_days") or 0)
+    return (
+        f"; this run saw each {days} days after its first report (restated_lag_days)"
+        if days
+        else ""
+    )
 
 
 def compute(run: RunData) -> tuple[dict, dict[str, pd.DataFrame]]:
