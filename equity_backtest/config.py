@@ -78,6 +78,9 @@ class Parameters:
     wrds_format: str = "ciz"
     wrds_frequency: str = "daily"
     wrds_sector: str = "gics"
+    # fundq: Compustat's standard quarterly file (restated figures only); snapshot: Compustat
+    # Snapshot's point-in-time history (comp_snapshot.wrds_csq_pit), a subscription of its own
+    wrds_fundamentals: str = "fundq"
     wrds_fundamental_fields: dict = dataclasses.field(
         default_factory=lambda: dict(wrds_fields.FUNDAMENTAL_FIELDS)
     )
@@ -434,6 +437,7 @@ def _validate_wrds(p: Parameters, bad) -> None:
         "wrds_format": ("ciz", "legacy"),
         "wrds_frequency": ("daily", "monthly"),
         "wrds_sector": ("gics", "sic"),
+        "wrds_fundamentals": ("fundq", "snapshot"),
         "wrds_sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     }
     for name, allowed in choices.items():

@@ -305,6 +305,18 @@ def tables(
     out["comp", "fundq"] = pd.concat(
         [q, restated.iloc[: int(quirks)], decoy_q, cad.iloc[: int(quirks)]], ignore_index=True
     )
+    # Compustat Snapshot: every quarter's first version, known from its report date (or 45 days
+    # after the quarter where there is none); the restated quarter's first version valid until
+    # the day before its restatement, and the restated version from that day on (its report
+    # date unchanged: the snapshot dates the version, not the report)
+    first_known = q["rdq"].fillna(q["datadate"] + pd.Timedelta(days=45))
+    pit = q.assign(pitdate1=first_known, pitdate2=pd.NaT, updq=3.0)
+    if quirks:
+        pit.loc[a, "pitdate2"] = restated["rdq"].iloc[0] - pd.Timedelta(days=1)
+        again = restated.assign(rdq=q["rdq"].iloc[a], pitdate1=restated["rdq"], pitdate2=pd.NaT,
+                                updq=3.0)  # fmt: skip
+        pit = pd.concat([pit, again], ignore_index=True)
+    out["comp_snapshot", "wrds_csq_pit"] = pit
     return out, extras
 
 
@@ -320,7 +332,7 @@ def fill(
     admin.dispose()
     engine = sa.create_engine(url.rsplit("/", 1)[0] + "/" + database)
     with engine.begin() as conn:
-        for schema in ("crsp", "comp"):
+        for schema in ("crsp", "comp", "comp_snapshot"):
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     types = schema_types()

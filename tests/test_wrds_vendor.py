@@ -439,12 +439,12 @@ def test_the_schema_file_types_every_table_the_vendor_asks():
     from equity_backtest.data.vendors import wrds_sql
 
     sql = " ".join([*(q for fmt in wrds_sql.QUERIES.values() for q in fmt.values()),
-                    wrds_sql.FUNDAMENTALS, wrds_sql.GICS])  # fmt: skip
-    asked = set(re.findall(r"\b((?:crsp|comp)\.\w+)", sql))
+                    wrds_sql.FUNDAMENTALS, wrds_sql.FUNDAMENTALS_PIT, wrds_sql.GICS])  # fmt: skip
+    asked = set(re.findall(r"\b((?:crsp|comp|comp_snapshot)\.\w+)", sql))
     types = crsp_record.schema_types()
     assert asked == set(types)
     for table in ("crsp.dsf", "crsp.msf", "crsp.dsedist", "crsp.dsedelist", "crsp.stocknames",
-                  "crsp.dsp500list", "comp.fundq"):  # fmt: skip
+                  "crsp.dsp500list", "comp.fundq", "comp_snapshot.wrds_csq_pit"):  # fmt: skip
         numeric = {c: t for c, t in types[table].items() if t not in ("DATE",)}
         assert all(t == "DOUBLE PRECISION" or t.startswith("VARCHAR") for t in numeric.values())
     assert types["crsp.dsedist"]["distcd"] == "DOUBLE PRECISION"
@@ -526,3 +526,62 @@ def test_a_legacy_split_and_special_dividend_give_the_nav_of_crsp_s_own_arithmet
         expected.append(value)
     assert len(days) > 300 and (dist["exdt"].between(start, end) & dist["permno"].isin(held)).any()
     np.testing.assert_allclose(nav.to_numpy(), np.array(expected), rtol=1e-9)
+
+
+def test_point_in_time_fundamentals_date_a_restatement_at_its_restatement(server, tmp_path):
+    """wrds_fundamentals = "snapshot" reads Compustat Snapshot's versions: the restated quarter's
+    first figures are public from its report date and the restated ones only from the day the
+    snapshot first held them; the dataset is not marked restated (restated_lag_days does not
+    apply); and a backtest up to the day before the restatement is the same with or without
+    the restated version in the datalog."""
+    from equity_backtest.config import load_parameters
+    from equity_backtest.data.panel import load_panel
+    from equity_backtest.data.vocabulary import POINT_IN_TIME
+
+    root = project(tmp_path / "pit", server, wrds_fundamentals="snapshot")
+    proc = query(root)
+    assert proc.returncode == 0, proc.stderr
+    run_script(root, "02_build_datasets.py")
+    version = datasets.current_version(root / "datasets")
+    manifest = datasets.read_manifest(root / "datasets", version)
+    assert manifest["fundamentals_vintage"]["wrds"] == POINT_IN_TIME
+
+    ticker, period, restated_on = server.extras["restated"]
+    permno = str(crsp_record.permnos(MARKET)[ticker])
+    params = load_parameters(root / "parameters.py").replace(
+        datasets_dir=str(root / "datasets"), panel_cache=False
+    )
+    panel = load_panel(params)
+    k = list(panel.tickers).index(permno)
+    series = panel.fundamentals["revenue"]
+    mine = (series.ticker == k) & (series.period_end == np.datetime64(period))
+    public = panel.dates[np.minimum(series.public_day[mine], len(panel.dates) - 1)]
+    values = series.value[mine]
+    assert len(values) == 2 and values[1] == pytest.approx(values[0] * 1.1, rel=1e-12)
+    assert public[0] < pd.Timestamp(restated_on) <= public[1]
+    lagged = load_panel(params.replace(restated_lag_days=30)).fundamentals["revenue"]
+    assert (lagged.public_day == series.public_day).all()  # not restated: no lag
+
+    # the same run without the restated version, up to the day before it: the same NAV
+    twin = project(tmp_path / "twin", server, wrds_fundamentals="snapshot")
+    shutil.copytree(root / "datalog", twin / "datalog")
+    for name, path in datalog.list_logs(twin / "datalog"):
+        if name.data_type == "ticker_fundamental_data" and name.label == permno:
+            frame = datalog.read_log(path, name)
+            keep = frame["announcement_date"] != pd.Timestamp(restated_on)
+            assert (~keep).sum() == 1
+            path.unlink()
+            datalog.write_log(twin / "datalog", name, frame[keep.to_numpy()])
+    navs = []
+    for folder in (root, twin):
+        if folder is twin:
+            run_script(folder, "02_build_datasets.py")
+        shutil.copy(REPO / "strategies" / "quality.py", folder / "quality.py")
+        run_script(folder, "03_trade.py", "--algorithm", "quality.py", "--set",
+                   "rebalance=weekly")  # fmt: skip
+        runs = sorted(p for p in (folder / "results").iterdir() if p.is_dir() and p.name[0] != ".")
+        log = pd.read_csv(runs[-1] / "runtime_log.csv", parse_dates=["date"]).set_index("date")
+        navs.append(log["value"])
+    before = navs[0].index < pd.Timestamp(restated_on)
+    assert before.sum() > 50 and not before.all()
+    np.testing.assert_array_equal(navs[0][before].to_numpy(), navs[1][before].to_numpy())

@@ -21,8 +21,8 @@ from ..config import Parameters
 from ..errors import BadInputError
 from . import panel_cache
 from .datasets import current_version, load_tables
-from .quality import MAX_PLAUSIBLE_PRICE
-from .vocabulary import MARKET_FIELDS, PRICE_FIELDS, RESTATED_FUNDAMENTALS
+from .quality import MAX_PLAUSIBLE_PRICE, fundamentals_vintage
+from .vocabulary import MARKET_FIELDS, PRICE_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,14 @@ def panel_from_tables(
         list_dates,
         membership,
         list_of_day,
-        _fundamentals(tables["fundamentals"], src, code, dates, spec),
+        _fundamentals(
+            tables["fundamentals"],
+            src,
+            code,
+            dates,
+            spec,
+            fundamentals_vintage(tables["metadata"], src) or "",
+        ),  # fmt: skip
         meta,
     )
 
@@ -397,13 +404,18 @@ def _events(
 
 
 def _fundamentals(
-    fund: pd.DataFrame, src: str, code: dict, dates: pd.DatetimeIndex, spec: PanelSpec
+    fund: pd.DataFrame,
+    src: str,
+    code: dict,
+    dates: pd.DatetimeIndex,
+    spec: PanelSpec,
+    vintage: str = "",
 ) -> dict[str, FundamentalSeries]:
     fund = fund[(fund["source"] == src) & fund["ticker"].isin(code)]
     fund = fund.assign(code=pd.Index(list(code)).get_indexer(fund["ticker"]))
     out = {}
     # a source whose fundamentals are restated figures: each is public restated_lag_days later
-    later = pd.Timedelta(days=spec.restated_lag_days if src in RESTATED_FUNDAMENTALS else 0)
+    later = pd.Timedelta(days=spec.restated_lag_days if vintage.startswith("as restated") else 0)
     for metric, grp in fund.groupby("metric", sort=True, observed=True):
         lag = pd.Timedelta(days=spec.lag_days(str(metric)))
         public = grp["announcement_date"].fillna(grp["period_end"] + lag) + later

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..errors import BadInputError
 from . import calendars, frequency
-from .vocabulary import RESTATED_FUNDAMENTALS, UNAPPLIED_DISTRIBUTIONS
+from .vocabulary import POINT_IN_TIME, RESTATED_FUNDAMENTALS, UNAPPLIED_DISTRIBUTIONS
 
 ZERO_VOLUME_RUN = 10
 # no listed share trades above this in any currency; the panel treats such prices as missing
@@ -322,12 +322,22 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         ),
         "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),
         **(
-            {"fundamentals_vintage": RESTATED_FUNDAMENTALS[source]}
-            if source in RESTATED_FUNDAMENTALS and len(fund)
+            {"fundamentals_vintage": vintage}
+            if (vintage := fundamentals_vintage(tables["metadata"], source)) and len(fund)
             else {}
         ),
         **unapplied_distributions(ca),
     }
+
+
+def fundamentals_vintage(metadata: pd.DataFrame, source: str) -> str | None:
+    """What a source's fundamentals are where it is known they are not simply as first reported
+    at their dates: point in time (its metadata says so) or as restated (vocabulary); else None."""
+    if "fundamentals" in metadata:
+        said = metadata.loc[metadata["source"] == source, "fundamentals"].astype(str)
+        if (said == POINT_IN_TIME).any():
+            return POINT_IN_TIME
+    return RESTATED_FUNDAMENTALS.get(source)
 
 
 def unapplied_distributions(ca: pd.DataFrame) -> dict:

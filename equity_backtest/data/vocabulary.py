@@ -145,3 +145,11 @@ RESTATED_FUNDAMENTALS = {
     "dated here at its first report (rdq), so a later restatement is seen from that date on "
     "(look-ahead that can flatter fundamental strategies)",
 }
+
+# What a source's metadata says (column 'fundamentals') when its fundamentals are point in time
+# after all (the WRDS vendor with wrds_fundamentals = "snapshot"): then they are not marked
+# restated, and restated_lag_days does not apply.
+POINT_IN_TIME = (
+    "point in time: Compustat Snapshot's versions of each quarter, each public from the later of "
+    "its report date and the day the snapshot first held it"
+)

@@ -31,9 +31,10 @@ from tqdm import tqdm
 
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
+from ..vocabulary import POINT_IN_TIME
 from .bloomberg import Datalog, chunks, month_ends
 from .wrds_distributions import distribution_actions
-from .wrds_sql import FUNDAMENTALS, GICS, MERGED_TABLES, QUERIES
+from .wrds_sql import FUNDAMENTALS, FUNDAMENTALS_PIT, GICS, MERGED_TABLES, PIT_TABLE, QUERIES
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,8 @@ def _without_what_is_not_granted(db: Wrds, params: Parameters) -> Parameters:
     """The settings to ask with: without access to CRSP/Compustat Merged or Compustat, no
     fundamentals and sectors from SIC codes, said once, and the rest is asked as usual."""
     wants = params.wrds_fundamental_fields or params.wrds_sector == "gics"
-    missing = [t for t in MERGED_TABLES if wants and not db.can_read(t)]
+    tables = MERGED_TABLES + ((PIT_TABLE,) if params.wrds_fundamentals == "snapshot" else ())
+    missing = [t for t in tables if wants and not db.can_read(t)]
     if not missing:
         return params
     log.warning(
@@ -322,6 +324,11 @@ def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd
                 "symbol_history": history["symbol"].get(p),
                 "name_history": history["name"].get(p),
                 "exchange_history": history["exchange"].get(p),
+                **(
+                    {"fundamentals": POINT_IN_TIME}
+                    if params.wrds_fundamentals == "snapshot"
+                    else {}
+                ),
             }
         )
     return pd.DataFrame(rows)
@@ -388,9 +395,10 @@ def _query_group(db, sql, params, store, group, start, end) -> None:
     if params.wrds_fundamental_fields:
         metrics = ", ".join(f"({e}) AS {m}" for m, e in params.wrds_fundamental_fields.items())
         early = dt.date(start.year - 1, 1, 1)  # a year earlier: year-to-date items need it
+        pit = params.wrds_fundamentals == "snapshot"
         fund = db.ask(
-            "Compustat fundamentals",
-            FUNDAMENTALS.format(metrics=metrics),
+            "Compustat Snapshot fundamentals" if pit else "Compustat fundamentals",
+            (FUNDAMENTALS_PIT if pit else FUNDAMENTALS).format(metrics=metrics),
             permnos=group,
             start=early,
             end=end,
@@ -526,4 +534,6 @@ def _fundamentals(raw: pd.DataFrame, params: Parameters, start: dt.date) -> pd.D
         frame[m] = np.where(q1, merged[m].to_numpy(), own)
     frame = frame[frame["period_end"] >= pd.Timestamp(start)]
     frame = frame.dropna(how="all", subset=metrics)
+    # snapshot versions public on one day (both held before the report): the later one is it
+    frame = frame.drop_duplicates(["permno", "period_end", "announcement_date"], keep="last")
     return frame.drop(columns=["fiscal_year", "fiscal_quarter"]).reset_index(drop=True)

@@ -71,6 +71,14 @@ FUNDAMENTALS = (
     "AND f.curcdq = 'USD' "  # a firm reporting in another currency: its figures are not dollars
     "AND f.datadate BETWEEN %(start)s AND %(end)s"
 )
+# Compustat Snapshot's point-in-time quarterly history (WRDS library comp_snapshot, also
+# reachable as compsnap): one row per version of a quarter, valid from pitdate1 to pitdate2.
+# A version is public from the later of its report date and the day the snapshot first held it;
+# preliminary and final versions (updq 2 and 3) alike, each from its own date.
+FUNDAMENTALS_PIT = FUNDAMENTALS.replace(
+    "f.rdq AS announcement_date", "greatest(f.rdq, f.pitdate1) AS announcement_date"
+).replace("FROM comp.fundq AS f", "FROM comp_snapshot.wrds_csq_pit AS f")
+PIT_TABLE = "comp_snapshot.wrds_csq_pit"
 GICS = (
     "SELECT DISTINCT ON (l.lpermno) l.lpermno AS permno, c.gsector FROM comp.company AS c "
     "JOIN crsp.ccmxpf_lnkhist AS l ON c.gvkey = l.gvkey WHERE l.lpermno = ANY(%(permnos)s) "
