@@ -60,7 +60,9 @@ wrds_sslmode = "require"
 wrds_format = "ciz"  # ciz (crsp.dsf_v2, msf_v2, stkdistributions...) or legacy (crsp.dsf, msf...)
 wrds_frequency = "daily"  # daily (dsf) or monthly (msf) stock file
 wrds_sector = "gics"  # gics (comp.company.gsector via the CCM link) or sic (SIC division)
-wrds_fundamentals = "fundq"  # fundq (restated figures only) or snapshot (Compustat Snapshot, point in time)
+wrds_fundamentals = (
+    "fundq"  # fundq (restated figures only) or snapshot (Compustat Snapshot, point in time)
+)
 # Compustat items: our metric -> SQL over comp.fundq; defaults in vendors/wrds_fields.py, e.g.
 # wrds_fundamental_fields = {"revenue": "saleq", "ebit": "oiadpq"}   ({} = no fundamentals)
 wrds_year_to_date = ["operating_cash_flow", "capex"]  # Compustat year-to-date items -> per quarter

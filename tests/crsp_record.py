@@ -270,6 +270,20 @@ def tables(
             "gsector": [GICS_CODE[s] for s in meta["sector"]] + ["10"],
         }
     )
+    # Compustat's GICS history: today's sector since 1999 for each company, and one member that
+    # was in another sector until mid-2011
+    hgic = out["comp", "company"].assign(indfrom=pd.Timestamp("1999-01-01"), indthru=pd.NaT)
+    if quirks:
+        k = int(np.flatnonzero(meta["ticker"].isin(member).to_numpy()
+                               & (meta["sector"] != "Industrials").to_numpy())[0])  # fmt: skip
+        moved = gvkey[meta["permno"].iloc[k]]
+        row = int(np.flatnonzero((hgic["gvkey"] == moved).to_numpy())[0])
+        before = hgic.iloc[[row]].assign(gsector=GICS_CODE["Industrials"],
+                                         indthru=pd.Timestamp("2011-06-30"))  # fmt: skip
+        hgic.loc[row, "indfrom"] = pd.Timestamp("2011-07-01")
+        hgic = pd.concat([before, hgic], ignore_index=True)
+        extras["sector_change"] = (meta["ticker"].iloc[k], "Industrials", meta["sector"].iloc[k])
+    out["comp", "co_hgic"] = hgic
 
     f = fund.assign(gvkey=fund["ticker"].map(lambda t: gvkey[ids[t]]))
     f = f.sort_values(["gvkey", "period_end"], kind="stable").reset_index(drop=True)

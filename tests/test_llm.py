@@ -168,7 +168,7 @@ def test_named_prompts_use_the_name_in_effect_on_their_date():
     # without a history, the metadata's one name is used
     plain = _split_panel()
     assert "Aaa Corp" in build_prompts(View(plain, 149, np.zeros(1), 1e6, 260), template)[0].user
-    from equity_backtest.llm.prompts import as_of_value
+    from equity_backtest.llm.prompts import as_of_value  # (defined in engine.view)
 
     assert as_of_value("2019-01-01 A; 2020-07-28 B", "2018-12-31") is None
     assert as_of_value("2019-01-01 A; 2020-07-28 B", "2020-07-28") == "B"

@@ -148,6 +148,9 @@ def test_daily_files_give_the_simulated_dataset(server, simulated_tables, tmp_pa
     assert meta.loc[new, "symbol_history"] == f"1990-01-01 {old}; 2006-01-01 {new}"
     assert meta.loc[new, "name_history"] == f"1990-01-01 {meta.loc[new, 'name']}"
     assert meta.loc[new, "exchange_history"] == f"1990-01-01 {meta.loc[new, 'exchange']}"
+    # the GICS history (comp.co_hgic): a member that changed sector keeps both, with dates
+    moved, old, now = extras["sector_change"]
+    assert meta.loc[moved, "sector_history"] == f"1999-01-01 {old}; 2011-07-01 {now}"
     # CIZ's one-day record after a delisting is not the exchange it was listed on
     gone = extras["delisting_record"]
     assert (
@@ -439,7 +442,8 @@ def test_the_schema_file_types_every_table_the_vendor_asks():
     from equity_backtest.data.vendors import wrds_sql
 
     sql = " ".join([*(q for fmt in wrds_sql.QUERIES.values() for q in fmt.values()),
-                    wrds_sql.FUNDAMENTALS, wrds_sql.FUNDAMENTALS_PIT, wrds_sql.GICS])  # fmt: skip
+                    wrds_sql.FUNDAMENTALS, wrds_sql.FUNDAMENTALS_PIT, wrds_sql.GICS,
+                    wrds_sql.GICS_HISTORY])  # fmt: skip
     asked = set(re.findall(r"\b((?:crsp|comp|comp_snapshot)\.\w+)", sql))
     types = crsp_record.schema_types()
     assert asked == set(types)
@@ -561,6 +565,18 @@ def test_point_in_time_fundamentals_date_a_restatement_at_its_restatement(server
     assert public[0] < pd.Timestamp(restated_on) <= public[1]
     lagged = load_panel(params.replace(restated_lag_days=30)).fundamentals["revenue"]
     assert (lagged.public_day == series.public_day).all()  # not restated: no lag
+
+    # the view's sector is the one in effect on its date (Compustat's GICS history)
+    from equity_backtest.engine.view import View
+
+    moved, old, now = server.extras["sector_change"]
+    code = str(crsp_record.permnos(MARKET)[moved])
+    held = (panel.tickers == code).astype(float)  # held, so in the view whatever the index
+    for day, sector in (("2011-06-15", old), ("2011-07-15", now)):
+        view = View(panel, int(panel.dates.searchsorted(pd.Timestamp(day))), held, 1e6, 60)
+        meta = view.metadata
+        row = meta.loc[code] if code in meta.index else meta[meta["ticker"] == code].iloc[0]
+        assert row["sector"] == sector, (day, row.to_dict())
 
     # the same run without the restated version, up to the day before it: the same NAV
     twin = project(tmp_path / "twin", server, wrds_fundamentals="snapshot")

@@ -210,9 +210,33 @@ class View:
 
     @property
     def metadata(self) -> pd.DataFrame:
-        """Names, sectors and identifiers of the universe and holdings."""
+        """Names, sectors and identifiers of the universe and holdings; where the vendor gave a
+        sector history (sector_history), the sector is the one in effect on this date."""
         mask = self._tickers_mask(None)
-        return self._panel.metadata.iloc[np.flatnonzero(mask)].copy()
+        meta = self._panel.metadata.iloc[np.flatnonzero(mask)].copy()
+        if "sector_history" in meta:
+            then = [as_of_value(h, self.date) for h in meta["sector_history"]]
+            meta["sector"] = [
+                s if s is not None else now for s, now in zip(then, meta["sector"], strict=True)
+            ]
+        return meta
 
     def __repr__(self) -> str:
         return f"<View {self.date:%Y-%m-%d}: {len(self.universe)} members, {len(self.holdings)} holdings>"
+
+
+def as_of_value(history, day) -> str | None:
+    """The value in effect on `day` from a history "YYYY-MM-DD value; YYYY-MM-DD value; ..."
+    (each value from its date on); None when there is no history or nothing yet on that day."""
+    if not isinstance(history, str) or not history.strip():
+        return None
+    current = None
+    for part in history.split(";"):
+        start, _, value = part.strip().partition(" ")
+        try:
+            since = pd.Timestamp(start)
+        except ValueError:
+            continue
+        if since <= pd.Timestamp(day) and value.strip():
+            current = value.strip()
+    return current

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..engine.view import as_of_value
 from ..errors import BadInputError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -138,23 +139,6 @@ def _in_todays_shares(frame: pd.DataFrame, view, tickers) -> pd.DataFrame:
         )
     out["value"] = out["value"].to_numpy(dtype=float) * factor
     return out
-
-
-def as_of_value(history, day) -> str | None:
-    """The value in effect on `day` from a history "YYYY-MM-DD value; YYYY-MM-DD value; ..."
-    (each value from its date on); None when there is no history or nothing yet on that day."""
-    if not isinstance(history, str) or not history.strip():
-        return None
-    current = None
-    for part in history.split(";"):
-        start, _, value = part.strip().partition(" ")
-        try:
-            since = pd.Timestamp(start)
-        except ValueError:
-            continue
-        if since <= pd.Timestamp(day) and value.strip():
-            current = value.strip()
-    return current
 
 
 def _statement_table(lines: dict[str, pd.DataFrame], ticker: str) -> pd.DataFrame:

@@ -34,7 +34,16 @@ from ...errors import BadInputError, VendorUnavailableError
 from ..vocabulary import POINT_IN_TIME
 from .bloomberg import Datalog, chunks, month_ends
 from .wrds_distributions import distribution_actions
-from .wrds_sql import FUNDAMENTALS, FUNDAMENTALS_PIT, GICS, MERGED_TABLES, PIT_TABLE, QUERIES
+from .wrds_sql import (
+    FUNDAMENTALS,
+    FUNDAMENTALS_PIT,
+    GICS,
+    GICS_HISTORY,
+    GICS_HISTORY_TABLE,
+    MERGED_TABLES,
+    PIT_TABLE,
+    QUERIES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +317,19 @@ def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd
         sectors = pd.Series(
             codes.map(GICS_SECTORS).to_numpy(), index=gics["permno"].astype("int64")
         )
+        if db.can_read(GICS_HISTORY_TABLE):
+            history["sector"] = _sector_history(
+                pd.concat(
+                    [
+                        db.ask("GICS history", GICS_HISTORY, permnos=g)
+                        for g in chunks(permnos, 2000)
+                    ],
+                    ignore_index=True,
+                )  # fmt: skip
+            )
+        else:
+            log.info("no access to %s: each company's GICS sector is today's over all history",
+                     GICS_HISTORY_TABLE)  # fmt: skip
     rows = []
     for p in permnos:
         row = latest.loc[p] if p in latest.index else None
@@ -324,6 +346,7 @@ def _metadata(db: Wrds, sql: dict, params: Parameters, permnos: list[int]) -> pd
                 "symbol_history": history["symbol"].get(p),
                 "name_history": history["name"].get(p),
                 "exchange_history": history["exchange"].get(p),
+                **({"sector_history": history["sector"].get(p)} if "sector" in history else {}),
                 **(
                     {"fundamentals": POINT_IN_TIME}
                     if params.wrds_fundamentals == "snapshot"
@@ -360,6 +383,21 @@ def _history(names: pd.DataFrame, column: str) -> pd.Series:
         return "; ".join(parts)
 
     return names.groupby("permno").apply(one, include_groups=False)
+
+
+def _sector_history(rows: pd.DataFrame) -> pd.Series:
+    """comp.co_hgic rows -> per PERMNO "YYYY-MM-DD Sector; ..." (the view and the prompts read
+    the sector as of their date from it)."""
+    if rows.empty:
+        return pd.Series(dtype=object)
+    frame = pd.DataFrame(
+        {
+            "permno": rows["permno"].astype("int64"),
+            "name_start": pd.to_datetime(rows["indfrom"]),
+            "sector": rows["gsector"].astype("string").str.strip().str[:2].map(GICS_SECTORS),
+        }
+    ).sort_values(["permno", "name_start"], kind="stable")
+    return _history(frame, "sector")
 
 
 def _sic_division(sic: int | None) -> str | None:

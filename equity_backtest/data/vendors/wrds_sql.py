@@ -86,6 +86,15 @@ GICS = (
     "ORDER BY l.lpermno, l.linkdt DESC"
 )
 
+# Compustat's GICS history (from 1999 on): each sector a company had and from when; read where
+# the account has it, else comp.company's current sector stands for the whole history
+GICS_HISTORY_TABLE = "comp.co_hgic"
+GICS_HISTORY = (
+    "SELECT DISTINCT l.lpermno AS permno, h.gsector, h.indfrom FROM comp.co_hgic AS h "
+    "JOIN crsp.ccmxpf_lnkhist AS l ON h.gvkey = l.gvkey WHERE l.lpermno = ANY(%(permnos)s) "
+    "AND l.linktype IN ('LU', 'LC') AND l.linkprim IN ('P', 'C') ORDER BY 1, 3"
+)
+
 # what fundamentals and GICS sectors need beyond CRSP: the CCM link table and Compustat, which
 # are subscriptions of their own
 MERGED_TABLES = ("crsp.ccmxpf_lnkhist", "comp.fundq", "comp.company")
