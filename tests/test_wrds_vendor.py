@@ -184,6 +184,9 @@ def test_daily_files_give_the_simulated_dataset(server, simulated_tables, tmp_pa
     got_dl = ca[ca["action"] == "delisting"].sort_values("ticker").reset_index(drop=True)
     want_dl = want[want["action"] == "delisting"].sort_values("ticker").reset_index(drop=True)
     assert len(got_dl) == len(want_dl) > 0
+    # a member still trading at the data's end (legacy dsedelist's code-100 row) never delists
+    active = {TICKER[str(p)] for p in extras["active_permnos"]} & universe
+    assert active and not active & set(got_dl["ticker"])
     np.testing.assert_allclose(got_dl["value"], want_dl["value"], rtol=1e-12)
     assert (days.searchsorted(got_dl["date"]) == days.searchsorted(want_dl["date"])).all()
     assert ((got_dl["date"] - pd.Timedelta(days=1)).isin(days)).all()  # last trading day + 1
