@@ -137,13 +137,18 @@ def test_requests_are_chunked_by_tickers_and_fields(uninterrupted):
     daily = [r for r in hist if r.get("periodicitySelection", "DAILY") == "DAILY"]
     fields = {f for r in daily for f in r["fields"]}
     assert fields == {"PX_OPEN", "PX_HIGH", "PX_LOW", "PX_LAST", "PX_VOLUME", "CUR_MKT_CAP"}
-    # raw prices: no dividend or split adjustment asked of Bloomberg
-    assert all(
-        r.get("adjustmentSplit") is False and r.get("adjustmentNormal") is False for r in daily
+    # raw prices: all four adjustment flags sent false, DPDF's included
+    flags = ("adjustmentNormal", "adjustmentAbnormal", "adjustmentSplit", "adjustmentFollowDPDF")
+    assert all(r.get(f) is False for r in daily for f in flags)
+    # fundamentals as originally reported, on fiscal periods
+    quarterly = [r for r in hist if r.get("periodicitySelection") == "QUARTERLY"]
+    assert quarterly and all(
+        r.get("periodicityAdjustment") == "FISCAL" and r["overrides"].get("FILING_STATUS") == "OR"
+        for r in quarterly
     )
-    members = [r for r in asked if r["overrides"].get("END_DT")]
+    members = [r for r in asked if r["overrides"].get("END_DATE_OVERRIDE")]
     assert len(members) == 24 and all(r["securities"] == [INDEX] for r in members)
-    assert {r["overrides"]["END_DT"] for r in members} >= {"20110131", "20121231"}
+    assert {r["overrides"]["END_DATE_OVERRIDE"] for r in members} >= {"20110131", "20121231"}
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(uninterrupted, recording, tmp_path):
@@ -218,3 +223,121 @@ def test_missing_sdk_is_exit_3_with_what_to_install(tmp_path):
     proc = run_script(root, str(REPO / "01_query_vendor.py"), check=False)
     assert proc.returncode == 3
     assert "blpapi" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _sim_tables(tmp_path: Path) -> dict[str, pd.DataFrame]:
+    simulated.query(SETTINGS, tmp_path / "sim_log")
+    datasets.build(tmp_path / "sim_log", tmp_path / "sim")
+    return datasets.load_tables(tmp_path / "sim")[1]
+
+
+def test_a_terminal_s_quirks_are_asked_around_or_counted(tmp_path):
+    """On a terminal with a restated quarter, a special dividend, a stock dividend, a spin-off,
+    a rights issue, a split stock whose raw prices need every adjustment flag off, and a member
+    whose ticker no longer resolves: the original quarter is logged (FILING_STATUS = OR), prices
+    are raw, the special cash is paid, the stock dividend is a share ratio, the spin-off and the
+    rights are logged unapplied and counted, and the dead member is a warning naming it."""
+    record = make_recording
+    path = tmp_path / "quirks.json"
+    path.write_text(json.dumps(record(SETTINGS, quirks=True)))
+    root = new_project(tmp_path / "q")
+    proc = query(root, path)
+    assert proc.returncode == 0, proc.stderr
+    datasets.build(root / "datalog", root / "datasets")
+    _, bbg = datasets.load_tables(root / "datasets")
+    sim = _sim_tables(tmp_path)
+    members = sorted(set(sim["constituents"]["ticker"].astype(str)))
+
+    # the original quarter, not the restated one
+    fund = bbg["fundamentals"].assign(ticker=bbg["fundamentals"]["ticker"].astype(str))
+    want = sim["fundamentals"].assign(ticker=sim["fundamentals"]["ticker"].astype(str))
+    key = ["period_end", "metric"]
+    mine = fund[(fund["ticker"] == members[0] + " US") & (fund["metric"] == "revenue")]
+    theirs = want[(want["ticker"] == members[0]) & (want["metric"] == "revenue")]
+    pd.testing.assert_series_equal(
+        mine.sort_values(key)["value"].reset_index(drop=True),
+        theirs.sort_values(key)["value"].reset_index(drop=True), rtol=1e-9,
+    )  # fmt: skip
+
+    # raw prices for every member with a split (the terminal adjusts unless told not to)
+    market = bbg["market"].assign(
+        ticker=bbg["market"]["ticker"].astype(str).str.removesuffix(" US")
+    )
+    sim_mk = sim["market"].assign(ticker=sim["market"]["ticker"].astype(str))
+    splits = sim["corporate_actions"][sim["corporate_actions"]["action"].astype(str) == "split"]
+    split_tickers = (set(splits["ticker"].astype(str)) & set(market["ticker"])) | {members[1]}
+    for t in split_tickers:
+        got = market[market["ticker"] == t].set_index("date")["close"]
+        exp = sim_mk[sim_mk["ticker"] == t].set_index("date")["close"]
+        pd.testing.assert_series_equal(got, exp.loc[got.index], check_names=False, rtol=1e-6)
+
+    # capital changes: cash and share ratios applied, the rest logged unapplied and counted
+    ca = bbg["corporate_actions"].assign(ticker=bbg["corporate_actions"]["ticker"].astype(str))
+    second = ca[ca["ticker"] == members[1] + " US"]
+    assert (second["action"].astype(str) == "split").any() and 1.05 in set(second["value"])
+    assert set(second["action"].astype(str)) >= {"dividend", "split", "unvalued", "rights"}
+    report = json.loads(next((root / "datasets").glob("v*/quality_report.json")).read_text())
+    counted = report["sources"][0]["unapplied_distributions"]
+    assert {k: v["count"] for k, v in counted.items()} == {"rights": 1, "unvalued": 1}
+    assert "1 Rights Issue, 1 Spinoff" in proc.stderr
+
+    # the member the terminal no longer resolves: named, not silently missing
+    gone = members[2] + " US Equity"
+    assert f"{gone}: the terminal returned no" in proc.stderr
+
+
+def test_the_stand_in_refuses_and_adjusts_as_a_terminal_does(tmp_path):
+    """The stand-in itself: an unknown override (the old END_DT) is a fieldException on every
+    field, and daily prices come adjusted for capital changes unless every adjustment flag is
+    sent false."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_terminal", TERMINAL / "blpapi" / "_terminal.py")
+    stand_in = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stand_in)  # (by path: never shadows a real blpapi package)
+    RecordedTerminal = stand_in.RecordedTerminal  # noqa: N806
+    record = make_recording
+
+    recording = tmp_path / "quirks.json"
+    recording.write_text(json.dumps(record(SETTINGS, quirks=True)))
+    terminal = RecordedTerminal(str(recording))
+    ask = {"operation": "ReferenceDataRequest", "securities": [INDEX],
+           "fields": ["INDX_MWEIGHT_HIST"], "overrides": {"END_DT": "20110131"}}  # fmt: skip
+    ((_, body),) = terminal.answer(ask)
+    data = body["securityData"][0]
+    assert not data["fieldData"] and "END_DT" in data["fieldExceptions"][0]["errorInfo"]["message"]
+    ask["overrides"] = {"END_DATE_OVERRIDE": "20110131"}
+    ((_, body),) = terminal.answer(ask)
+    assert body["securityData"][0]["fieldData"]["INDX_MWEIGHT_HIST"]
+
+    recorded = json.loads(recording.read_text())
+    split = next(
+        (sec, r["Ex-Date"]) for sec, rec in recorded["reference"].items()
+        for r in rec.get("DVD_HIST_ALL", []) if r["Dividend Type"] in ("Stock Split", "Stock Dividend")
+    )  # fmt: skip
+    sec, ex = split
+    daily = {"operation": "HistoricalDataRequest", "securities": [sec], "fields": ["PX_LAST"],
+             "overrides": {}, "periodicitySelection": "DAILY"}  # fmt: skip
+    flags = ("adjustmentNormal", "adjustmentAbnormal", "adjustmentSplit", "adjustmentFollowDPDF")
+
+    def closes(**elements):
+        ((_, body),) = terminal.answer({**daily, **elements})
+        return {str(r["date"]): r["PX_LAST"] for r in body["securityData"]["fieldData"]}
+
+    raw, adjusted = closes(**dict.fromkeys(flags, False)), closes(adjustmentSplit=False)
+    before = [d for d in raw if d < ex]
+    assert before and all(adjusted[d] < raw[d] for d in before)
+    assert all(adjusted[d] == raw[d] for d in raw if d >= ex)
+
+
+def test_a_month_without_members_after_the_first_list_is_an_error_naming_it(recording, tmp_path):
+    """An empty members answer (a rejected or ignored override) is never skipped in silence once
+    the index has given a list: 01 stops with exit 3 naming the index and the day."""
+    recorded = json.loads(recording.read_text())
+    del recorded["reference"][INDEX]["INDX_MWEIGHT_HIST|END_DATE_OVERRIDE=20110630"]
+    path = tmp_path / "gap.json"
+    path.write_text(json.dumps(recorded))
+    proc = query(new_project(tmp_path / "g"), path)
+    assert proc.returncode == 3
+    assert f"no INDX_MWEIGHT_HIST members of {INDEX} for 2011-06-30" in proc.stderr
+    assert "Traceback" not in proc.stderr

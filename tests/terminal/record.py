@@ -2,7 +2,11 @@
 
 No Bloomberg terminal is reachable from CI, so the recorded terminal (tests/terminal/blpapi)
 replays this: the simulated market's members, prices, fundamentals, dividends and metadata as
-refdata would return them for INDX_MWEIGHT_HIST (per END_DT), bdh (DAILY and QUARTERLY) and bdp.
+refdata would return them for INDX_MWEIGHT_HIST (per END_DATE_OVERRIDE), bdh (DAILY and
+QUARTERLY, with restated values where FILING_STATUS = OR is not asked) and bdp. With quirks, what
+a terminal has beyond the simulated market: a restated quarter, capital changes other than
+splits and cash (a special dividend, a stock dividend, a spin-off, a rights issue) and a member
+whose ticker no longer resolves.
 Index members are named "<TICKER> US" and securities "<TICKER> US Equity".
 
     python tests/terminal/record.py OUT.json [n_tickers index_size start end seed]
@@ -30,7 +34,7 @@ def _iso(value) -> str:
     return f"{pd.Timestamp(value):%Y-%m-%d}"
 
 
-def make_recording(settings: simulated.SimulationSettings) -> dict:
+def make_recording(settings: simulated.SimulationSettings, quirks: bool = False) -> dict:
     market = simulated.simulate(settings)
     ref: dict[str, dict] = {}
     hist: dict[str, dict] = {}
@@ -45,7 +49,7 @@ def make_recording(settings: simulated.SimulationSettings) -> dict:
         if not known:
             continue
         rows = lists[known[-1]]
-        ref.setdefault(INDEX, {})[f"INDX_MWEIGHT_HIST|END_DT={day:%Y%m%d}"] = [
+        ref.setdefault(INDEX, {})[f"INDX_MWEIGHT_HIST|END_DATE_OVERRIDE={day:%Y%m%d}"] = [
             {"Index Member": member[t], "Percent Weight": round(float(w) * 100, 6)}
             for t, w in zip(rows["ticker"], rows["weight"], strict=True)
         ]
@@ -83,7 +87,35 @@ def make_recording(settings: simulated.SimulationSettings) -> dict:
             }
             for d, a, v in zip(paid["date"], paid["action"], paid["value"], strict=True)
         ]
+    if quirks:
+        _add_quirks(market, ref, hist, member)
     return {"reference": ref, "historical": hist}
+
+
+def _add_quirks(market, ref: dict, hist: dict, member: dict) -> None:
+    members = sorted(set(market.constituents["ticker"]))
+    fund = market.fundamentals.sort_values(["ticker", "period_end"])
+    # a restated quarter: the terminal's default (latest) value is 10% above the original
+    first = fund[fund["ticker"] == members[0]].iloc[4]
+    sec = member[members[0]] + " Equity"
+    field = BBG_FUNDAMENTAL_FIELDS["revenue"]
+    hist[sec].setdefault("QUARTERLY_RESTATED", {})[field] = {
+        _iso(first["period_end"]): float(first["revenue"]) * 1.1
+    }
+    # capital changes beyond splits and cash, on a member's days
+    sec = member[members[1]] + " Equity"
+    days = market.prices[market.prices["ticker"] == members[1]]["date"]
+    extra = [("Special Cash", 1.0, 100), ("Stock Dividend", 0.05, 200), ("Spinoff", 0.3, 300),
+             ("Rights Issue", 0.1, 400)]  # fmt: skip
+    ref[sec]["DVD_HIST_ALL"] = ref[sec].get("DVD_HIST_ALL", []) + [
+        {"Declared Date": _iso(days.iloc[k] - pd.Timedelta(days=20)), "Ex-Date": _iso(days.iloc[k]),
+         "Dividend Amount": amount, "Dividend Type": kind}
+        for kind, amount, k in extra
+    ]  # fmt: skip
+    # a member whose ticker no longer resolves: the terminal knows nothing of it
+    gone = member[members[2]] + " Equity"
+    ref.pop(gone, None)
+    hist.pop(gone, None)
 
 
 def main(argv: list[str]) -> None:

@@ -1,14 +1,21 @@
 """Bloomberg vendor (D3): 01 queries a terminal through the `xbbg` package and logs each answer.
 
 What is asked, all from parameters.py:
-  - each index's members at every month end (bds INDX_MWEIGHT_HIST with the END_DT override),
-    one constituent_list log per (month end, index);
+  - each index's members at every month end (bds INDX_MWEIGHT_HIST with the END_DATE_OVERRIDE
+    override), one constituent_list log per (month end, index); an empty month after the index's
+    first list is an error naming the index and the date (a rejected or ignored override would
+    otherwise give no members, or today's members, without a word);
   - the union of every member ever (delisted names included) is the universe;
   - metadata for the universe (bdp), one metadata_array log;
-  - raw daily market fields (bdh, no price adjustment), one ticker_market_data log per ticker;
-  - reported fundamentals with their announcement dates (bdh at the fiscal periodicity), one
+  - raw daily market fields (bdh with all four adjustment flags false, DPDF's included), one
+    ticker_market_data log per ticker; a security the terminal does not resolve is a warning
+    naming it;
+  - fundamentals as originally reported (FILING_STATUS = OR) on fiscal periods
+    (periodicityAdjustment = FISCAL), with their announcement dates, one
     ticker_fundamental_data log per ticker;
-  - dividends and splits (bds DVD_HIST_ALL), one corporate_actions log per ticker.
+  - dividends and capital changes (bds DVD_HIST_ALL), one corporate_actions log per ticker: cash
+    types as dividends, splits, stock dividends and bonus issues as share ratios, and spin-offs,
+    rights and anything else logged unapplied under its kind and counted.
 
 Requests are chunked (tickers x fields), retried with exponential backoff, and a rerun resumes: a
 (data type, label) already logged within the current query window (`requery_after_hours`) is not
@@ -37,8 +44,32 @@ log = logging.getLogger(__name__)
 
 SOURCE = "bloomberg"
 MEMBERS_FIELD = "INDX_MWEIGHT_HIST"
-# DVD_HIST_ALL's "Dividend Type" values that are splits; any other type is a cash dividend
-SPLIT_TYPES = ("Stock Split",)
+# the historical-members override, as Bloomberg documents it for INDX_MWEIGHT_HIST
+MEMBERS_OVERRIDE = "END_DATE_OVERRIDE"
+# DVD_HIST_ALL's "Dividend Type" values, by what the engine does with them. Share ratios: the
+# amount is the new shares per old share (a 2-for-1 split: 2), or for a stock dividend or bonus
+# given as a fraction (0.05), 1 + that fraction. Cash: paid per share on the ex-date.
+SPLIT_TYPES = ("Stock Split", "Stock Dividend", "Bonus")
+CASH_TYPES = (
+    "Regular Cash", "Special Cash", "Interim", "Final", "Income", "Return of Capital",
+    "Return of Cap", "Long Term Cap Gain", "Short Term Cap Gain", "Partnership Dist",
+    "Pro Rata", "Estimated", "Memo", "Distribution",
+)  # fmt: skip
+# logged unapplied under a kind of vocabulary.UNAPPLIED_DISTRIBUTIONS and counted
+UNAPPLIED_TYPES = {
+    "Spinoff": "unvalued",  # the distributed shares' value is not in DVD_HIST_ALL
+    "Rights Issue": "rights",
+    "Omitted": "notice",
+    "Cancelled": "notice",
+    "Discontinued": "notice",
+}
+# raw prices: none of Bloomberg's four adjustments, DPDF's own setting included
+RAW_PRICES = {
+    "adjustmentNormal": False,
+    "adjustmentAbnormal": False,
+    "adjustmentSplit": False,
+    "adjustmentFollowDPDF": False,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +161,9 @@ class Terminal:
         return self.run(
             Request(
                 f"{MEMBERS_FIELD} of {index} at {date:%Y-%m-%d}",
-                lambda: self.blp.bds(index, MEMBERS_FIELD, END_DT=f"{date:%Y%m%d}", **self.options),
+                lambda: self.blp.bds(
+                    index, MEMBERS_FIELD, **{MEMBERS_OVERRIDE: f"{date:%Y%m%d}"}, **self.options
+                ),
             )
         )
 
@@ -263,6 +296,8 @@ def query(
 def _query_members(terminal, store, indexes, start, end, progress) -> set[str]:
     """Monthly member lists of each index; returns every member ever (from new and logged lists)."""
     members: set[str] = set()
+    listed: set[str] = set()  # indexes that have given a list
+    before: dict[str, dt.date] = {}  # index -> first month asked that had none
     asks = [(index, day) for index in indexes for day in month_ends(start, end)]
     for index, day in tqdm(
         asks, desc="index members", unit="list", disable=not progress, leave=False
@@ -274,7 +309,16 @@ def _query_members(terminal, store, indexes, start, end, progress) -> set[str]:
             continue
         raw = terminal.members(index, day)
         if raw.empty:
-            continue  # not an index member list that day (before the index existed, say)
+            if index in listed:
+                raise VendorUnavailableError(
+                    f"Bloomberg gave no {MEMBERS_FIELD} members of {index} for {day:%Y-%m-%d}, "
+                    f"after giving lists for earlier months: the terminal rejected or ignored "
+                    f"the {MEMBERS_OVERRIDE} override, or the index has no list that day; "
+                    "nothing is guessed (rerun to resume, or set query_start after that date)"
+                )
+            before.setdefault(index, day)
+            continue  # before the index's first list (before it existed, say): said below
+        listed.add(index)
         member_col = _column(raw, "member", f"{MEMBERS_FIELD} of {index}")
         weight_col = _column(raw, "weight", f"{MEMBERS_FIELD} of {index}", required=False)
         frame = pd.DataFrame(
@@ -287,6 +331,11 @@ def _query_members(terminal, store, indexes, start, end, progress) -> set[str]:
         ).drop_duplicates("ticker")
         store.write("constituent_list", label, frame)
         members.update(frame["ticker"])
+        listed.add(index)
+    for index, day in before.items():
+        if index in listed:
+            log.warning("%s has no member list before its first one (none from %s on, until "
+                        "one was given): the months before it are left out", index, day)  # fmt: skip
     if not members:
         raise BadInputError(
             f"Bloomberg returned no members for {', '.join(indexes)} between {start} and {end}; "
@@ -328,12 +377,21 @@ def _history(terminal, params, asked, fields, start, end, **elements) -> dict[st
         raw = terminal.history(securities, field_group, start, end, **elements)
         for security, frame in _wide(raw, field_group).items():
             parts.setdefault(security, []).append(frame)
+    for security in securities:
+        if security not in parts:  # xbbg drops a securityError without a word
+            log.warning(
+                "%s: the terminal returned no %s data for it (a ticker that no longer resolves, "
+                "such as a dead or renamed company's, or one without data in the window); it "
+                "has none in the datalog",
+                security,
+                elements.get("periodicitySelection", elements.get("Per", "daily")),
+            )
     return {s: pd.concat(f, axis=1) for s, f in parts.items()}
 
 
 def _market_frames(terminal, params, asked, mapping, start, end):
     fields = list(mapping.values())
-    elements = {"adjust": "-"}  # raw prices: splits and dividends are logged as corporate actions
+    elements = dict(RAW_PRICES)  # raw: splits and dividends are logged as corporate actions
     if params.bbg_currency:
         elements["Currency"] = params.bbg_currency
     for security, wide in _history(terminal, params, asked, fields, start, end, **elements).items():
@@ -348,7 +406,12 @@ def _market_frames(terminal, params, asked, mapping, start, end):
 def _fundamental_frames(terminal, params, asked, mapping, start, end):
     announcement = params.bbg_announcement_field
     fields = [*mapping.values(), announcement]
-    elements = {"Per": params.bbg_fundamental_periodicity}
+    # as originally reported, on the company's fiscal periods (period_end is a fiscal period end)
+    elements = {
+        "Per": params.bbg_fundamental_periodicity,
+        "periodicityAdjustment": "FISCAL",
+        "FILING_STATUS": "OR",
+    }
     if params.bbg_currency:
         elements["Currency"] = params.bbg_currency
     for security, wide in _history(terminal, params, asked, fields, start, end, **elements).items():
@@ -382,19 +445,40 @@ def _metadata(terminal, params, universe: list[str]) -> pd.DataFrame:
 
 
 def _actions(raw: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """DVD_HIST_ALL rows -> corporate_actions rows (split ratio or cash per share on the ex-date)."""
+    """DVD_HIST_ALL rows -> corporate_actions rows on the ex-date: cash types as dividends, share
+    ratios as splits, the rest unapplied under their kind (UNAPPLIED_TYPES; an unknown type is
+    "unvalued"), each counted in 01's log and, through the datalog, the quality report."""
     columns = ["date", "action", "value"]
     if raw.empty:
         return pd.DataFrame(columns=columns)
     ex = _column(raw, "ex_date", "DVD_HIST_ALL")
     amount = _column(raw, "amount", "DVD_HIST_ALL")
     kind = _column(raw, "type", "DVD_HIST_ALL")
+    kinds = raw[kind].astype(str).str.strip()
+    value = pd.to_numeric(raw[amount], errors="coerce")
+    split = kinds.isin(SPLIT_TYPES).to_numpy()
+    ratio = value.where(value >= 1, 1 + value)  # 0.05 (a 5% stock dividend): 1.05 shares
+    action = kinds.map(
+        lambda k: "split" if k in SPLIT_TYPES else "dividend" if k in CASH_TYPES
+        else UNAPPLIED_TYPES.get(k, "unvalued")
+    )  # fmt: skip
     frame = pd.DataFrame(
         {
             "date": pd.to_datetime(raw[ex], errors="coerce"),
-            "action": raw[kind].map(lambda k: "split" if k in SPLIT_TYPES else "dividend"),
-            "value": pd.to_numeric(raw[amount], errors="coerce"),
+            "action": action,
+            "value": value.where(~split, ratio),
         }
-    ).dropna()
+    )
+    frame = frame[frame["date"].notna()]
+    frame = frame[
+        frame["action"].isin(["split", "dividend"]).to_numpy() <= frame["value"].notna().to_numpy()
+    ]
     keep = (frame["date"] >= pd.Timestamp(start)) & (frame["date"] <= pd.Timestamp(end))
-    return frame[keep].sort_values(["date", "action"], kind="stable").reset_index(drop=True)
+    frame = frame[keep]
+    odd = kinds[
+        keep.reindex(kinds.index, fill_value=False) & ~kinds.isin((*SPLIT_TYPES, *CASH_TYPES))
+    ]
+    if len(odd):
+        log.warning("DVD_HIST_ALL types logged but not applied (counted in the quality report): %s",
+                    ", ".join(f"{n} {k}" for k, n in odd.value_counts().sort_index().items()))  # fmt: skip
+    return frame.sort_values(["date", "action"], kind="stable").reset_index(drop=True)

@@ -4,6 +4,12 @@ It answers like the refdata service: whatever securities and fields a request na
 message per security for historical requests and one message for reference requests, with
 securityError for a security it does not know and fieldExceptions for a field it lacks. So the
 caller's chunking decides the requests, and the answers do not depend on it.
+
+And it refuses or bends what a terminal would: an override it does not know is a
+fieldException on every field asked (so a misnamed members override gives no members); daily
+prices come split-adjusted unless every adjustment flag is sent false (this terminal's DPDF
+screen says "adjust", which adjustmentFollowDPDF follows unless told not to); quarterly
+fundamentals are the latest, restated values unless FILING_STATUS = OR asks for the originals.
 """
 
 from __future__ import annotations
@@ -30,6 +36,17 @@ def _ymd(text: str) -> str:
     return f"{text[:4]}-{text[4:6]}-{text[6:8]}"
 
 
+# overrides this terminal knows (Bloomberg's names); any other is refused
+KNOWN_OVERRIDES = ("END_DATE_OVERRIDE", "FILING_STATUS", "EQY_FUND_CRNCY")
+ADJUSTMENT_FLAGS = (
+    "adjustmentNormal",
+    "adjustmentAbnormal",
+    "adjustmentSplit",
+    "adjustmentFollowDPDF",
+)
+SPLIT_TYPES = ("Stock Split", "Stock Dividend", "Bonus")
+
+
 class RecordedTerminal:
     def __init__(self, path: str):
         with open(path, encoding="utf-8") as fh:
@@ -46,6 +63,7 @@ class RecordedTerminal:
     def _reference(self, asked: dict) -> dict:
         data = self.recording.get("reference", {})
         key_suffix = "".join(f"|{k}={v}" for k, v in sorted(asked["overrides"].items()))
+        unknown = [k for k in asked["overrides"] if k not in KNOWN_OVERRIDES]
         out = []
         for seq, sec in enumerate(asked["securities"]):
             if sec not in data:
@@ -53,6 +71,11 @@ class RecordedTerminal:
                 continue
             fields, exceptions = {}, []
             for field in asked["fields"]:
+                if unknown:
+                    exceptions.append(
+                        _field_exception(field, f"Invalid override field id: {unknown[0]}")
+                    )
+                    continue
                 rec = data[sec]
                 value = rec.get(field + key_suffix, rec.get(field))
                 if value is None:
@@ -84,11 +107,20 @@ class RecordedTerminal:
                 continue
             rows: dict[str, dict] = {}
             exceptions = []
+            unknown = [k for k in asked["overrides"] if k not in KNOWN_OVERRIDES]
+            if periodicity != "DAILY" and asked["overrides"].get("FILING_STATUS") != "OR":
+                restated = data[sec].get(periodicity + "_RESTATED", {})
+                series = {f: {**v, **restated.get(f, {})} for f, v in series.items()}
+            factor = self._split_factor(sec) if periodicity == "DAILY" and _adjusts(asked) else None
             for field in asked["fields"]:
                 values = series.get(field)
-                if values is None:
+                if values is None or unknown:
                     exceptions.append(_field_exception(field))
                     continue
+                if factor is not None and field.startswith("PX_") and field != "PX_VOLUME":
+                    values = {d: None if v is None else v / factor(d) for d, v in values.items()}
+                elif factor is not None and field == "PX_VOLUME":
+                    values = {d: None if v is None else v * factor(d) for d, v in values.items()}
                 for date, value in values.items():
                     if start <= date <= end and value is not None:
                         rows.setdefault(date, {"date": dt.date.fromisoformat(date)})[field] = (
@@ -102,6 +134,33 @@ class RecordedTerminal:
             }
             messages.append(("HistoricalDataResponse", {"securityData": body}))
         return messages
+
+    def _split_factor(self, sec: str):
+        """day -> the product of the share ratios of the splits after it: a split-adjusted
+        price is the raw one divided by it (as a terminal adjusting for capital changes)."""
+        rows = self.recording.get("reference", {}).get(sec, {}).get("DVD_HIST_ALL", [])
+        splits = [
+            (
+                r["Ex-Date"],
+                r["Dividend Amount"] if r["Dividend Amount"] >= 1 else 1 + r["Dividend Amount"],
+            )
+            for r in rows
+            if r["Dividend Type"] in SPLIT_TYPES
+        ]
+
+        def factor(day: str) -> float:
+            out = 1.0
+            for ex, ratio in splits:
+                if day < ex:
+                    out *= ratio
+            return out
+
+        return factor
+
+
+def _adjusts(asked: dict) -> bool:
+    """Whether a daily request gets adjusted prices: any flag not sent false (DPDF: adjust)."""
+    return any(asked.get(flag) is not False for flag in ADJUSTMENT_FLAGS)
 
 
 def _unknown(sec: str, seq: int) -> dict:
@@ -120,14 +179,14 @@ def _unknown(sec: str, seq: int) -> dict:
     }
 
 
-def _field_exception(field: str) -> dict:
+def _field_exception(field: str, message: str = "Field not valid") -> dict:
     return {
         "fieldId": field,
         "errorInfo": {
             "source": "recorded",
             "code": 9,
             "category": "BAD_FLD",
-            "message": "Field not valid",
+            "message": message,
             "subcategory": "INVALID_FIELD",
         },
     }
