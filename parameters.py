@@ -42,6 +42,9 @@ bbg_security_suffix = " Equity"  # index members ("AAPL UW") are asked for as "A
 # bbg_fundamental_fields = {"revenue": "SALES_REV_TURN", "ebit": "EBIT"}
 bbg_announcement_field = "ANNOUNCEMENT_DT"  # the date each period's figures became public
 bbg_fundamental_periodicity = "Q"  # Q quarterly, S semi-annual, Y yearly (bdh Per=)
+# Bloomberg gives statement items and share counts in millions: each metric is multiplied by its
+# scale here (by our metric name; e.g. {"default": 1e6, "eps": 1} for a per-share field you add)
+bbg_fundamental_scale = {"default": 1e6}
 bbg_dividend_field = "DVD_HIST_ALL"  # dividends and splits (bds); "" = none
 bbg_currency = None  # e.g. "USD" to convert prices and fundamentals; None = local currency
 bbg_chunk_tickers = 50  # securities per request

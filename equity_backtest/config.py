@@ -60,6 +60,9 @@ class Parameters:
     )
     bbg_announcement_field: str = "ANNOUNCEMENT_DT"
     bbg_fundamental_periodicity: str = "Q"
+    # units at the boundary: each fundamental is multiplied by its scale (by our metric name,
+    # "default" for the rest): Bloomberg gives statement items and share counts in millions
+    bbg_fundamental_scale: dict = dataclasses.field(default_factory=lambda: {"default": 1e6})
     bbg_metadata_fields: dict = dataclasses.field(
         default_factory=lambda: dict(bloomberg_fields.METADATA_FIELDS)
     )
@@ -379,6 +382,10 @@ def validate(p: Parameters) -> Parameters:
         raise bad(
             "fundamental_lag_days", "must map metric names (and 'default') to whole days >= 0"
         )
+    if not isinstance(p.bbg_fundamental_scale, dict) or not all(
+        isinstance(v, int | float) and v > 0 for v in p.bbg_fundamental_scale.values()
+    ):
+        raise bad("bbg_fundamental_scale", "must map metric names (and 'default') to numbers > 0")
     if not isinstance(p.restated_lag_days, int) or p.restated_lag_days < 0:
         raise bad("restated_lag_days", "must be a whole number of days >= 0 (0: no lag)")
     for name in ("bbg_chunk_tickers", "bbg_chunk_fields"):

@@ -279,6 +279,9 @@ def test_a_terminal_s_quirks_are_asked_around_or_counted(tmp_path):
     report = json.loads(next((root / "datasets").glob("v*/quality_report.json")).read_text())
     counted = report["sources"][0]["unapplied_distributions"]
     assert {k: v["count"] for k, v in counted.items()} == {"rights": 1, "unvalued": 1}
+    # units normalised at the boundary: statement items and shares came in millions
+    units = report["sources"][0]["market_cap_units"]
+    assert units["checked"] > 50 and units["consistent"], units
     assert "1 Rights Issue, 1 Spinoff" in proc.stderr
 
     # the member the terminal no longer resolves: named, not silently missing

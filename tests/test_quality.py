@@ -162,3 +162,23 @@ def test_crsp_exchange_codes_name_their_calendars():
         "XNYS", "XASE", "XNAS", "ARCX", "XNAS"
     ]  # fmt: skip
     assert calendars.code("X") is None  # CRSP's 'unknown': the default calendar is used
+
+
+def test_market_caps_in_other_units_than_price_x_shares_are_flagged(small_store):
+    """The simulated market's caps are close x shares (ratio 1); the same caps in millions, as a
+    vendor might give them unscaled, are flagged with the ratio that says so."""
+    from equity_backtest.data.consistency import market_cap_units
+
+    _, tables = datasets.load_tables(small_store / "datasets")
+    mk, fund = tables["market"], tables["fundamentals"]
+    same = market_cap_units(mk, fund)
+    assert same["checked"] > 100 and same["consistent"] and abs(same["median_ratio"] - 1) < 0.05
+    millions = market_cap_units(mk.assign(market_cap=mk["market_cap"] / 1e6), fund)
+    assert not millions["consistent"] and millions["median_ratio"] < 1e-5
+    assert millions["tickers_off"] > 0 and millions["examples"]
+    from equity_backtest.data.quality import summary_lines
+
+    report = {"logs": 1, "skipped_logs": [], "sources": []}
+    assert summary_lines(report) == ["quality: 1 logs, 0 skipped"]
+    nothing = market_cap_units(mk.assign(market_cap=np.nan), fund)
+    assert nothing["checked"] == 0 and "no market caps" in nothing["why"]

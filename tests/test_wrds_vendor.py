@@ -429,7 +429,7 @@ def test_without_a_ccm_grant_01_goes_on_with_one_warning(server, tmp_path):
     assert "ticker_fundamental_data" not in kinds
     assert {"ticker_market_data", "corporate_actions", "constituent_list"} <= kinds
     run_script(root, "02_build_datasets.py")
-    from equity_backtest.data.vendors.wrds import SIC_DIVISIONS
+    from equity_backtest.data.vendors.wrds_metadata import SIC_DIVISIONS
 
     meta = datasets.load_tables(root / "datasets")[1]["metadata"]
     sectors = set(meta["sector"].dropna().astype(str))

@@ -3,7 +3,8 @@
 - `vendors/`: each source turns a query into datalog files, nothing more (D2-D4, D9, D14).
 - `datalog`: logfile names, label encoding, exact number text, validated reading, write-once (D1).
 - `datasets`: versioned feather builds from the datalog, manifests, latest query wins (D5), and
-  `quality`, the data-quality report of each version (D7).
+  `quality`, the data-quality report of each version (D7), with `consistency`, the checks of what
+  a vendor reports across tables (fundamentals' vintage, unapplied distributions, cap units).
 - `panel` (+ `panel_cache`): a dataset version as dense day x ticker arrays, the engine's input.
 - Shared vocabulary and readers: `vocabulary` (log types, tables, fields), `frequency` (bar
   frequencies), `calendars` (exchange calendars), `textio` (users' text files in their real

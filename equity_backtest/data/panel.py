@@ -20,8 +20,9 @@ import pandas as pd
 from ..config import Parameters
 from ..errors import BadInputError
 from . import panel_cache
+from .consistency import fundamentals_vintage
 from .datasets import current_version, load_tables
-from .quality import MAX_PLAUSIBLE_PRICE, fundamentals_vintage
+from .quality import MAX_PLAUSIBLE_PRICE
 from .vocabulary import MARKET_FIELDS, PRICE_FIELDS
 
 log = logging.getLogger(__name__)

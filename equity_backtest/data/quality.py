@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..errors import BadInputError
 from . import calendars, frequency
-from .vocabulary import POINT_IN_TIME, RESTATED_FUNDAMENTALS, UNAPPLIED_DISTRIBUTIONS
+from .consistency import fundamentals_vintage, market_cap_units, unapplied_distributions
 
 ZERO_VOLUME_RUN = 10
 # no listed share trades above this in any currency; the panel treats such prices as missing
@@ -327,37 +327,8 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             else {}
         ),
         **unapplied_distributions(ca),
+        "market_cap_units": market_cap_units(mk, fund),
     }
-
-
-def fundamentals_vintage(metadata: pd.DataFrame, source: str) -> str | None:
-    """What a source's fundamentals are where it is known they are not simply as first reported
-    at their dates: point in time (its metadata says so) or as restated (vocabulary); else None."""
-    if "fundamentals" in metadata:
-        said = metadata.loc[metadata["source"] == source, "fundamentals"].astype(str)
-        if (said == POINT_IN_TIME).any():
-            return POINT_IN_TIME
-    return RESTATED_FUNDAMENTALS.get(source)
-
-
-def unapplied_distributions(ca: pd.DataFrame) -> dict:
-    """The distributions a vendor reported that the engine does not apply (vocabulary's
-    UNAPPLIED_DISTRIBUTIONS), counted by kind with examples; absent when there are none."""
-    action = ca["action"].astype(str)
-    rows = ca[action.isin(UNAPPLIED_DISTRIBUTIONS).to_numpy()]
-    if rows.empty:
-        return {}
-    out = {}
-    for kind, group in rows.groupby(rows["action"].astype(str), sort=True):
-        examples = group.sort_values(["date"]).head(5)
-        out[kind] = {
-            "count": len(group),
-            "examples": [
-                {"ticker": str(t), "date": f"{d:%Y-%m-%d}"}
-                for t, d in zip(examples["ticker"], examples["date"], strict=True)
-            ],
-        }
-    return {"unapplied_distributions": out}
 
 
 def _values(column: pd.Series) -> list[str]:
@@ -398,7 +369,18 @@ def summary_lines(rep: dict) -> list[str]:
         )
         if "unapplied_distributions" in s:
             lines.append(f"quality [{s['source']}]: {_unapplied_line(s)}")
+        units = s.get("market_cap_units", {})
+        if units.get("checked") and not units["consistent"]:
+            lines.append(f"quality [{s['source']}]: {_units_line(units)}")
     return lines
+
+
+def _units_line(units: dict) -> str:
+    return (
+        f"market cap is {units['median_ratio']:g} x close x shares outstanding at the median "
+        f"period end (expected about 1): the vendor's units differ (millions? thousands?); check "
+        "its scale settings before trusting cap weights or ratios of the two"
+    )
 
 
 def _unapplied_line(s: dict) -> str:
@@ -442,6 +424,12 @@ def markdown(rep: dict) -> str:
                 else []
             ),
             *([f"- {_unapplied_line(s)}"] if "unapplied_distributions" in s else []),
+            *(
+                [f"- {_units_line(s['market_cap_units'])}"]
+                if s.get("market_cap_units", {}).get("checked")
+                and not s["market_cap_units"]["consistent"]
+                else []
+            ),
             "",
         ]
         for key, title in (

@@ -74,8 +74,8 @@ def make_recording(settings: simulated.SimulationSettings, quirks: bool = False)
         q = hist.setdefault(member[ticker] + " Equity", {}).setdefault("QUARTERLY", {})
         periods = [_iso(d) for d in rows["period_end"]]
         q["ANNOUNCEMENT_DT"] = dict(zip(periods, map(_iso, rows["announcement_date"]), strict=True))
-        for metric, field in BBG_FUNDAMENTAL_FIELDS.items():
-            q[field] = dict(zip(periods, rows[metric].astype(float), strict=True))
+        for metric, field in BBG_FUNDAMENTAL_FIELDS.items():  # in millions, as Bloomberg gives them
+            q[field] = dict(zip(periods, rows[metric].astype(float) / 1e6, strict=True))
     for ticker, rows in market.corporate_actions.groupby("ticker"):
         paid = rows[rows["action"] != "delisting"]
         ref.setdefault(member[ticker] + " Equity", {})["DVD_HIST_ALL"] = [
@@ -100,7 +100,7 @@ def _add_quirks(market, ref: dict, hist: dict, member: dict) -> None:
     sec = member[members[0]] + " Equity"
     field = BBG_FUNDAMENTAL_FIELDS["revenue"]
     hist[sec].setdefault("QUARTERLY_RESTATED", {})[field] = {
-        _iso(first["period_end"]): float(first["revenue"]) * 1.1
+        _iso(first["period_end"]): float(first["revenue"]) * 1.1 / 1e6
     }
     # capital changes beyond splits and cash, on a member's days
     sec = member[members[1]] + " Equity"

@@ -417,6 +417,9 @@ def _fundamental_frames(terminal, params, asked, mapping, start, end):
     for security, wide in _history(terminal, params, asked, fields, start, end, **elements).items():
         dates = wide.pop(announcement)
         frame = wide.rename(columns={v: k for k, v in mapping.items()}).astype(float)
+        scale = params.bbg_fundamental_scale
+        for metric in mapping:  # millions (Bloomberg's unit) -> units, at the boundary
+            frame[metric] = frame[metric] * scale.get(metric, scale.get("default", 1.0))
         frame.insert(0, "announcement_date", pd.to_datetime(dates, errors="coerce"))
         frame.insert(0, "period_end", pd.to_datetime(wide.index))
         frame = frame.dropna(how="all", subset=list(mapping))

@@ -1,0 +1,78 @@
+"""What a vendor reports that only makes sense across tables or against what we know of the
+vendor (D9, D3): whether its fundamentals are as first reported, point in time or restated; the
+distributions it reported that the engine does not apply; whether its market caps are in the
+units of its prices and shares. The quality report (quality.py) includes each; the panel reads
+the first to delay restated figures (restated_lag_days)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .vocabulary import POINT_IN_TIME, RESTATED_FUNDAMENTALS, UNAPPLIED_DISTRIBUTIONS
+
+
+def fundamentals_vintage(metadata: pd.DataFrame, source: str) -> str | None:
+    """What a source's fundamentals are where it is known they are not simply as first reported
+    at their dates: point in time (its metadata says so) or as restated (vocabulary); else None."""
+    if "fundamentals" in metadata:
+        said = metadata.loc[metadata["source"] == source, "fundamentals"].astype(str)
+        if (said == POINT_IN_TIME).any():
+            return POINT_IN_TIME
+    return RESTATED_FUNDAMENTALS.get(source)
+
+
+def unapplied_distributions(ca: pd.DataFrame) -> dict:
+    """The distributions a vendor reported that the engine does not apply (vocabulary's
+    UNAPPLIED_DISTRIBUTIONS), counted by kind with examples; absent when there are none."""
+    action = ca["action"].astype(str)
+    rows = ca[action.isin(UNAPPLIED_DISTRIBUTIONS).to_numpy()]
+    if rows.empty:
+        return {}
+    out = {}
+    for kind, group in rows.groupby(rows["action"].astype(str), sort=True):
+        examples = group.sort_values(["date"]).head(5)
+        out[kind] = {
+            "count": len(group),
+            "examples": [
+                {"ticker": str(t), "date": f"{d:%Y-%m-%d}"}
+                for t, d in zip(examples["ticker"], examples["date"], strict=True)
+            ],
+        }
+    return {"unapplied_distributions": out}
+
+
+def market_cap_units(mk: pd.DataFrame, fund: pd.DataFrame) -> dict:
+    """Whether market caps are in the same units as prices x shares: at each reported period
+    end, a ticker's market cap against its close times the shares outstanding it reported. A
+    median far from 1 (1e-6: caps in millions; 1e3: shares in thousands) means a vendor's units
+    were not normalised, which silently breaks cap weights and any ratio of the two."""
+    shares = fund[fund["metric"].astype(str) == "shares_outstanding"]
+    if shares.empty or "market_cap" not in mk or not mk["market_cap"].notna().any():
+        return {"checked": 0, "why": "no market caps, or no shares_outstanding reported"}
+    left = pd.DataFrame(
+        {"ticker": shares["ticker"].astype(str).to_numpy(), "date": shares["period_end"].to_numpy(),
+         "shares": shares["value"].to_numpy(dtype=float)}
+    ).sort_values("date", kind="stable")  # fmt: skip
+    right = pd.DataFrame(
+        {"ticker": mk["ticker"].astype(str).to_numpy(), "date": mk["date"].to_numpy(),
+         "close": mk["close"].to_numpy(dtype=float), "cap": mk["market_cap"].to_numpy(dtype=float)}
+    ).dropna().sort_values("date", kind="stable")  # fmt: skip
+    both = pd.merge_asof(left, right, on="date", by="ticker", direction="backward")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (both["cap"] / (both["close"] * both["shares"])).to_numpy()
+    good = np.isfinite(ratio) & (ratio > 0)
+    if not good.any():
+        return {"checked": 0, "why": "no period end with a price, a market cap and shares"}
+    median = float(np.median(ratio[good]))
+    by_ticker = pd.Series(ratio[good]).groupby(both["ticker"].to_numpy()[good]).median()
+    far = by_ticker[(by_ticker < 0.5) | (by_ticker > 2)]
+    return {
+        "checked": int(good.sum()),
+        "median_ratio": round(median, 6),
+        "consistent": bool(0.5 <= median <= 2),
+        "tickers_off": int(len(far)),
+        "examples": [
+            {"ticker": str(t), "ratio": round(float(r), 6)} for t, r in far.head(5).items()
+        ],
+    }
