@@ -344,3 +344,35 @@ def test_a_month_without_members_after_the_first_list_is_an_error_naming_it(reco
     assert proc.returncode == 3
     assert f"no INDX_MWEIGHT_HIST members of {INDEX} for 2011-06-30" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_dividends_in_another_currency_are_converted_at_their_ex_date_rate(tmp_path):
+    """A member quoted in euros, prices asked in dollars (bbg_currency = "USD"): its DVD_HIST_ALL
+    amounts, in euros, are converted at the EURUSD rate of each ex-date, so the cash the
+    engine pays is the simulated market's dollars; without bbg_currency they stay in euros."""
+    path = tmp_path / "quirks.json"
+    path.write_text(json.dumps(make_recording(SETTINGS, quirks=True)))
+    sim = _sim_tables(tmp_path)
+    members = sorted(set(sim["constituents"]["ticker"].astype(str)))
+    want = sim["corporate_actions"]
+    want = want[
+        (want["ticker"].astype(str) == members[3]) & (want["action"].astype(str) == "dividend")
+    ]
+    assert len(want) > 2
+    paid = {}
+    for currency in ("USD", None):
+        root = new_project(tmp_path / f"fx_{currency}", bbg_currency=currency)
+        proc = query(root, path)
+        assert proc.returncode == 0, proc.stderr
+        datasets.build(root / "datalog", root / "datasets")
+        ca = datasets.load_tables(root / "datasets")[1]["corporate_actions"]
+        mine = ca[
+            (ca["ticker"].astype(str) == members[3] + " US")
+            & (ca["action"].astype(str) == "dividend")
+        ]
+        paid[currency] = mine.set_index("date")["value"]
+    expected = want.set_index("date")["value"]
+    pd.testing.assert_series_equal(
+        paid["USD"], expected, check_names=False, check_index_type=False, rtol=1e-9
+    )
+    assert (paid[None] < expected.to_numpy()).all()  # euros: about 1.1 to the dollar

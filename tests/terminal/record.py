@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import sys
 
+import numpy as np
 import pandas as pd
 
 from equity_backtest.config import Parameters
@@ -112,6 +113,18 @@ def _add_quirks(market, ref: dict, hist: dict, member: dict) -> None:
          "Dividend Amount": amount, "Dividend Type": kind}
         for kind, amount, k in extra
     ]  # fmt: skip
+    # a member quoted in euros: its dividends in EUR (prices come in the asked currency), and
+    # the EURUSD rate the vendor converts them with
+    days = pd.DatetimeIndex(sorted(market.prices["date"].unique()))
+    rate = pd.Series(1.1 + 0.05 * np.sin(np.arange(len(days)) / 40), index=days)
+    hist["EURUSD Curncy"] = {"DAILY": {"PX_LAST": {_iso(d): float(r) for d, r in rate.items()}}}
+    sec = member[members[3]] + " Equity"
+    ref[sec]["CRNCY"] = "EUR"
+    for row in ref[sec].get("DVD_HIST_ALL", []):
+        if row["Dividend Type"] == "Regular Cash":
+            row["Dividend Amount"] = row["Dividend Amount"] / float(
+                rate[pd.Timestamp(row["Ex-Date"])]
+            )
     # a member whose ticker no longer resolves: the terminal knows nothing of it
     gone = member[members[2]] + " Equity"
     ref.pop(gone, None)

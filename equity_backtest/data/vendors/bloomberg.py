@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -261,6 +262,7 @@ def query(
 
     if params.bbg_metadata_fields and not store.has("metadata_array", "universe"):
         store.write("metadata_array", "universe", _metadata(terminal, params, universe))
+    fx = _DividendFX(terminal, params, store, start, end)
 
     per_ticker = [
         ("ticker_market_data", _market_frames, params.bbg_market_fields),
@@ -278,7 +280,7 @@ def query(
                 if data_type == "ticker_market_data" and params.bbg_dividend_field:
                     # a ticker's actions are logged before its prices, so "prices logged" means both
                     actions = terminal.bulk(ticker + suffix, params.bbg_dividend_field)
-                    actions = _actions(actions, start, end)
+                    actions = fx.convert(ticker, _actions(actions, start, end))
                     if len(actions):
                         store.write("corporate_actions", ticker, actions)
                 store.write(data_type, ticker, frame)
@@ -445,6 +447,59 @@ def _metadata(terminal, params, universe: list[str]) -> pd.DataFrame:
         values = wide[field.upper()] if field.upper() in wide else pd.Series(dtype=object)
         out[column] = [values.get(t + suffix) for t in universe]
     return out
+
+
+class _DividendFX:
+    """DVD_HIST_ALL's cash amounts are in the dividend's currency, while prices are asked in
+    `bbg_currency`: a dividend of a security whose currency (the metadata's `currency`, CRNCY)
+    differs is converted at the exchange rate of its ex-date (the last PX_LAST of
+    "<CCY><TARGET> Curncy" on or before it), so cash and prices share one unit. Nothing to do
+    without bbg_currency; a rate that is missing leaves the amount unconverted, with a warning."""
+
+    def __init__(self, terminal, params: Parameters, store, start, end):
+        self.terminal, self.target, self.start, self.end = terminal, params.bbg_currency, start, end
+        self.rates: dict[str, pd.Series] = {}
+        self.currency: dict[str, str] = {}
+        if not self.target or ("metadata_array", "universe") not in store.current:
+            return
+        meta = read_log(store.current[("metadata_array", "universe")])
+        if "currency" in meta:
+            self.currency = {
+                str(t): str(c).strip().upper()
+                for t, c in zip(meta["ticker"], meta["currency"], strict=True)
+                if isinstance(c, str) and c.strip()
+            }
+        else:
+            log.warning("bbg_currency is set but the metadata has no currency column: dividends "
+                        "are logged in their own currency")  # fmt: skip
+
+    def convert(self, ticker: str, actions: pd.DataFrame) -> pd.DataFrame:
+        cur = self.currency.get(ticker)
+        cash = actions["action"] == "dividend"
+        if not self.target or cur is None or cur == self.target.upper() or not cash.any():
+            return actions
+        rates = self._rates(cur)
+        at = rates.reindex(rates.index.union(actions.loc[cash, "date"])).ffill()
+        rate = at.reindex(actions.loc[cash, "date"]).to_numpy()
+        missing = ~np.isfinite(rate)
+        if missing.any():
+            log.warning("%s: no %s%s rate on or before %d dividend ex-date(s); those amounts stay "
+                        "in %s", ticker, cur, self.target, int(missing.sum()), cur)  # fmt: skip
+        out = actions.copy()
+        out.loc[cash, "value"] = np.where(
+            missing, out.loc[cash, "value"], out.loc[cash, "value"] * rate
+        )
+        return out
+
+    def _rates(self, cur: str) -> pd.Series:
+        if cur not in self.rates:
+            pair = f"{cur}{self.target.upper()} Curncy"
+            raw = self.terminal.history([pair], ["PX_LAST"], self.start, self.end)
+            wide = _wide(raw, ["PX_LAST"]).get(pair)
+            series = (wide["PX_LAST"] if wide is not None else pd.Series(dtype=float)).astype(float)
+            series.index = pd.to_datetime(series.index)
+            self.rates[cur] = series.dropna().sort_index()
+        return self.rates[cur]
 
 
 def _actions(raw: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
