@@ -94,6 +94,10 @@ def test_datalog_builds_into_the_simulated_shapes(uninterrupted, tmp_path):
     _, sim = datasets.load_tables(tmp_path / "sim")
     assert set(bbg) == set(sim)
     for table in sim:
+        if table == "metadata":  # Bloomberg adds the permanent id and a dead security's last day
+            extra = [c for c in bbg[table].columns if c not in sim[table].columns]
+            assert extra == ["figi", "inactive_date"]
+            bbg[table] = bbg[table].drop(columns=extra)
         assert list(bbg[table].columns) == list(sim[table].columns), table
         if table == "regimes":  # the simulated market's own episodes: no Bloomberg counterpart
             assert bbg[table].empty and not sim[table].empty
@@ -284,6 +288,12 @@ def test_a_terminal_s_quirks_are_asked_around_or_counted(tmp_path):
     assert units["checked"] > 50 and units["consistent"], units
     assert "1 Rights Issue, 1 Spinoff" in proc.stderr
 
+    # every member's permanent id (FIGI) beside its ticker; a dead one's inactive date
+    meta = bbg["metadata"].set_index(bbg["metadata"]["ticker"].astype(str))
+    assert meta["figi"].astype(str).str.startswith("BBG").sum() == len(meta) - 1  # (one is gone)
+    dead = sim["corporate_actions"][sim["corporate_actions"]["action"].astype(str) == "delisting"]
+    dead = {str(t) + " US" for t in dead["ticker"]} & set(meta.index)
+    assert all(meta.loc[t, "inactive_date"] not in (None, "None", "nan") for t in dead)
     # the member the terminal no longer resolves: named, not silently missing
     gone = members[2] + " US Equity"
     assert f"{gone}: the terminal returned no" in proc.stderr

@@ -15,6 +15,7 @@ Index members are named "<TICKER> US" and securities "<TICKER> US Equity".
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import sys
 
@@ -64,8 +65,12 @@ def make_recording(settings: simulated.SimulationSettings, quirks: bool = False)
                 "CRNCY": row.currency,
                 "EQY_INIT_PO_DT": _iso(row.listing_date),
                 "ID_MIC_PRIM_EXCH": row.exchange,
+                "ID_BB_GLOBAL": "BBG" + hashlib.sha256(row.ticker.encode()).hexdigest()[:9].upper(),
             }
         )
+    gone = market.corporate_actions[market.corporate_actions["action"] == "delisting"]
+    for ticker, day in zip(gone["ticker"], gone["date"], strict=True):
+        ref.setdefault(member[ticker] + " Equity", {})["INACTIVE_DATE"] = _iso(day)
     for ticker, rows in market.prices.groupby("ticker"):
         daily = hist.setdefault(member[ticker] + " Equity", {}).setdefault("DAILY", {})
         dates_ = [_iso(d) for d in rows["date"]]

@@ -37,4 +37,6 @@ METADATA_FIELDS = {
     "currency": "CRNCY",
     "listing_date": "EQY_INIT_PO_DT",
     "exchange": "ID_MIC_PRIM_EXCH",  # the primary exchange's MIC: the quality report's calendar
+    "figi": "ID_BB_GLOBAL",  # the permanent id (FIGI): a ticker is reused, this is not
+    "inactive_date": "INACTIVE_DATE",  # the day a dead security stopped trading
 }
