@@ -12,13 +12,15 @@ Steps, each timed, with the peak memory of the process that ran it:
   panel   the dataset into the engine's panel (built, then loaded from the panel cache);
   loop    equal weights over the point-in-time members, monthly, with the default costs and
           volume caps, in asset-days per second (all tickers ever x heartbeats).
-The work folder is temporary unless --keep names one (reused if it holds a datalog).
+The work folder is temporary, and deleted at the end (also after an error or Ctrl-C), unless
+--keep names one (reused if it holds a datalog).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shutil
 import sys
 import tempfile
 import time
@@ -78,6 +80,14 @@ def main() -> None:
     args = ap.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="scale_"))
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        measure_all(folder, args)
+    finally:
+        if not args.keep:  # (a CRSP-sized run writes about 9 GB)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure_all(folder: Path, args: argparse.Namespace) -> None:
     start, end = dt.date(2004, 1, 1), dt.date(2004 + args.years - 1, 12, 31)
     values = dict(
         seed=1, sim_n_tickers=args.tickers, sim_index_size=args.index_size,

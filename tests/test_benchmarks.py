@@ -24,3 +24,24 @@ def test_a_childs_peak_is_its_own_not_its_large_parents(tmp_path):
     seconds, peak = measure.run_script(script, cwd=tmp_path)
     assert seconds > 0 and 100 <= peak < 400, peak
     assert measure.own_peak_mb() >= held.nbytes / 2**20
+
+
+def test_the_scale_benchmark_deletes_its_work_folder_unless_kept(tmp_path):
+    """benchmarks/scale.py at a tiny size: it prints every stage and leaves nothing in the
+    temporary folder it made (a CRSP-sized run writes about 9 GB); --keep keeps the folder."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "OMP_NUM_THREADS": "1"}
+    (tmp_path / "tmp").mkdir()
+    args = [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--tickers", "40",
+            "--index-size", "10", "--years", "3"]  # fmt: skip
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "loop:" in proc.stdout and "02 after one more day" in proc.stdout
+    assert not list((tmp_path / "tmp").iterdir())
+    kept = tmp_path / "kept"
+    proc = subprocess.run([*args, "--keep", str(kept)], env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0 and (kept / "datalog").is_dir()
