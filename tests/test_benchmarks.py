@@ -45,3 +45,24 @@ def test_the_scale_benchmark_deletes_its_work_folder_unless_kept(tmp_path):
     proc = subprocess.run([*args, "--keep", str(kept)], env=env, capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     assert proc.returncode == 0 and (kept / "datalog").is_dir()
+
+
+def test_the_limit_benchmark_s_bare_loop_ends_at_our_final_value():
+    """benchmarks/limit.py at a small size: the bare per-day loop it times against ours does the
+    same work, so it ends within 0.1% of our final value (it does not scale buys down to the cash
+    left, as ours does; on the S&P-sized workload the two are equal to the cent)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "limit.py"), "--tickers", "60",
+         "--index-size", "20", "--years", "3", "--repeat", "1"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ours = re.search(r"ours: .*final value ([\d,.]+)", proc.stdout).group(1)
+    bare = re.search(r"bare: .*final value ([\d,.]+)", proc.stdout).group(1)
+    ours, bare = (float(x.replace(",", "")) for x in (ours, bare))
+    assert abs(bare / ours - 1) < 1e-3 and "ratio ours / bare" in proc.stdout

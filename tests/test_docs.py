@@ -41,6 +41,8 @@ ELSEWHERE = {
     "bash .ci/run": "CI itself",
     "investor serve": "a long-running server (tests/test_investor_page.py starts it and drives "
     "it in Chromium)",
+    "python benchmarks/": "a timing of this machine, which the benchmark prints (not compared; "
+    "tests/test_benchmarks.py runs the scripts at a small size)",
 }
 
 
