@@ -386,3 +386,20 @@ def test_dividends_in_another_currency_are_converted_at_their_ex_date_rate(tmp_p
         paid["USD"], expected, check_names=False, check_index_type=False, rtol=1e-9
     )
     assert (paid[None] < expected.to_numpy()).all()  # euros: about 1.1 to the dollar
+
+
+def test_dvd_hist_all_types_become_the_right_actions():
+    """A split's amount is its ratio (0.1 for a 1-for-10 reverse split), a stock dividend's
+    fraction is 1 + it, cash types are dividends, and a spin-off or rights issue is logged
+    unapplied under its kind."""
+    from equity_backtest.data.vendors.bloomberg import _actions
+
+    raw = pd.DataFrame({
+        "ex_date": ["2020-01-02", "2020-02-03", "2020-03-02", "2020-04-01", "2020-05-01", "2020-06-01"],
+        "dividend_amount": [0.1, 0.05, 0.5, 1.25, 0.3, 0.2],
+        "dividend_type": ["Stock Split", "Stock Dividend", "Regular Cash", "Special Cash", "Spinoff",
+                          "Rights Issue"],
+    })  # fmt: skip
+    got = _actions(raw, dt.date(2020, 1, 1), dt.date(2020, 12, 31))
+    assert list(got["action"]) == ["split", "split", "dividend", "dividend", "unvalued", "rights"]
+    assert list(got["value"]) == [0.1, 1.05, 0.5, 1.25, 0.3, 0.2]

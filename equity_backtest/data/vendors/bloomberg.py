@@ -48,8 +48,9 @@ MEMBERS_FIELD = "INDX_MWEIGHT_HIST"
 # the historical-members override, as Bloomberg documents it for INDX_MWEIGHT_HIST
 MEMBERS_OVERRIDE = "END_DATE_OVERRIDE"
 # DVD_HIST_ALL's "Dividend Type" values, by what the engine does with them. Share ratios: the
-# amount is the new shares per old share (a 2-for-1 split: 2), or for a stock dividend or bonus
-# given as a fraction (0.05), 1 + that fraction. Cash: paid per share on the ex-date.
+# amount is the new shares per old share (a 2-for-1 split: 2; a 1-for-10 reverse split: 0.1), or
+# for a stock dividend or bonus given as a fraction (0.05), 1 + that fraction. Cash: paid per
+# share on the ex-date.
 SPLIT_TYPES = ("Stock Split", "Stock Dividend", "Bonus")
 CASH_TYPES = (
     "Regular Cash", "Special Cash", "Interim", "Final", "Income", "Return of Capital",
@@ -515,7 +516,10 @@ def _actions(raw: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
     kinds = raw[kind].astype(str).str.strip()
     value = pd.to_numeric(raw[amount], errors="coerce")
     split = kinds.isin(SPLIT_TYPES).to_numpy()
-    ratio = value.where(value >= 1, 1 + value)  # 0.05 (a 5% stock dividend): 1.05 shares
+    # a split's amount is its ratio (0.1 for a 1-for-10 reverse split); a stock dividend's or
+    # bonus issue's fraction f (0.05 for 5%) is 1 + f shares per share
+    fraction = kinds.isin(("Stock Dividend", "Bonus")).to_numpy() & (value < 1).to_numpy()
+    ratio = value.where(~fraction, 1 + value)
     action = kinds.map(
         lambda k: "split" if k in SPLIT_TYPES else "dividend" if k in CASH_TYPES
         else UNAPPLIED_TYPES.get(k, "unvalued")

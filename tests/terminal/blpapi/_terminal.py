@@ -142,7 +142,9 @@ class RecordedTerminal:
         splits = [
             (
                 r["Ex-Date"],
-                r["Dividend Amount"] if r["Dividend Amount"] >= 1 else 1 + r["Dividend Amount"],
+                1 + r["Dividend Amount"]  # a stock dividend's or bonus's fraction
+                if r["Dividend Type"] != "Stock Split" and r["Dividend Amount"] < 1
+                else r["Dividend Amount"],  # a split's ratio, below 1 for a reverse split
             )
             for r in rows
             if r["Dividend Type"] in SPLIT_TYPES
