@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -39,26 +37,19 @@ def cap_weights(view, params):
     return caps / caps.sum()
 
 
-def equal_weights(view, params):
-    u = view.universe
-    return pd.Series(1.0 / len(u), index=u)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--weights", choices=["cap", "equal"], default="cap")
-    ap.add_argument("--tickers", type=int, default=700)
-    ap.add_argument("--index-size", type=int, default=500)
-    ap.add_argument("--years", type=int, default=20)
+    workload.size_arguments(ap)
     ap.add_argument("--repeat", type=int, default=3, help="timed repeats; best and median printed")
     args = ap.parse_args()
 
     params = workload.store(args.tickers, args.index_size, args.years)
     cache = Path(params.datasets_dir).parent
 
-    rule = cap_weights if args.weights == "cap" else equal_weights
+    rule = cap_weights if args.weights == "cap" else workload.equal_weights
     build_times, load_times, loop_times, process_times = [], [], [], []
     for _ in range(args.repeat):  # built from the dataset's tables (the cache cleared first)
         panel_cache.clear(params.datasets_dir)

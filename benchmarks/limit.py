@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -33,11 +32,6 @@ import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
 from equity_backtest.data.panel import load_panel  # noqa: E402
 from equity_backtest.engine.clock import heartbeat_range, rebalance_days  # noqa: E402
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
-
-
-def equal_weights(view, params):
-    u = view.universe
-    return pd.Series(1.0 / len(u), index=u)
 
 
 def bare_loop(panel, params) -> float:
@@ -105,9 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--tickers", type=int, default=700)
-    ap.add_argument("--index-size", type=int, default=500)
-    ap.add_argument("--years", type=int, default=20)
+    workload.size_arguments(ap)
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of each; medians compared")
     args = ap.parse_args()
     params = workload.store(args.tickers, args.index_size, args.years)
@@ -116,7 +108,7 @@ def main() -> None:
     ours, bare, final = [], [], {}
     for _ in range(args.repeat):
         t = time.perf_counter()
-        result = run_backtest(panel, params, equal_weights)
+        result = run_backtest(panel, params, workload.equal_weights)
         ours.append(time.perf_counter() - t)
         final["ours"] = float(result.runtime_log["value"].iloc[-1])
         t = time.perf_counter()

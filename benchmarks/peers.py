@@ -34,7 +34,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workload import store  # noqa: E402  (benchmarks/workload.py, next to this file)
+from workload import size_arguments, store  # noqa: E402  (benchmarks/workload.py, next to this file)
 
 from equity_backtest.config import Parameters  # noqa: E402
 from equity_backtest.data.panel import Panel, load_panel  # noqa: E402
@@ -172,9 +172,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--tickers", type=int, default=700)
-    ap.add_argument("--index-size", type=int, default=500)
-    ap.add_argument("--years", type=int, default=20)
+    size_arguments(ap)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 

@@ -31,6 +31,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
 from measure import own_peak_mb, run_script  # noqa: E402
 
 from equity_backtest.config import Parameters  # noqa: E402
@@ -38,11 +39,6 @@ from equity_backtest.data import calendars, datasets, panel_cache  # noqa: E402
 from equity_backtest.data.datalog import LogName, list_logs, write_log  # noqa: E402
 from equity_backtest.data.panel import load_panel  # noqa: E402
 from equity_backtest.engine.loop import run_backtest  # noqa: E402
-
-
-def equal_weights(view, params):
-    u = view.universe
-    return pd.Series(1.0 / len(u), index=u)
 
 
 def _stage(folder: Path, script: str, *args: str) -> tuple[float, float]:
@@ -73,9 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--tickers", type=int, default=2000)
-    ap.add_argument("--index-size", type=int, default=1000)
-    ap.add_argument("--years", type=int, default=21)
+    workload.size_arguments(ap, tickers=2000, index_size=1000, years=21)
     ap.add_argument("--keep", help="work folder to keep (and reuse)")
     args = ap.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="scale_"))
@@ -123,7 +117,7 @@ def measure_all(folder: Path, args: argparse.Namespace) -> None:
     cached = time.perf_counter() - t
     print(f"panel: built in {built:.1f} s, loaded from the cache in {cached:.2f} s")
     t = time.perf_counter()
-    result = run_backtest(panel, params, equal_weights)
+    result = run_backtest(panel, params, workload.equal_weights)
     seconds = time.perf_counter() - t
     asset_days = len(result.runtime_log) * len(panel.tickers)
     print(

@@ -1,11 +1,15 @@
-"""The benchmarks' S&P-500-sized simulated store, built once into benchmarks/.cache/ and reused."""
+"""The benchmarks' S&P-500-sized simulated store, built once into benchmarks/.cache/ and reused,
+with what the benchmark scripts share: the size options and the equal-weight rule."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import time
 from pathlib import Path
+
+import pandas as pd
 
 from equity_backtest.config import Parameters
 from equity_backtest.data import datasets
@@ -37,3 +41,18 @@ def store(tickers: int, index_size: int, years: int) -> Parameters:
         datasets.build(params.datalog_dir, params.datasets_dir)
         print(f"built the benchmark store once in {time.perf_counter() - t:.1f} s ({cache})")
     return params
+
+
+def size_arguments(
+    ap: argparse.ArgumentParser, tickers: int = 700, index_size: int = 500, years: int = 20
+) -> None:
+    """--tickers, --index-size and --years, with a script's defaults (S&P-500-sized unless said)."""
+    ap.add_argument("--tickers", type=int, default=tickers)
+    ap.add_argument("--index-size", type=int, default=index_size)
+    ap.add_argument("--years", type=int, default=years)
+
+
+def equal_weights(view, params):
+    """The same weight for every point-in-time member."""
+    u = view.universe
+    return pd.Series(1.0 / len(u), index=u)

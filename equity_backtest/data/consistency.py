@@ -50,15 +50,21 @@ def market_cap_units(mk: pd.DataFrame, fund: pd.DataFrame) -> dict:
     shares = fund[fund["metric"].astype(str) == "shares_outstanding"]
     if shares.empty or "market_cap" not in mk or not mk["market_cap"].notna().any():
         return {"checked": 0, "why": "no market caps, or no shares_outstanding reported"}
+    # each period end's last trading day: only the market rows of those days are compared, so a
+    # CRSP-sized table is not copied whole (a few hundred days of it)
+    days = np.sort(pd.unique(mk["date"].to_numpy()))
+    at = np.searchsorted(days, shares["period_end"].to_numpy(), side="right") - 1
     left = pd.DataFrame(
-        {"ticker": shares["ticker"].astype(str).to_numpy(), "date": shares["period_end"].to_numpy(),
+        {"ticker": shares["ticker"].astype(str).to_numpy(), "date": days[np.maximum(at, 0)],
          "shares": shares["value"].to_numpy(dtype=float)}
-    ).sort_values("date", kind="stable")  # fmt: skip
+    )[at >= 0]  # fmt: skip
+    rows = mk[mk["date"].isin(np.unique(left["date"]))]
     right = pd.DataFrame(
-        {"ticker": mk["ticker"].astype(str).to_numpy(), "date": mk["date"].to_numpy(),
-         "close": mk["close"].to_numpy(dtype=float), "cap": mk["market_cap"].to_numpy(dtype=float)}
-    ).dropna().sort_values("date", kind="stable")  # fmt: skip
-    both = pd.merge_asof(left, right, on="date", by="ticker", direction="backward")
+        {"ticker": rows["ticker"].astype(str).to_numpy(), "date": rows["date"].to_numpy(),
+         "close": rows["close"].to_numpy(dtype=float),
+         "cap": rows["market_cap"].to_numpy(dtype=float)}
+    )  # fmt: skip
+    both = left.merge(right, on=["ticker", "date"], how="left")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (both["cap"] / (both["close"] * both["shares"])).to_numpy()
     good = np.isfinite(ratio) & (ratio > 0)

@@ -515,11 +515,9 @@ def _actions(raw: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
     kind = _column(raw, "type", "DVD_HIST_ALL")
     kinds = raw[kind].astype(str).str.strip()
     value = pd.to_numeric(raw[amount], errors="coerce")
-    split = kinds.isin(SPLIT_TYPES).to_numpy()
     # a split's amount is its ratio (0.1 for a 1-for-10 reverse split); a stock dividend's or
     # bonus issue's fraction f (0.05 for 5%) is 1 + f shares per share
-    fraction = kinds.isin(("Stock Dividend", "Bonus")).to_numpy() & (value < 1).to_numpy()
-    ratio = value.where(~fraction, 1 + value)
+    fraction = kinds.isin(("Stock Dividend", "Bonus")) & (value < 1)
     action = kinds.map(
         lambda k: "split" if k in SPLIT_TYPES else "dividend" if k in CASH_TYPES
         else UNAPPLIED_TYPES.get(k, "unvalued")
@@ -528,18 +526,13 @@ def _actions(raw: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
         {
             "date": pd.to_datetime(raw[ex], errors="coerce"),
             "action": action,
-            "value": value.where(~split, ratio),
+            "value": value.where(~fraction, 1 + value),
         }
     )
-    frame = frame[frame["date"].notna()]
-    frame = frame[
-        frame["action"].isin(["split", "dividend"]).to_numpy() <= frame["value"].notna().to_numpy()
-    ]
-    keep = (frame["date"] >= pd.Timestamp(start)) & (frame["date"] <= pd.Timestamp(end))
-    frame = frame[keep]
-    odd = kinds[
-        keep.reindex(kinds.index, fill_value=False) & ~kinds.isin((*SPLIT_TYPES, *CASH_TYPES))
-    ]
+    applied = frame["action"].isin(["split", "dividend"])
+    inside = frame["date"].between(pd.Timestamp(start), pd.Timestamp(end))
+    frame = frame[inside & (frame["value"].notna() | ~applied)]  # an applied one needs its amount
+    odd = kinds[frame.index][~applied[frame.index]]
     if len(odd):
         log.warning("DVD_HIST_ALL types logged but not applied (counted in the quality report): %s",
                     ", ".join(f"{n} {k}" for k, n in odd.value_counts().sort_index().items()))  # fmt: skip
