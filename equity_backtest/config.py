@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.frequency import FREQUENCIES
-from .data.vendors import bloomberg_fields, wrds_fields
+from .data.vendors import bloomberg_fields, datastream_fields, vendor_checks, wrds_fields
 from .data.vocabulary import MARKET_FIELDS
 from .errors import BadInputError
 
@@ -72,6 +72,32 @@ class Parameters:
     bbg_chunk_fields: int = 10
     bbg_retries: int = 4
     bbg_retry_wait_s: float = 2.0
+    # Datastream (D14): list mnemonics without the month ("LS&PCOMP"; [] = [index])
+    ds_lists: list = dataclasses.field(default_factory=list)
+    ds_config: str = ""  # a DatastreamPy config file (proxies, certificate); "" = none
+    ds_market_fields: dict = dataclasses.field(
+        default_factory=lambda: dict(datastream_fields.MARKET_DATATYPES)
+    )
+    ds_fundamental_fields: dict = dataclasses.field(
+        default_factory=lambda: dict(datastream_fields.FUNDAMENTAL_DATATYPES)
+    )
+    ds_fundamental_frequency: str = "Q"
+    # Worldscope's standard items carry no report date: each period is public this long after
+    ds_report_lag_days: int = 90
+    ds_metadata_fields: dict = dataclasses.field(
+        default_factory=lambda: dict(datastream_fields.METADATA_DATATYPES)
+    )
+    # the screens (datastream_screens): the shortest run of one price with no volume at a
+    # series' end taken as padding after a death, the tolerance of a split ratio, the price
+    # below which returns come from rounded prices, and RI's tolerated difference from ours
+    ds_padding_days: int = 20
+    ds_split_tolerance: float = 0.01
+    ds_low_price: float = 1.0
+    ds_ri_tolerance: float = 0.005
+    ds_chunk_tickers: int = 10
+    ds_chunk_fields: int = 10
+    ds_retries: int = 4
+    ds_retry_wait_s: float = 2.0
     # WRDS: CRSP and Compustat (D3)
     wrds_username: str = ""  # "" = WRDS_USERNAME from the environment or .env
     wrds_host: str = "wrds-pgdata.wharton.upenn.edu"
@@ -399,7 +425,7 @@ def validate(p: Parameters) -> Parameters:
     missing = set(MARKET_FIELDS) - set(p.bbg_market_fields)
     if missing:
         raise bad("bbg_market_fields", f"lacks {sorted(missing)} (every market log has them)")
-    _validate_wrds(p, bad)
+    vendor_checks.validate(p, bad)
     if p.query_end is not None and p.query_start > p.query_end:
         raise bad("query_start", "is after query_end")
     if "://" in str(p.llm_decisions_dir):
@@ -437,39 +463,6 @@ def validate(p: Parameters) -> Parameters:
     if not p.source or not p.source.isalnum() or p.source != p.source.lower():
         raise bad("source", "must be a lowercase vendor name such as 'simulated'")
     return p
-
-
-def _validate_wrds(p: Parameters, bad) -> None:
-    choices = {
-        "wrds_format": ("ciz", "legacy"),
-        "wrds_frequency": ("daily", "monthly"),
-        "wrds_sector": ("gics", "sic"),
-        "wrds_fundamentals": ("fundq", "snapshot"),
-        "wrds_sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
-    }
-    for name, allowed in choices.items():
-        if getattr(p, name) not in allowed:
-            raise bad(name, f"choose one of {', '.join(allowed)}")
-    for name in ("wrds_chunk_permnos", "wrds_chunk_years"):
-        if getattr(p, name) < 1:
-            raise bad(name, "must be at least 1")
-    if not 0 < p.wrds_port < 65536:
-        raise bad("wrds_port", "must be a TCP port (1-65535)")
-    if not p.wrds_fundamental_scale > 0:
-        raise bad("wrds_fundamental_scale", "must be a positive multiplier (1e6: $ millions)")
-    fields = p.wrds_fundamental_fields
-    if not isinstance(fields, dict) or not all(
-        isinstance(k, str) and k.isidentifier() and k == k.lower() and isinstance(v, str) and v
-        for k, v in fields.items()
-    ):
-        raise bad(
-            "wrds_fundamental_fields",
-            "must map lowercase metric names to SQL expressions over comp.fundq, e.g. "
-            '{"revenue": "saleq"}',
-        )
-    unknown = set(p.wrds_year_to_date) - set(fields)
-    if unknown:
-        raise bad("wrds_year_to_date", f"names {sorted(unknown)}, not in wrds_fundamental_fields")
 
 
 def load_parameters(path: str | Path, overrides: dict[str, Any] | None = None) -> Parameters:

@@ -29,7 +29,9 @@ DOORS = {
         "data.frequency",
         "data.vocabulary",
         "data.vendors.bloomberg_fields",
+        "data.vendors.datastream_fields",
         "data.vendors.wrds_fields",
+        "data.vendors.vendor_checks",  # the vendor settings' rules, beside their field lists
     },
     "cli": {"errors", "config", "infra", "infra.remote", "infra.locks", "infra.storage"},
 }

@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .vocabulary import POINT_IN_TIME, RESTATED_FUNDAMENTALS, UNAPPLIED_DISTRIBUTIONS
+from .vocabulary import (
+    POINT_IN_TIME,
+    RESTATED_FUNDAMENTALS,
+    SCREEN_RECORDS,
+    UNAPPLIED_DISTRIBUTIONS,
+)
 
 
 def fundamentals_vintage(metadata: pd.DataFrame, source: str) -> str | None:
@@ -25,8 +30,19 @@ def fundamentals_vintage(metadata: pd.DataFrame, source: str) -> str | None:
 def unapplied_distributions(ca: pd.DataFrame) -> dict:
     """The distributions a vendor reported that the engine does not apply (vocabulary's
     UNAPPLIED_DISTRIBUTIONS), counted by kind with examples; absent when there are none."""
+    return _counted(ca, UNAPPLIED_DISTRIBUTIONS, "unapplied_distributions")
+
+
+def vendor_screens(ca: pd.DataFrame) -> dict:
+    """What a vendor's screens found at 01 (vocabulary's SCREEN_RECORDS), by screen: how many
+    records, the sum of their values (days removed, for the padding screens) and examples;
+    absent when there are none."""
+    return _counted(ca, SCREEN_RECORDS, "vendor_screens")
+
+
+def _counted(ca: pd.DataFrame, kinds: tuple[str, ...], key: str) -> dict:
     action = ca["action"].astype(str)
-    rows = ca[action.isin(UNAPPLIED_DISTRIBUTIONS).to_numpy()]
+    rows = ca[action.isin(kinds).to_numpy()]
     if rows.empty:
         return {}
     out = {}
@@ -34,12 +50,15 @@ def unapplied_distributions(ca: pd.DataFrame) -> dict:
         examples = group.sort_values(["date"]).head(5)
         out[kind] = {
             "count": len(group),
+            "value_sum": float(group["value"].sum()),
             "examples": [
-                {"ticker": str(t), "date": f"{d:%Y-%m-%d}"}
-                for t, d in zip(examples["ticker"], examples["date"], strict=True)
+                {"ticker": str(t), "date": f"{d:%Y-%m-%d}", "value": float(v)}
+                for t, d, v in zip(
+                    examples["ticker"], examples["date"], examples["value"], strict=True
+                )
             ],
         }
-    return {"unapplied_distributions": out}
+    return {key: out}
 
 
 def market_cap_units(mk: pd.DataFrame, fund: pd.DataFrame) -> dict:

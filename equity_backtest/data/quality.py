@@ -26,7 +26,12 @@ import pandas as pd
 
 from ..errors import BadInputError
 from . import calendars, frequency
-from .consistency import fundamentals_vintage, market_cap_units, unapplied_distributions
+from .consistency import (
+    fundamentals_vintage,
+    market_cap_units,
+    unapplied_distributions,
+    vendor_screens,
+)
 
 ZERO_VOLUME_RUN = 10
 # no listed share trades above this in any currency; the panel treats such prices as missing
@@ -327,6 +332,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             else {}
         ),
         **unapplied_distributions(ca),
+        **vendor_screens(ca),
         "market_cap_units": market_cap_units(mk, fund),
     }
 
@@ -369,6 +375,8 @@ def summary_lines(rep: dict) -> list[str]:
         )
         if "unapplied_distributions" in s:
             lines.append(f"quality [{s['source']}]: {_unapplied_line(s)}")
+        if "vendor_screens" in s:
+            lines.append(f"quality [{s['source']}]: {_screens_line(s)}")
         units = s.get("market_cap_units", {})
         if units.get("checked") and not units["consistent"]:
             lines.append(f"quality [{s['source']}]: {_units_line(units)}")
@@ -388,6 +396,19 @@ def _unapplied_line(s: dict) -> str:
     return (
         f"distributions not applied: {counts} (logged for the record; docs/pipeline.md says "
         "what each kind is)"
+    )
+
+
+def _screens_line(s: dict) -> str:
+    found = s["vendor_screens"]
+    padded = {k: int(found[k]["value_sum"]) for k in ("holiday_padding", "padded") if k in found}
+    counts = ", ".join(
+        f"{v['count']} {k}" + (f" ({padded[k]} days removed)" if k in padded else "")
+        for k, v in found.items()
+    )
+    return (
+        f"vendor screens: {counts} (padding removed, the rest reported with prices kept; "
+        "docs/pipeline.md says what each screen does)"
     )
 
 
@@ -424,6 +445,7 @@ def markdown(rep: dict) -> str:
                 else []
             ),
             *([f"- {_unapplied_line(s)}"] if "unapplied_distributions" in s else []),
+            *([f"- {_screens_line(s)}"] if "vendor_screens" in s else []),
             *(
                 [f"- {_units_line(s['market_cap_units'])}"]
                 if s.get("market_cap_units", {}).get("checked")

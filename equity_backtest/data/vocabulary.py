@@ -24,7 +24,11 @@ PRICE_FIELDS = ("open", "high", "low", "close")
 # report: rights without a value, a share exchanged away in a reorganisation (its delisting ends
 # it), a notice with no payment to holders, and a distribution given with no amount at all.
 UNAPPLIED_DISTRIBUTIONS = ("rights", "reorganisation", "notice", "unvalued")
-CORPORATE_ACTIONS = ("split", "dividend", "delisting", *UNAPPLIED_DISTRIBUTIONS)
+# What a vendor's screens found in its answer at 01 (the Datastream vendor's: holiday and
+# post-death padding removed, reversals, low prices, a return index that disagrees), logged with
+# the corporate actions for the record (the engine ignores them) and counted in the quality report.
+SCREEN_RECORDS = ("holiday_padding", "padded", "reversal", "low_price", "ri_mismatch")
+CORPORATE_ACTIONS = ("split", "dividend", "delisting", *UNAPPLIED_DISTRIBUTIONS, *SCREEN_RECORDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +148,8 @@ RESTATED_FUNDAMENTALS = {
     "wrds": "as restated: Compustat's standard fundq keeps only each quarter's latest values, "
     "dated here at its first report (rdq), so a later restatement is seen from that date on "
     "(look-ahead that can flatter fundamental strategies)",
+    "datastream": "as restated: Worldscope's standard items keep each period's latest values, "
+    "dated here ds_report_lag_days after the period's end (no report date is asked)",
 }
 
 # What a source's metadata says (column 'fundamentals') when its fundamentals are point in time

@@ -2,7 +2,8 @@
 parameters.py names: what 01_query_vendor.py and the Python API run. `simulated` (the seeded
 market, the default), `files` (imports through declarative mappings), `sql` (SQLAlchemy
 warehouses through the same mappings), `wrds` (CRSP and Compustat, default items in
-`wrds_fields`), `bloomberg` (xbbg, default fields in `bloomberg_fields`).
+`wrds_fields`), `bloomberg` (xbbg, default fields in `bloomberg_fields`), `datastream` (LSEG's DatastreamPy,
+default datatypes in `datastream_fields`, screens in `datastream_screens`).
 
 May import: `datalog`, `vocabulary`, `calendars` and `textio` of the data layer, `infra`, and the
 doors `config` (lazily: config imports the field lists while it loads) and `errors`. Imported by:
@@ -34,7 +35,7 @@ def query(
     """Ask the vendor of params.source (or import the given [mapping, input] pairs, else
     params.file_imports) and log every answer into params.datalog_dir. Returns counts of logs
     written and already there."""
-    from . import bloomberg, files, simulated, sql, wrds
+    from . import bloomberg, datastream, files, simulated, sql, wrds
 
     # a killed 01's half-written logs (01 holds the datalog's lock): never read as logs
     removed = remove_abandoned_temporaries(params.datalog_dir)
@@ -60,9 +61,10 @@ def query(
     if params.source == bloomberg.SOURCE:
         counts = bloomberg.query(params, force=force, progress=progress)
         return {"written": counts["written"], "already_logged": counts["already_logged"]}
-    if params.source == wrds.SOURCE:
-        counts = wrds.query(params, force=force, progress=progress)
-        return {"written": counts["written"], "already_logged": counts["already_logged"]}
+    for vendor in (wrds, datastream):
+        if params.source == vendor.SOURCE:
+            counts = vendor.query(params, force=force, progress=progress)
+            return {"written": counts["written"], "already_logged": counts["already_logged"]}
     if params.source != simulated.SOURCE:
         raise BadInputError(
             f"source '{params.source}': give file imports (--import MAPPING INPUT or "

@@ -43,7 +43,8 @@ def _assemble(
     )
     # a company that is gone publishes no later report
     delist = ca[ca.action == "delisting"].set_index("ticker")["date"]
-    gone = fund["ticker"].map(delist)
+    # (reindexed, not mapped: pandas 3 maps through an empty datetime Series as floats)
+    gone = pd.Series(delist.reindex(fund["ticker"]).to_numpy(), index=fund.index)
     fund = fund[gone.isna() | (fund["announcement_date"] < gone)]
     # and nothing announced after the query (the day after the simulated end) is known to it
     fund = fund[fund["announcement_date"] <= cal[-1] + pd.Timedelta(days=1)].reset_index(drop=True)
