@@ -32,7 +32,7 @@ import pandas as pd
 from equity_backtest.data.vendors import simulated
 from equity_backtest.data.vendors.datastream_fields import FUNDAMENTAL_DATATYPES
 
-LIST = "LSIM"
+LIST = "LS&PSIM"
 USER, PASSWORD = "ZDSW001", "secret"
 ERROR = '$$"ER", E100,INVALID CODE OR EXPRESSION ENTERED'
 MARKET_TYPES = ("UP", "P", "PO", "PH", "PL", "VO", "MV", "RI", "UDDE", "XDDE")

@@ -305,3 +305,22 @@ def test_screens_unit_by_unit():
     assert cut.market["date"].iloc[-1] == dead
     assert screens.delisted_on("ACME CORP") is None
     assert screens.snap_ratio(1.4999, 0.01) == 1.5 and screens.snap_ratio(1.0731, 0.001) == 1.0731
+
+
+def test_credentials_from_dotenv_and_no_package_is_exit_3(uninterrupted, service, tmp_path):
+    """DSWS_USERNAME and DSWS_PASSWORD in a .env beside parameters.py are enough (01 under cron
+    has no shell profile); without DatastreamPy, 01 says what to install."""
+    service.on_call(None)
+    root = new_project(tmp_path / "dotenv", service)
+    (root / ".env").write_text(f"DSWS_USERNAME={USER}\nDSWS_PASSWORD={PASSWORD}\n")
+    proc = query(root, env={"DSWS_USERNAME": None, "DSWS_PASSWORD": None})
+    assert proc.returncode == 0, proc.stderr
+    assert content(root) == content(uninterrupted)
+
+    shim = tmp_path / "shim" / "DatastreamPy"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('not installed')\n")
+    root = new_project(tmp_path / "nopkg", service)
+    proc = query(root, env={"PYTHONPATH": os.pathsep.join([str(shim.parent), str(REPO)])})
+    assert proc.returncode == 3 and "pip install 'equity_backtest[datastream]'" in proc.stderr
+    assert "Traceback" not in proc.stderr

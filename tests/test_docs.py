@@ -30,6 +30,8 @@ ELSEWHERE = {
     "source=bloomberg": "a Bloomberg terminal (tests/test_bloomberg.py: a stand-in terminal)",
     "source=wrds": "a WRDS account (tests/test_wrds_vendor.py: PostgreSQL in WRDS's shapes)",
     "WRDS_USERNAME": "a WRDS account's credentials",
+    "source=datastream": "a Datastream account (tests/test_datastream.py: a stand-in DSWS)",
+    "DSWS_USERNAME": "a Datastream account's credentials",
     ".pgpass": "a WRDS account's credentials",
     "llm_model=Qwen": "a 7B model and a GPU (tests/test_llm.py: tiny models and SmolLM2)",
     "vllm serve": "vLLM on a GPU",

@@ -28,10 +28,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import time
 import warnings
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -39,7 +37,8 @@ from tqdm import tqdm
 
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
-from ..datalog import LogName, list_logs, read_log, write_log
+from ..datalog import read_log
+from .querylog import Datalog, chunks, month_ends, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -133,31 +132,22 @@ class Terminal:
             xbbg_log.setLevel(level)
 
     def run(self, request: Request) -> pd.DataFrame:
-        for attempt in range(self.retries + 1):
-            try:
-                self.requests += 1
-                return request.call()
-            except (BadInputError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # the link, the session or the service failed
-                if attempt == self.retries:
-                    raise VendorUnavailableError(
-                        f"Bloomberg did not answer {request.what} after {self.retries + 1} tries "
-                        f"({type(exc).__name__}: {exc}). Is the terminal running and logged in? "
-                        "Rerun 01 later: what is already logged is kept and not asked again."
-                    ) from None
-                wait = self.wait_s * 2**attempt
-                log.warning(
-                    "%s failed (%s: %s); retry %d of %d in %.1f s",
-                    request.what,
-                    type(exc).__name__,
-                    exc,
-                    attempt + 1,
-                    self.retries,
-                    wait,
-                )
-                time.sleep(wait)
-        raise AssertionError("unreachable")
+        self.requests += 1
+        return with_retries(
+            request.what,
+            request.call,
+            self.retries,
+            self.wait_s,
+            lambda exc: (
+                f"Bloomberg did not answer {request.what} after {self.retries + 1} tries "
+                f"({type(exc).__name__}: {exc}). Is the terminal running and logged in? "
+                "Rerun 01 later: what is already logged is kept and not asked again."
+            ),
+            on_retry=self._count,
+        )
+
+    def _count(self) -> None:
+        self.requests += 1
 
     def members(self, index: str, date: dt.date) -> pd.DataFrame:
         return self.run(
@@ -200,53 +190,12 @@ class Terminal:
         )
 
 
-def chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), max(1, size)):
-        yield items[i : i + size]
-
-
-def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Every calendar month end in [start, end], and `end` itself if it is not one."""
-    days = [d.date() for d in pd.date_range(start, end, freq="ME")]
-    if not days or days[-1] < end:
-        days.append(end)
-    return days
-
-
-class Datalog:
-    """Writes this query's logs with increasing timestamps and knows what is already current."""
-
-    def __init__(
-        self, datalog_dir: str | Path, window_hours: float, force: bool, source: str = SOURCE
-    ):
-        self.dir = datalog_dir
-        self.source = source
-        self.now_us = time.time_ns() // 1000
-        self.last_ts = self.now_us - 1
-        since = self.now_us - int(window_hours * 3600 * 1_000_000)
-        self.current: dict[tuple[str, str], Path] = {}
-        if not force:
-            for name, path in list_logs(datalog_dir):
-                if name.source == source and name.timestamp >= since:
-                    self.current[(name.data_type, name.label)] = path
-        self.counts = {"written": 0, "skipped": 0}
-
-    def has(self, data_type: str, label: str) -> bool:
-        return (data_type, label) in self.current
-
-    def write(self, data_type: str, label: str, frame: pd.DataFrame) -> None:
-        self.last_ts = max(self.last_ts + 1, time.time_ns() // 1000)
-        path, _ = write_log(self.dir, LogName(self.last_ts, self.source, data_type, label), frame)
-        self.current[(data_type, label)] = path
-        self.counts["written"] += 1
-
-
 def query(
     params: Parameters, *, force: bool = False, progress: bool = False, today: dt.date | None = None
 ) -> dict[str, int]:
     """Ask the terminal for everything parameters.py names and log it; returns counts."""
     terminal = Terminal(params)  # fails before anything is written when no terminal is there
-    store = Datalog(params.datalog_dir, params.requery_after_hours, force)
+    store = Datalog(params.datalog_dir, params.requery_after_hours, force, SOURCE)
     end = min(params.query_end or (today or dt.date.today()), today or dt.date.today())
     start = params.query_start
     suffix = params.bbg_security_suffix

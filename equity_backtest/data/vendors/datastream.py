@@ -33,7 +33,6 @@ import datetime as dt
 import logging
 import os
 import re
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -45,7 +44,7 @@ from ...errors import BadInputError, VendorUnavailableError
 from .. import calendars
 from ..datalog import read_log
 from . import datastream_screens as screens
-from .bloomberg import Datalog, chunks, month_ends
+from .querylog import Datalog, chunks, month_ends, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -97,25 +96,23 @@ class Service:
                        "again")  # fmt: skip
             raise VendorUnavailableError(why + ". Nothing was written.") from None
 
-    def run(self, what: str, call: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        for attempt in range(self.retries + 1):
-            try:
-                self.requests += 1
-                return call()
-            except (BadInputError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # the link or the service failed
-                if attempt == self.retries:
-                    raise VendorUnavailableError(
-                        f"Datastream did not answer {what} after {self.retries + 1} tries "
-                        f"({type(exc).__name__}: {exc}). Rerun 01 later: what is already logged "
-                        "is kept and not asked again."
-                    ) from None
-                wait = self.wait_s * 2**attempt
-                log.warning("%s failed (%s: %s); retry %d of %d in %.1f s", what,
-                            type(exc).__name__, exc, attempt + 1, self.retries, wait)  # fmt: skip
-                time.sleep(wait)
-        raise AssertionError("unreachable")
+    def run(self, what: str, call: Callable[[], dict]) -> dict:
+        self.requests += 1
+        return with_retries(
+            what,
+            call,
+            self.retries,
+            self.wait_s,
+            lambda exc: (
+                f"Datastream did not answer {what} after {self.retries + 1} tries "
+                f"({type(exc).__name__}: {exc}). Rerun 01 later: what is already logged is kept "
+                "and not asked again."
+            ),
+            on_retry=self._count,
+        )
+
+    def _count(self) -> None:
+        self.requests += 1
 
     def ask(self, instruments: str, fields: list[str], start="", end="", freq="D", kind=1):
         """One GetData through DatastreamPy's request building, login and token renewal; the
@@ -141,8 +138,9 @@ class Service:
     def series(self, instruments: list[str], fields: list[str], start, end, freq: str):
         return self.run(
             f"{freq} series {fields} of {len(instruments)} instruments",
-            lambda: self.ask(",".join(instruments), fields, f"{start:%Y-%m-%d}",
-                             f"{end:%Y-%m-%d}", freq, 1),  # fmt: skip
+            lambda: self.ask(
+                ",".join(instruments), fields, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", freq, 1
+            ),  # fmt: skip
         )
 
 

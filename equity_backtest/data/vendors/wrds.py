@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
-from .bloomberg import Datalog, chunks, month_ends
+from .querylog import Datalog, chunks, month_ends
 from .wrds_distributions import distribution_actions
 from .wrds_metadata import GICS_SECTORS, metadata  # noqa: F401 (GICS_SECTORS: re-exported)
 from .wrds_sql import (

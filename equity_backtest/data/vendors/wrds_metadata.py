@@ -11,7 +11,7 @@ import pandas as pd
 
 from ...config import Parameters
 from ..vocabulary import POINT_IN_TIME
-from .bloomberg import chunks
+from .querylog import chunks
 from .wrds_sql import GICS, GICS_HISTORY, GICS_HISTORY_TABLE
 
 log = logging.getLogger(__name__)
