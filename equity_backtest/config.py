@@ -82,7 +82,9 @@ class Parameters:
         default_factory=lambda: dict(datastream_fields.FUNDAMENTAL_DATATYPES)
     )
     ds_fundamental_frequency: str = "Q"
-    # Worldscope's standard items carry no report date: each period is public this long after
+    # when a period's figures become public: the date this datatype gives (public code uses
+    # "WC05905A"; unconfirmed, so off by default), else this long after the period's end
+    ds_report_date_field: str = ""
     ds_report_lag_days: int = 90
     ds_metadata_fields: dict = dataclasses.field(
         default_factory=lambda: dict(datastream_fields.METADATA_DATATYPES)

@@ -35,6 +35,7 @@ from equity_backtest.data.vendors.datastream_fields import FUNDAMENTAL_DATATYPES
 LIST = "LS&PSIM"
 USER, PASSWORD = "ZDSW001", "secret"
 ERROR = '$$"ER", E100,INVALID CODE OR EXPRESSION ENTERED'
+REPORT_DATE = "WC05905A"
 MARKET_TYPES = ("UP", "P", "PO", "PH", "PL", "VO", "MV", "RI", "UDDE", "XDDE")
 
 
@@ -78,10 +79,15 @@ class Market:
             actions = ca[ca["ticker"] == ticker]
             self.series[self.code[ticker]] = self._daily(rows, actions)
         for ticker, rows in market.fundamentals.groupby("ticker"):
+            ends = pd.to_datetime(rows["period_end"])
             self.quarterly[self.code[ticker]] = {
-                field: pd.Series(rows[metric].to_numpy(float), index=pd.to_datetime(rows["period_end"]))
+                field: pd.Series(rows[metric].to_numpy(float), index=ends)
                 for metric, field in FUNDAMENTAL_DATATYPES.items()
             }  # fmt: skip
+            # the report date, as public code asks Worldscope for it
+            self.quarterly[self.code[ticker]][REPORT_DATE] = pd.Series(
+                pd.to_datetime(rows["announcement_date"]).to_numpy(), index=ends
+            )
         self.traps = {}
         if traps:
             self._plant_traps(market, tickers)
@@ -234,7 +240,10 @@ class Handler(BaseHTTPRequestHandler):
             if known is None:
                 return {"Symbol": code, "Type": 0, "Value": ERROR}
             padded = known.sort_index().reindex(dates, method="ffill")
-            out = [None if pd.isna(v) else float(v) for v in padded]
+            out = [
+                None if pd.isna(v) else _ms(v) if isinstance(v, pd.Timestamp) else float(v)
+                for v in padded
+            ]
             return {"Symbol": code, "Type": 16, "Value": out}
         if field not in m.series[code]:
             return {"Symbol": code, "Type": 0, "Value": ERROR}

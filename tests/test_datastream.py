@@ -324,3 +324,23 @@ def test_credentials_from_dotenv_and_no_package_is_exit_3(uninterrupted, service
     proc = query(root, env={"PYTHONPATH": os.pathsep.join([str(shim.parent), str(REPO)])})
     assert proc.returncode == 3 and "pip install 'equity_backtest[datastream]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_report_dates_when_asked_date_the_fundamentals(service, tmp_path):
+    """With ds_report_date_field, each period is public on the date Datastream gives for it (the
+    simulated market's announcement dates), not 90 days after its end."""
+    from .dsws_stand_in import REPORT_DATE
+
+    service.on_call(None)
+    root = new_project(tmp_path / "rd", service, ds_report_date_field=REPORT_DATE)
+    assert query(root).returncode == 0
+    fund = tables(root)["fundamentals"]
+    fund = fund[fund["metric"] == "revenue"].assign(ticker=lambda f: f["ticker"].astype(str))
+    market = service.handler.market
+    for code, rows in fund.groupby("ticker"):
+        want = market.quarterly[code][REPORT_DATE]
+        got = rows.set_index("period_end")["announcement_date"]
+        pd.testing.assert_series_equal(
+            got, want.loc[got.index], check_names=False, check_freq=False
+        )
+    assert len(fund) > 50

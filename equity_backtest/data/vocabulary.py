@@ -149,7 +149,8 @@ RESTATED_FUNDAMENTALS = {
     "dated here at its first report (rdq), so a later restatement is seen from that date on "
     "(look-ahead that can flatter fundamental strategies)",
     "datastream": "as restated: Worldscope's standard items keep each period's latest values, "
-    "dated here ds_report_lag_days after the period's end (no report date is asked)",
+    "dated at ds_report_date_field's date where asked, else ds_report_lag_days after the "
+    "period's end",
 }
 
 # What a source's metadata says (column 'fundamentals') when its fundamentals are point in time

@@ -16,9 +16,9 @@ What is asked, all from parameters.py (datatypes in `datastream_fields`):
     their ex-dates, Ince and Porter's reversals, low prices, RI's total return compared), one
     ticker_market_data and one corporate_actions log per instrument;
   - Worldscope items per instrument at ds_fundamental_frequency, one ticker_fundamental_data log
-    per instrument: each period's figures are public ds_report_lag_days after the period ends
-    (the standard items carry no report date) and are the latest (restated) values, which the
-    manifest and the quality report say.
+    per instrument: each period's figures are public on the date ds_report_date_field gives
+    (when set), else ds_report_lag_days after the period ends, and are the latest (restated)
+    values, which the manifest and the quality report say.
 
 Credentials come from DSWS_USERNAME and DSWS_PASSWORD (environment or .env); ds_config names an
 optional DatastreamPy config file (proxies, certificate). Requests are chunked (instruments x
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "datastream"
 LIST_KEY = "DSCD"  # the permanent code every member is logged under
+DATE_COLUMNS = ("ex_date", "report_date")  # datatypes whose values are dates
 
 
 def _client_class():
@@ -288,10 +289,11 @@ def _series(service, params, group, mapping, start, end, freq) -> dict[str, pd.D
     out = {}
     for code, frames in parts.items():
         frame = pd.concat(frames, axis=1)
+        dated = [c for c in frame.columns if c in DATE_COLUMNS]
         for column in frame.columns:
-            if column != "ex_date":
+            if column not in dated:
                 frame[column] = pd.to_numeric(frame[column], errors="coerce")
-        if frame.drop(columns=["ex_date"], errors="ignore").notna().any().any():
+        if frame.drop(columns=dated).notna().any().any():
             out[code] = frame
     return out
 
@@ -300,24 +302,35 @@ def _fundamentals(service, params, store, universe, start, end, progress) -> Non
     mapping = params.ds_fundamental_fields
     if not mapping:
         return
+    asked = dict(mapping)
+    if params.ds_report_date_field:
+        asked["report_date"] = params.ds_report_date_field
     todo = [t for t in universe if not store.has("ticker_fundamental_data", t)]
     store.counts["skipped"] += len(universe) - len(todo)
     lag = pd.Timedelta(days=params.ds_report_lag_days)
     for group in tqdm(list(chunks(todo, params.ds_chunk_tickers)), desc="fundamentals",
                       unit="chunk", disable=not progress, leave=False):  # fmt: skip
-        answers = _series(service, params, group, mapping, start, end,
+        answers = _series(service, params, group, asked, start, end,
                           params.ds_fundamental_frequency)  # fmt: skip
-        for ticker, frame in answers.items():
+        for ticker, answer in answers.items():
             # Datastream pads a period's figure until the next one: one row per change
-            frame = frame.reindex(columns=list(mapping)).astype(float)
+            frame = answer.reindex(columns=list(mapping)).astype(float)
             changed = frame.ne(frame.shift(1)) & frame.notna()
-            frame = frame[changed.any(axis=1)]
+            keep = changed.any(axis=1).to_numpy()
+            frame = frame[keep]
             if frame.empty:
                 continue
-            period_end = pd.to_datetime(frame.index)
+            period_end = pd.Series(pd.to_datetime(frame.index))
+            # the report date where it is asked and given (never before the period's end), else
+            # the period's end plus the lag
+            reported = pd.Series(pd.NaT, index=period_end.index, dtype="datetime64[ns]")
+            if "report_date" in answer:
+                reported = pd.to_datetime(answer["report_date"][keep], errors="coerce")
+                reported = pd.Series(reported.to_numpy(), index=period_end.index)
+                reported = reported.where(reported >= period_end)
             out = frame.reset_index(drop=True)
-            out.insert(0, "announcement_date", period_end + lag)
-            out.insert(0, "period_end", period_end)
+            out.insert(0, "announcement_date", reported.fillna(period_end + lag).to_numpy())
+            out.insert(0, "period_end", period_end.to_numpy())
             store.write("ticker_fundamental_data", ticker, out)
 
 
