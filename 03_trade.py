@@ -12,6 +12,10 @@ seed, --jobs at a time (or as Ray tasks with --ray), under results/<time>__trial
 stays hidden; rerunning the same command finishes it.
 
 Backtests may run at once: each writes its own hidden folder, renamed into place when complete.
+
+Live (--live, for cron after 01 and 02): the same algorithm trades the account in
+live/<account>/ on every bar the dataset has that the account has not, exactly as a backtest's
+days, and journals each (docs/live.md).
 """
 
 import argparse
@@ -19,8 +23,8 @@ import os
 from pathlib import Path
 
 from equity_backtest import api, cli
-from equity_backtest.errors import EXIT_PORTFOLIO_BANKRUPT
-from equity_backtest.run import trials
+from equity_backtest.errors import EXIT_PORTFOLIO_BANKRUPT, BadInputError
+from equity_backtest.run import live, trials
 
 
 def main() -> int:
@@ -54,6 +58,16 @@ def main() -> int:
         help="run trials on Ray: 'local', 'auto' or a cluster address (default: $RAY_ADDRESS)",
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="trade the live account on the dataset's new bars, then stop (docs/live.md)",
+    )
+    parser.add_argument(
+        "--accept-change",
+        action="store_true",
+        help="with --live: go on after the algorithm or trading parameters changed (journaled)",
+    )
+    parser.add_argument(
         "--no-lock",
         action="store_true",
         help=argparse.SUPPRESS,  # accepted for older scripts: 03 takes no stage lock now
@@ -62,6 +76,8 @@ def main() -> int:
     cli.setup_logging(args)
 
     algorithms = args.algorithm or []
+    if args.live:
+        return run_live(args, algorithms)
     if len(algorithms) > 1 or args.trials or args.grid:
         with cli.trading_stores(cli.load(args)) as params:
             return run_trials(args, algorithms, params)
@@ -73,6 +89,19 @@ def main() -> int:
     )
     print(run.folder)
     return EXIT_PORTFOLIO_BANKRUPT if run.status != "completed" else 0
+
+
+def run_live(args, algorithms: list[str]) -> int:
+    """One cron invocation of the live account: every new bar, journaled."""
+    if len(algorithms) > 1 or args.trials or args.grid:
+        raise BadInputError("--live trades one algorithm: give at most one --algorithm")
+    params = cli.load(args, algorithm=algorithms[0] if algorithms else None)
+    outcome = live.step(
+        params, accept_change=args.accept_change, progress=cli.show_progress(args)
+    )
+    days = f"{len(outcome.days)} new bar(s)" if outcome.days else "no new bar"
+    print(f"{outcome.folder}: {days}, last bar {outcome.last_day}, value {outcome.value:,.2f}")
+    return EXIT_PORTFOLIO_BANKRUPT if outcome.status.startswith("stopped") else 0
 
 
 def run_trials(args, algorithms: list[str], params) -> int:

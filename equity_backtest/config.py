@@ -127,6 +127,9 @@ class Parameters:
     sim_index_size: int = 100
     sim_start: dt.date = dt.date(2005, 1, 1)
     sim_end: dt.date = dt.date(2024, 12, 31)
+    # the simulated market's "today" (None: its whole history): 01 logs only what is known at
+    # this day's close and not logged before, so a live account can be run day by day (E12)
+    sim_clock: dt.date | None = None
     # the exchange whose sessions the simulated market trades and the quality report checks dates
     # against (an exchange_calendars name; a source's metadata "exchange" column overrides it)
     exchange_calendar: str = "XNYS"
@@ -147,6 +150,11 @@ class Parameters:
     heartbeat: str = "daily"
     rebalance: str | int = "monthly"
     lookback_days: int = 260
+    # live mode (E12, 03_trade.py --live): the account's folder is <live_dir>/<live_account>
+    # ("" = the algorithm file's name); the broker its orders go to
+    live_dir: str = "live"
+    live_account: str = ""
+    live_broker: str = "paper"
     # a killed run resumes from its last checkpoint, written every this many heartbeats (0 = off)
     checkpoint_days: int = 250
     checkpoint_after_s: float = 30.0  # runs that finish sooner never write a checkpoint
@@ -234,7 +242,8 @@ class Parameters:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Parameters)}
-DATE_FIELDS = {"sim_start", "sim_end", "start", "end", "query_start", "query_end"}
+DATE_FIELDS = {"sim_start", "sim_end", "sim_clock", "start", "end", "query_start", "query_end"}
+OPTIONAL_DATES = {"query_end", "sim_clock"}  # None is a value of theirs
 
 
 def parse_date(value: Any, field: str) -> dt.date:
@@ -264,7 +273,7 @@ def coerce(name: str, value: Any) -> Any:
     if name not in FIELDS:
         raise unknown(name, "settings")
     if name in DATE_FIELDS:
-        return None if value is None and name == "query_end" else parse_date(value, name)
+        return None if value is None and name in OPTIONAL_DATES else parse_date(value, name)
     default = FIELDS[name].default
     if isinstance(default, bool):
         if isinstance(value, str):

@@ -78,14 +78,25 @@ def _calendar(name: str, start: dt.date, end: dt.date):
         raise BadInputError(f"exchange calendar {exchange} from {start} to {end}: {err}") from err
 
 
+def _years(name: str, start, end):
+    """The calendar of the whole years around [start, end]: building one is slow (half a
+    second), and a window that grows by a day (a live account's) keeps hitting the cache."""
+    start, end = _day(start), _day(end)
+    return _calendar(name, dt.date(start.year, 1, 1), dt.date(end.year, 12, 31)), start, end
+
+
 def sessions(name: str, start: dt.date, end: dt.date) -> pd.DatetimeIndex:
     """The days the exchange trades from start to end (plain dates, no time zone)."""
-    return pd.DatetimeIndex(_calendar(name, _day(start), _day(end)).sessions)
+    calendar, start, end = _years(name, start, end)
+    days = pd.DatetimeIndex(calendar.sessions)
+    return days[(days >= pd.Timestamp(start)) & (days <= pd.Timestamp(end))]
 
 
 def early_closes(name: str, start: dt.date, end: dt.date) -> pd.DatetimeIndex:
     """The exchange's half days from start to end."""
-    return pd.DatetimeIndex(_calendar(name, _day(start), _day(end)).early_closes)
+    calendar, start, end = _years(name, start, end)
+    days = pd.DatetimeIndex(calendar.early_closes)
+    return days[(days >= pd.Timestamp(start)) & (days <= pd.Timestamp(end))]
 
 
 def _day(value) -> dt.date:

@@ -27,8 +27,11 @@ def heartbeat_range(dates: pd.DatetimeIndex, start, end) -> tuple[int, int]:
     return t0, t1
 
 
-def rebalance_days(dates: pd.DatetimeIndex, t0: int, t1: int, rule: str | int) -> np.ndarray:
-    """Bool array over all dates: True where the algorithm is called after the close."""
+def rebalance_days(
+    dates: pd.DatetimeIndex, t0: int, t1: int, rule: str | int, live: bool = False
+) -> np.ndarray:
+    """Bool array over all dates: True where the algorithm is called after the close. Live,
+    the last day is a day like any other: tomorrow's bar will come to fill its orders."""
     mask = np.zeros(len(dates), dtype=bool)
     window = dates[t0 : t1 + 1]
     if isinstance(rule, int):
@@ -42,5 +45,6 @@ def rebalance_days(dates: pd.DatetimeIndex, t0: int, t1: int, rule: str | int) -
         codes = np.asarray(window.to_period(period).asi8)
         sel = np.r_[True, codes[1:] != codes[:-1]]
     mask[t0 : t1 + 1] = sel
-    mask[t1] = False  # a decision on the last day could never fill inside the backtest
+    if not live:
+        mask[t1] = False  # a decision on the last day could never fill inside the backtest
     return mask

@@ -66,6 +66,13 @@ class Ledger:
         ]
         return ledger
 
+    def day(self, t: int) -> tuple[list[tuple], list[tuple]]:
+        """Day t's trades (idx, shares, price, commission, slippage, reason) and cash rows
+        (kind, idx, amounts), as booked: what a live account journals for the day."""
+        trades = [r[1:] for r in self._trades if r[0] == t]
+        cash = [r[1:] for r in self._cash if r[0] == t]
+        return trades, cash
+
     # --- corporate actions, applied at the start of their day -----------------------------------
     def split(self, t: int, idx: np.ndarray, ratio: np.ndarray) -> None:
         """More shares, same value: the price series is raw, so it drops by the same ratio."""

@@ -129,26 +129,28 @@ class LoopState:
 
     def save(self, checkpoints: Checkpoints, t: int, t0: int) -> None:
         """Checkpoint the state before day t (every day before it done)."""
+        checkpoints.save(self.as_dict(t, t0))
+
+    def as_dict(self, t: int, t0: int) -> dict:
+        """The state before day t as flat arrays and plain values (what a checkpoint holds)."""
         k, n = t - t0, len(self.pending)
-        checkpoints.save(
-            {
-                **self.ledger.state(),
-                "next_t": t,
-                "pending": self.pending,
-                "stop": self.stop,
-                "take_profit": self.take_profit,
-                "exit_day": self.exit_day,
-                "log_rows": self.log_rows[:k],
-                "shares_hist": self.shares_hist[:k],
-                "weight_t": np.array([w[0] for w in self.weight_rows], dtype=np.int64),
-                "weight_targets": np.array([w[1] for w in self.weight_rows]).reshape(-1, n),
-                "warnings": self.warnings,
-                "alarms": self.alarms,
-                "costs_paid": self.costs_paid,
-                "prev_value": self.prev_value,
-                "starting_value": self.starting_value,
-            }
-        )
+        return {
+            **self.ledger.state(),
+            "next_t": t,
+            "pending": self.pending,
+            "stop": self.stop,
+            "take_profit": self.take_profit,
+            "exit_day": self.exit_day,
+            "log_rows": self.log_rows[:k],
+            "shares_hist": self.shares_hist[:k],
+            "weight_t": np.array([w[0] for w in self.weight_rows], dtype=np.int64),
+            "weight_targets": np.array([w[1] for w in self.weight_rows]).reshape(-1, n),
+            "warnings": self.warnings,
+            "alarms": self.alarms,
+            "costs_paid": self.costs_paid,
+            "prev_value": self.prev_value,
+            "starting_value": self.starting_value,
+        }
 
 
 class Heartbeat:
@@ -180,6 +182,20 @@ class Heartbeat:
 
     def row(self, t: int) -> np.ndarray:
         return self.state.log_rows[t - self.t0]
+
+    def step(
+        self, t: int, rebalance: bool, compute_weights: Callable, params: Parameters, name: str
+    ) -> str | None:
+        """Day t, steps 1 to 5; the message that stops trading when equity is gone (then no
+        decision), else None. What a backtest runs for each day, and a live account for each
+        new bar."""
+        self.corporate_actions(t)  # 1
+        self.fills(t)  # 2
+        self.financing(t)  # 3
+        gone = self.mark(t)  # 4
+        if not gone and rebalance:
+            self.decide(t, compute_weights, params, name)  # 5
+        return gone
 
     # 1. corporate actions at the start of the day
     def corporate_actions(self, t: int) -> None:
@@ -397,16 +413,11 @@ def run_backtest(
         faults.point("heartbeat")
         if checkpoints and t > first and checkpoints.due(t - t0):
             state.save(checkpoints, t, t0)
-        day.corporate_actions(t)  # 1
-        day.fills(t)  # 2
-        day.financing(t)  # 3
-        gone = day.mark(t)  # 4
+        gone = day.step(t, rebalance[t], compute_weights, params, algorithm_name)
         if gone:
             status, message, last = "stopped: equity exhausted", gone, t
             log.warning(message)
             break
-        if rebalance[t]:
-            day.decide(t, compute_weights, params, algorithm_name)  # 5
 
     n = last - t0 + 1
     runtime = pd.DataFrame(state.log_rows[:n], columns=RUNTIME_COLUMNS[1:])

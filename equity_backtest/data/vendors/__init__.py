@@ -87,4 +87,4 @@ def query(
             settings.index_name,
             params.index,
         )
-    return simulated.query(settings, params.datalog_dir, progress=progress)
+    return simulated.query(settings, params.datalog_dir, progress=progress, clock=params.sim_clock)

@@ -4,7 +4,9 @@ datalog files, rendered and written on threads in bounded batches (memory stays 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
+import functools
 import itertools
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,7 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ....infra import heap
-from ...datalog import LogName, render_log, render_logs, write_logs_bytes
+from ...datalog import LogName, list_logs, render_log, render_logs, write_logs_bytes
 from .generator import simulate
 from .settings import SOURCE, SimulationSettings
 from .tables import _quoted
@@ -33,20 +35,68 @@ def query_timestamp_base(settings: SimulationSettings) -> int:
     return int(moment.timestamp()) * 1_000_000
 
 
-def query(settings: SimulationSettings, datalog_dir, progress: bool = False) -> dict[str, int]:
+def query(
+    settings: SimulationSettings, datalog_dir, progress: bool = False, clock: dt.date | None = None
+) -> dict[str, int]:
     """Simulate the market and write it to the datalog, one logfile per vendor-style query.
 
     Rerunning with the same settings writes nothing new (identical files are already logged).
-    Returns counts of files written and already present.
+    With a clock, only what is known at that day's close and not logged by an earlier clock
+    (see as_of). Returns counts of files written and already present.
     """
     with heap.kept():  # (tens of millions of numbers: see heap)
-        return _query(settings, datalog_dir, progress)
+        return _query(settings, datalog_dir, progress, clock)
 
 
-def _query(settings: SimulationSettings, datalog_dir, progress: bool) -> dict[str, int]:
-    market = simulate(settings, progress=progress)
+def logged_clock(datalog_dir) -> dt.date | None:
+    """The latest clock a simulated query logged (its logs are stamped the day after it)."""
+    stamps = [n.timestamp for n, _ in list_logs(datalog_dir) if n.source == SOURCE]
+    if not stamps:
+        return None
+    moment = dt.datetime.fromtimestamp(max(stamps) // 1_000_000, dt.UTC)
+    return moment.date() - dt.timedelta(days=1)
+
+
+def as_of(market, since: dt.date | None, clock: dt.date) -> None:
+    """Keep, in place, what became known in (since, clock]: prices, actions and lists by their
+    date, fundamentals by their announcement, companies by their first price, and the market's
+    episodes that ended by the clock (all of them, when any is new: a newer list replaces)."""
+    lo = pd.Timestamp(since) if since else pd.Timestamp.min
+    hi = pd.Timestamp(clock)
+
+    def new(frame, column):
+        return frame[(frame[column] > lo) & (frame[column] <= hi)].reset_index(drop=True)
+
+    first = market.prices.groupby("ticker")["date"].min()
+    market.prices = new(market.prices, "date")
+    market.corporate_actions = new(market.corporate_actions, "date")
+    market.constituents = new(market.constituents, "date")
+    market.fundamentals = new(market.fundamentals, "announcement_date")
+    listed = set(first[(first > lo) & (first <= hi)].index)
+    market.metadata = market.metadata[market.metadata["ticker"].isin(listed)].reset_index(drop=True)
+    ended = market.regimes[market.regimes["end"] <= hi]
+    fresh = (ended["end"] > lo).any()
+    market.regimes = ended.reset_index(drop=True) if fresh else ended.iloc[:0]
+
+
+@functools.lru_cache(maxsize=1)
+def _simulated(settings: SimulationSettings):
+    """The last market simulated, kept for clocked queries: a live account's days, run in one
+    process, simulate it once (as_of copies what it keeps; the cached tables are never changed)."""
+    return simulate(settings)
+
+
+def _query(settings: SimulationSettings, datalog_dir, progress: bool, clock) -> dict[str, int]:
     index = settings.index_name
-    with _LogWriter(datalog_dir, query_timestamp_base(settings), progress) as writer:
+    base = query_timestamp_base(settings)
+    if clock is None:
+        market = simulate(settings, progress=progress)
+    else:
+        clock = min(clock, settings.end)
+        market = dataclasses.replace(_simulated(settings))  # (as_of rebinds its tables)
+        as_of(market, logged_clock(datalog_dir), clock)
+        base = query_timestamp_base(dataclasses.replace(settings, end=clock))
+    with _LogWriter(datalog_dir, base, progress) as writer:
 
         def logs_by(
             data_type: str, frame: pd.DataFrame, key: str, label, drop: bool, quoted: bool
@@ -85,7 +135,8 @@ def _query(settings: SimulationSettings, datalog_dir, progress: bool) -> dict[st
             ("metadata_array", "universe", market.metadata),
             ("market_regimes", index, market.regimes),
         ):
-            writer.submit(data_type, [label], frame)
+            if clock is None or len(frame):  # (a clocked day with nothing new: no log)
+                writer.submit(data_type, [label], frame)
         per_ticker = [
             ("ticker_market_data", market.prices),
             ("ticker_fundamental_data", market.fundamentals),

@@ -1,0 +1,295 @@
+"""Live mode (E12): the same algorithm trades an account day by day as new data arrives.
+
+A live account is a folder, `<live_dir>/<live_account>/`, that only grows:
+  - journal.jsonl: one JSON line per record, each carrying the SHA-256 of the line before (a
+    chain that shows any edit): "open" (the first bar, the broker, the fingerprint of the
+    algorithm and the trading parameters), "change" (an accepted change of either, with what
+    changed), "day" (the bar's date, its runtime row, fills, cash flows, and on a rebalance day
+    the target weights and the orders, each with an idempotency key) and "stopped";
+  - state.npz: the loop's books after the last journaled bar, by ticker label and date
+    (engine.live_state), replaced atomically.
+
+`03_trade.py --live` (for cron, after 01 and 02 brought the newest data in) runs every bar the
+dataset has that the account has not: exactly the backtest's day (engine.loop.Heartbeat.step),
+the state saved, then the day journaled. A decision is never taken twice for a bar: a crash after
+the state but before the journal line is repaired from the state (nothing recomputed), a torn
+last line is cut, and a bar already journaled is never run again. Several new bars (the machine
+was off) are caught up in order, with a warning. The account refuses a dataset that ends before
+its last bar, a dataset whose past days differ from the ones it traded, and a changed algorithm
+or trading parameters unless `--accept-change` (journaled).
+
+Brokers: `paper`, fills by the engine's own cost model, as in a backtest: so an account's
+ledger equals a backtest of the same algorithm over the same days. Orders carry idempotency keys
+(`<account>:<date>:<ticker>`) for the brokers that send them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..config import Parameters
+from ..data.panel import load_panel
+from ..engine import live_state
+from ..engine.checkpoint import file_digest
+from ..engine.clock import rebalance_days
+from ..engine.loop import RUNTIME_COLUMNS, Heartbeat, LoopState
+from ..engine.spec import EngineSpec
+from ..engine.strategy_loader import load_compute_weights
+from ..errors import BadInputError
+from ..infra import faults, locks
+
+log = logging.getLogger(__name__)
+
+JOURNAL, STATE = "journal.jsonl", "state.npz"
+LIVE_END = dt.date(2200, 1, 1)  # the panel of a live account reaches the newest data
+BROKERS = ("paper",)
+# settings that say where things are or how a run is kept, not what the account trades
+OPERATIONAL = {
+    "start", "end", "query_start", "query_end", "sim_clock", "dataset_version", "datalog_dir",
+    "datasets_dir", "results_dir", "store_cache_dir", "live_dir", "live_account", "mode",
+    "checkpoint_days", "checkpoint_after_s", "panel_cache", "algorithm",
+}  # fmt: skip
+
+
+@dataclasses.dataclass
+class LiveOutcome:
+    folder: Path
+    days: list[dt.date]  # the bars run by this invocation
+    last_day: dt.date | None
+    value: float
+    status: str  # "waiting" (before start), "up to date", "traded", "stopped: equity exhausted"
+
+
+def account_folder(params: Parameters) -> Path:
+    return Path(params.live_dir) / (params.live_account or Path(params.algorithm).stem)
+
+
+def trading_inputs(params: Parameters) -> dict:
+    """What the account's trades depend on: the algorithm file's bytes and every parameter
+    that is not operational (compute_weights may read any of them)."""
+    kept = {k: v for k, v in params.as_dict().items() if k not in OPERATIONAL}
+    return {"algorithm": file_digest(params.algorithm), "parameters": kept}
+
+
+class Journal:
+    """journal.jsonl, read and checked on open, appended line by line with fsync."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: list[dict] = []
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        elif lines:  # a torn last line: the writer died in it (the state holds that day)
+            log.warning("%s: a torn last line (a crash while writing) is cut", path)
+            cut = len(data) - len(lines.pop())
+            os.truncate(path, cut)
+        prev = ""
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise BadInputError(f"{path} line {number} is not JSON: the journal was edited "
+                                    "or damaged; restore it from a backup") from None  # fmt: skip
+            if record.get("prev") != prev or record.get("hash") != _digest(record):
+                raise BadInputError(
+                    f"{path} line {number}: its hash chain breaks (the journal was edited or "
+                    "damaged after it was written); restore it from a backup"
+                )
+            prev = record["hash"]
+            self.records.append(record)
+
+    @property
+    def last_hash(self) -> str:
+        return self.records[-1]["hash"] if self.records else ""
+
+    @property
+    def last_day(self) -> pd.Timestamp | None:
+        days = [r["date"] for r in self.records if r["kind"] == "day"]
+        return pd.Timestamp(days[-1]) if days else None
+
+    @property
+    def inputs(self) -> dict | None:
+        """The trading inputs in force: the latest "open" or "change" record's."""
+        for record in reversed(self.records):
+            if record["kind"] in ("open", "change"):
+                return record["inputs"]
+        return None
+
+    def append(self, record: dict) -> None:
+        record = {**record, "seq": len(self.records), "prev": self.last_hash}
+        record["hash"] = _digest(record)
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        with open(self.path, "ab") as fh:
+            fh.write(line[: len(line) // 2])
+            fh.flush()
+            faults.point("write")  # (a torn line: the reader's case)
+            fh.write(line[len(line) // 2 :])
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.records.append(record)
+
+
+def _digest(record: dict) -> str:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def step(params: Parameters, *, accept_change: bool = False, progress: bool = False) -> LiveOutcome:
+    """Run every new bar of the dataset on the live account (see the module docstring)."""
+    if params.live_broker not in BROKERS:
+        raise BadInputError(f"live_broker = {params.live_broker!r}: choose one of {BROKERS}")
+    folder = account_folder(params)
+    folder.mkdir(parents=True, exist_ok=True)
+    with locks.stage_lock(folder, "live"):
+        return _step(params, folder, accept_change, progress)
+
+
+def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool) -> LiveOutcome:
+    journal = Journal(folder / JOURNAL)
+    panel = load_panel(params.replace(end=LIVE_END))
+    dates, spec = panel.dates, EngineSpec.of(params)
+    name = Path(params.algorithm).name
+    compute_weights = load_compute_weights(params.algorithm)
+    inputs = trading_inputs(params)
+    t1 = len(dates) - 1
+    fresh = not (folder / STATE).exists() and journal.last_day is None
+    if fresh:  # a new account (or one killed before its first bar was saved)
+        opened = next((r for r in journal.records if r["kind"] == "open"), None)
+        begin = pd.Timestamp(opened["date"] if opened else params.start)
+        t0 = int(dates.searchsorted(begin))
+        if t0 > t1:  # cron set up before the first day: nothing to do yet
+            log.info("live account %s starts on %s; the data ends on %s: nothing to do yet",
+                     folder, f"{begin:%Y-%m-%d}", f"{dates[-1]:%Y-%m-%d}")  # fmt: skip
+            return LiveOutcome(folder, [], None, params.starting_cash, "waiting")
+        if opened is None:
+            journal.append({"kind": "open", "date": f"{dates[t0]:%Y-%m-%d}", "inputs": inputs,
+                            "broker": params.live_broker,
+                            "starting_cash": params.starting_cash})  # fmt: skip
+        else:
+            _check_inputs(journal, inputs, accept_change)
+        n = len(panel.tickers)
+        state = LoopState.fresh(spec, n, t1 - t0 + 1, None, np.zeros(n))
+        first = t0
+    else:
+        _check_inputs(journal, inputs, accept_change)
+        saved = live_state.load(folder / STATE) if (folder / STATE).exists() else None
+        if saved is None:
+            raise BadInputError(f"{folder / STATE} is missing: the account's books are gone; "
+                                "restore the folder from a backup")  # fmt: skip
+        days = pd.DatetimeIndex(saved["days"])
+        if dates[-1] < days[-1]:
+            raise BadInputError(
+                f"the dataset ends on {dates[-1]:%Y-%m-%d}, before this account's last bar "
+                f"{days[-1]:%Y-%m-%d}: run 01 and 02 to bring the newest data in (or pass the "
+                "dataset version the account last traded on)"
+            )
+        placed, t0, last = live_state.placed(saved, panel.labels, dates)
+        state = LoopState.resume(placed, spec, len(panel.tickers), t1 - t0 + 1, t0)
+        first = last + 1
+        if journal.last_day is None or journal.last_day < dates[last]:
+            # the state was saved and the process died before journaling that day
+            day = Heartbeat(panel, spec, state, t0)
+            journal.append(_day_record(state, day, last, panel, folder.name))
+            log.warning("journaled %s from the saved books (the last run stopped between "
+                        "the two)", f"{dates[last]:%Y-%m-%d}")  # fmt: skip
+    todo = list(range(first, t1 + 1))
+    if not todo:
+        log.info("live account %s is up to date (last bar %s)", folder, f"{dates[t1]:%Y-%m-%d}")
+        return LiveOutcome(folder, [], dates[t1].date(), _value(state, t1, t0), "up to date")
+    if len(todo) > 1 and journal.last_day is not None:
+        log.warning("catching up %d bars, %s to %s (runs were missed)", len(todo),
+                    f"{dates[todo[0]]:%Y-%m-%d}", f"{dates[todo[-1]]:%Y-%m-%d}")  # fmt: skip
+    rebalance = rebalance_days(dates, t0, t1, spec.rebalance, live=True)
+    day = Heartbeat(panel, spec, state, t0)
+    status = "traded"
+    for t in tqdm(todo, desc="live", unit="bar", disable=not progress, leave=False):
+        faults.point("heartbeat")
+        gone = day.step(t, bool(rebalance[t]), compute_weights, params, name)
+        saved = live_state.portable(state.as_dict(t + 1, t0), panel.labels, dates, t0)
+        live_state.save(folder / STATE, saved)
+        faults.point("write")  # (between the books and the journal: the repair's case)
+        journal.append(_day_record(state, day, t, panel, folder.name))
+        if gone:
+            journal.append({"kind": "stopped", "date": f"{dates[t]:%Y-%m-%d}", "message": gone})
+            status = "stopped: equity exhausted"
+            todo = todo[: todo.index(t) + 1]
+            break
+    last = todo[-1]
+    return LiveOutcome(folder, [dates[t].date() for t in todo], dates[last].date(),
+                       _value(state, last, t0), status)  # fmt: skip
+
+
+def _check_inputs(journal: Journal, inputs: dict, accept_change: bool) -> None:
+    before = journal.inputs or {}
+    if before == inputs:
+        return
+    changed = sorted(
+        {k for k in set(before.get("parameters", {})) | set(inputs["parameters"])
+         if before.get("parameters", {}).get(k) != inputs["parameters"].get(k)}
+    )  # fmt: skip
+    if before.get("algorithm") != inputs["algorithm"]:
+        changed.insert(0, "the algorithm file")
+    if not accept_change:
+        raise BadInputError(
+            f"this live account traded with other inputs: {', '.join(changed)} changed. Rerun "
+            "with --accept-change to go on with the new ones (the change is journaled), or "
+            "restore the old ones"
+        )
+    journal.append({"kind": "change", "changed": changed, "inputs": inputs})
+    log.warning("live account: accepted a change of %s (journaled)", ", ".join(changed))
+
+
+def _value(state: LoopState, t: int, t0: int) -> float:
+    return float(state.log_rows[t - t0][RUNTIME_COLUMNS.index("value") - 1])
+
+
+def _day_record(state: LoopState, day: Heartbeat, t: int, panel, account: str) -> dict:
+    """What the account did on bar t, as journaled: every number as the books hold it."""
+    labels, date = panel.labels, f"{panel.dates[t]:%Y-%m-%d}"
+    row = state.log_rows[t - day.t0]
+    trades, cash = state.ledger.day(t)
+    record = {
+        "kind": "day",
+        "date": date,
+        "row": {c: float(v) for c, v in zip(RUNTIME_COLUMNS[1:], row, strict=True)},
+        "fills": [
+            {
+                "ticker": str(labels[i]),
+                "shares": float(n),
+                "price": float(p),
+                "commission": float(c),
+                "slippage": float(s),
+                "reason": reason,
+            }
+            for idx, shares, price, comm, slip, reason in trades
+            for i, n, p, c, s in zip(idx, shares, price, comm, slip, strict=True)
+        ],  # fmt: skip
+        "cash": [
+            {"kind": kind, "ticker": str(labels[i]) if i >= 0 else "", "amount": float(a)}
+            for kind, idx, amounts in cash
+            for i, a in zip(np.atleast_1d(idx), np.atleast_1d(amounts), strict=True)
+        ],
+    }
+    if state.weight_rows and state.weight_rows[-1][0] == t:
+        target = state.weight_rows[-1][1]
+        record["weights"] = {str(labels[i]): float(target[i]) for i in np.flatnonzero(target)}
+        record["orders"] = [
+            {"ticker": str(labels[i]), "shares": float(state.pending[i]),
+             "key": f"{account}:{date}:{labels[i]}"}
+            for i in np.flatnonzero(state.pending)
+        ]  # fmt: skip
+    return record

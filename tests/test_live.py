@@ -1,0 +1,186 @@
+"""E12 live mode: a live account run day by day on the simulated market's clock (sim_clock), as
+cron runs 01, 02 and `03_trade.py --live`, equals a backtest of the same algorithm over the same
+days; kills at any moment and reruns give the same journal; the account refuses what it must."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from equity_backtest import api
+from equity_backtest.config import Parameters
+from equity_backtest.data.vendors import simulated
+from equity_backtest.run import live
+
+from .conftest import REPO, run_script, write_parameters_file
+
+SIM = dict(sim_n_tickers=24, sim_index_size=8, sim_start=dt.date(2010, 1, 1),
+           sim_end=dt.date(2012, 6, 29), seed=5, index="TOP8")  # fmt: skip
+LIVE = dict(**SIM, start=dt.date(2011, 1, 3), end=dt.date(2011, 12, 30), rebalance="weekly",
+            datalog_dir="datalog", datasets_dir="datasets", results_dir="results",
+            live_dir="live", algorithm="algorithm.py")  # fmt: skip
+
+
+def sessions(first: str, last: str) -> list[dt.date]:
+    settings = simulated.SimulationSettings(24, 8, SIM["sim_start"], SIM["sim_end"], 5)
+    days = pd.DatetimeIndex(sorted(simulated.simulate(settings).prices["date"].unique()))
+    return [d.date() for d in days[(days >= first) & (days <= last)]]
+
+
+def project(root: Path) -> Parameters:
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "algorithm.py", root / "algorithm.py")
+    write_parameters_file(root / "parameters.py", **LIVE)
+    return Parameters().replace(
+        **{k: (str(root / v) if k.endswith("_dir") or k == "algorithm" else v)
+           for k, v in LIVE.items()}
+    )  # fmt: skip
+
+
+def cron(params: Parameters, day: dt.date) -> live.LiveOutcome:
+    """What cron runs after the close of `day`: 01 (the market's clock at that day), 02, 03."""
+    today = params.replace(sim_clock=day)
+    api.query(today)
+    api.build(today)
+    return live.step(today)
+
+
+def journal(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / live.JOURNAL).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory):
+    """A year of a live account: every day for two months, then cron runs that miss days
+    (1 to 7 bars apart, seeded), so the rest is caught up in order."""
+    root = tmp_path_factory.mktemp("live_year")
+    params = project(root)
+    days = sessions("2010-12-27", "2011-12-30")
+    api.query(params.replace(sim_clock=days[0]))  # the history before the account's start
+    rng = random.Random(3)
+    k, runs, caught_up = 1, [], 0
+    while k < len(days):
+        outcome = cron(params, days[k])
+        runs.append(outcome)
+        caught_up += len(outcome.days) > 1
+        k += 1 if days[k] < dt.date(2011, 3, 1) else rng.randint(1, 7)
+    if runs[-1].last_day != days[-1]:
+        runs.append(cron(params, days[-1]))
+    return root, params, runs, caught_up
+
+
+def test_a_year_of_cron_runs_equals_the_backtest_of_the_same_days(year):
+    root, params, runs, caught_up = year
+    assert caught_up > 10 and runs[-1].last_day == dt.date(2011, 12, 30)
+    records = journal(root / "live" / "algorithm")
+    days = [r for r in records if r["kind"] == "day"]
+    assert [r["kind"] for r in records[:1]] == ["open"] and len(days) == 252
+    assert len({r["date"] for r in days}) == 252  # no bar twice
+    ours = pd.DataFrame([{"date": pd.Timestamp(r["date"]), **r["row"]} for r in days])
+    run = api.backtest(params.replace(sim_clock=None), run_dir=root / "results" / "bt")
+    theirs = pd.read_csv(run.folder / "runtime_log.csv", parse_dates=["date"])
+    assert ours["date"].tolist() == theirs["date"].tolist()
+    money = ["value", "cash", "holdings_value", "bought", "sold", "commission", "slippage",
+             "dividends", "delisting_proceeds", "interest"]  # fmt: skip
+    np.testing.assert_allclose(
+        ours[money].to_numpy(), theirs[money].to_numpy(), rtol=1e-9, atol=1e-6
+    )
+    trades = pd.read_csv(run.folder / "trades.csv")
+    fills = [f for r in days for f in r["fills"]]
+    assert len(fills) == len(trades) > 20
+    np.testing.assert_allclose([f["shares"] for f in fills], trades["shares"], rtol=1e-12)
+    # on a rebalance day the weights and the orders, each order with its idempotency key
+    decided = [r for r in days if "orders" in r]
+    assert decided and all(o["key"] == f"algorithm:{r['date']}:{o['ticker']}"
+                           for r in decided for o in r["orders"])  # fmt: skip
+
+
+def test_the_journal_is_a_hash_chain_that_shows_an_edit(year, tmp_path):
+    root = year[0]
+    folder = tmp_path / "copy"
+    shutil.copytree(root / "live" / "algorithm", folder)
+    live.Journal(folder / live.JOURNAL)  # reads and checks
+    lines = (folder / live.JOURNAL).read_text().splitlines()
+    edited = json.loads(lines[10])
+    edited["row"]["cash"] += 1000.0  # a quiet edit of the books, the line's hash left as it was
+    lines[10] = json.dumps(edited, sort_keys=True)
+    (folder / live.JOURNAL).write_text("\n".join(lines) + "\n")
+    with pytest.raises(Exception, match="line 11"):
+        live.Journal(folder / live.JOURNAL)
+
+
+@pytest.fixture(scope="module")
+def ready(tmp_path_factory):
+    """A project whose data reach 2011-03-31 (built), and the journal of an uninterrupted live
+    run over it from 2011-01-03 (as `03_trade.py --live` leaves it)."""
+    root = tmp_path_factory.mktemp("live_ready")
+    params = project(root)
+    today = params.replace(sim_clock=dt.date(2011, 3, 31))
+    api.query(today)
+    api.build(today)
+    proc = run_script(root, str(REPO / "03_trade.py"), "--live")
+    assert "62 new bar(s), last bar 2011-03-31" in proc.stdout, proc.stdout + proc.stderr
+    return root, (root / "live" / "algorithm" / live.JOURNAL).read_bytes()
+
+
+def _fresh_copy(ready, target: Path) -> Path:
+    root, _ = ready
+    shutil.copytree(root, target, ignore=shutil.ignore_patterns("live", "results"))
+    return target
+
+
+# the write points of a bar: 2-4 inside the state's atomic write, 5 between the state and the
+# journal line, 6 halfway through the line (1: halfway through the "open" line)
+REPAIRED = {"write:1": "torn last line", "write:5": "from the saved books",
+            "write:6": "torn last line", "write:65": "from the saved books"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kill", ["heartbeat:1", "heartbeat:40", "write:1", "write:3",
+                                  "write:5", "write:6", "write:64", "write:65"])  # fmt: skip
+def test_killed_at_any_moment_then_rerun_gives_the_same_journal(ready, tmp_path, kill):
+    """SIGKILL in the loop, inside the state's atomic write, between the state and the journal
+    line, and halfway through a journal line: the rerun repairs (a torn line cut, a missing line
+    journaled from the saved books) and goes on, and the journal is byte for byte the
+    uninterrupted one: no bar decided twice, none lost."""
+    root = _fresh_copy(ready, tmp_path / "p")
+    killed = run_script(root, str(REPO / "03_trade.py"), "--live", check=False,
+                        env={"EQUITY_BACKTEST_KILL_AT": kill})  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    again = run_script(root, str(REPO / "03_trade.py"), "--live")
+    assert "last bar 2011-03-31" in again.stdout
+    assert REPAIRED.get(kill, "") in again.stderr
+    assert (root / "live" / "algorithm" / live.JOURNAL).read_bytes() == ready[1]
+
+
+def test_refusals_and_an_accepted_change(ready, tmp_path):
+    root = _fresh_copy(ready, tmp_path / "p")
+    shutil.copytree(ready[0] / "live", root / "live")
+    # nothing new: nothing done
+    again = run_script(root, str(REPO / "03_trade.py"), "--live")
+    assert "no new bar" in again.stdout
+    # a dataset older than the account's last bar
+    older = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",
+                       "dataset_version=v000000", check=False)  # fmt: skip
+    assert older.returncode == 2 and "Traceback" not in older.stderr
+    versions = sorted(p.name for p in (root / "datasets").glob("v*"))
+    if len(versions) > 1:
+        older = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",
+                           f"dataset_version={versions[0]}", check=False)  # fmt: skip
+        assert older.returncode == 2 and "before this account's last bar" in older.stderr
+    # a changed trading parameter is refused, then accepted and journaled
+    changed = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",
+                         "commission_rate=0.0009", check=False)  # fmt: skip
+    assert changed.returncode == 2 and "commission_rate" in changed.stderr
+    assert "--accept-change" in changed.stderr
+    accepted = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",
+                          "commission_rate=0.0009", "--accept-change")  # fmt: skip
+    records = journal(root / "live" / "algorithm")
+    assert records[-1]["kind"] == "change" and records[-1]["changed"] == ["commission_rate"]
+    assert "no new bar" in accepted.stdout
