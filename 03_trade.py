@@ -96,9 +96,7 @@ def run_live(args, algorithms: list[str]) -> int:
     if len(algorithms) > 1 or args.trials or args.grid:
         raise BadInputError("--live trades one algorithm: give at most one --algorithm")
     params = cli.load(args, algorithm=algorithms[0] if algorithms else None)
-    outcome = live.step(
-        params, accept_change=args.accept_change, progress=cli.show_progress(args)
-    )
+    outcome = live.step(params, accept_change=args.accept_change, progress=cli.show_progress(args))
     days = f"{len(outcome.days)} new bar(s)" if outcome.days else "no new bar"
     print(f"{outcome.folder}: {days}, last bar {outcome.last_day}, value {outcome.value:,.2f}")
     return EXIT_PORTFOLIO_BANKRUPT if outcome.status.startswith("stopped") else 0

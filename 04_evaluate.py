@@ -6,9 +6,12 @@ Without a folder, evaluates the latest finished run in results/. Given a trials 
 03 --grid/--trials) or several run folders, evaluates each and then the set: the probability of
 backtest overfitting (CSCV), degradation, probability of loss and deflated Sharpe ratio, written to
 overfitting.json, trials_summary.csv and overfitting.html (in the trials folder, or --out).
+With --live, the live account: the same algorithm backtested over its days (a run with its tear
+sheet) and live against backtest day by day, in the account's reports/ (docs/live.md).
 """
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from equity_backtest import api, cli
@@ -80,6 +83,12 @@ def main() -> int:
         "--out", metavar="FOLDER", help="where the overfitting analysis of several runs goes"
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="evaluate the live account (parameters' live_dir/live_account): the same algorithm "
+        "backtested over its days, and live against backtest",
+    )
+    parser.add_argument(
         "--contest",
         action="store_true",
         help="check the market-neutral contest's rules (same as --set contest_checks=true)",
@@ -92,6 +101,19 @@ def main() -> int:
     if args.blocks < 2 or args.blocks % 2:
         raise BadInputError(f"--blocks {args.blocks}: give an even number of blocks, 2 or more")
     params = cli.load(args)
+    if args.live:
+        out = api.live_report(params)
+        summary = json.loads((out / "live_vs_backtest.json").read_text())
+        cli.log.info(
+            "live %s to %s: %s against the backtest's %s; tracking difference %s a year, "
+            "tracking error %s, largest gap in value %.2f",
+            summary["first_day"], summary["last_day"], percent(summary["live_total_return"]),
+            percent(summary["backtest_total_return"]),
+            percent(summary["tracking_difference_annual"]),
+            percent(summary["tracking_error_annual"]), summary["largest_value_gap"],
+        )  # fmt: skip
+        print(out / "backtest" / "tearsheet.html")
+        return 0
     cache = params.store_cache_dir
     with (
         remote.mirrored(params.results_dir, cache) as results,

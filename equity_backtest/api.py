@@ -340,3 +340,28 @@ def trials(
 
 
 __all__ = ["Run", "TrialSet", "backtest", "build", "load", "parameters", "query", "trials"]
+
+
+def live_report(params: Parameters | str | Path | None = None, **overrides) -> Path:
+    """04 on a live account: the same algorithm backtested over the account's days (an archive
+    with its tear sheet, under the account's reports/), and live against backtest day by day
+    (live_vs_backtest.csv) with the tracking difference and error (live_vs_backtest.json)."""
+    import datetime as dt
+
+    from .infra.storage import atomic_write_text
+    from .run import live
+
+    params = _params(params, overrides)
+    folder = live.account_folder(params)
+    days = live.journaled_days(folder)
+    first, last = days["date"].iloc[0].date(), days["date"].iloc[-1].date()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = folder / "reports" / f"{last:%Y-%m-%d}__{stamp}"
+    run = backtest(params.replace(start=first, end=last), run_dir=out / "backtest")
+    run.evaluate()
+    runtime = pd.read_csv(run.folder / "runtime_log.csv", parse_dates=["date"])
+    table, summary = live.live_against_backtest(days, runtime)
+    summary["backtest"] = str(run.folder)
+    table.to_csv(out / "live_vs_backtest.csv", index=False, date_format="%Y-%m-%d")
+    atomic_write_text(out / "live_vs_backtest.json", json.dumps(summary, indent=2) + "\n")
+    return out

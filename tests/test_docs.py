@@ -152,8 +152,12 @@ def sweep_example() -> list[str]:
     return [c for c in fenced_commands(doc) if "--grid" in c or "__trials__" in c]
 
 
+def live_example() -> list[str]:
+    return runnable(DOCS_DIR / "live.md")
+
+
 RUNNERS = (readme_main_job, one_stock_example, goog_example, investor_example,
-           pipeline_import_example, research_examples, sweep_example)  # fmt: skip
+           pipeline_import_example, research_examples, sweep_example, live_example)  # fmt: skip
 
 
 def test_every_fenced_command_is_run_here_or_needs_what_ci_lacks():
@@ -211,6 +215,23 @@ def _table(text: str) -> str:
     found = re.search(r"^Default simulated market.*?(?=\n\n(?!\|)|\Z)", text, re.S | re.M)
     assert found, "no themes table"
     return found.group(0).strip()
+
+
+@pytest.mark.slow
+def test_the_live_page_runs_as_written(default_project, tmp_path):
+    """docs/live.md's two commands on the default market: an account opened on 2 December 2024
+    catches up 21 bars, a second run finds nothing new, and 04 finds it equal to its backtest."""
+    folder = tmp_path / "p"
+    shutil.copytree(default_project, folder, ignore=shutil.ignore_patterns("results", "live"))
+    trade, evaluate = live_example()
+    first = _run(folder, trade).stdout
+    assert re.search(r"live/algorithm: 21 new bar\(s\), last bar 2024-12-31, value", first), first
+    assert "no new bar" in _run(folder, trade).stdout
+    sheet = _run(folder, evaluate).stdout.strip().splitlines()[-1]
+    assert sheet.endswith("tearsheet.html") and (folder / sheet).is_file()
+    (report,) = (folder / "live" / "algorithm" / "reports").iterdir()
+    summary = json.loads((report / "live_vs_backtest.json").read_text())
+    assert summary["days"] == 21 and summary["largest_value_gap"] < 1e-6
 
 
 @pytest.mark.slow

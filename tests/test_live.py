@@ -122,9 +122,10 @@ def ready(tmp_path_factory):
     run over it from 2011-01-03 (as `03_trade.py --live` leaves it)."""
     root = tmp_path_factory.mktemp("live_ready")
     params = project(root)
-    today = params.replace(sim_clock=dt.date(2011, 3, 31))
-    api.query(today)
-    api.build(today)
+    for day in (dt.date(2011, 3, 15), dt.date(2011, 3, 31)):  # two versions: one older
+        today = params.replace(sim_clock=day)
+        api.query(today)
+        api.build(today)
     proc = run_script(root, str(REPO / "03_trade.py"), "--live")
     assert "62 new bar(s), last bar 2011-03-31" in proc.stdout, proc.stdout + proc.stderr
     return root, (root / "live" / "algorithm" / live.JOURNAL).read_bytes()
@@ -166,14 +167,11 @@ def test_refusals_and_an_accepted_change(ready, tmp_path):
     again = run_script(root, str(REPO / "03_trade.py"), "--live")
     assert "no new bar" in again.stdout
     # a dataset older than the account's last bar
-    older = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",
-                       "dataset_version=v000000", check=False)  # fmt: skip
-    assert older.returncode == 2 and "Traceback" not in older.stderr
     versions = sorted(p.name for p in (root / "datasets").glob("v*"))
-    if len(versions) > 1:
-        older = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",
-                           f"dataset_version={versions[0]}", check=False)  # fmt: skip
-        assert older.returncode == 2 and "before this account's last bar" in older.stderr
+    older = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",
+                       f"dataset_version={versions[0]}", check=False)  # fmt: skip
+    assert older.returncode == 2 and "before this account's last bar 2011-03-31" in older.stderr
+    assert "Traceback" not in older.stderr
     # a changed trading parameter is refused, then accepted and journaled
     changed = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",
                          "commission_rate=0.0009", check=False)  # fmt: skip
@@ -184,3 +182,17 @@ def test_refusals_and_an_accepted_change(ready, tmp_path):
     records = journal(root / "live" / "algorithm")
     assert records[-1]["kind"] == "change" and records[-1]["changed"] == ["commission_rate"]
     assert "no new bar" in accepted.stdout
+
+
+def test_04_compares_the_live_account_with_its_backtest(ready, tmp_path):
+    root = _fresh_copy(ready, tmp_path / "p")
+    shutil.copytree(ready[0] / "live", root / "live")
+    out = run_script(root, str(REPO / "04_evaluate.py"), "--live")
+    assert out.stdout.strip().endswith("tearsheet.html")
+    report = next((root / "live" / "algorithm" / "reports").iterdir())
+    summary = json.loads((report / "live_vs_backtest.json").read_text())
+    assert summary["days"] == 62 and summary["largest_value_gap"] < 1e-6
+    assert abs(summary["tracking_difference_annual"]) < 1e-12
+    table = pd.read_csv(report / "live_vs_backtest.csv")
+    assert len(table) == 62 and (report / "backtest" / "tearsheet.html").is_file()
+    assert "tracking difference" in out.stderr

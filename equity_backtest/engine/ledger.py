@@ -73,6 +73,12 @@ class Ledger:
         cash = [r[1:] for r in self._cash if r[0] == t]
         return trades, cash
 
+    def forget_before(self, t: int) -> None:
+        """Drop the rows of the days before t (a live account has journaled them): its books
+        stay as small as one day's, however long it trades."""
+        self._trades = [r for r in self._trades if r[0] >= t]
+        self._cash = [r for r in self._cash if r[0] >= t]
+
     # --- corporate actions, applied at the start of their day -----------------------------------
     def split(self, t: int, idx: np.ndarray, ratio: np.ndarray) -> None:
         """More shares, same value: the price series is raw, so it drops by the same ratio."""

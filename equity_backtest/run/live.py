@@ -223,6 +223,8 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
         live_state.save(folder / STATE, saved)
         faults.point("write")  # (between the books and the journal: the repair's case)
         journal.append(_day_record(state, day, t, panel, folder.name))
+        state.ledger.forget_before(t + 1)  # (journaled: the books keep only what is to come)
+        state.weight_rows = state.weight_rows[-1:]
         if gone:
             journal.append({"kind": "stopped", "date": f"{dates[t]:%Y-%m-%d}", "message": gone})
             status = "stopped: equity exhausted"
@@ -293,3 +295,38 @@ def _day_record(state: LoopState, day: Heartbeat, t: int, panel, account: str) -
             for i in np.flatnonzero(state.pending)
         ]  # fmt: skip
     return record
+
+
+def journaled_days(folder: Path) -> pd.DataFrame:
+    """The account's bars as a table: date and the runtime columns, from its journal."""
+    days = [r for r in Journal(Path(folder) / JOURNAL).records if r["kind"] == "day"]
+    if not days:
+        raise BadInputError(f"live account {folder} has no bar yet: run 03_trade.py --live first")
+    frame = pd.DataFrame([{"date": pd.Timestamp(r["date"]), **r["row"]} for r in days])
+    return frame
+
+
+def live_against_backtest(live: pd.DataFrame, backtest: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Day by day, the live account's value against the backtest's over the same days, and the
+    tracking difference (annualised mean of the daily return differences), the tracking error
+    (their annualised standard deviation) and the largest gap in value."""
+    both = live.set_index("date")[["value"]].join(
+        backtest.set_index("date")[["value"]], how="inner", lsuffix="_live", rsuffix="_backtest"
+    )
+    both["difference"] = both["value_live"] - both["value_backtest"]
+    both["relative_difference"] = both["value_live"] / both["value_backtest"] - 1
+    diff = both["value_live"].pct_change() - both["value_backtest"].pct_change()
+    summary = {
+        "days": len(both),
+        "first_day": f"{both.index[0]:%Y-%m-%d}",
+        "last_day": f"{both.index[-1]:%Y-%m-%d}",
+        "days_not_in_backtest": int(len(live) - len(both)),
+        "live_total_return": float(both["value_live"].iloc[-1] / live["value"].iloc[0] - 1),
+        "backtest_total_return": float(
+            both["value_backtest"].iloc[-1] / both["value_backtest"].iloc[0] - 1
+        ),
+        "tracking_difference_annual": float(diff.mean() * 252) if len(both) > 1 else 0.0,
+        "tracking_error_annual": float(diff.std() * np.sqrt(252)) if len(both) > 2 else 0.0,
+        "largest_value_gap": float(both["difference"].abs().max()),
+    }
+    return both.reset_index(), summary
