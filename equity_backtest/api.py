@@ -345,7 +345,8 @@ __all__ = ["Run", "TrialSet", "backtest", "build", "load", "parameters", "query"
 def live_report(params: Parameters | str | Path | None = None, **overrides) -> Path:
     """04 on a live account: the same algorithm backtested over the account's days (an archive
     with its tear sheet, under the account's reports/), and live against backtest day by day
-    (live_vs_backtest.csv) with the tracking difference and error (live_vs_backtest.json)."""
+    (live_vs_backtest.csv) with the tracking difference and error (live_vs_backtest.json); for
+    the file broker, each order's implementation shortfall (implementation_shortfall.csv)."""
     import datetime as dt
 
     from .infra.storage import atomic_write_text
@@ -362,6 +363,14 @@ def live_report(params: Parameters | str | Path | None = None, **overrides) -> P
     runtime = pd.read_csv(run.folder / "runtime_log.csv", parse_dates=["date"])
     table, summary = live.live_against_backtest(days, runtime)
     summary["backtest"] = str(run.folder)
+    orders = live.shortfalls(folder)
+    if len(orders):  # the file broker: what placing the orders cost against their decisions
+        orders.to_csv(out / "implementation_shortfall.csv", index=False)
+        summary["implementation_shortfall"] = {
+            "orders": len(orders),
+            "total": float(orders["shortfall"].sum()),
+            "unfilled_orders": int((orders["unfilled"].abs() > 1e-9).sum()),
+        }
     table.to_csv(out / "live_vs_backtest.csv", index=False, date_format="%Y-%m-%d")
     atomic_write_text(out / "live_vs_backtest.json", json.dumps(summary, indent=2) + "\n")
     return out

@@ -155,6 +155,9 @@ class Parameters:
     live_dir: str = "live"
     live_account: str = ""
     live_broker: str = "paper"
+    # the file broker's fill report: our field -> the report's column (ticker, shares, price,
+    # commission; side and key optional), for columns named otherwise
+    live_fill_columns: dict = dataclasses.field(default_factory=dict)
     # a killed run resumes from its last checkpoint, written every this many heartbeats (0 = off)
     checkpoint_days: int = 250
     checkpoint_after_s: float = 30.0  # runs that finish sooner never write a checkpoint

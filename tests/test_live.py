@@ -196,3 +196,88 @@ def test_04_compares_the_live_account_with_its_backtest(ready, tmp_path):
     table = pd.read_csv(report / "live_vs_backtest.csv")
     assert len(table) == 62 and (report / "backtest" / "tearsheet.html").is_file()
     assert "tracking difference" in out.stderr
+
+
+COLUMNS = {"ticker": "Symbol", "shares": "Qty", "side": "Side", "price": "AvgPrice",
+           "commission": "Fees"}  # fmt: skip
+
+
+def _report(path: Path, fills: list[dict]) -> None:
+    """A broker's fill report in its own column names (as live_fill_columns maps them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["Symbol,Side,Qty,AvgPrice,Fees"] + [
+        f"{f['ticker']},{'BUY' if f['shares'] > 0 else 'SELL'},{abs(f['shares'])!r},"
+        f"{f['price']!r},{f['commission']!r}"
+        for f in fills
+    ]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_the_file_broker_books_what_the_report_says(ready, tmp_path):
+    """A person places the orders: the account writes orders/<date>.csv and waits for the
+    broker's report in fills/<date>.csv (exit 2 saying where), books its rows as they are, and
+    journals each order's implementation shortfall. Fed the paper account's own fills, its books
+    equal the paper account's to 1e-9; a partial fill at a worse price shows in the shortfall."""
+    root = _fresh_copy(ready, tmp_path / "p")
+    paper = {r["date"]: r for r in journal(ready[0] / "live" / "algorithm") if r["kind"] == "day"}
+    dates = sorted(paper)
+    params = project(root).replace(live_broker="file", live_account="byhand",
+                                   live_fill_columns=COLUMNS)  # fmt: skip
+    folder = root / "live" / "byhand"
+    waits, worse = 0, None
+    while True:
+        try:
+            outcome = live.step(params)
+        except Exception as exc:
+            assert "waits for the fill report of the orders decided on" in str(exc)
+            decided = str(exc).split("decided on ")[1][:10]
+            placed = pd.read_csv(folder / "orders" / f"{decided}.csv")
+            assert set(placed.columns) >= {"key", "ticker", "side", "shares", "reference_price"}
+            nxt = dates[dates.index(decided) + 1]
+            fills = [f for f in paper[nxt]["fills"] if f["reason"] == "rebalance"]
+            if waits == 1 and fills:  # the second order list: one order half filled, dearer
+                worse = dict(
+                    fills[0], shares=fills[0]["shares"] / 2, price=fills[0]["price"] * 1.01
+                )
+                fills = [worse, *fills[1:]]
+            _report(folder / "fills" / f"{decided}.csv", fills)
+            waits += 1
+            continue
+        break
+    assert outcome.last_day == dt.date(2011, 3, 31) and waits >= 2
+    mine = [r for r in journal(folder) if r["kind"] == "day"]
+    assert [r["date"] for r in mine] == dates
+    shortfalls = [s for r in mine for s in r.get("shortfall", [])]
+    hit = [s for s in shortfalls if s["ticker"] == worse["ticker"] and s["unfilled"] != 0]
+    assert len(hit) == 1 and hit[0]["filled"] == pytest.approx(worse["shares"])
+    assert hit[0]["shortfall"] > 0
+    # 04: the shortfall per order beside live against backtest
+    report = api.live_report(params)
+    table = pd.read_csv(report / "implementation_shortfall.csv")
+    assert len(table) == len(shortfalls) and (table["unfilled"].abs() > 0).sum() == 1
+    summary = json.loads((report / "live_vs_backtest.json").read_text())
+    assert summary["implementation_shortfall"]["unfilled_orders"] == 1
+    assert summary["largest_value_gap"] > 0  # the dearer, partial fill: live is not the backtest
+    # before the worse fill the books are the paper account's, to 1e-9
+    first_worse = next(r["date"] for r in mine if any(s in hit for s in r.get("shortfall", [])))
+    for r in mine:
+        if r["date"] >= first_worse:
+            break
+        for column in ("value", "cash", "holdings_value"):
+            assert r["row"][column] == pytest.approx(paper[r["date"]]["row"][column], rel=1e-9)
+
+
+def test_the_file_broker_refuses_a_fill_of_what_was_not_ordered(ready, tmp_path):
+    root = _fresh_copy(ready, tmp_path / "p")
+    params = project(root).replace(live_broker="file", live_account="byhand",
+                                   live_fill_columns=COLUMNS)  # fmt: skip
+    with pytest.raises(Exception, match="waits for the fill report") as info:
+        live.step(params)
+    decided = str(info.value).split("decided on ")[1][:10]
+    _report(root / "live" / "byhand" / "fills" / f"{decided}.csv",
+            [{"ticker": "NOTORDERED", "shares": 5.0, "price": 10.0, "commission": 1.0}])  # fmt: skip
+    with pytest.raises(Exception, match="row 2: 'NOTORDERED' was not ordered"):
+        live.step(params)
+    proc = run_script(root, str(REPO / "03_trade.py"), "--live", "--set", "live_broker=file",
+                      "--set", "live_account=byhand", check=False)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -165,6 +165,9 @@ class Heartbeat:
         self.priced = np.isfinite(panel.mark)
         self.sigma = panel.volatility(spec.impact_vol_days) if spec.costs.impact_coef > 0 else None
         self.broker = spec.broker()
+        # a live account's broker that reports fills (run.live_file_broker): the orders' fills
+        # as it reports them, booked as they are (no cost model, no cash floor: what happened)
+        self.external: Callable[[int, np.ndarray], Fills] | None = None
         self.bar_frequency = resolve(spec.bar_frequency, panel.dates)
         periods = PERIODS_PER_YEAR[self.bar_frequency]
         self.rf = periodic_rate(spec.risk_free_rate, periods)  # per bar
@@ -232,10 +235,13 @@ class Heartbeat:
         st = self.state
         floor = -borrowing_room(self.spec.orders.max_leverage, st.prev_value)
         before = st.ledger.cash
-        sigma = None if self.sigma is None else self.sigma[t]
-        fills = self.broker.execute(
-            orders, price, self.volume[t], st.ledger.shares, st.ledger.cash, sigma, floor
-        )
+        if self.external is not None and reason == "rebalance":
+            fills, floor = self.external(t, orders), -np.inf
+        else:
+            sigma = None if self.sigma is None else self.sigma[t]
+            fills = self.broker.execute(
+                orders, price, self.volume[t], st.ledger.shares, st.ledger.cash, sigma, floor
+            )
         _check_fill(t, self.dates, fills, before, floor)
         st.ledger.apply(t, fills, reason)
         traded = fills.shares * fills.mid

@@ -47,12 +47,13 @@ from ..engine.spec import EngineSpec
 from ..engine.strategy_loader import load_compute_weights
 from ..errors import BadInputError
 from ..infra import faults, locks
+from . import live_file_broker as file_broker
 
 log = logging.getLogger(__name__)
 
 JOURNAL, STATE = "journal.jsonl", "state.npz"
 LIVE_END = dt.date(2200, 1, 1)  # the panel of a live account reaches the newest data
-BROKERS = ("paper",)
+BROKERS = ("paper", "file")
 # settings that say where things are or how a run is kept, not what the account trades
 OPERATIONAL = {
     "start", "end", "query_start", "query_end", "sim_clock", "dataset_version", "datalog_dir",
@@ -218,11 +219,22 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
     status = "traded"
     for t in tqdm(todo, desc="live", unit="bar", disable=not progress, leave=False):
         faults.point("heartbeat")
+        reported = _reported_fills(params, folder, journal, day, t)  # (the file broker's)
         gone = day.step(t, bool(rebalance[t]), compute_weights, params, name)
+        if params.live_broker == "file":
+            _file_broker_rules(state, dates[t])
         saved = live_state.portable(state.as_dict(t + 1, t0), panel.labels, dates, t0)
         live_state.save(folder / STATE, saved)
         faults.point("write")  # (between the books and the journal: the repair's case)
-        journal.append(_day_record(state, day, t, panel, folder.name))
+        record = _day_record(state, day, t, panel, folder.name)
+        if reported is not None:
+            orders, report = reported
+            reference = {o["ticker"]: o["reference_price"] for o in orders}
+            record["shortfall"] = file_broker.shortfall(orders, report, reference)
+        journal.append(record)
+        if params.live_broker == "file" and record.get("orders"):
+            reference = {o["ticker"]: o["reference_price"] for o in record["orders"]}
+            file_broker.write_orders(folder, record["date"], record["orders"], reference)
         state.ledger.forget_before(t + 1)  # (journaled: the books keep only what is to come)
         state.weight_rows = state.weight_rows[-1:]
         if gone:
@@ -233,6 +245,32 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
     last = todo[-1]
     return LiveOutcome(folder, [dates[t].date() for t in todo], dates[last].date(),
                        _value(state, last, t0), status)  # fmt: skip
+
+
+def _reported_fills(params, folder: Path, journal: Journal, day: Heartbeat, t: int):
+    """With the file broker and orders waiting, the broker's report of them, set as the day's
+    fills: (orders, report); None otherwise. No report: BadInputError, nothing of bar t done."""
+    day.external = None
+    if params.live_broker != "file" or not day.state.pending.any():
+        return None
+    last = next(r for r in reversed(journal.records) if r["kind"] == "day")
+    orders = last.get("orders", [])
+    report = file_broker.read_fills(folder, last["date"], params.live_fill_columns, orders)
+    labels = day.panel.labels
+    day.external = lambda _t, _orders: file_broker.as_fills(report, labels)
+    return orders, report
+
+
+def _file_broker_rules(state: LoopState, date) -> None:
+    """A person places the file broker's orders: stops, targets and time exits, which the
+    engine fills inside a bar, cannot be sent that way."""
+    if (np.isfinite(state.stop).any() or np.isfinite(state.take_profit).any()
+            or (state.exit_day >= 0).any()):  # fmt: skip
+        raise BadInputError(
+            f"the algorithm set stops, take-profit targets or time exits on {date:%Y-%m-%d}; "
+            "the file broker's orders are placed by a person at the next open, so it takes "
+            "target weights only (use live_broker = 'paper' for exits)"
+        )
 
 
 def _check_inputs(journal: Journal, inputs: dict, accept_change: bool) -> None:
@@ -289,9 +327,10 @@ def _day_record(state: LoopState, day: Heartbeat, t: int, panel, account: str) -
     if state.weight_rows and state.weight_rows[-1][0] == t:
         target = state.weight_rows[-1][1]
         record["weights"] = {str(labels[i]): float(target[i]) for i in np.flatnonzero(target)}
+        close = day.mark0[t]
         record["orders"] = [
             {"ticker": str(labels[i]), "shares": float(state.pending[i]),
-             "key": f"{account}:{date}:{labels[i]}"}
+             "key": f"{account}:{date}:{labels[i]}", "reference_price": float(close[i])}
             for i in np.flatnonzero(state.pending)
         ]  # fmt: skip
     return record
@@ -330,3 +369,17 @@ def live_against_backtest(live: pd.DataFrame, backtest: pd.DataFrame) -> tuple[p
         "largest_value_gap": float(both["difference"].abs().max()),
     }
     return both.reset_index(), summary
+
+
+def shortfalls(folder: Path) -> pd.DataFrame:
+    """Every order the file broker filled (or left unfilled): the day of the fill, intended and
+    filled shares, reference and fill price, commission, implementation shortfall."""
+    rows = [
+        {"date": r["date"], **s}
+        for r in Journal(Path(folder) / JOURNAL).records
+        if r["kind"] == "day"
+        for s in r.get("shortfall", [])
+    ]
+    columns = ["date", "key", "ticker", "intended", "filled", "unfilled", "reference_price",
+               "fill_price", "commission", "shortfall"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
