@@ -158,6 +158,7 @@ class Parameters:
     # the file broker's fill report: our field -> the report's column (ticker, shares, price,
     # commission; side and key optional), for columns named otherwise
     live_fill_columns: dict = dataclasses.field(default_factory=dict)
+    live_alpaca_url: str = ""  # "" = Alpaca's paper-trading endpoint
     # a killed run resumes from its last checkpoint, written every this many heartbeats (0 = off)
     checkpoint_days: int = 250
     checkpoint_after_s: float = 30.0  # runs that finish sooner never write a checkpoint

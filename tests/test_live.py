@@ -281,3 +281,79 @@ def test_the_file_broker_refuses_a_fill_of_what_was_not_ordered(ready, tmp_path)
     proc = run_script(root, str(REPO / "03_trade.py"), "--live", "--set", "live_broker=file",
                       "--set", "live_account=byhand", check=False)  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def alpaca(monkeypatch):
+    pytest.importorskip("alpaca")
+    from .alpaca_stand_in import KEY, SECRET, StandIn
+
+    monkeypatch.setenv("ALPACA_API_KEY", KEY)
+    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET)
+    server = StandIn()
+    yield server
+    server.close()
+
+
+def test_the_alpaca_broker_sends_each_order_once_and_books_its_fills(ready, tmp_path, alpaca):
+    """alpaca-py sends each order with its idempotency key as client_order_id, the account
+    waits while any is open, then books the fills Alpaca reports: at the paper account's own
+    prices its books are the paper account's to 1e-9. A send cut off (Alpaca down) and rerun
+    sends only what Alpaca lacks: every key is accepted exactly once."""
+    root = _fresh_copy(ready, tmp_path / "p")
+    # Alpaca charges no commission: the reference is a paper account without one
+    free = project(root).replace(commission_rate=0.0, commission_min=0.0)
+    live.step(free.replace(live_account="paper0"))
+    paper = {r["date"]: r for r in journal(root / "live" / "paper0") if r["kind"] == "day"}
+    dates = sorted(paper)
+    params = free.replace(live_broker="alpaca", live_account="api", live_alpaca_url=alpaca.url)
+    exchange, waits = alpaca.exchange, 0
+    while True:
+        try:
+            outcome = live.step(params)
+        except Exception as exc:
+            if "does not answer" in str(exc):
+                continue  # Alpaca was down: run again
+            assert "waits for Alpaca to finish the orders decided on" in str(exc), str(exc)
+            decided = str(exc).split("decided on ")[1][:10]
+            nxt = dates[dates.index(decided) + 1]
+            prices = {f["ticker"]: f["price"] for f in paper[nxt]["fills"]}
+            exchange.fill(prices)
+            waits += 1
+            if waits == 1:
+                exchange.down = 3  # the next orders' send is cut off after a look-up or two
+            continue
+        break
+    assert outcome.last_day == dt.date(2011, 3, 31) and waits >= 2
+    accepted = [k for k in exchange.orders]
+    assert len(accepted) == len(set(exchange.posts)) and len(accepted) > 5
+    assert all(exchange.posts.count(k) == 1 for k in accepted)  # never POSTed twice
+    mine = {r["date"]: r for r in journal(root / "live" / "api") if r["kind"] == "day"}
+    assert sorted(mine) == dates
+    for date in dates:
+        for column in ("value", "cash", "holdings_value"):
+            assert mine[date]["row"][column] == pytest.approx(paper[date]["row"][column], rel=1e-9)
+    assert all(o["key"] in exchange.orders for r in mine.values() for o in r.get("orders", []))
+
+
+def test_an_alpaca_send_cut_off_halfway_sends_the_rest_once(alpaca, monkeypatch):
+    """Alpaca stops answering after the first order of three was accepted: the rerun looks
+    each up by its key and sends only the two it lacks."""
+    from equity_backtest.run import live_alpaca
+
+    params = Parameters().replace(live_alpaca_url=alpaca.url)
+    trading = live_alpaca.client(params)
+    orders = [{"ticker": t, "shares": s, "key": f"acct:2011-01-03:{t}"}
+              for t, s in (("AAA", 10.0), ("BBB", -5.5), ("CCC", 3.0))]  # fmt: skip
+    alpaca.exchange.fail_at = {3}  # (1: look-up AAA, 2: send AAA, 3: look-up BBB)
+    with pytest.raises(Exception, match="does not answer"):
+        live_alpaca.send(trading, orders)
+    assert list(alpaca.exchange.orders) == ["acct:2011-01-03:AAA"]
+    assert live_alpaca.send(trading, orders) == 2
+    assert alpaca.exchange.posts == [o["key"] for o in orders]  # each POSTed once
+    assert live_alpaca.send(trading, orders) == 0
+    held = alpaca.exchange.orders["acct:2011-01-03:BBB"]
+    assert held["side"] == "sell" and float(held["qty"]) == 5.5
+    monkeypatch.delenv("ALPACA_SECRET_KEY")
+    with pytest.raises(Exception, match="ALPACA_API_KEY and ALPACA_SECRET_KEY"):
+        live_alpaca.client(params)

@@ -47,13 +47,14 @@ from ..engine.spec import EngineSpec
 from ..engine.strategy_loader import load_compute_weights
 from ..errors import BadInputError
 from ..infra import faults, locks
+from . import live_alpaca
 from . import live_file_broker as file_broker
 
 log = logging.getLogger(__name__)
 
 JOURNAL, STATE = "journal.jsonl", "state.npz"
 LIVE_END = dt.date(2200, 1, 1)  # the panel of a live account reaches the newest data
-BROKERS = ("paper", "file")
+BROKERS = ("paper", "file", "alpaca")
 # settings that say where things are or how a run is kept, not what the account trades
 OPERATIONAL = {
     "start", "end", "query_start", "query_end", "sim_clock", "dataset_version", "datalog_dir",
@@ -217,12 +218,16 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
     rebalance = rebalance_days(dates, t0, t1, spec.rebalance, live=True)
     day = Heartbeat(panel, spec, state, t0)
     status = "traded"
+    trading = live_alpaca.client(params) if params.live_broker == "alpaca" else None
+    if trading is not None and journal.last_day is not None:  # (a send cut off last time)
+        _place(params, folder, next(r for r in reversed(journal.records) if r["kind"] == "day"),
+               trading)  # fmt: skip
     for t in tqdm(todo, desc="live", unit="bar", disable=not progress, leave=False):
         faults.point("heartbeat")
-        reported = _reported_fills(params, folder, journal, day, t)  # (the file broker's)
+        reported = _reported_fills(params, folder, journal, day, t, trading)
         gone = day.step(t, bool(rebalance[t]), compute_weights, params, name)
-        if params.live_broker == "file":
-            _file_broker_rules(state, dates[t])
+        if params.live_broker != "paper":
+            _placed_by_hand_rules(state, dates[t], params.live_broker)
         saved = live_state.portable(state.as_dict(t + 1, t0), panel.labels, dates, t0)
         live_state.save(folder / STATE, saved)
         faults.point("write")  # (between the books and the journal: the repair's case)
@@ -232,9 +237,7 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
             reference = {o["ticker"]: o["reference_price"] for o in orders}
             record["shortfall"] = file_broker.shortfall(orders, report, reference)
         journal.append(record)
-        if params.live_broker == "file" and record.get("orders"):
-            reference = {o["ticker"]: o["reference_price"] for o in record["orders"]}
-            file_broker.write_orders(folder, record["date"], record["orders"], reference)
+        _place(params, folder, record, trading)
         state.ledger.forget_before(t + 1)  # (journaled: the books keep only what is to come)
         state.weight_rows = state.weight_rows[-1:]
         if gone:
@@ -247,29 +250,45 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
                        _value(state, last, t0), status)  # fmt: skip
 
 
-def _reported_fills(params, folder: Path, journal: Journal, day: Heartbeat, t: int):
-    """With the file broker and orders waiting, the broker's report of them, set as the day's
-    fills: (orders, report); None otherwise. No report: BadInputError, nothing of bar t done."""
+def _reported_fills(params, folder: Path, journal: Journal, day: Heartbeat, t: int, trading):
+    """With a broker that reports fills (file, alpaca) and orders waiting, its report of them,
+    set as the day's fills: (orders, report); None otherwise. No report yet: BadInputError
+    (the account waits), nothing of bar t done."""
     day.external = None
-    if params.live_broker != "file" or not day.state.pending.any():
+    if params.live_broker == "paper" or not day.state.pending.any():
         return None
     last = next(r for r in reversed(journal.records) if r["kind"] == "day")
     orders = last.get("orders", [])
-    report = file_broker.read_fills(folder, last["date"], params.live_fill_columns, orders)
+    if params.live_broker == "alpaca":
+        report = live_alpaca.report(trading, last["date"], orders)
+    else:
+        report = file_broker.read_fills(folder, last["date"], params.live_fill_columns, orders)
     labels = day.panel.labels
     day.external = lambda _t, _orders: file_broker.as_fills(report, labels)
     return orders, report
 
 
-def _file_broker_rules(state: LoopState, date) -> None:
-    """A person places the file broker's orders: stops, targets and time exits, which the
-    engine fills inside a bar, cannot be sent that way."""
+def _place(params, folder: Path, record: dict, trading) -> None:
+    """A journaled decision's orders to the broker: a CSV for a person, or Alpaca's API."""
+    orders = record.get("orders")
+    if not orders or params.live_broker == "paper":
+        return
+    if params.live_broker == "alpaca":
+        live_alpaca.send(trading, orders)
+        return
+    reference = {o["ticker"]: o["reference_price"] for o in orders}
+    file_broker.write_orders(folder, record["date"], orders, reference)
+
+
+def _placed_by_hand_rules(state: LoopState, date, broker: str) -> None:
+    """A broker's market orders at the next open carry no stops, targets or time exits, which
+    the engine fills inside a bar: an algorithm that sets them is refused with such a broker."""
     if (np.isfinite(state.stop).any() or np.isfinite(state.take_profit).any()
             or (state.exit_day >= 0).any()):  # fmt: skip
         raise BadInputError(
             f"the algorithm set stops, take-profit targets or time exits on {date:%Y-%m-%d}; "
-            "the file broker's orders are placed by a person at the next open, so it takes "
-            "target weights only (use live_broker = 'paper' for exits)"
+            f"the {broker} broker places market orders at the next open, so it takes target "
+            "weights only (use live_broker = 'paper' for exits)"
         )
 
 
