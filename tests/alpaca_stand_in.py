@@ -13,8 +13,10 @@ import datetime as dt
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from .http_stand_in import JSONHandler
 
 KEY, SECRET = "PKTEST", "secret"
 
@@ -55,19 +57,8 @@ class Exchange:
             order["status"] = "filled" if part == 1.0 else "expired"
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JSONHandler):
     exchange: Exchange
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, payload) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _allowed(self) -> bool:
         self.exchange.requests += 1

@@ -23,7 +23,7 @@ import json
 import ssl
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,8 @@ import pandas as pd
 
 from equity_backtest.data.vendors import simulated
 from equity_backtest.data.vendors.datastream_fields import FUNDAMENTAL_DATATYPES
+
+from .http_stand_in import JSONHandler
 
 LIST = "LS&PSIM"
 USER, PASSWORD = "ZDSW001", "secret"
@@ -161,14 +163,11 @@ class Market:
         return [self.code[t] for t in self.lists[max(known)]] if known else None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JSONHandler):
     market: Market
     calls: list
     on_call: Callable[[int], None] | None = None
     fail_calls: set = frozenset()  # call numbers answered 503 (a transient failure)
-
-    def log_message(self, *args) -> None:  # quiet
-        pass
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -189,14 +188,6 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(403, {"Code": "Forbidden", "SubCode": None, "Message": "no token"})
         return self._send(200, {"DataResponse": self._answer(body["DataRequest"]),
                                 "Properties": None})  # fmt: skip
-
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _answer(self, request: dict) -> dict:
         m = self.market

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
 from ..datalog import read_log
-from .querylog import Datalog, chunks, month_ends, with_retries
+from .querylog import Datalog, Retrying, chunks, month_ends
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _xbbg():
     return blp
 
 
-class Terminal:
+class Terminal(Retrying):
     """Calls to xbbg with retry and backoff; long-format pandas frames with Bloomberg's field
     names as asked."""
 
@@ -132,22 +132,15 @@ class Terminal:
             xbbg_log.setLevel(level)
 
     def run(self, request: Request) -> pd.DataFrame:
-        self.requests += 1
-        return with_retries(
+        return self.retried(
             request.what,
             request.call,
-            self.retries,
-            self.wait_s,
             lambda exc: (
                 f"Bloomberg did not answer {request.what} after {self.retries + 1} tries "
                 f"({type(exc).__name__}: {exc}). Is the terminal running and logged in? "
                 "Rerun 01 later: what is already logged is kept and not asked again."
             ),
-            on_retry=self._count,
         )
-
-    def _count(self) -> None:
-        self.requests += 1
 
     def members(self, index: str, date: dt.date) -> pd.DataFrame:
         return self.run(

@@ -44,7 +44,7 @@ from ...errors import BadInputError, VendorUnavailableError
 from .. import calendars
 from ..datalog import read_log
 from . import datastream_screens as screens
-from .querylog import Datalog, chunks, month_ends, with_retries
+from .querylog import Datalog, Retrying, chunks, month_ends
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _client_class():
     return DataClient
 
 
-class Service:
+class Service(Retrying):
     """DataClient calls with retry and backoff."""
 
     def __init__(self, params: Parameters):
@@ -98,22 +98,15 @@ class Service:
             raise VendorUnavailableError(why + ". Nothing was written.") from None
 
     def run(self, what: str, call: Callable[[], dict]) -> dict:
-        self.requests += 1
-        return with_retries(
+        return self.retried(
             what,
             call,
-            self.retries,
-            self.wait_s,
             lambda exc: (
                 f"Datastream did not answer {what} after {self.retries + 1} tries "
                 f"({type(exc).__name__}: {exc}). Rerun 01 later: what is already logged is kept "
                 "and not asked again."
             ),
-            on_retry=self._count,
         )
-
-    def _count(self) -> None:
-        self.requests += 1
 
     def ask(self, instruments: str, fields: list[str], start="", end="", freq="D", kind=1):
         """One GetData through DatastreamPy's request building, login and token renewal; the

@@ -48,6 +48,21 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
+class Retrying:
+    """A vendor's connection that counts its requests and retries each (with_retries)."""
+
+    retries: int
+    wait_s: float
+    requests: int = 0
+
+    def retried(self, what: str, call: Callable[[], T], give_up: Callable[[Exception], str]) -> T:
+        self.requests += 1
+        return with_retries(what, call, self.retries, self.wait_s, give_up, self._count)
+
+    def _count(self) -> None:
+        self.requests += 1
+
+
 def chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), max(1, size)):
         yield items[i : i + size]
