@@ -24,7 +24,7 @@ from pathlib import Path
 
 from equity_backtest import api, cli
 from equity_backtest.errors import EXIT_PORTFOLIO_BANKRUPT, BadInputError
-from equity_backtest.run import live, trials
+from equity_backtest.run import live, live_loop, trials
 
 
 def main() -> int:
@@ -63,6 +63,12 @@ def main() -> int:
         help="trade the live account on the dataset's new bars, then stop (docs/live.md)",
     )
     parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="with --live: keep running, a heartbeat after each session's close (01, 02, the "
+        "new bars) until stopped",
+    )
+    parser.add_argument(
         "--accept-change",
         action="store_true",
         help="with --live: go on after the algorithm or trading parameters changed (journaled)",
@@ -96,6 +102,9 @@ def run_live(args, algorithms: list[str]) -> int:
     if len(algorithms) > 1 or args.trials or args.grid:
         raise BadInputError("--live trades one algorithm: give at most one --algorithm")
     params = cli.load(args, algorithm=algorithms[0] if algorithms else None)
+    if args.loop:
+        live_loop.loop(params, accept_change=args.accept_change)
+        return 0
     outcome = live.step(params, accept_change=args.accept_change, progress=cli.show_progress(args))
     days = f"{len(outcome.days)} new bar(s)" if outcome.days else "no new bar"
     print(f"{outcome.folder}: {days}, last bar {outcome.last_day}, value {outcome.value:,.2f}")

@@ -159,6 +159,9 @@ class Parameters:
     # commission; side and key optional), for columns named otherwise
     live_fill_columns: dict = dataclasses.field(default_factory=dict)
     live_alpaca_url: str = ""  # "" = Alpaca's paper-trading endpoint
+    # 03 --live --loop: a heartbeat after each session's close, this long after it
+    live_heartbeat: str = "1d"
+    live_delay_minutes: float = 30.0
     # a killed run resumes from its last checkpoint, written every this many heartbeats (0 = off)
     checkpoint_days: int = 250
     checkpoint_after_s: float = 30.0  # runs that finish sooner never write a checkpoint

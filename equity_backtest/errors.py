@@ -31,6 +31,11 @@ class BadInputError(BacktestError):
     exit_code = EXIT_BAD_INPUT
 
 
+class WaitingError(BadInputError):
+    """A live account waits for something outside it (a broker's fill report, orders still
+    open): nothing of the next bar is done; the next run goes on once it is there."""
+
+
 class VendorUnavailableError(BacktestError):
     """The data vendor (e.g. a Bloomberg terminal) cannot be reached."""
 

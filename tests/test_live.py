@@ -357,3 +357,42 @@ def test_an_alpaca_send_cut_off_halfway_sends_the_rest_once(alpaca, monkeypatch)
     monkeypatch.delenv("ALPACA_SECRET_KEY")
     with pytest.raises(Exception, match="ALPACA_API_KEY and ALPACA_SECRET_KEY"):
         live_alpaca.client(params)
+
+
+class JumpingClock:
+    """A clock that jumps instead of sleeping, and counts what it was asked to wait."""
+
+    def __init__(self, now: str):
+        self.now_ = pd.Timestamp(now, tz="UTC")
+        self.slept = 0.0
+
+    def now(self) -> pd.Timestamp:
+        return self.now_
+
+    def sleep(self, seconds: float) -> None:
+        self.now_ += pd.Timedelta(seconds=seconds)
+        self.slept += seconds
+
+
+def test_the_loop_beats_after_each_close_and_trades_as_the_cron_runs_do(ready, tmp_path):
+    """`03_trade.py --live --loop`: from a Monday morning, a heartbeat 30 minutes after each
+    NYSE close (weekends and holidays skipped), each running 01 (the simulated market's clock at
+    that session), 02 and the new bar: the journal is byte for byte the cron-run one (its
+    first 25 bars)."""
+    from equity_backtest.data import calendars
+    from equity_backtest.run import live_loop
+
+    root = tmp_path / "p"
+    params = project(root)
+    clock, beats = JumpingClock("2011-01-03 09:00"), []
+    live_loop.loop(params, clock=clock, beats=25,
+                   on_beat=lambda session, outcome: beats.append((session, clock.now())))  # fmt: skip
+    want = sessions("2011-01-03", "2011-03-31")[:25]
+    assert [b[0] for b in beats] == want
+    closes = calendars.closes("XNYS", want[0], want[-1])  # (16:00 New York, in UTC: DST moves it)
+    assert [m for _, m in beats] == [c + pd.Timedelta(minutes=30) for c in closes]
+    assert {m.hour for _, m in beats} == {21}  # (winter: 21:00 UTC; summer closes are 20:00)
+    looped = (root / "live" / "algorithm" / live.JOURNAL).read_bytes()
+    assert ready[1].startswith(looped) and looped.count(b'"kind": "day"') == 25
+    with pytest.raises(Exception, match="only '1d'"):
+        live_loop.loop(params.replace(live_heartbeat="10min"), clock=clock, beats=1)

@@ -101,3 +101,12 @@ def early_closes(name: str, start: dt.date, end: dt.date) -> pd.DatetimeIndex:
 
 def _day(value) -> dt.date:
     return pd.Timestamp(value).date()
+
+
+def closes(name: str, start: dt.date, end: dt.date) -> pd.Series:
+    """Each session's closing moment (UTC) from start to end, by session date: when a live
+    account's daily heartbeat comes."""
+    calendar, start, end = _years(name, start, end)
+    close = calendar.schedule["close"]
+    close.index = pd.DatetimeIndex(close.index)
+    return close[(close.index >= pd.Timestamp(start)) & (close.index <= pd.Timestamp(end))]

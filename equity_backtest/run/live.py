@@ -154,6 +154,11 @@ def step(params: Parameters, *, accept_change: bool = False, progress: bool = Fa
     """Run every new bar of the dataset on the live account (see the module docstring)."""
     if params.live_broker not in BROKERS:
         raise BadInputError(f"live_broker = {params.live_broker!r}: choose one of {BROKERS}")
+    if "://" in str(params.live_dir):
+        raise BadInputError(
+            f"live_dir = {params.live_dir!r}: a live account is a local folder (its journal is "
+            "appended and fsynced line by line); copy it to a store for safekeeping instead"
+        )
     folder = account_folder(params)
     folder.mkdir(parents=True, exist_ok=True)
     with locks.stage_lock(folder, "live"):

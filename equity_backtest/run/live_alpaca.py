@@ -22,7 +22,7 @@ import os
 
 import pandas as pd
 
-from ..errors import BadInputError, VendorUnavailableError
+from ..errors import VendorUnavailableError, WaitingError
 
 FINAL = {"filled", "canceled", "expired", "rejected", "done_for_day", "replaced", "stopped",
          "suspended"}  # fmt: skip
@@ -113,7 +113,7 @@ def report(trading, date: str, orders: list[dict]) -> pd.DataFrame:
             rows.append({"ticker": order["ticker"], "shares": sign * filled,
                          "price": float(held.filled_avg_price), "commission": 0.0})  # fmt: skip
     if open_:
-        raise BadInputError(
+        raise WaitingError(
             f"the live account waits for Alpaca to finish the orders decided on {date}: "
             f"{', '.join(open_[:10])} still open; run 03_trade.py --live again after they fill "
             "or expire"

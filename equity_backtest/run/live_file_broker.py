@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.broker import Fills
-from ..errors import BadInputError
+from ..errors import BadInputError, WaitingError
 from ..infra.storage import atomic_write_text
 
 ORDERS, FILLS = "orders", "fills"
@@ -61,7 +61,7 @@ def read_fills(folder: Path, date: str, columns: dict, orders: list[dict]) -> pd
     commission; each row checked, a bad one named with its row and field."""
     path = folder / FILLS / f"{date}.csv"
     if not path.is_file():
-        raise BadInputError(
+        raise WaitingError(
             f"the live account waits for the fill report of the orders decided on {date} "
             f"({folder / ORDERS / (date + '.csv')}): put the broker's report in {path} "
             "(columns as live_fill_columns names them; an empty report for no fills), then "
