@@ -82,6 +82,8 @@ class Parameters:
         default_factory=lambda: dict(datastream_fields.FUNDAMENTAL_DATATYPES)
     )
     ds_fundamental_frequency: str = "Q"
+    # the market log's bars: "daily", or "monthly" (month-end bars made from the screened days)
+    ds_frequency: str = "daily"
     # when a period's figures become public: the date this datatype gives (public code uses
     # "WC05905A"; unconfirmed, so off by default), else this long after the period's end
     ds_report_date_field: str = ""

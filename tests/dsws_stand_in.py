@@ -14,7 +14,7 @@ the padding shows); P, PO, PH, PL adjusted for later splits, UP as it was, VO in
 millions, RI with dividends reinvested at the ex-date's close, UDDE and XDDE padded after each
 ex-date; one company renamed (a new NAME and MNEM, the same DSCD). With `traps`, what a careful
 reader must catch: a one-day spike of +200% reversed the next day, a penny stock, an RI that
-misses a dividend, and a session with no answer.
+leaves out dividends, a stretch without MV, and a session with no answer.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ LIST = "LS&PSIM"
 USER, PASSWORD = "ZDSW001", "secret"
 ERROR = '$$"ER", E100,INVALID CODE OR EXPRESSION ENTERED'
 REPORT_DATE = "WC05905A"
-MARKET_TYPES = ("UP", "P", "PO", "PH", "PL", "VO", "MV", "RI", "UDDE", "XDDE")
+MARKET_TYPES = ("UP", "P", "PO", "PH", "PL", "VO", "MV", "NOSH", "RI", "UDDE", "XDDE")
 
 
 def _ms(day) -> str:
@@ -73,7 +73,7 @@ class Market:
             self.static[self.code[row.ticker]] = {
                 "DSCD": self.code[row.ticker], "NAME": name, "ISIN": row.isin,
                 "MNEM": f"U:{row.ticker}", "INDM": row.sector, "PCUR": "U$",
-                "BDATE": _ms(row.listing_date),
+                "BDATE": _ms(row.listing_date), "EXMNEM": "NYS",
             }  # fmt: skip
         self.renamed = sorted(members)[1]
         self.static[self.code[self.renamed]].update(NAME="NEWCO HOLDINGS", MNEM="U:NEWCO")
@@ -114,7 +114,8 @@ class Market:
         frame = pd.DataFrame({
             "UP": close, "P": close / later, "PO": rows["open"] / later,
             "PH": rows["high"] / later, "PL": rows["low"] / later, "VO": rows["volume"] / 1000,
-            "MV": rows["market_cap"] / 1e6, "RI": ri, "UDDE": udde.ffill(), "XDDE": ex.ffill(),
+            "MV": rows["market_cap"] / 1e6, "NOSH": rows["market_cap"] / close / 1000,
+            "RI": ri, "UDDE": udde.ffill(), "XDDE": ex.ffill(),
         })  # fmt: skip
         # every weekday: a holiday repeats the day before without volume; after the last trade
         # (a death) the last values go on to the end of the data, also without volume
@@ -144,13 +145,16 @@ class Market:
         up, ri = self.series[ri_code]["UP"], self.series[ri_code]["RI"]
         first = np.flatnonzero(~np.isnan(up))[0]
         ri[:] = 100 * up / up[first]
+        # no MV for a stretch (its market value is then UP x NOSH)
+        no_mv = next(c for c in rest if c not in (ri_code,))
+        self.series[no_mv]["MV"][at[no_mv][10:30]] = np.nan
         # a session with no answer at all
-        hole = next(c for c in rest if c != ri_code)
+        hole = next(c for c in rest if c not in (ri_code, no_mv))
         day = at[hole][100]
         for k in MARKET_TYPES:
             self.series[hole][k] = self.series[hole][k].astype(object)
             self.series[hole][k][day] = None
-        self.traps = {"spike": spike, "penny": penny, "ri": ri_code, "hole": hole,
+        self.traps = {"spike": spike, "penny": penny, "ri": ri_code, "hole": hole, "no_mv": no_mv,
                       "hole_day": self.weekdays[day]}  # fmt: skip
 
     def members(self, mnemonic: str) -> list[str] | None:

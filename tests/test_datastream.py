@@ -167,6 +167,7 @@ def test_the_backtest_on_datastream_data_is_the_simulated_one(uninterrupted, ser
     assert (
         meta.loc[renamed, "name"] == "NEWCO HOLDINGS" and meta.loc[renamed, "mnemonic"] == "U:NEWCO"
     )
+    assert set(meta["exchange_mnemonic"]) == {"NYS"}
     mk = built["market"][built["market"]["ticker"].astype(str) == renamed]
     up = market.series[renamed]["UP"]
     assert mk["date"].min() == market.weekdays[np.flatnonzero(~np.isnan(up))[0]] and len(mk) > 150
@@ -214,6 +215,9 @@ def test_traps_are_caught_named_and_counted(traps, tmp_path):
     assert (spike.pct_change() > 1.5).sum() == 1  # kept, and reported
     hole = mk[mk["ticker"] == market.traps["hole"]]
     assert market.traps["hole_day"] not in set(hole["date"])
+    # no MV: the market cap is UP x NOSH, the simulated market's own
+    assert who["market_cap_from_shares"] == {market.traps["no_mv"]}
+    assert 15 <= found["market_cap_from_shares"]["value_sum"] <= 20  # (20 weekdays, holidays out)
     gaps = report["sources"][0]["gaps"]
     assert gaps["tickers"] >= 1 and gaps["missing_days"] >= 1
 
@@ -344,3 +348,26 @@ def test_report_dates_when_asked_date_the_fundamentals(service, tmp_path):
             got, want.loc[got.index], check_names=False, check_freq=False
         )
     assert len(fund) > 50
+
+
+def test_monthly_bars_are_the_screened_days_month_by_month(uninterrupted, service, tmp_path):
+    """ds_frequency = "monthly": month-end bars made from the screened days (the month's first
+    open, highest high, lowest low, last close and market cap, summed volume), the same actions;
+    02 -> 04 run on them as monthly bars."""
+    service.on_call(None)
+    root = new_project(tmp_path / "m", service, ds_frequency="monthly")
+    assert query(root).returncode == 0
+    monthly = tables(root)
+    daily = datasets.load_tables(uninterrupted / "datasets")[1] if (
+        uninterrupted / "datasets").exists() else tables(uninterrupted)  # fmt: skip
+    for code, rows in daily["market"].groupby(daily["market"]["ticker"].astype(str)):
+        want = screens.month_end_bars(rows.drop(columns=["source", "ticker", "log_ts"],
+                                                errors="ignore").reset_index(drop=True))  # fmt: skip
+        got = monthly["market"][monthly["market"]["ticker"].astype(str) == code]
+        got = got[want.columns].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert len(monthly["corporate_actions"]) == len(daily["corporate_actions"])
+    _run(root)
+    info = json.loads(next(p for p in (root / "results").iterdir() if p.is_dir()).joinpath(
+        "run.json").read_text())  # fmt: skip
+    assert info["bar_frequency"] == "monthly"

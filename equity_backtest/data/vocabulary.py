@@ -27,7 +27,9 @@ UNAPPLIED_DISTRIBUTIONS = ("rights", "reorganisation", "notice", "unvalued")
 # What a vendor's screens found in its answer at 01 (the Datastream vendor's: holiday and
 # post-death padding removed, reversals, low prices, a return index that disagrees), logged with
 # the corporate actions for the record (the engine ignores them) and counted in the quality report.
-SCREEN_RECORDS = ("holiday_padding", "padded", "reversal", "low_price", "ri_mismatch")
+SCREEN_RECORDS = (
+    "holiday_padding", "padded", "reversal", "low_price", "ri_mismatch", "market_cap_from_shares",
+)  # fmt: skip
 CORPORATE_ACTIONS = ("split", "dividend", "delisting", *UNAPPLIED_DISTRIBUTIONS, *SCREEN_RECORDS)
 
 

@@ -11,7 +11,8 @@ What is asked, all from parameters.py (datatypes in `datastream_fields`):
     company or a changed mnemonic stays one instrument;
   - static metadata for the universe (name, industry, ISIN, mnemonic, currency, base date), one
     metadata_array log; a dead company's NAME carries its delisting date;
-  - daily time series of UP, P, PO, PH, PL, VO, MV, RI, UDDE and XDDE per instrument, screened
+  - daily time series of UP, P, PO, PH, PL, VO, MV, NOSH, RI, UDDE and XDDE per instrument
+    (reduced to month-end bars after the screens when ds_frequency = "monthly"), screened
     (datastream_screens: holiday and post-death padding removed, splits from UP/P, dividends on
     their ex-dates, Ince and Porter's reversals, low prices, RI's total return compared), one
     ticker_market_data and one corporate_actions log per instrument;
@@ -214,8 +215,11 @@ def query(
                 found[kind] = found.get(kind, 0) + 1
             if len(out.actions):  # actions first, so "prices logged" means both
                 store.write("corporate_actions", ticker, out.actions)
-            if len(out.market):
-                store.write("ticker_market_data", ticker, out.market)
+            market = out.market
+            if params.ds_frequency == "monthly":
+                market = screens.month_end_bars(market)
+            if len(market):
+                store.write("ticker_market_data", ticker, market)
     _fundamentals(service, params, store, universe, start, end, progress)
     screened = {k: v for k, v in found.items() if k not in ("split", "dividend", "delisting")}
     if screened:

@@ -14,6 +14,7 @@ MARKET_DATATYPES = {
     "low": "PL",
     "volume": "VO",  # thousands of shares
     "market_value": "MV",  # millions of currency units
+    "shares": "NOSH",  # thousands of shares in issue (the market value where MV is missing)
     "return_index": "RI",  # gross dividends reinvested at the ex-date's close
     "dividend": "UDDE",  # dividend rate, unadjusted, stored on the ex-date (padded after it)
     "ex_date": "XDDE",  # the ex-date of the latest dividend (so padding is told from a payment)
@@ -43,4 +44,5 @@ METADATA_DATATYPES = {
     "mnemonic": "MNEM",  # the ticker-like mnemonic (the key is the permanent DSCD)
     "currency": "PCUR",
     "listing_date": "BDATE",  # the first day Datastream has data for
+    "exchange_mnemonic": "EXMNEM",  # Datastream's code of the listing's exchange
 }

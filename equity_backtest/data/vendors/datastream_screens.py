@@ -25,6 +25,10 @@ MARKET_DATATYPES` key), `screen` gives:
                        (value: how many days; date: the first)
       ri_mismatch      the total return of the logged prices, splits and dividends differs from
                        RI's over the series by more than `ri_tolerance` (value: ours / RI's - 1)
+      market_cap_from_shares  days without MV whose market cap is UP x NOSH x 1000 (value: how
+                       many; date: the first)
+
+`month_end_bars` turns the screened days into month-end bars (ds_frequency = "monthly").
 """
 
 from __future__ import annotations
@@ -105,7 +109,36 @@ def screen(
     mismatch = _ri_mismatch(frame, actions, rules.ri_tolerance)
     if mismatch is not None:
         records.append(mismatch)
-    return Screened(_market(frame, factor), _frame(actions + records))
+    market = _market(frame, factor)
+    if "shares" in frame:  # no MV: the shares in issue times the price
+        derived = market["market_cap"].isna().to_numpy() & frame["shares"].notna().to_numpy()
+        if derived.any():
+            shares = frame["shares"].to_numpy(dtype=float) * 1000.0
+            market.loc[derived, "market_cap"] = (market["close"].to_numpy() * shares)[derived]
+            records.append((market["date"][derived].iloc[0], "market_cap_from_shares",
+                            float(derived.sum())))  # fmt: skip
+    return Screened(market, _frame(actions + records))
+
+
+def month_end_bars(market: pd.DataFrame) -> pd.DataFrame:
+    """Daily rows -> one bar a month, dated on the month's last day with data: its first open,
+    highest high, lowest low, last close and market cap, and the month's volume."""
+    if market.empty:
+        return market
+    month = market["date"].dt.to_period("M")
+    grouped = market.groupby(month, sort=True)
+    bars = pd.DataFrame(
+        {
+            "date": grouped["date"].max(),
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(min_count=1),
+            "market_cap": grouped["market_cap"].last(),
+        }
+    )
+    return bars.reset_index(drop=True)
 
 
 def _end_at_last_trade(frame, sessions, rules, dead, records):

@@ -28,6 +28,8 @@ def _datastream(p, bad) -> None:
     needed = {"unadjusted_close", "close", "volume"} - set(p.ds_market_fields)
     if needed:
         raise bad("ds_market_fields", f"lacks {sorted(needed)} (UP, P and VO make the log)")
+    if p.ds_frequency not in ("daily", "monthly"):
+        raise bad("ds_frequency", "must be 'daily' or 'monthly'")
     if p.ds_fundamental_frequency not in ("Q", "Y"):
         raise bad("ds_fundamental_frequency", "must be 'Q' (interim) or 'Y' (annual)")
 
