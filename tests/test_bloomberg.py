@@ -403,3 +403,31 @@ def test_dvd_hist_all_types_become_the_right_actions():
     got = _actions(raw, dt.date(2020, 1, 1), dt.date(2020, 12, 31))
     assert list(got["action"]) == ["split", "split", "dividend", "dividend", "unvalued", "rights"]
     assert list(got["value"]) == [0.1, 1.05, 0.5, 1.25, 0.3, 0.2]
+
+
+def test_latest_prices_for_an_intraday_heartbeat_are_last_price(recording, tmp_path):
+    """A live account's intraday heartbeat on Bloomberg asks LAST_PRICE (bdp) of the ordered
+    members, through the real xbbg and the stand-in terminal."""
+    import subprocess
+
+    members = sorted(
+        {m["Index Member"] for k, v in json.loads(recording.read_text())["reference"][INDEX].items()
+         for m in v}
+    )[:3]  # fmt: skip
+    code = (
+        "import json, sys, pandas as pd;"
+        "from equity_backtest.config import Parameters;"
+        "from equity_backtest.data import vendors;"
+        "p = Parameters().replace(source='bloomberg', bbg_retry_wait_s=0.0);"
+        f"print(json.dumps(vendors.latest_prices(p, {members!r}, pd.Timestamp.now(tz='UTC')).to_dict()))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TERMINAL), str(REPO)]),
+           "BLPAPI_RECORDING": str(recording)}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    sim = simulated.simulate(SETTINGS).prices
+    for member in members:
+        last = sim[sim["ticker"] == member.removesuffix(" US")]["close"].iloc[-1]
+        assert got[member] == pytest.approx(last, rel=1e-9)

@@ -394,5 +394,47 @@ def test_the_loop_beats_after_each_close_and_trades_as_the_cron_runs_do(ready, t
     assert {m.hour for _, m in beats} == {21}  # (winter: 21:00 UTC; summer closes are 20:00)
     looped = (root / "live" / "algorithm" / live.JOURNAL).read_bytes()
     assert ready[1].startswith(looped) and looped.count(b'"kind": "day"') == 25
-    with pytest.raises(Exception, match="only '1d'"):
-        live_loop.loop(params.replace(live_heartbeat="10min"), clock=clock, beats=1)
+    with pytest.raises(Exception, match="'1d' .after each close. or '<N>min'"):
+        live_loop.loop(params.replace(live_heartbeat="hourly"), clock=clock, beats=1)
+
+
+def test_an_intraday_heartbeat_fills_at_the_vendors_latest_prices(tmp_path):
+    """live_heartbeat = "10min": the orders decided at a close fill at the next session's first
+    heartbeat (09:40 New York) at the simulated market's intraday price then, through the
+    engine's broker and cost model; later heartbeats of the session fill nothing again, and the
+    close's heartbeat books the fills in the bar. Value is conserved (the engine's check)."""
+    from equity_backtest.data import calendars
+    from equity_backtest.data.vendors import simulated
+    from equity_backtest.data.vendors.simulated import intraday
+    from equity_backtest.run import live_loop
+
+    root = tmp_path / "p"
+    params = project(root).replace(live_heartbeat="10min")
+    clock = JumpingClock("2011-01-03 09:00")
+    live_loop.loop(params, clock=clock, beats=6)
+    folder = root / "live" / "algorithm"
+    days = [r for r in journal(folder) if r["kind"] == "day"]
+    assert [r["date"] for r in days] == [
+        f"{d:%Y-%m-%d}" for d in sessions("2011-01-03", "2011-01-10")
+    ]
+    filled = sorted((folder / live.INTRADAY).glob("*.json"))
+    assert filled  # the first decision's orders
+    settings = simulated.SimulationSettings(24, 8, SIM["sim_start"], SIM["sim_end"], 5)
+    prices = simulated.simulate(settings).prices
+    for path in filled:
+        record = json.loads(path.read_text())
+        session = pd.Timestamp(record["session"])
+        opened = calendars.schedule("XNYS", session.date(), session.date())["open"].iloc[0]
+        assert pd.Timestamp(record["moment"]) == opened + pd.Timedelta(minutes=10)
+        rows = prices[prices["date"] == session]
+        latest = intraday.prices(rows, 5, "XNYS", opened + pd.Timedelta(minutes=10))
+        for fill in record["fills"]:
+            assert fill["mid"] == pytest.approx(latest[fill["ticker"]], rel=1e-12)
+        booked = next(r for r in days if r["date"] == record["session"])["fills"]
+        assert sorted((f["ticker"], f["price"]) for f in booked) == sorted(
+            (f["ticker"], f["price"]) for f in record["fills"] if f["shares"]
+        )
+    # the open's own price is not what they filled at
+    first = json.loads(filled[0].read_text())
+    opens = prices[prices["date"] == pd.Timestamp(first["session"])].set_index("ticker")["open"]
+    assert any(abs(f["mid"] - opens[f["ticker"]]) > 1e-9 for f in first["fills"])

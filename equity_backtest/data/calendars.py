@@ -103,10 +103,15 @@ def _day(value) -> dt.date:
     return pd.Timestamp(value).date()
 
 
-def closes(name: str, start: dt.date, end: dt.date) -> pd.Series:
-    """Each session's closing moment (UTC) from start to end, by session date: when a live
-    account's daily heartbeat comes."""
+def schedule(name: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Each session's opening and closing moments (UTC) from start to end, by session date:
+    when a live account's heartbeats come."""
     calendar, start, end = _years(name, start, end)
-    close = calendar.schedule["close"]
-    close.index = pd.DatetimeIndex(close.index)
-    return close[(close.index >= pd.Timestamp(start)) & (close.index <= pd.Timestamp(end))]
+    table = calendar.schedule[["open", "close"]].copy()
+    table.index = pd.DatetimeIndex(table.index)
+    return table[(table.index >= pd.Timestamp(start)) & (table.index <= pd.Timestamp(end))]
+
+
+def closes(name: str, start: dt.date, end: dt.date) -> pd.Series:
+    """Each session's closing moment (UTC) from start to end, by session date."""
+    return schedule(name, start, end)["close"]

@@ -38,21 +38,25 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..config import Parameters
+from ..data import vendors
 from ..data.panel import load_panel
 from ..engine import live_state
+from ..engine.broker import Fills
 from ..engine.checkpoint import file_digest
 from ..engine.clock import rebalance_days
 from ..engine.loop import RUNTIME_COLUMNS, Heartbeat, LoopState
+from ..engine.orders import borrowing_room
 from ..engine.spec import EngineSpec
 from ..engine.strategy_loader import load_compute_weights
 from ..errors import BadInputError
 from ..infra import faults, locks
+from ..infra.storage import atomic_write_text
 from . import live_alpaca
 from . import live_file_broker as file_broker
 
 log = logging.getLogger(__name__)
 
-JOURNAL, STATE = "journal.jsonl", "state.npz"
+JOURNAL, STATE, INTRADAY = "journal.jsonl", "state.npz", "intraday"
 LIVE_END = dt.date(2200, 1, 1)  # the panel of a live account reaches the newest data
 BROKERS = ("paper", "file", "alpaca")
 # settings that say where things are or how a run is kept, not what the account trades
@@ -260,7 +264,13 @@ def _reported_fills(params, folder: Path, journal: Journal, day: Heartbeat, t: i
     set as the day's fills: (orders, report); None otherwise. No report yet: BadInputError
     (the account waits), nothing of bar t done."""
     day.external = None
-    if params.live_broker == "paper" or not day.state.pending.any():
+    if not day.state.pending.any():
+        return None
+    if params.live_broker == "paper":  # filled at an intraday heartbeat's price, if one came
+        filled = folder / INTRADAY / f"{day.panel.dates[t]:%Y-%m-%d}.json"
+        if filled.is_file():
+            fills = _fills_from(json.loads(filled.read_text()), day.panel.labels)
+            day.external = lambda _t, _orders: fills
         return None
     last = next(r for r in reversed(journal.records) if r["kind"] == "day")
     orders = last.get("orders", [])
@@ -407,3 +417,60 @@ def shortfalls(folder: Path) -> pd.DataFrame:
     columns = ["date", "key", "ticker", "intended", "filled", "unfilled", "reference_price",
                "fill_price", "commission", "shortfall"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def intraday(params: Parameters, moment: pd.Timestamp) -> Path | None:
+    """An intraday heartbeat (paper broker): the orders decided at the last bar's close fill at
+    the vendor's latest prices now, by the engine's broker and cost model (the previous day's
+    volume caps them), written to intraday/<session>.json for the bar's step to book. Once per
+    session: a later heartbeat of the same session does nothing. Returns the file written."""
+    folder = account_folder(params)
+    if params.live_broker != "paper":
+        raise BadInputError(f"an intraday heartbeat fills by the engine's broker: it needs "
+                            f"live_broker = 'paper', not {params.live_broker!r}")  # fmt: skip
+    if not (folder / JOURNAL).exists():
+        return None
+    with locks.stage_lock(folder, "live"):
+        journal = Journal(folder / JOURNAL)
+        session = pd.Timestamp(moment).tz_convert("UTC").tz_localize(None).normalize()
+        target = folder / INTRADAY / f"{session:%Y-%m-%d}.json"
+        last = next((r for r in reversed(journal.records) if r["kind"] == "day"), None)
+        if last is None or pd.Timestamp(last["date"]) >= session or target.exists():
+            return None  # no bar yet, this session's bar done, or filled at an earlier beat
+        if not last.get("orders") or not (folder / STATE).exists():
+            return None
+        panel = load_panel(params.replace(end=LIVE_END))
+        spec = EngineSpec.of(params)
+        placed, t0, t = live_state.placed(live_state.load(folder / STATE), panel.labels,
+                                          panel.dates)  # fmt: skip
+        pending = placed["pending"]
+        ordered = [str(panel.labels[i]) for i in np.flatnonzero(pending)]
+        latest = vendors.latest_prices(params, ordered, moment)
+        price = np.full(len(pending), np.nan)
+        price[panel.labels.get_indexer(ordered)] = latest.reindex(ordered).to_numpy(dtype=float)
+        sigma = panel.volatility(spec.impact_vol_days)[t] if spec.costs.impact_coef > 0 else None
+        equity = float(placed["prev_value"])
+        fills = spec.broker().execute(
+            pending, price, panel.fields["volume"][t], placed["ledger_shares"],
+            float(placed["ledger_cash"][0]), sigma,
+            -borrowing_room(spec.orders.max_leverage, equity),
+        )  # fmt: skip
+        record = {"session": f"{session:%Y-%m-%d}", "moment": pd.Timestamp(moment).isoformat(),
+                  "fills": [{"ticker": str(panel.labels[i]), "shares": float(q), "price": float(p),
+                             "mid": float(m), "commission": float(c), "slippage": float(s)}
+                            for i, q, p, m, c, s in zip(fills.idx, fills.shares, fills.price,
+                                                        fills.mid, fills.commission,
+                                                        fills.slippage, strict=True)]}  # fmt: skip
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, json.dumps(record, sort_keys=True, indent=1) + "\n")
+        log.info("live: the orders of %s filled at the heartbeat of %s", last["date"], moment)
+        return target
+
+
+def _fills_from(record: dict, labels: pd.Index) -> Fills:
+    rows = record["fills"]
+    column = {k: np.array([r[k] for r in rows], dtype=float)
+              for k in ("shares", "price", "mid", "commission", "slippage")}  # fmt: skip
+    idx = labels.get_indexer([r["ticker"] for r in rows]).astype(np.int64)
+    return Fills(idx, column["shares"], column["price"], column["mid"], column["commission"],
+                 column["slippage"])  # fmt: skip

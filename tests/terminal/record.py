@@ -72,6 +72,8 @@ def make_recording(settings: simulated.SimulationSettings, quirks: bool = False)
     for ticker, day in zip(gone["ticker"], gone["date"], strict=True):
         ref.setdefault(member[ticker] + " Equity", {})["INACTIVE_DATE"] = _iso(day)
     for ticker, rows in market.prices.groupby("ticker"):
+        # the latest price (bdp LAST_PRICE, a live account's intraday heartbeat): the last close
+        ref.setdefault(member[ticker] + " Equity", {})["LAST_PRICE"] = float(rows["close"].iloc[-1])
         daily = hist.setdefault(member[ticker] + " Equity", {}).setdefault("DAILY", {})
         dates_ = [_iso(d) for d in rows["date"]]
         for col, field in MARKET.items():

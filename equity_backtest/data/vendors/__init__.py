@@ -18,6 +18,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from ...errors import BadInputError
 from ...infra.storage import remove_abandoned_temporaries
 
@@ -88,3 +90,27 @@ def query(
             params.index,
         )
     return simulated.query(settings, params.datalog_dir, progress=progress, clock=params.sim_clock)
+
+
+def latest_prices(params: Parameters, tickers: Sequence[str], moment) -> pd.Series:
+    """The vendor's latest price of each ticker at `moment` (UTC): what a live account's
+    intraday heartbeat fills at. The simulated market's path inside its session, or
+    Bloomberg's LAST_PRICE; other sources give none."""
+    from . import bloomberg, simulated
+    from .simulated import intraday, logs
+
+    if params.source == simulated.SOURCE:
+        settings = simulated.SimulationSettings(
+            params.sim_n_tickers, params.sim_index_size, params.sim_start, params.sim_end,
+            params.seed, params.exchange_calendar,
+        )  # fmt: skip
+        prices = logs.cached_market(settings).prices
+        day = pd.Timestamp(moment).tz_convert("UTC").tz_localize(None).normalize()
+        rows = prices[(prices["date"] == day) & prices["ticker"].isin(list(tickers))]
+        return intraday.prices(rows, params.seed, params.exchange_calendar, pd.Timestamp(moment))
+    if params.source == bloomberg.SOURCE:
+        return bloomberg.latest_prices(params, list(tickers))
+    raise BadInputError(
+        f"source '{params.source}' gives no latest prices: an intraday heartbeat needs the "
+        "simulated market or Bloomberg; use live_heartbeat = '1d'"
+    )

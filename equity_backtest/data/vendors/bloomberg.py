@@ -479,3 +479,17 @@ def _actions(raw: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
         log.warning("DVD_HIST_ALL types logged but not applied (counted in the quality report): %s",
                     ", ".join(f"{n} {k}" for k, n in odd.value_counts().sort_index().items()))  # fmt: skip
     return frame.sort_values(["date", "action"], kind="stable").reset_index(drop=True)
+
+
+def latest_prices(params: Parameters, tickers: list[str]) -> pd.Series:
+    """LAST_PRICE of each ticker now (xbbg's bdp): a live account's intraday heartbeat."""
+    terminal = Terminal(params)
+    suffix = params.bbg_security_suffix
+    raw = terminal.reference([t + suffix for t in tickers], ["LAST_PRICE"])
+    if raw.empty:
+        return pd.Series(dtype=float)
+    values = raw.assign(field=raw["field"].str.upper())
+    values = values[values["field"] == "LAST_PRICE"].set_index("ticker")["value"]
+    out = pd.to_numeric(values, errors="coerce")
+    out.index = [str(i).removesuffix(suffix) for i in out.index]
+    return out.reindex(tickers)

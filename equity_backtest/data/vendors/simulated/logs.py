@@ -80,7 +80,7 @@ def as_of(market, since: dt.date | None, clock: dt.date) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _simulated(settings: SimulationSettings):
+def cached_market(settings: SimulationSettings):
     """The last market simulated, kept for clocked queries: a live account's days, run in one
     process, simulate it once (as_of copies what it keeps; the cached tables are never changed)."""
     return simulate(settings)
@@ -93,7 +93,7 @@ def _query(settings: SimulationSettings, datalog_dir, progress: bool, clock) -> 
         market = simulate(settings, progress=progress)
     else:
         clock = min(clock, settings.end)
-        market = dataclasses.replace(_simulated(settings))  # (as_of rebinds its tables)
+        market = dataclasses.replace(cached_market(settings))  # (as_of rebinds its tables)
         as_of(market, logged_clock(datalog_dir), clock)
         base = query_timestamp_base(dataclasses.replace(settings, end=clock))
     with _LogWriter(datalog_dir, base, progress) as writer:
