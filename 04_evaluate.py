@@ -97,12 +97,19 @@ def main() -> int:
     if args.contest:
         args.set.append("contest_checks=true")
     cli.setup_logging(args, cli.stage_log_file("04_evaluate"))
-    overrides = evaluation_overrides(args.set)
+    overrides = evaluation_overrides(args.set, live=args.live)
     if args.blocks < 2 or args.blocks % 2:
         raise BadInputError(f"--blocks {args.blocks}: give an even number of blocks, 2 or more")
     params = cli.load(args)
     if args.live:
         out = api.live_report(params)
+        if (out / "investor_record.json").is_file():
+            summary = json.loads((out / "investor_record.json").read_text())
+            cli.log.info("investor's record: %d plans, %d with their fills; shortfall %.2f",
+                         summary["plans"], summary["plans_with_fills"],
+                         summary["implementation_shortfall"])  # fmt: skip
+            print(out / "implementation_shortfall.csv")
+            return 0
         summary = json.loads((out / "live_vs_backtest.json").read_text())
         cli.log.info(
             "live %s to %s: %s against the backtest's %s; tracking difference %s a year, "
@@ -124,12 +131,15 @@ def main() -> int:
         return evaluate_runs(args, params, overrides)
 
 
-def evaluation_overrides(assignments: list[str]) -> list[str]:
-    """The names --set may change here: where the stores are, and evaluation settings. The rest
-    was fixed when 03 ran the backtest, so changing it here would be silently ignored: refused."""
+def evaluation_overrides(assignments: list[str], live: bool = False) -> list[str]:
+    """The names --set may change here: where the stores are, and evaluation settings (with
+    --live, which live account too). The rest was fixed when 03 ran the backtest, so changing it
+    here would be silently ignored: refused."""
     names = list(parse_assignments(assignments))
     stores = ("results_dir", "datasets_dir", "store_cache_dir")
     for name in names:
+        if live and name.startswith("live_"):
+            continue
         if name not in (*stores, *EVALUATION_SETTINGS):
             raise BadInputError(
                 f"--set {name}: 04 evaluates a finished run, so only its evaluation settings "

@@ -354,6 +354,9 @@ def live_report(params: Parameters | str | Path | None = None, **overrides) -> P
 
     params = _params(params, overrides)
     folder = live.account_folder(params)
+    records = live.Journal(folder / live.JOURNAL).records
+    if any(r["kind"] == "plan" for r in records):  # the investor's: plans and fills, no bars
+        return _investor_report(folder, records)
     days = live.journaled_days(folder)
     first, last = days["date"].iloc[0].date(), days["date"].iloc[-1].date()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -373,4 +376,29 @@ def live_report(params: Parameters | str | Path | None = None, **overrides) -> P
         }
     table.to_csv(out / "live_vs_backtest.csv", index=False, date_format="%Y-%m-%d")
     atomic_write_text(out / "live_vs_backtest.json", json.dumps(summary, indent=2) + "\n")
+    return out
+
+
+def _investor_report(folder: Path, records: list[dict]) -> Path:
+    """04 --live on an investor's account: each planned order against its fill."""
+    import datetime as dt
+
+    from .infra.storage import atomic_write_text
+    from .run import live
+
+    plans = [r for r in records if r["kind"] == "plan"]
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = folder / "reports" / f"{plans[-1]['date']}__{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    orders = live.shortfalls(folder)
+    orders.to_csv(out / "implementation_shortfall.csv", index=False)
+    summary = {
+        "plans": len(plans),
+        "first_plan": plans[0]["date"],
+        "last_plan": plans[-1]["date"],
+        "plans_with_fills": len({r["plan_date"] for r in records if r["kind"] == "fills"}),
+        "orders_filled_or_not": len(orders),
+        "implementation_shortfall": float(orders["shortfall"].sum()) if len(orders) else 0.0,
+    }
+    atomic_write_text(out / "investor_record.json", json.dumps(summary, indent=2) + "\n")
     return out

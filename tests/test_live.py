@@ -438,3 +438,39 @@ def test_an_intraday_heartbeat_fills_at_the_vendors_latest_prices(tmp_path):
     first = json.loads(filled[0].read_text())
     opens = prices[prices["date"] == pd.Timestamp(first["session"])].set_index("ticker")["open"]
     assert any(abs(f["mid"] - opens[f["ticker"]]) > 1e-9 for f in first["fills"])
+
+
+def test_the_investor_records_its_orders_and_their_fills(ready, tmp_path):
+    """`python -m equity_backtest.investor ... --record`: the plan is journaled with its orders
+    (idempotency keys, planned prices) and written to orders/<date>.csv; asked again the same
+    day it records nothing new; a later plan waits for the previous one's fill report, then
+    journals the fills with each order's shortfall, which 04 --live reports."""
+    root = _fresh_copy(ready, tmp_path / "p")
+    versions = sorted(p.name for p in (root / "datasets").glob("v*"))
+    ask = ["-m", "equity_backtest.investor", "--theme", "market_cap", "--stocks", "5",
+           "--invest", "10000", "--record"]  # fmt: skip
+    first = run_script(root, *ask, "--set", f"dataset_version={versions[0]}")
+    assert "recorded in live/investor_market_cap" in first.stderr
+    again = run_script(root, *ask, "--set", f"dataset_version={versions[0]}")
+    assert "already recorded" in again.stderr
+    folder = root / "live" / "investor_market_cap"
+    (plan,) = [r for r in journal(folder) if r["kind"] == "plan"]
+    placed = pd.read_csv(folder / "orders" / f"{plan['date']}.csv")
+    assert len(placed) == len(plan["orders"]) > 3 and set(placed["side"]) == {"buy"}
+    # the next plan waits for the first one's fills
+    waiting = run_script(root, *ask, check=False)
+    assert waiting.returncode == 2 and f"fills/{plan['date']}.csv" in waiting.stderr
+    _report(folder / "fills" / f"{plan['date']}.csv", [
+        {"ticker": o["ticker"], "shares": o["shares"], "price": o["reference_price"] * 1.002,
+         "commission": 1.0} for o in plan["orders"]
+    ])  # fmt: skip
+    later = run_script(root, *ask, "--set", "live_fill_columns=" + repr(COLUMNS))
+    assert "recorded in" in later.stderr
+    kinds = [r["kind"] for r in journal(folder)]
+    assert kinds == ["plan", "fills", "plan"]
+    fills = next(r for r in journal(folder) if r["kind"] == "fills")
+    assert all(s["shortfall"] > 0 and s["unfilled"] == 0 for s in fills["shortfall"])
+    out = run_script(root, str(REPO / "04_evaluate.py"), "--live", "--set",
+                     "live_account=investor_market_cap")  # fmt: skip
+    table = pd.read_csv(root / out.stdout.strip().splitlines()[-1])
+    assert len(table) == len(plan["orders"]) and (table["shortfall"] > 0).all()

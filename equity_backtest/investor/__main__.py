@@ -19,7 +19,7 @@ from ..data.holdings import read_holdings
 from ..data.panel import load_panel
 from ..errors import BadInputError
 from ..infra.storage import atomic_write_csv, remove_abandoned_temporaries, spreadsheet_safe
-from . import planner
+from . import planner, record
 from .planner import plan, show, staleness, theme_path
 
 
@@ -43,6 +43,14 @@ def main() -> int:
     parser.add_argument(
         "--out", help="where the orders go (CSV; default: results/orders_<theme>_<date>.csv)"
     )
+    parser.add_argument(
+        "--record",
+        nargs="?",
+        const="",
+        metavar="ACCOUNT",
+        help="also record the orders in a live account (live/investor_<theme> by default; the "
+        "previous orders' fill report first; docs/live.md)",
+    )
     args = parser.parse_args()
     cli.setup_logging(args)
     params = cli.load(args, fractional_shares=not args.whole_shares)
@@ -65,6 +73,10 @@ def main() -> int:
     atomic_write_csv(out, spreadsheet_safe(p.orders))
     print(show(p))
     print(f"orders written to {out}", file=sys.stderr)
+    if args.record is not None:
+        folder, new = record.record(p, params, args.record)
+        said = "recorded in" if new else "already recorded in"
+        print(f"orders of {p.summary['date']} {said} {folder}", file=sys.stderr)
     return 0
 
 

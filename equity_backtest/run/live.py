@@ -409,9 +409,9 @@ def shortfalls(folder: Path) -> pd.DataFrame:
     """Every order the file broker filled (or left unfilled): the day of the fill, intended and
     filled shares, reference and fill price, commission, implementation shortfall."""
     rows = [
-        {"date": r["date"], **s}
+        {"date": r.get("date", r.get("plan_date")), **s}
         for r in Journal(Path(folder) / JOURNAL).records
-        if r["kind"] == "day"
+        if r["kind"] in ("day", "fills")  # (fills: the investor's recorded plans)
         for s in r.get("shortfall", [])
     ]
     columns = ["date", "key", "ticker", "intended", "filled", "unfilled", "reference_price",
