@@ -345,10 +345,13 @@ __all__ = ["Run", "TrialSet", "backtest", "build", "load", "parameters", "query"
 def live_report(params: Parameters | str | Path | None = None, **overrides) -> Path:
     """04 on a live account: the same algorithm backtested over the account's days (an archive
     with its tear sheet, under the account's reports/), and live against backtest day by day
-    (live_vs_backtest.csv) with the tracking difference and error (live_vs_backtest.json); for
-    the file broker, each order's implementation shortfall (implementation_shortfall.csv)."""
+    (live_vs_backtest.csv) with the tracking difference and error and each one's return metrics
+    (live_vs_backtest.json), the account's own page (live.html: equity and drawdown against the
+    backtest, the metrics, the orders); for a broker that reports fills, each order's
+    implementation shortfall (implementation_shortfall.csv)."""
     import datetime as dt
 
+    from .evaluation import live_page
     from .infra.storage import atomic_write_text
     from .run import live
 
@@ -367,6 +370,13 @@ def live_report(params: Parameters | str | Path | None = None, **overrides) -> P
     table, summary = live.live_against_backtest(days, runtime)
     summary["backtest"] = str(run.folder)
     orders = live.shortfalls(folder)
+    start = float(live.Journal(folder / live.JOURNAL).records[0].get("starting_cash", 0) or 0)
+    ours = live_page.returns(table.set_index("date")["value_live"], start or params.starting_cash)
+    theirs = live_page.returns(
+        table.set_index("date")["value_backtest"], run.info["starting_value"]
+    )
+    summary["metrics"] = live_page.figures(ours, theirs)
+    atomic_write_text(out / "live.html", live_page.page(folder.name, ours, theirs, summary, orders))
     if len(orders):  # the file broker: what placing the orders cost against their decisions
         orders.to_csv(out / "implementation_shortfall.csv", index=False)
         summary["implementation_shortfall"] = {

@@ -59,18 +59,29 @@ def journal(folder: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def year(tmp_path_factory):
     """A year of a live account: every day for two months, then cron runs that miss days
-    (1 to 7 bars apart, seeded), so the rest is caught up in order."""
+    (1 to 7 bars apart, seeded), so the rest is caught up in order; now and then (seeded) a run
+    of `03_trade.py --live` is killed at a random point of its work, and the next run goes on."""
     root = tmp_path_factory.mktemp("live_year")
     params = project(root)
     days = sessions("2010-12-27", "2011-12-30")
     api.query(params.replace(sim_clock=days[0]))  # the history before the account's start
     rng = random.Random(3)
-    k, runs, caught_up = 1, [], 0
+    k, runs, caught_up, killed = 1, [], 0, 0
     while k < len(days):
+        if days[k] > dt.date(2011, 1, 10) and rng.random() < 0.06:  # killed now and then
+            today = params.replace(sim_clock=days[k])
+            api.query(today)
+            api.build(today)
+            kill = rng.choice(["heartbeat:1", "write:2", "write:3", "write:4", "write:5",
+                               "write:6", "write:11"])  # fmt: skip
+            proc = run_script(root, str(REPO / "03_trade.py"), "--live", check=False,
+                              env={"EQUITY_BACKTEST_KILL_AT": kill})  # fmt: skip
+            killed += proc.returncode == -9
         outcome = cron(params, days[k])
         runs.append(outcome)
         caught_up += len(outcome.days) > 1
         k += 1 if days[k] < dt.date(2011, 3, 1) else rng.randint(1, 7)
+    assert killed >= 3
     if runs[-1].last_day != days[-1]:
         runs.append(cron(params, days[-1]))
     return root, params, runs, caught_up
@@ -195,6 +206,10 @@ def test_04_compares_the_live_account_with_its_backtest(ready, tmp_path):
     assert abs(summary["tracking_difference_annual"]) < 1e-12
     table = pd.read_csv(report / "live_vs_backtest.csv")
     assert len(table) == 62 and (report / "backtest" / "tearsheet.html").is_file()
+    page = (report / "live.html").read_text()
+    assert "data:image/png;base64," in page and "annual return" in page
+    live_m, back_m = summary["metrics"]["live"], summary["metrics"]["backtest"]
+    assert live_m["annual_return"] == pytest.approx(back_m["annual_return"], rel=1e-9)
     assert "tracking difference" in out.stderr
 
 
@@ -258,6 +273,11 @@ def test_the_file_broker_books_what_the_report_says(ready, tmp_path):
     summary = json.loads((report / "live_vs_backtest.json").read_text())
     assert summary["implementation_shortfall"]["unfilled_orders"] == 1
     assert summary["largest_value_gap"] > 0  # the dearer, partial fill: live is not the backtest
+    assert (
+        summary["metrics"]["live"]["cumulative_return"]
+        != summary["metrics"]["backtest"]["cumulative_return"]
+    )
+    assert worse["ticker"] in (report / "live.html").read_text()
     # before the worse fill the books are the paper account's, to 1e-9
     first_worse = next(r["date"] for r in mine if any(s in hit for s in r.get("shortfall", [])))
     for r in mine:

@@ -358,6 +358,8 @@ def _day_record(state: LoopState, day: Heartbeat, t: int, panel, account: str) -
             for i, a in zip(np.atleast_1d(idx), np.atleast_1d(amounts), strict=True)
         ],
     }
+    held = state.ledger.shares
+    record["positions"] = {str(labels[i]): float(held[i]) for i in np.flatnonzero(held)}
     if state.weight_rows and state.weight_rows[-1][0] == t:
         target = state.weight_rows[-1][1]
         record["weights"] = {str(labels[i]): float(target[i]) for i in np.flatnonzero(target)}
