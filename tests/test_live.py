@@ -494,3 +494,33 @@ def test_the_investor_records_its_orders_and_their_fills(ready, tmp_path):
                      "live_account=investor_market_cap")  # fmt: skip
     table = pd.read_csv(root / out.stdout.strip().splitlines()[-1])
     assert len(table) == len(plan["orders"]) and (table["shortfall"] > 0).all()
+
+
+@pytest.mark.parametrize("kill", ["write:4", "write:5"])
+def test_a_file_broker_run_killed_then_rerun_gives_the_same_journal(ready, tmp_path, kill):
+    """Killed between the books and the journal line of the bar that books a fill report (or
+    halfway through that line): the rerun journals the bar from the saved books with its
+    shortfall, and the journal is byte for byte the uninterrupted one."""
+    paper = {r["date"]: r for r in journal(ready[0] / "live" / "algorithm") if r["kind"] == "day"}
+    dates = sorted(paper)
+    sets = ["--set", "live_broker=file", "--set", "live_account=byhand", "--set",
+            "live_fill_columns=" + repr(COLUMNS)]  # fmt: skip
+    journals = []
+    for name, kills in (("whole", []), ("killed", [kill])):
+        root = _fresh_copy(ready, tmp_path / name)
+        first = run_script(root, str(REPO / "03_trade.py"), "--live", *sets, check=False)
+        assert first.returncode == 2 and "waits for the fill report" in first.stderr
+        decided = first.stderr.split("decided on ")[1][:10]
+        nxt = dates[dates.index(decided) + 1]
+        _report(root / "live" / "byhand" / "fills" / f"{decided}.csv",
+                [f for f in paper[nxt]["fills"] if f["reason"] == "rebalance"])  # fmt: skip
+        for k in kills:
+            died = run_script(root, str(REPO / "03_trade.py"), "--live", *sets, check=False,
+                              env={"EQUITY_BACKTEST_KILL_AT": k})  # fmt: skip
+            assert died.returncode == -9
+        last = run_script(root, str(REPO / "03_trade.py"), "--live", *sets, check=False)
+        journals.append((root / "live" / "byhand" / live.JOURNAL).read_bytes())
+    said = {"write:4": "from the saved books", "write:5": "torn last line"}[kill]
+    assert said in last.stderr, last.stderr
+    assert journals[0] == journals[1]
+    assert b'"shortfall"' in journals[1]

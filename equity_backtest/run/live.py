@@ -177,6 +177,13 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
     compute_weights = load_compute_weights(params.algorithm)
     inputs = trading_inputs(params)
     t1 = len(dates) - 1
+    stopped = next((r for r in journal.records if r["kind"] == "stopped"), None)
+    if stopped is not None:  # equity was exhausted: the account trades no more
+        log.warning("live account %s stopped on %s: %s", folder, stopped["date"],
+                    stopped["message"])  # fmt: skip
+        return LiveOutcome(folder, [], pd.Timestamp(stopped["date"]).date(), 0.0,
+                           "stopped: equity exhausted")  # fmt: skip
+    trading = live_alpaca.client(params) if params.live_broker == "alpaca" else None
     fresh = not (folder / STATE).exists() and journal.last_day is None
     if fresh:  # a new account (or one killed before its first bar was saved)
         opened = next((r for r in journal.records if r["kind"] == "open"), None)
@@ -213,10 +220,20 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
         first = last + 1
         if journal.last_day is None or journal.last_day < dates[last]:
             # the state was saved and the process died before journaling that day
+            before = next((r for r in reversed(journal.records) if r["kind"] == "day"), None)
             day = Heartbeat(panel, spec, state, t0)
-            journal.append(_day_record(state, day, last, panel, folder.name))
+            record = _day_record(state, day, last, panel, folder.name)
+            if before is not None and before.get("orders") and params.live_broker != "paper":
+                report = _broker_report(params, folder, before, trading)  # (as booked then)
+                reference = {o["ticker"]: o["reference_price"] for o in before["orders"]}
+                record["shortfall"] = file_broker.shortfall(before["orders"], report, reference)
+            journal.append(record)
             log.warning("journaled %s from the saved books (the last run stopped between "
                         "the two)", f"{dates[last]:%Y-%m-%d}")  # fmt: skip
+        # the last journaled orders to the broker, if a run died before placing them (the
+        # file is written once, and Alpaca is asked for each key before it is sent)
+        _place(params, folder, next(r for r in reversed(journal.records) if r["kind"] == "day"),
+               trading)  # fmt: skip
     todo = list(range(first, t1 + 1))
     if not todo:
         log.info("live account %s is up to date (last bar %s)", folder, f"{dates[t1]:%Y-%m-%d}")
@@ -227,10 +244,6 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
     rebalance = rebalance_days(dates, t0, t1, spec.rebalance, live=True)
     day = Heartbeat(panel, spec, state, t0)
     status = "traded"
-    trading = live_alpaca.client(params) if params.live_broker == "alpaca" else None
-    if trading is not None and journal.last_day is not None:  # (a send cut off last time)
-        _place(params, folder, next(r for r in reversed(journal.records) if r["kind"] == "day"),
-               trading)  # fmt: skip
     for t in tqdm(todo, desc="live", unit="bar", disable=not progress, leave=False):
         faults.point("heartbeat")
         reported = _reported_fills(params, folder, journal, day, t, trading)
@@ -274,13 +287,18 @@ def _reported_fills(params, folder: Path, journal: Journal, day: Heartbeat, t: i
         return None
     last = next(r for r in reversed(journal.records) if r["kind"] == "day")
     orders = last.get("orders", [])
-    if params.live_broker == "alpaca":
-        report = live_alpaca.report(trading, last["date"], orders)
-    else:
-        report = file_broker.read_fills(folder, last["date"], params.live_fill_columns, orders)
+    report = _broker_report(params, folder, last, trading)
     labels = day.panel.labels
     day.external = lambda _t, _orders: file_broker.as_fills(report, labels)
     return orders, report
+
+
+def _broker_report(params, folder: Path, decided: dict, trading) -> pd.DataFrame:
+    """The broker's fills of the orders journaled on the day `decided`."""
+    orders = decided.get("orders", [])
+    if params.live_broker == "alpaca":
+        return live_alpaca.report(trading, decided["date"], orders)
+    return file_broker.read_fills(folder, decided["date"], params.live_fill_columns, orders)
 
 
 def _place(params, folder: Path, record: dict, trading) -> None:
