@@ -7,11 +7,13 @@ stage and talks to the next only through files. The package's folders are that f
 
     infra/       storage, remote stores, locks, fault points, heap: plumbing under every stage
     data/        datalog, datasets (+ quality report), panel (+ cache), vocabulary, calendars, ...
-    data/vendors/  simulated (+ realism report), files, sql, wrds, bloomberg
-    engine/      clock, orders, broker, costs, ledger, loop, checkpoint, view, archive, benchmark
+    data/vendors/  simulated (+ realism report), files, sql, wrds, bloomberg, datastream
+    engine/      clock, orders, broker, costs, ledger, loop, checkpoint, live state, view, archive,
+                 benchmark
     llm/         prompts, backends, answers, decision log, cutoffs, evaluation of decisions
     evaluation/  returns, metrics, tables, plots, contest, overfitting, findings, tear sheet
-    run/         one run from settings to archive (runner), sweeps of many (trials)
+    run/         one run from settings to archive (runner), sweeps of many (trials), live
+                 accounts (live: its brokers and loop)
     research/    factor research, setup studies, the themes' scores       (products)
     investor/    the rebalancing planner and its page                     (products)
 
