@@ -63,6 +63,11 @@ def main() -> int:
         help="trade the live account on the dataset's new bars, then stop (docs/live.md)",
     )
     parser.add_argument(
+        "--once",
+        action="store_true",
+        help="with --live: one pass over the new bars, then stop (the default; what cron runs)",
+    )
+    parser.add_argument(
         "--loop",
         action="store_true",
         help="with --live: keep running, a heartbeat after each session's close (01, 02, the "
@@ -101,6 +106,8 @@ def run_live(args, algorithms: list[str]) -> int:
     """One cron invocation of the live account: every new bar, journaled."""
     if len(algorithms) > 1 or args.trials or args.grid:
         raise BadInputError("--live trades one algorithm: give at most one --algorithm")
+    if args.once and args.loop:
+        raise BadInputError("--once and --loop: choose one (--once is what cron runs)")
     params = cli.load(args, algorithm=algorithms[0] if algorithms else None)
     if args.loop:
         live_loop.loop(params, accept_change=args.accept_change)

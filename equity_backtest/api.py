@@ -352,6 +352,7 @@ def live_report(params: Parameters | str | Path | None = None, **overrides) -> P
     import datetime as dt
 
     from .evaluation import live_page
+    from .evaluation.returns import bar_returns
     from .infra.storage import atomic_write_text
     from .run import live
 
@@ -371,10 +372,8 @@ def live_report(params: Parameters | str | Path | None = None, **overrides) -> P
     summary["backtest"] = str(run.folder)
     orders = live.shortfalls(folder)
     start = float(live.Journal(folder / live.JOURNAL).records[0].get("starting_cash", 0) or 0)
-    ours = live_page.returns(table.set_index("date")["value_live"], start or params.starting_cash)
-    theirs = live_page.returns(
-        table.set_index("date")["value_backtest"], run.info["starting_value"]
-    )
+    ours = bar_returns(table.set_index("date")["value_live"], start or params.starting_cash)
+    theirs = bar_returns(table.set_index("date")["value_backtest"], run.info["starting_value"])
     summary["metrics"] = live_page.figures(ours, theirs)
     atomic_write_text(out / "live.html", live_page.page(folder.name, ours, theirs, summary, orders))
     if len(orders):  # the file broker: what placing the orders cost against their decisions

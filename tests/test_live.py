@@ -174,9 +174,11 @@ def test_killed_at_any_moment_then_rerun_gives_the_same_journal(ready, tmp_path,
 def test_refusals_and_an_accepted_change(ready, tmp_path):
     root = _fresh_copy(ready, tmp_path / "p")
     shutil.copytree(ready[0] / "live", root / "live")
-    # nothing new: nothing done
-    again = run_script(root, str(REPO / "03_trade.py"), "--live")
+    # nothing new: nothing done (--once: the same pass, said explicitly)
+    again = run_script(root, str(REPO / "03_trade.py"), "--live", "--once")
     assert "no new bar" in again.stdout
+    both = run_script(root, str(REPO / "03_trade.py"), "--live", "--once", "--loop", check=False)
+    assert both.returncode == 2 and "choose one" in both.stderr
     # a dataset older than the account's last bar
     versions = sorted(p.name for p in (root / "datasets").glob("v*"))
     older = run_script(root, str(REPO / "03_trade.py"), "--live", "--set",

@@ -16,13 +16,6 @@ SHOWN = ("cumulative_return", "annual_return", "annual_volatility", "sharpe_rati
          "max_drawdown", "calmar_ratio")  # fmt: skip
 
 
-def returns(values: pd.Series, start: float) -> pd.Series:
-    """Bar returns of a value series, the first from the value before it (the starting cash)."""
-    before = values.shift(1)
-    before.iloc[0] = start
-    return values / before - 1
-
-
 def figures(live: pd.Series, backtest: pd.Series) -> dict[str, dict[str, float]]:
     return {
         "live": metrics.return_metrics(live.to_numpy(), 0.0),

@@ -38,6 +38,14 @@ class RunData:
 EVALUATION_SETTINGS = ("risk_free_rate", "contest_checks")
 
 
+def bar_returns(value: pd.Series, start: float) -> pd.Series:
+    """Per-bar returns of a value series, the first from the value before it (the starting
+    value): a run's, and a live account's."""
+    previous = value.shift(1)
+    previous.iloc[0] = start
+    return value / previous - 1.0
+
+
 def load_run(
     run_dir: str | Path, risk_free_rate: float | None = None, contest_checks: bool | None = None
 ) -> RunData:
@@ -56,9 +64,8 @@ def load_run(
         params["contest_checks"] = bool(contest_checks)
     info = files["run.json"]
     value = runtime.set_index("date")["value"]
-    previous = value.shift(1)
-    previous.iloc[0] = info.get("starting_value", params["starting_cash"])
-    returns = (value / previous - 1.0).rename("portfolio")
+    returns = bar_returns(value, info.get("starting_value", params["starting_cash"]))
+    returns = returns.rename("portfolio")
     bench = bench.reindex(returns.index).rename("benchmark")
     frequency = info.get("bar_frequency", "daily")
     periods = int(info.get("periods_per_year", PERIODS_PER_YEAR[frequency]))

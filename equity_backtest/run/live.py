@@ -18,9 +18,10 @@ was off) are caught up in order, with a warning. The account refuses a dataset t
 its last bar, a dataset whose past days differ from the ones it traded, and a changed algorithm
 or trading parameters unless `--accept-change` (journaled).
 
-Brokers: `paper`, fills by the engine's own cost model, as in a backtest: so an account's
-ledger equals a backtest of the same algorithm over the same days. Orders carry idempotency keys
-(`<account>:<date>:<ticker>`) for the brokers that send them.
+Brokers (run.live_brokers, one small interface: place a decision's orders, report their
+fills): `paper`, fills by the engine's own cost model, as in a backtest, so an account's ledger
+equals a backtest of the same algorithm over the same days; `file` and `alpaca`, which report
+what actually filled. Orders carry idempotency keys (`<account>:<date>:<ticker>`).
 """
 
 from __future__ import annotations
@@ -51,14 +52,13 @@ from ..engine.strategy_loader import load_compute_weights
 from ..errors import BadInputError
 from ..infra import faults, locks
 from ..infra.storage import atomic_write_text
-from . import live_alpaca
+from . import live_brokers
 from . import live_file_broker as file_broker
 
 log = logging.getLogger(__name__)
 
 JOURNAL, STATE, INTRADAY = "journal.jsonl", "state.npz", "intraday"
 LIVE_END = dt.date(2200, 1, 1)  # the panel of a live account reaches the newest data
-BROKERS = ("paper", "file", "alpaca")
 # settings that say where things are or how a run is kept, not what the account trades
 OPERATIONAL = {
     "start", "end", "query_start", "query_end", "sim_clock", "dataset_version", "datalog_dir",
@@ -156,8 +156,10 @@ def _digest(record: dict) -> str:
 
 def step(params: Parameters, *, accept_change: bool = False, progress: bool = False) -> LiveOutcome:
     """Run every new bar of the dataset on the live account (see the module docstring)."""
-    if params.live_broker not in BROKERS:
-        raise BadInputError(f"live_broker = {params.live_broker!r}: choose one of {BROKERS}")
+    if params.live_broker not in live_brokers.NAMES:
+        raise BadInputError(
+            f"live_broker = {params.live_broker!r}: choose one of {live_brokers.NAMES}"
+        )
     if "://" in str(params.live_dir):
         raise BadInputError(
             f"live_dir = {params.live_dir!r}: a live account is a local folder (its journal is "
@@ -183,7 +185,7 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
                     stopped["message"])  # fmt: skip
         return LiveOutcome(folder, [], pd.Timestamp(stopped["date"]).date(), 0.0,
                            "stopped: equity exhausted")  # fmt: skip
-    trading = live_alpaca.client(params) if params.live_broker == "alpaca" else None
+    broker = live_brokers.make(params, folder)
     fresh = not (folder / STATE).exists() and journal.last_day is None
     if fresh:  # a new account (or one killed before its first bar was saved)
         opened = next((r for r in journal.records if r["kind"] == "open"), None)
@@ -223,8 +225,8 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
             before = next((r for r in reversed(journal.records) if r["kind"] == "day"), None)
             day = Heartbeat(panel, spec, state, t0)
             record = _day_record(state, day, last, panel, folder.name)
-            if before is not None and before.get("orders") and params.live_broker != "paper":
-                report = _broker_report(params, folder, before, trading)  # (as booked then)
+            report = broker.fills(before) if before and before.get("orders") else None
+            if report is not None:  # (the fills it booked, as the broker reported them)
                 reference = {o["ticker"]: o["reference_price"] for o in before["orders"]}
                 record["shortfall"] = file_broker.shortfall(before["orders"], report, reference)
             journal.append(record)
@@ -232,8 +234,7 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
                         "the two)", f"{dates[last]:%Y-%m-%d}")  # fmt: skip
         # the last journaled orders to the broker, if a run died before placing them (the
         # file is written once, and Alpaca is asked for each key before it is sent)
-        _place(params, folder, next(r for r in reversed(journal.records) if r["kind"] == "day"),
-               trading)  # fmt: skip
+        broker.place(next(r for r in reversed(journal.records) if r["kind"] == "day"))
     todo = list(range(first, t1 + 1))
     if not todo:
         log.info("live account %s is up to date (last bar %s)", folder, f"{dates[t1]:%Y-%m-%d}")
@@ -246,10 +247,10 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
     status = "traded"
     for t in tqdm(todo, desc="live", unit="bar", disable=not progress, leave=False):
         faults.point("heartbeat")
-        reported = _reported_fills(params, folder, journal, day, t, trading)
+        reported = _reported_fills(broker, folder, journal, day, t)
         gone = day.step(t, bool(rebalance[t]), compute_weights, params, name)
-        if params.live_broker != "paper":
-            _placed_by_hand_rules(state, dates[t], params.live_broker)
+        if not broker.takes_exits:
+            _no_exits(state, dates[t], broker.name)
         saved = live_state.portable(state.as_dict(t + 1, t0), panel.labels, dates, t0)
         live_state.save(folder / STATE, saved)
         faults.point("write")  # (between the books and the journal: the repair's case)
@@ -259,7 +260,7 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
             reference = {o["ticker"]: o["reference_price"] for o in orders}
             record["shortfall"] = file_broker.shortfall(orders, report, reference)
         journal.append(record)
-        _place(params, folder, record, trading)
+        broker.place(record)
         state.ledger.forget_before(t + 1)  # (journaled: the books keep only what is to come)
         state.weight_rows = state.weight_rows[-1:]
         if gone:
@@ -272,48 +273,27 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
                        _value(state, last, t0), status)  # fmt: skip
 
 
-def _reported_fills(params, folder: Path, journal: Journal, day: Heartbeat, t: int, trading):
-    """With a broker that reports fills (file, alpaca) and orders waiting, its report of them,
-    set as the day's fills: (orders, report); None otherwise. No report yet: BadInputError
-    (the account waits), nothing of bar t done."""
+def _reported_fills(broker, folder: Path, journal: Journal, day: Heartbeat, t: int):
+    """Orders waiting and a broker that reports fills: its report of them, set as the day's
+    fills: (orders, report). The paper broker: its fills at an intraday heartbeat's price, if
+    one came (None returned). No report yet: WaitingError, nothing of bar t done."""
     day.external = None
     if not day.state.pending.any():
         return None
-    if params.live_broker == "paper":  # filled at an intraday heartbeat's price, if one came
+    last = next(r for r in reversed(journal.records) if r["kind"] == "day")
+    report = broker.fills(last)
+    if report is None:
         filled = folder / INTRADAY / f"{day.panel.dates[t]:%Y-%m-%d}.json"
         if filled.is_file():
             fills = _fills_from(json.loads(filled.read_text()), day.panel.labels)
             day.external = lambda _t, _orders: fills
         return None
-    last = next(r for r in reversed(journal.records) if r["kind"] == "day")
-    orders = last.get("orders", [])
-    report = _broker_report(params, folder, last, trading)
     labels = day.panel.labels
     day.external = lambda _t, _orders: file_broker.as_fills(report, labels)
-    return orders, report
+    return last.get("orders", []), report
 
 
-def _broker_report(params, folder: Path, decided: dict, trading) -> pd.DataFrame:
-    """The broker's fills of the orders journaled on the day `decided`."""
-    orders = decided.get("orders", [])
-    if params.live_broker == "alpaca":
-        return live_alpaca.report(trading, decided["date"], orders)
-    return file_broker.read_fills(folder, decided["date"], params.live_fill_columns, orders)
-
-
-def _place(params, folder: Path, record: dict, trading) -> None:
-    """A journaled decision's orders to the broker: a CSV for a person, or Alpaca's API."""
-    orders = record.get("orders")
-    if not orders or params.live_broker == "paper":
-        return
-    if params.live_broker == "alpaca":
-        live_alpaca.send(trading, orders)
-        return
-    reference = {o["ticker"]: o["reference_price"] for o in orders}
-    file_broker.write_orders(folder, record["date"], orders, reference)
-
-
-def _placed_by_hand_rules(state: LoopState, date, broker: str) -> None:
+def _no_exits(state: LoopState, date, broker: str) -> None:
     """A broker's market orders at the next open carry no stops, targets or time exits, which
     the engine fills inside a bar: an algorithm that sets them is refused with such a broker."""
     if (np.isfinite(state.stop).any() or np.isfinite(state.take_profit).any()

@@ -276,7 +276,6 @@ def _series(service, params, group, mapping, start, end, freq) -> dict[str, pd.D
         rows = long_values(service.series(group, fields, start, end, freq))
         if rows.empty:
             continue
-        rows["value"] = rows["value"].where(rows["value"].notna(), None)
         for code, got in rows.groupby("instrument", sort=False):
             wide = got.pivot_table(index="date", columns="field", values="value",
                                    aggfunc="last", dropna=False)  # fmt: skip
