@@ -362,6 +362,8 @@ def live_report(params: Parameters | str | Path | None = None, **overrides) -> P
     if any(r["kind"] == "plan" for r in records):  # the investor's: plans and fills, no bars
         return _investor_report(folder, records)
     days = live.journaled_days(folder)
+    # the backtest runs on what the account trades with, whatever parameters.py says now
+    params = _params(params, live.traded_with(params, folder))
     first, last = days["date"].iloc[0].date(), days["date"].iloc[-1].date()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = folder / "reports" / f"{last:%Y-%m-%d}__{stamp}"

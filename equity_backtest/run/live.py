@@ -128,12 +128,13 @@ class Journal:
         return pd.Timestamp(days[-1]) if days else None
 
     @property
+    def in_force(self) -> dict | None:
+        """The latest "open" or "change" record: the inputs the account trades with."""
+        return next((r for r in reversed(self.records) if r["kind"] in ("open", "change")), None)
+
+    @property
     def inputs(self) -> dict | None:
-        """The trading inputs in force: the latest "open" or "change" record's."""
-        for record in reversed(self.records):
-            if record["kind"] in ("open", "change"):
-                return record["inputs"]
-        return None
+        return self.in_force["inputs"] if self.in_force else None
 
     def append(self, record: dict) -> None:
         record = {**record, "seq": len(self.records), "prev": self.last_hash}
@@ -197,15 +198,16 @@ def _step(params: Parameters, folder: Path, accept_change: bool, progress: bool)
             return LiveOutcome(folder, [], None, params.starting_cash, "waiting")
         if opened is None:
             journal.append({"kind": "open", "date": f"{dates[t0]:%Y-%m-%d}", "inputs": inputs,
+                            "algorithm_file": str(params.algorithm),
                             "broker": params.live_broker,
                             "starting_cash": params.starting_cash})  # fmt: skip
         else:
-            _check_inputs(journal, inputs, accept_change)
+            _check_inputs(journal, inputs, accept_change, str(params.algorithm))
         n = len(panel.tickers)
         state = LoopState.fresh(spec, n, t1 - t0 + 1, None, np.zeros(n))
         first = t0
     else:
-        _check_inputs(journal, inputs, accept_change)
+        _check_inputs(journal, inputs, accept_change, str(params.algorithm))
         saved = live_state.load(folder / STATE) if (folder / STATE).exists() else None
         if saved is None:
             raise BadInputError(f"{folder / STATE} is missing: the account's books are gone; "
@@ -305,7 +307,7 @@ def _no_exits(state: LoopState, date, broker: str) -> None:
         )
 
 
-def _check_inputs(journal: Journal, inputs: dict, accept_change: bool) -> None:
+def _check_inputs(journal: Journal, inputs: dict, accept_change: bool, algorithm: str) -> None:
     before = journal.inputs or {}
     if before == inputs:
         return
@@ -321,7 +323,8 @@ def _check_inputs(journal: Journal, inputs: dict, accept_change: bool) -> None:
             "with --accept-change to go on with the new ones (the change is journaled), or "
             "restore the old ones"
         )
-    journal.append({"kind": "change", "changed": changed, "inputs": inputs})
+    journal.append({"kind": "change", "changed": changed, "inputs": inputs,
+                    "algorithm_file": algorithm})  # fmt: skip
     log.warning("live account: accepted a change of %s (journaled)", ", ".join(changed))
 
 
@@ -474,3 +477,19 @@ def _fills_from(record: dict, labels: pd.Index) -> Fills:
     idx = labels.get_indexer([r["ticker"] for r in rows]).astype(np.int64)
     return Fills(idx, column["shares"], column["price"], column["mid"], column["commission"],
                  column["slippage"])  # fmt: skip
+
+
+def traded_with(params: Parameters, folder: Path) -> dict:
+    """The settings the account trades with, from its journal, for a backtest of the same
+    algorithm (04 --live): its trading parameters and algorithm file, which must still be the
+    file it traded (its digest is checked)."""
+    record = Journal(Path(folder) / JOURNAL).in_force
+    if record is None:
+        raise BadInputError(f"live account {folder} has no journal yet: run 03_trade.py --live")
+    algorithm = record.get("algorithm_file", str(params.algorithm))
+    if file_digest(algorithm) != record["inputs"]["algorithm"]:
+        raise BadInputError(
+            f"{algorithm} is not the algorithm file live account {folder} trades with (its "
+            "bytes differ, or it moved): restore it, or pass --algorithm with the one it trades"
+        )
+    return {**record["inputs"]["parameters"], "algorithm": algorithm}

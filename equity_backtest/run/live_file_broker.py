@@ -47,6 +47,7 @@ def write_orders(folder: Path, date: str, orders: list[dict], reference: dict) -
                          repr(reference[order["ticker"]]), date])  # fmt: skip
     path = folder / ORDERS / f"{date}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
+    (folder / FILLS).mkdir(exist_ok=True)  # (where the broker's report goes)
     if path.exists():
         if path.read_text() != buf.getvalue():
             raise BadInputError(f"{path} exists with other orders: it is never rewritten; "
