@@ -75,14 +75,7 @@ def query(
             "file_imports in parameters.py), SQL mappings (sql_url and sql_mappings), or use "
             "source = 'simulated' or 'bloomberg'"
         )
-    settings = simulated.SimulationSettings(
-        params.sim_n_tickers,
-        params.sim_index_size,
-        params.sim_start,
-        params.sim_end,
-        params.seed,
-        params.exchange_calendar,
-    )
+    settings = simulation(params)
     if settings.index_name != params.index:
         log.warning(
             "the simulated index is %s but parameters say index = %s",
@@ -100,11 +93,7 @@ def latest_prices(params: Parameters, tickers: Sequence[str], moment) -> pd.Seri
     from .simulated import intraday, logs
 
     if params.source == simulated.SOURCE:
-        settings = simulated.SimulationSettings(
-            params.sim_n_tickers, params.sim_index_size, params.sim_start, params.sim_end,
-            params.seed, params.exchange_calendar,
-        )  # fmt: skip
-        prices = logs.cached_market(settings).prices
+        prices = logs.cached_market(simulation(params)).prices
         day = pd.Timestamp(moment).tz_convert("UTC").tz_localize(None).normalize()
         rows = prices[(prices["date"] == day) & prices["ticker"].isin(list(tickers))]
         return intraday.prices(rows, params.seed, params.exchange_calendar, pd.Timestamp(moment))
@@ -114,3 +103,13 @@ def latest_prices(params: Parameters, tickers: Sequence[str], moment) -> pd.Seri
         f"source '{params.source}' gives no latest prices: an intraday heartbeat needs the "
         "simulated market or Bloomberg; use live_heartbeat = '1d'"
     )
+
+
+def simulation(params: Parameters):
+    """The simulated market parameters.py describes."""
+    from . import simulated
+
+    return simulated.SimulationSettings(
+        params.sim_n_tickers, params.sim_index_size, params.sim_start, params.sim_end,
+        params.seed, params.exchange_calendar,
+    )  # fmt: skip

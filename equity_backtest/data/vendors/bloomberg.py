@@ -38,7 +38,7 @@ from tqdm import tqdm
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
 from ..datalog import read_log
-from .querylog import Datalog, Retrying, chunks, month_ends
+from .querylog import Datalog, Retrying, chunks, last_day, month_ends
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def query(
     """Ask the terminal for everything parameters.py names and log it; returns counts."""
     terminal = Terminal(params)  # fails before anything is written when no terminal is there
     store = Datalog(params.datalog_dir, params.requery_after_hours, force, SOURCE)
-    end = min(params.query_end or (today or dt.date.today()), today or dt.date.today())
+    end = last_day(params.query_end, today)
     start = params.query_start
     suffix = params.bbg_security_suffix
 

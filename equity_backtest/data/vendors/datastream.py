@@ -45,7 +45,7 @@ from ...errors import BadInputError, VendorUnavailableError
 from .. import calendars
 from ..datalog import read_log
 from . import datastream_screens as screens
-from .querylog import Datalog, Retrying, chunks, month_ends
+from .querylog import Datalog, Retrying, chunks, last_day, month_ends
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def query(
     """Ask Datastream for everything parameters.py names and log it; returns counts."""
     service = Service(params)  # fails before anything is written when no service answers
     store = Datalog(params.datalog_dir, params.requery_after_hours, force, SOURCE)
-    end = min(params.query_end or (today or dt.date.today()), today or dt.date.today())
+    end = last_day(params.query_end, today)
     start = params.query_start
     lists = params.ds_lists or [params.index]
     universe = sorted(_query_members(service, store, lists, start, end, progress))

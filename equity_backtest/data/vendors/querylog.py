@@ -63,6 +63,12 @@ class Retrying:
         self.requests += 1
 
 
+def last_day(query_end: dt.date | None, today: dt.date | None = None) -> dt.date:
+    """The last day a query asks for: query_end, never after today (None: today)."""
+    today = today or dt.date.today()
+    return min(query_end or today, today)
+
+
 def chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), max(1, size)):
         yield items[i : i + size]

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
-from .querylog import Datalog, chunks, month_ends
+from .querylog import Datalog, chunks, last_day, month_ends
 from .wrds_distributions import distribution_actions
 from .wrds_metadata import GICS_SECTORS, metadata  # noqa: F401 (GICS_SECTORS: re-exported)
 from .wrds_sql import (
@@ -219,7 +219,7 @@ def query(
     db = Wrds(params)  # fails before anything is written when WRDS does not answer
     try:
         store = Datalog(params.datalog_dir, params.requery_after_hours, force, SOURCE)
-        end = min(params.query_end or (today or dt.date.today()), today or dt.date.today())
+        end = last_day(params.query_end, today)
         start = params.query_start
         if params.wrds_format == "legacy" and end > LEGACY_LAST_DAY:
             log.warning(
