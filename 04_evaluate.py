@@ -6,8 +6,9 @@ Without a folder, evaluates the latest finished run in results/. Given a trials 
 03 --grid/--trials) or several run folders, evaluates each and then the set: the probability of
 backtest overfitting (CSCV), degradation, probability of loss and deflated Sharpe ratio, written to
 overfitting.json, trials_summary.csv and overfitting.html (in the trials folder, or --out).
-With --live, the live account: the same algorithm backtested over its days (a run with its tear
-sheet) and live against backtest day by day, in the account's reports/ (docs/live.md).
+With --live, the live account: its own tear sheet over the live period, the same algorithm
+backtested over its days (a run with its tear sheet) and live against backtest day by day, in
+the account's reports/ (docs/live.md).
 """
 
 import datetime as dt
@@ -119,7 +120,7 @@ def main() -> int:
             percent(summary["tracking_difference_annual"]),
             percent(summary["tracking_error_annual"]), summary["largest_value_gap"],
         )  # fmt: skip
-        print(out / "backtest" / "tearsheet.html")
+        print(out / "live" / "tearsheet.html")
         return 0
     cache = params.store_cache_dir
     with (

@@ -13,7 +13,7 @@ stage and talks to the next only through files. The package's folders are that f
     llm/         prompts, backends, answers, decision log, cutoffs, evaluation of decisions
     evaluation/  returns, metrics, tables, plots, contest, overfitting, findings, tear sheet
     run/         one run from settings to archive (runner), sweeps of many (trials), live
-                 accounts (live: its brokers and loop)
+                 accounts (live: its brokers, loop and archive for 04)
     research/    factor research, setup studies, the themes' scores       (products)
     investor/    the rebalancing planner and its page                     (products)
 

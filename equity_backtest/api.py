@@ -343,18 +343,20 @@ __all__ = ["Run", "TrialSet", "backtest", "build", "load", "parameters", "query"
 
 
 def live_report(params: Parameters | str | Path | None = None, **overrides) -> Path:
-    """04 on a live account: the same algorithm backtested over the account's days (an archive
-    with its tear sheet, under the account's reports/), and live against backtest day by day
+    """04 on a live account, under the account's reports/: its own books as a run archive with
+    the usual tear sheet over the live period (live/), the same algorithm backtested over the
+    account's days (backtest/, also with its tear sheet), and live against backtest day by day
     (live_vs_backtest.csv) with the tracking difference and error and each one's return metrics
     (live_vs_backtest.json), the account's own page (live.html: equity and drawdown against the
     backtest, the metrics, the orders); for a broker that reports fills, each order's
     implementation shortfall (implementation_shortfall.csv)."""
     import datetime as dt
 
+    from .data.panel import load_panel
     from .evaluation import live_page
     from .evaluation.returns import bar_returns
     from .infra.storage import atomic_write_text
-    from .run import live
+    from .run import live, live_archive
 
     params = _params(params, overrides)
     folder = live.account_folder(params)
@@ -369,6 +371,9 @@ def live_report(params: Parameters | str | Path | None = None, **overrides) -> P
     out = folder / "reports" / f"{last:%Y-%m-%d}__{stamp}"
     run = backtest(params.replace(start=first, end=last), run_dir=out / "backtest")
     run.evaluate()
+    # the account's own books as a run archive: the usual tear sheet over the live period
+    panel = load_panel(params.replace(start=first, end=last))
+    Run(live_archive.write(folder, run.folder, out / "live", panel)).evaluate()
     runtime = pd.read_csv(run.folder / "runtime_log.csv", parse_dates=["date"])
     table, summary = live.live_against_backtest(days, runtime)
     summary["backtest"] = str(run.folder)

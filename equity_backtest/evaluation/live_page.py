@@ -49,6 +49,8 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 </head><body><h1>Live account {html.escape(account)}</h1>
 <p>{summary["first_day"]} to {summary["last_day"]}, {summary["days"]} bars, against a backtest of
 the same algorithm over the same days.</p>
+<p>Tear sheets: <a href="live/tearsheet.html">the live account's</a>, <a
+href="backtest/tearsheet.html">the backtest's</a>.</p>
 <img alt="equity and drawdown, live and backtest" src="data:image/png;base64,{chart}">
 <h2>Returns</h2><table><tr><th></th><th>live</th><th>backtest</th></tr>{rows}</table>
 <h2>Live against backtest</h2><table>{tracking}</table>
