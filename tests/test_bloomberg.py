@@ -297,6 +297,13 @@ def test_a_terminal_s_quirks_are_asked_around_or_counted(tmp_path):
     # the member the terminal no longer resolves: named, not silently missing
     gone = members[2] + " US Equity"
     assert f"{gone}: the terminal returned no" in proc.stderr
+    # the company with a February fiscal year: its fiscal quarter ends (asked FISCAL), each a
+    # month before the calendar quarter end the terminal would otherwise give
+    ends = set(fund.loc[fund["ticker"] == members[4] + " US", "period_end"])
+    calendar = set(want.loc[want["ticker"] == members[4], "period_end"])
+    assert len(ends) >= 4 and ends <= {d - pd.offsets.MonthEnd(1) for d in calendar}
+    assert not any(d.month in (3, 6, 9, 12) for d in ends)
+    assert "as restated" not in json.dumps(report)  # (this terminal gives OR)
 
 
 def test_the_stand_in_refuses_and_adjusts_as_a_terminal_does(tmp_path):
@@ -341,6 +348,58 @@ def test_the_stand_in_refuses_and_adjusts_as_a_terminal_does(tmp_path):
     before = [d for d in raw if d < ex]
     assert before and all(adjusted[d] < raw[d] for d in before)
     assert all(adjusted[d] == raw[d] for d in raw if d >= ex)
+
+    # fiscal periods: dated at their own ends only when periodicityAdjustment = FISCAL is sent
+    fiscal_sec = next(s for s, rec in recorded["historical"].items() if "CALENDAR_DATES" in rec)
+    quarterly = {"operation": "HistoricalDataRequest", "securities": [fiscal_sec],
+                 "fields": ["ANNOUNCEMENT_DT"], "overrides": {"FILING_STATUS": "OR"},
+                 "periodicitySelection": "QUARTERLY"}  # fmt: skip
+
+    def period_ends(**elements):
+        ((_, body),) = terminal.answer({**quarterly, **elements})
+        return [r["date"] for r in body["securityData"]["fieldData"]]
+
+    own, calendar = period_ends(periodicityAdjustment="FISCAL"), period_ends()
+    assert {d.month for d in own} == {2, 5, 8, 11} and {d.month for d in calendar} == {3, 6, 9, 12}
+    assert len(own) == len(calendar) >= 4
+
+
+def test_a_terminal_that_refuses_first_reported_values_marks_them_restated(tmp_path):
+    """A terminal that refuses FILING_STATUS = OR (no first-reported values): 01 says so once,
+    logs the latest values (the restated quarter among them) and marks the source's
+    fundamentals restated in the metadata before any of them; 02 carries the mark into the
+    manifest and the quality report, so runs say "as restated" and restated_lag_days applies."""
+    from equity_backtest.data.vocabulary import BLOOMBERG_RESTATED
+
+    path = tmp_path / "refusing.json"
+    path.write_text(json.dumps(make_recording(SETTINGS, quirks=True, refuses_original=True)))
+    root = new_project(tmp_path / "r")
+    proc = query(root, path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("gives no fundamentals with FILING_STATUS = OR") == 1
+    asked = [r for r in requests(root) if r.get("periodicitySelection") == "QUARTERLY"]
+    with_or = [r["overrides"].get("FILING_STATUS") == "OR" for r in asked]
+    first_chunk = {s for r, o in zip(asked, with_or, strict=True) if o for s in r["securities"]}
+    assert with_or[0] and len(first_chunk) == BBG["bbg_chunk_tickers"]  # (OR asked of one chunk)
+    assert with_or == sorted(with_or, reverse=True)  # (then never again)
+    logs = [(n, p) for n, p in datalog.list_logs(root / "datalog")]
+    marked = [n for n, _ in logs if n.data_type == "metadata_array"][-1]
+    first_figures = min(n.timestamp for n, _ in logs if n.data_type == "ticker_fundamental_data")
+    assert marked.timestamp < first_figures
+    datasets.build(root / "datalog", root / "datasets")
+    manifest = json.loads(next((root / "datasets").glob("v*/manifest.json")).read_text())
+    assert manifest["fundamentals_vintage"] == {"bloomberg": BLOOMBERG_RESTATED}
+    _, bbg = datasets.load_tables(root / "datasets")
+    sim = _sim_tables(tmp_path)
+    first = sorted(set(sim["constituents"]["ticker"].astype(str)))[0]
+    fund, want = bbg["fundamentals"], sim["fundamentals"]
+    mine = fund[(fund["ticker"].astype(str) == first + " US") & (fund["metric"] == "revenue")]
+    theirs = want[(want["ticker"].astype(str) == first) & (want["metric"] == "revenue")]
+    ratio = (
+        mine.sort_values("period_end")["value"].to_numpy()
+        / theirs.sort_values("period_end")["value"].to_numpy()
+    )
+    assert sorted(set(ratio.round(9))) == [1.0, 1.1]  # the restated quarter, as the terminal has it
 
 
 def test_a_month_without_members_after_the_first_list_is_an_error_naming_it(recording, tmp_path):

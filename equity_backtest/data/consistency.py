@@ -19,11 +19,15 @@ from .vocabulary import (
 
 def fundamentals_vintage(metadata: pd.DataFrame, source: str) -> str | None:
     """What a source's fundamentals are where it is known they are not simply as first reported
-    at their dates: point in time (its metadata says so) or as restated (vocabulary); else None."""
+    at their dates: point in time or as restated where its metadata says so, else as restated
+    where the vocabulary knows the source's are; else None."""
     if "fundamentals" in metadata:
         said = metadata.loc[metadata["source"] == source, "fundamentals"].astype(str)
         if (said == POINT_IN_TIME).any():
             return POINT_IN_TIME
+        restated = said[said.str.startswith("as restated")]
+        if len(restated):  # (a vendor that found its fundamentals restated, e.g. Bloomberg's)
+            return str(restated.iloc[0])
     return RESTATED_FUNDAMENTALS.get(source)
 
 

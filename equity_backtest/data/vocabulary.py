@@ -155,6 +155,13 @@ RESTATED_FUNDAMENTALS = {
     "period's end",
 }
 
+# What the Bloomberg vendor's metadata says (column 'fundamentals') when the terminal gave no
+# fundamentals with FILING_STATUS = OR but gave them without it: the latest values instead.
+BLOOMBERG_RESTATED = (
+    "as restated: the terminal refused FILING_STATUS = OR (as first reported), so its default, "
+    "the latest (restated) values, are dated at each period's announcement"
+)
+
 # What a source's metadata says (column 'fundamentals') when its fundamentals are point in time
 # after all (the WRDS vendor with wrds_fundamentals = "snapshot"): then they are not marked
 # restated, and restated_lag_days does not apply.

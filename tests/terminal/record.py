@@ -5,8 +5,9 @@ replays this: the simulated market's members, prices, fundamentals, dividends an
 refdata would return them for INDX_MWEIGHT_HIST (per END_DATE_OVERRIDE), bdh (DAILY and
 QUARTERLY, with restated values where FILING_STATUS = OR is not asked) and bdp. With quirks, what
 a terminal has beyond the simulated market: a restated quarter, capital changes other than
-splits and cash (a special dividend, a stock dividend, a spin-off, a rights issue) and a member
-whose ticker no longer resolves.
+splits and cash (a special dividend, a stock dividend, a spin-off, a rights issue), a company
+whose fiscal quarters end a month before calendar quarters and a member whose ticker no longer
+resolves.
 Index members are named "<TICKER> US" and securities "<TICKER> US Equity".
 
     python tests/terminal/record.py OUT.json [n_tickers index_size start end seed]
@@ -36,7 +37,10 @@ def _iso(value) -> str:
     return f"{pd.Timestamp(value):%Y-%m-%d}"
 
 
-def make_recording(settings: simulated.SimulationSettings, quirks: bool = False) -> dict:
+def make_recording(
+    settings: simulated.SimulationSettings, quirks: bool = False, refuses_original: bool = False
+) -> dict:
+    """The recording; `refuses_original`: a terminal that refuses FILING_STATUS = OR."""
     market = simulated.simulate(settings)
     ref: dict[str, dict] = {}
     hist: dict[str, dict] = {}
@@ -97,7 +101,8 @@ def make_recording(settings: simulated.SimulationSettings, quirks: bool = False)
         ]
     if quirks:
         _add_quirks(market, ref, hist, member)
-    return {"reference": ref, "historical": hist}
+    refused = ["FILING_STATUS"] if refuses_original else []
+    return {"reference": ref, "historical": hist, "refused_overrides": refused}
 
 
 def _add_quirks(market, ref: dict, hist: dict, member: dict) -> None:
@@ -132,6 +137,16 @@ def _add_quirks(market, ref: dict, hist: dict, member: dict) -> None:
             row["Dividend Amount"] = row["Dividend Amount"] / float(
                 rate[pd.Timestamp(row["Ex-Date"])]
             )
+    # a member whose fiscal year ends in February: its quarters end a month before calendar
+    # quarters (the simulated market's period ends, moved back a month), and a terminal asked
+    # without periodicityAdjustment = FISCAL dates them at the calendar quarter ends
+    sec = member[members[4]] + " Equity"
+    quarters = hist[sec]["QUARTERLY"]
+    fiscal = {
+        d: _iso(pd.Timestamp(d) - pd.offsets.MonthEnd(1)) for d in quarters["ANNOUNCEMENT_DT"]
+    }
+    hist[sec]["QUARTERLY"] = {f: {fiscal[d]: x for d, x in v.items()} for f, v in quarters.items()}
+    hist[sec]["CALENDAR_DATES"] = {f: d for d, f in fiscal.items()}
     # a member whose ticker no longer resolves: the terminal knows nothing of it
     gone = member[members[2]] + " Equity"
     ref.pop(gone, None)

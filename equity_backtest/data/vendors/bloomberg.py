@@ -12,7 +12,8 @@ What is asked, all from parameters.py:
     naming it;
   - fundamentals as originally reported (FILING_STATUS = OR) on fiscal periods
     (periodicityAdjustment = FISCAL), with their announcement dates, one
-    ticker_fundamental_data log per ticker;
+    ticker_fundamental_data log per ticker (a terminal that refuses OR: its latest values, the
+    source's fundamentals marked restated in the metadata);
   - dividends and capital changes (bds DVD_HIST_ALL), one corporate_actions log per ticker: cash
     types as dividends, splits, stock dividends and bonus issues as share ratios, and spin-offs,
     rights and anything else logged unapplied under its kind and counted.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import warnings
 from collections.abc import Callable
@@ -38,6 +40,7 @@ from tqdm import tqdm
 from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
 from ..datalog import read_log
+from ..vocabulary import BLOOMBERG_RESTATED
 from .querylog import Datalog, Retrying, chunks, last_day, month_ends
 
 log = logging.getLogger(__name__)
@@ -112,6 +115,7 @@ class Terminal(Retrying):
         from xbbg.backend import Backend, Format
 
         self.options = {"backend": Backend.PANDAS, "format": Format.LONG, "cache": False}
+        self.refuses_original = False  # found asking fundamentals with FILING_STATUS = OR
         self._connect()
 
     def _connect(self) -> None:
@@ -207,9 +211,12 @@ def query(
         store.write("metadata_array", "universe", _metadata(terminal, params, universe))
     fx = _DividendFX(terminal, params, store, start, end)
 
+    fundamentals = functools.partial(
+        _fundamental_frames, on_restated=lambda: _mark_restated(store, universe)
+    )
     per_ticker = [
         ("ticker_market_data", _market_frames, params.bbg_market_fields),
-        ("ticker_fundamental_data", _fundamental_frames, params.bbg_fundamental_fields),
+        ("ticker_fundamental_data", fundamentals, params.bbg_fundamental_fields),
     ]
     for data_type, frames, fields in per_ticker:
         todo = [t for t in universe if not store.has(data_type, t)]
@@ -314,24 +321,33 @@ def _wide(long: pd.DataFrame, fields: list[str]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _history(terminal, params, asked, fields, start, end, **elements) -> dict[str, pd.DataFrame]:
-    """bdh over field chunks for one ticker chunk, joined per security on date."""
+def _history(
+    terminal, params, asked, fields, start, end, quiet: bool = False, **elements
+) -> dict[str, pd.DataFrame]:
+    """bdh over field chunks for one ticker chunk, joined per security on date; a security
+    without data is a warning unless `quiet`."""
     securities = list(asked)
     parts: dict[str, list[pd.DataFrame]] = {}
     for field_group in chunks(fields, params.bbg_chunk_fields):
         raw = terminal.history(securities, field_group, start, end, **elements)
         for security, frame in _wide(raw, field_group).items():
             parts.setdefault(security, []).append(frame)
-    for security in securities:
-        if security not in parts:  # xbbg drops a securityError without a word
-            log.warning(
-                "%s: the terminal returned no %s data for it (a ticker that no longer resolves, "
-                "such as a dead or renamed company's, or one without data in the window); it "
-                "has none in the datalog",
-                security,
-                elements.get("periodicitySelection", elements.get("Per", "daily")),
-            )
+    if not quiet:
+        _say_missing([s for s in securities if s not in parts], elements)
     return {s: pd.concat(f, axis=1) for s, f in parts.items()}
+
+
+def _say_missing(securities: list[str], elements: dict) -> None:
+    """A warning per security the terminal gave nothing for: xbbg drops a securityError (and a
+    fieldException) without a word."""
+    for security in securities:
+        log.warning(
+            "%s: the terminal returned no %s data for it (a ticker that no longer resolves, "
+            "such as a dead or renamed company's, or one without data in the window); it "
+            "has none in the datalog",
+            security,
+            elements.get("periodicitySelection", elements.get("Per", "daily")),
+        )
 
 
 def _market_frames(terminal, params, asked, mapping, start, end):
@@ -348,10 +364,14 @@ def _market_frames(terminal, params, asked, mapping, start, end):
         yield asked[security], frame.rename_axis("date").reset_index()
 
 
-def _fundamental_frames(terminal, params, asked, mapping, start, end):
+def _fundamental_frames(terminal, params, asked, mapping, start, end, on_restated=None):
+    """Fundamentals as originally reported, on the company's fiscal periods (period_end is a
+    fiscal period end). A terminal that answers nothing with FILING_STATUS = OR but answers
+    without it cannot give first-reported values: its default (latest) values are taken, after
+    `on_restated()` has marked the source's fundamentals as restated, and later chunks are
+    asked without the override."""
     announcement = params.bbg_announcement_field
     fields = [*mapping.values(), announcement]
-    # as originally reported, on the company's fiscal periods (period_end is a fiscal period end)
     elements = {
         "Per": params.bbg_fundamental_periodicity,
         "periodicityAdjustment": "FISCAL",
@@ -359,7 +379,17 @@ def _fundamental_frames(terminal, params, asked, mapping, start, end):
     }
     if params.bbg_currency:
         elements["Currency"] = params.bbg_currency
-    for security, wide in _history(terminal, params, asked, fields, start, end, **elements).items():
+    got = {}
+    if not terminal.refuses_original:
+        got = _history(terminal, params, asked, fields, start, end, quiet=True, **elements)
+        _say_missing([s for s in asked if s not in got] if got else [], elements)
+    if not got:  # nothing as first reported: none at all, or a terminal that refuses OR
+        latest = {k: v for k, v in elements.items() if k != "FILING_STATUS"}
+        got = _history(terminal, params, asked, fields, start, end, **latest)
+        if got and not terminal.refuses_original and on_restated is not None:
+            terminal.refuses_original = True
+            on_restated()
+    for security, wide in got.items():
         dates = wide.pop(announcement)
         frame = wide.rename(columns={v: k for k, v in mapping.items()}).astype(float)
         scale = params.bbg_fundamental_scale
@@ -371,6 +401,26 @@ def _fundamental_frames(terminal, params, asked, mapping, start, end):
         if frame.empty:
             continue
         yield asked[security], frame.reset_index(drop=True)
+
+
+def _mark_restated(store: Datalog, universe: list[str]) -> None:
+    """The terminal cannot give first-reported fundamentals: the universe's metadata is logged
+    again with its `fundamentals` column saying so (vocabulary.BLOOMBERG_RESTATED), before any
+    restated figure is logged, so 02 marks the source's fundamentals as restated (and
+    restated_lag_days applies) however a query is interrupted and resumed."""
+    key = ("metadata_array", "universe")
+    if key in store.current:
+        meta = read_log(store.current[key])
+    else:  # (no metadata asked: a minimal one carries the mark)
+        meta = pd.DataFrame({"ticker": universe, "name": "", "sector": ""})
+    if "fundamentals" in meta and (meta["fundamentals"].astype(str) == BLOOMBERG_RESTATED).all():
+        return  # (marked by an earlier, interrupted query)
+    log.warning(
+        "the terminal gives no fundamentals with FILING_STATUS = OR (as first reported) but "
+        "gives them without it: its default, the latest (restated) values, are logged, and "
+        "the dataset marks this source's fundamentals as restated (restated_lag_days applies)"
+    )
+    store.write("metadata_array", "universe", meta.assign(fundamentals=BLOOMBERG_RESTATED))
 
 
 def _metadata(terminal, params, universe: list[str]) -> pd.DataFrame:

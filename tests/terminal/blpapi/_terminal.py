@@ -9,7 +9,11 @@ And it refuses or bends what a terminal would: an override it does not know is a
 fieldException on every field asked (so a misnamed members override gives no members); daily
 prices come split-adjusted unless every adjustment flag is sent false (this terminal's DPDF
 screen says "adjust", which adjustmentFollowDPDF follows unless told not to); quarterly
-fundamentals are the latest, restated values unless FILING_STATUS = OR asks for the originals.
+fundamentals are the latest, restated values unless FILING_STATUS = OR asks for the originals,
+and a company whose fiscal quarters are not calendar quarters has them dated at calendar
+quarter ends unless periodicityAdjustment = FISCAL is sent. A recording can name overrides this
+terminal refuses (`refused_overrides`: a terminal without first-reported values refuses
+FILING_STATUS).
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class RecordedTerminal:
     def __init__(self, path: str):
         with open(path, encoding="utf-8") as fh:
             self.recording = json.load(fh)
+        # a terminal without an entitlement refuses its override as an unknown one
+        refused = self.recording.get("refused_overrides", [])
+        self.known = tuple(k for k in KNOWN_OVERRIDES if k not in refused)
 
     def answer(self, asked: dict) -> list[tuple[str, dict]]:
         op = asked["operation"]
@@ -63,7 +70,7 @@ class RecordedTerminal:
     def _reference(self, asked: dict) -> dict:
         data = self.recording.get("reference", {})
         key_suffix = "".join(f"|{k}={v}" for k, v in sorted(asked["overrides"].items()))
-        unknown = [k for k in asked["overrides"] if k not in KNOWN_OVERRIDES]
+        unknown = [k for k in asked["overrides"] if k not in self.known]
         out = []
         for seq, sec in enumerate(asked["securities"]):
             if sec not in data:
@@ -107,10 +114,16 @@ class RecordedTerminal:
                 continue
             rows: dict[str, dict] = {}
             exceptions = []
-            unknown = [k for k in asked["overrides"] if k not in KNOWN_OVERRIDES]
+            unknown = [k for k in asked["overrides"] if k not in self.known]
             if periodicity != "DAILY" and asked["overrides"].get("FILING_STATUS") != "OR":
                 restated = data[sec].get(periodicity + "_RESTATED", {})
                 series = {f: {**v, **restated.get(f, {})} for f, v in series.items()}
+            if periodicity != "DAILY" and asked.get("periodicityAdjustment") != "FISCAL":
+                # not asked on fiscal periods: a fiscal period is dated at the end of the
+                # calendar period it falls in
+                calendar = data[sec].get("CALENDAR_DATES", {})
+                series = {f: {calendar.get(d, d): x for d, x in v.items()}
+                          for f, v in series.items()}  # fmt: skip
             factor = self._split_factor(sec) if periodicity == "DAILY" and _adjusts(asked) else None
             for field in asked["fields"]:
                 values = series.get(field)
