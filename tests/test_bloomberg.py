@@ -279,14 +279,23 @@ def test_a_terminal_s_quirks_are_asked_around_or_counted(tmp_path):
     ca = bbg["corporate_actions"].assign(ticker=bbg["corporate_actions"]["ticker"].astype(str))
     second = ca[ca["ticker"] == members[1] + " US"]
     assert (second["action"].astype(str) == "split").any() and 1.05 in set(second["value"])
-    assert set(second["action"].astype(str)) >= {"dividend", "split", "unvalued", "rights"}
+    assert set(second["action"].astype(str)) >= {"dividend", "split", "rights"}
     report = json.loads(next((root / "datasets").glob("v*/quality_report.json")).read_text())
     counted = report["sources"][0]["unapplied_distributions"]
-    assert {k: v["count"] for k, v in counted.items()} == {"rights": 1, "unvalued": 1}
+    assert {k: v["count"] for k, v in counted.items()} == {"rights": 1}
+    # the spin-off, valued from its price factor (0.92): 8% of the raw close before it
+    recorded = json.loads(path.read_text())["reference"][members[1] + " US Equity"]
+    spin = next(r for r in recorded["DVD_HIST_ALL"] if r["Dividend Type"] == "Spinoff")
+    spin_day = pd.Timestamp(spin["Ex-Date"])
+    before = market[(market["ticker"] == members[1]) & (market["date"] < spin_day)]
+    paid = second[(second["date"] == spin_day) & (second["action"].astype(str) == "dividend")]
+    assert paid["value"].tolist() == pytest.approx([0.08 * before["close"].iloc[-1]], rel=1e-9)
+    asked = [r for r in requests(root) if "EQY_DVD_ADJUST_FACT" in r.get("fields", [])]
+    assert [r["securities"] for r in asked] == [[members[1] + " US Equity"]]  # (only there)
     # units normalised at the boundary: statement items and shares came in millions
     units = report["sources"][0]["market_cap_units"]
     assert units["checked"] > 50 and units["consistent"], units
-    assert "1 Rights Issue, 1 Spinoff" in proc.stderr
+    assert "not applied (counted in the quality report): 1 Rights Issue\n" in proc.stderr
 
     # every member's permanent id (FIGI) beside its ticker; a dead one's inactive date
     meta = bbg["metadata"].set_index(bbg["metadata"]["ticker"].astype(str))
@@ -347,7 +356,9 @@ def test_the_stand_in_refuses_and_adjusts_as_a_terminal_does(tmp_path):
     raw, adjusted = closes(**dict.fromkeys(flags, False)), closes(adjustmentSplit=False)
     before = [d for d in raw if d < ex]
     assert before and all(adjusted[d] < raw[d] for d in before)
-    assert all(adjusted[d] == raw[d] for d in raw if d >= ex)
+    changes = recorded["reference"][sec]["DVD_HIST_ALL"]
+    last = max(r["Ex-Date"] for r in changes if r["Dividend Type"] != "Regular Cash")
+    assert all(adjusted[d] == raw[d] for d in raw if d >= last)
 
     # fiscal periods: dated at their own ends only when periodicityAdjustment = FISCAL is sent
     fiscal_sec = next(s for s, rec in recorded["historical"].items() if "CALENDAR_DATES" in rec)
@@ -450,8 +461,8 @@ def test_dividends_in_another_currency_are_converted_at_their_ex_date_rate(tmp_p
 def test_dvd_hist_all_types_become_the_right_actions():
     """A split's amount is its ratio (0.1 for a 1-for-10 reverse split), a stock dividend's
     fraction is 1 + it, cash types are dividends, and a spin-off or rights issue is logged
-    unapplied under its kind."""
-    from equity_backtest.data.vendors.bloomberg import _actions
+    unapplied under its kind; a spin-off is valued where its price adjustment factor says."""
+    from equity_backtest.data.vendors.bloomberg_actions import actions, value_spinoffs
 
     raw = pd.DataFrame({
         "ex_date": ["2020-01-02", "2020-02-03", "2020-03-02", "2020-04-01", "2020-05-01", "2020-06-01"],
@@ -459,9 +470,29 @@ def test_dvd_hist_all_types_become_the_right_actions():
         "dividend_type": ["Stock Split", "Stock Dividend", "Regular Cash", "Special Cash", "Spinoff",
                           "Rights Issue"],
     })  # fmt: skip
-    got = _actions(raw, dt.date(2020, 1, 1), dt.date(2020, 12, 31))
+    got = actions(raw, dt.date(2020, 1, 1), dt.date(2020, 12, 31))
     assert list(got["action"]) == ["split", "split", "dividend", "dividend", "unvalued", "rights"]
     assert list(got["value"]) == [0.1, 1.05, 0.5, 1.25, 0.3, 0.2]
+    # the spin-off's value from EQY_DVD_ADJUST_FACT: multiplied (0.9), divided (1/0.9), taken
+    # off (1.5); with a 2-for-1 split the same day, the split's own factor comes out first;
+    # none on its day, or an absurd one, leaves it unvalued
+    closes = pd.Series([20.0], index=pd.to_datetime(["2020-04-30"]))
+    for factor, operator, value in ((0.9, 2, 2.0), (1 / 0.9, 1, 2.0), (1.5, 4, 1.5)):
+        factors = pd.DataFrame({"adjustment_date": ["2020-05-01"], "adjustment_factor": [factor],
+                                "adjustment_factor_operator_type": [operator]})  # fmt: skip
+        valued = value_spinoffs(got, factors, closes)
+        assert valued.loc[4, "action"] == "dividend"
+        assert valued.loc[4, "value"] == pytest.approx(value, rel=1e-12)
+    with_split = pd.concat([got, pd.DataFrame({"date": [pd.Timestamp("2020-05-01")],
+                                                "action": ["split"], "value": [2.0],
+                                                "kind": ["Stock Split"]})], ignore_index=True)  # fmt: skip
+    factors = pd.DataFrame({"adjustment_date": ["2020-05-01", "2020-05-01"],
+                            "adjustment_factor": [2.0, 0.9],
+                            "adjustment_factor_operator_type": [1, 2]})  # fmt: skip
+    assert value_spinoffs(with_split, factors, closes).loc[4, "value"] == pytest.approx(2.0)
+    for odd in (factors.assign(adjustment_date="2020-05-04"),
+                factors.assign(adjustment_factor=[2.0, -3.0])):  # fmt: skip
+        assert value_spinoffs(with_split, odd, closes).loc[4, "action"] == "unvalued"
 
 
 def test_latest_prices_for_an_intraday_heartbeat_are_last_price(recording, tmp_path):

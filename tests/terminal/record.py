@@ -5,7 +5,8 @@ replays this: the simulated market's members, prices, fundamentals, dividends an
 refdata would return them for INDX_MWEIGHT_HIST (per END_DATE_OVERRIDE), bdh (DAILY and
 QUARTERLY, with restated values where FILING_STATUS = OR is not asked) and bdp. With quirks, what
 a terminal has beyond the simulated market: a restated quarter, capital changes other than
-splits and cash (a special dividend, a stock dividend, a spin-off, a rights issue), a company
+splits and cash (a special dividend, a stock dividend, a spin-off with its price adjustment
+factor, a rights issue), a company
 whose fiscal quarters end a month before calendar quarters and a member whose ticker no longer
 resolves.
 Index members are named "<TICKER> US" and securities "<TICKER> US Equity".
@@ -124,6 +125,18 @@ def _add_quirks(market, ref: dict, hist: dict, member: dict) -> None:
         {"Declared Date": _iso(days.iloc[k] - pd.Timedelta(days=20)), "Ex-Date": _iso(days.iloc[k]),
          "Dividend Amount": amount, "Dividend Type": kind}
         for kind, amount, k in extra
+    ]  # fmt: skip
+    # the factors Bloomberg adjusts earlier prices by (EQY_DVD_ADJUST_FACT): a split's ratio
+    # divides them; the spin-off's factor multiplies them by 0.92 (its shares worth 8% of the
+    # close before the ex-date)
+    ref[sec]["EQY_DVD_ADJUST_FACT"] = [
+        {"Adjustment Date": r["Ex-Date"],
+         "Adjustment Factor": 0.92 if r["Dividend Type"] == "Spinoff" else
+         (1 + r["Dividend Amount"] if r["Dividend Type"] == "Stock Dividend" else r["Dividend Amount"]),
+         "Adjustment Factor Operator Type": 2 if r["Dividend Type"] == "Spinoff" else 1,
+         "Adjustment Factor Flag": 1 if r["Dividend Type"] == "Spinoff" else 3}
+        for r in ref[sec]["DVD_HIST_ALL"]
+        if r["Dividend Type"] in ("Stock Split", "Stock Dividend", "Spinoff")
     ]  # fmt: skip
     # a member quoted in euros: its dividends in EUR (prices come in the asked currency), and
     # the EURUSD rate the vendor converts them with

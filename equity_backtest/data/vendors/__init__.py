@@ -2,9 +2,9 @@
 parameters.py names: what 01_query_vendor.py and the Python API run. `simulated` (the seeded
 market, the default), `files` (imports through declarative mappings), `sql` (SQLAlchemy
 warehouses through the same mappings), `wrds` (CRSP and Compustat, default items in
-`wrds_fields`), `bloomberg` (xbbg, default fields in `bloomberg_fields`), `datastream`
-(LSEG's DatastreamPy, default datatypes in `datastream_fields`, screens in
-`datastream_screens`). `querylog` holds what the querying vendors share (the resuming datalog
+`wrds_fields`), `bloomberg` (xbbg, default fields in `bloomberg_fields`, capital changes in
+`bloomberg_actions`), `datastream` (LSEG's DatastreamPy, default datatypes in
+`datastream_fields`, screens in `datastream_screens`). `querylog` holds what the querying vendors share (the resuming datalog
 writer, chunks, month ends, retries); `vendor_checks` their settings' rules.
 
 May import: `datalog`, `vocabulary`, `calendars` and `textio` of the data layer, `infra`, and the

@@ -15,8 +15,9 @@ What is asked, all from parameters.py:
     ticker_fundamental_data log per ticker (a terminal that refuses OR: its latest values, the
     source's fundamentals marked restated in the metadata);
   - dividends and capital changes (bds DVD_HIST_ALL), one corporate_actions log per ticker: cash
-    types as dividends, splits, stock dividends and bonus issues as share ratios, and spin-offs,
-    rights and anything else logged unapplied under its kind and counted.
+    types as dividends, splits, stock dividends and bonus issues as share ratios, a spin-off at
+    the value its price adjustment factor gives (bds EQY_DVD_ADJUST_FACT, asked only then), and
+    rights and anything else logged unapplied under its kind and counted (bloomberg_actions).
 
 Requests are chunked (tickers x fields), retried with exponential backoff, and a rerun resumes: a
 (data type, label) already logged within the current query window (`requery_after_hours`) is not
@@ -41,6 +42,7 @@ from ...config import Parameters
 from ...errors import BadInputError, VendorUnavailableError
 from ..datalog import read_log
 from ..vocabulary import BLOOMBERG_RESTATED
+from . import bloomberg_actions as capital
 from .querylog import Datalog, Retrying, chunks, last_day, month_ends
 
 log = logging.getLogger(__name__)
@@ -49,24 +51,6 @@ SOURCE = "bloomberg"
 MEMBERS_FIELD = "INDX_MWEIGHT_HIST"
 # the historical-members override, as Bloomberg documents it for INDX_MWEIGHT_HIST
 MEMBERS_OVERRIDE = "END_DATE_OVERRIDE"
-# DVD_HIST_ALL's "Dividend Type" values, by what the engine does with them. Share ratios: the
-# amount is the new shares per old share (a 2-for-1 split: 2; a 1-for-10 reverse split: 0.1), or
-# for a stock dividend or bonus given as a fraction (0.05), 1 + that fraction. Cash: paid per
-# share on the ex-date.
-SPLIT_TYPES = ("Stock Split", "Stock Dividend", "Bonus")
-CASH_TYPES = (
-    "Regular Cash", "Special Cash", "Interim", "Final", "Income", "Return of Capital",
-    "Return of Cap", "Long Term Cap Gain", "Short Term Cap Gain", "Partnership Dist",
-    "Pro Rata", "Estimated", "Memo", "Distribution",
-)  # fmt: skip
-# logged unapplied under a kind of vocabulary.UNAPPLIED_DISTRIBUTIONS and counted
-UNAPPLIED_TYPES = {
-    "Spinoff": "unvalued",  # the distributed shares' value is not in DVD_HIST_ALL
-    "Rights Issue": "rights",
-    "Omitted": "notice",
-    "Cancelled": "notice",
-    "Discontinued": "notice",
-}
 # raw prices: none of Bloomberg's four adjustments, DPDF's own setting included
 RAW_PRICES = {
     "adjustmentNormal": False,
@@ -229,8 +213,7 @@ def query(
             for ticker, frame in frames(terminal, params, asked, fields, start, end):
                 if data_type == "ticker_market_data" and params.bbg_dividend_field:
                     # a ticker's actions are logged before its prices, so "prices logged" means both
-                    actions = terminal.bulk(ticker + suffix, params.bbg_dividend_field)
-                    actions = fx.convert(ticker, _actions(actions, start, end))
+                    actions = _corporate_actions(terminal, params, fx, ticker, frame, start, end)
                     if len(actions):
                         store.write("corporate_actions", ticker, actions)
                 store.write(data_type, ticker, frame)
@@ -271,8 +254,8 @@ def _query_members(terminal, store, indexes, start, end, progress) -> set[str]:
             before.setdefault(index, day)
             continue  # before the index's first list (before it existed, say): said below
         listed.add(index)
-        member_col = _column(raw, "member", f"{MEMBERS_FIELD} of {index}")
-        weight_col = _column(raw, "weight", f"{MEMBERS_FIELD} of {index}", required=False)
+        member_col = capital.column(raw, "member", f"{MEMBERS_FIELD} of {index}")
+        weight_col = capital.column(raw, "weight", f"{MEMBERS_FIELD} of {index}", required=False)
         frame = pd.DataFrame(
             {
                 "date": pd.Timestamp(day),
@@ -294,15 +277,6 @@ def _query_members(terminal, store, indexes, start, end, progress) -> set[str]:
             "check the index tickers (e.g. 'SPX Index') in parameters.py (bbg_indexes or index)"
         )
     return members
-
-
-def _column(frame: pd.DataFrame, part: str, what: str, required: bool = True) -> str | None:
-    hits = [c for c in frame.columns if part in str(c).lower()]
-    if not hits and required:
-        raise VendorUnavailableError(
-            f"{what}: no '{part}' column in the answer ({list(frame.columns)})"
-        )
-    return hits[0] if hits else None
 
 
 def _wide(long: pd.DataFrame, fields: list[str]) -> dict[str, pd.DataFrame]:
@@ -423,6 +397,20 @@ def _mark_restated(store: Datalog, universe: list[str]) -> None:
     store.write("metadata_array", "universe", meta.assign(fundamentals=BLOOMBERG_RESTATED))
 
 
+def _corporate_actions(terminal, params, fx, ticker: str, prices: pd.DataFrame, start, end):
+    """A ticker's capital changes (bloomberg_actions): DVD_HIST_ALL's rows, cash converted to
+    the prices' currency, and a spin-off valued from EQY_DVD_ADJUST_FACT (asked only then)."""
+    security = ticker + params.bbg_security_suffix
+    booked = fx.convert(ticker, capital.actions(terminal.bulk(security, params.bbg_dividend_field),
+                                                start, end))  # fmt: skip
+    if (booked["kind"] == capital.SPINOFF).any():
+        factors = terminal.bulk(security, capital.ADJUSTMENT_FIELD)
+        closes = prices.set_index("date")["close"].dropna() if "close" in prices else pd.Series()
+        booked = capital.value_spinoffs(booked, factors, closes)
+    capital.say_unapplied(booked)
+    return booked.drop(columns="kind")
+
+
 def _metadata(terminal, params, universe: list[str]) -> pd.DataFrame:
     mapping = params.bbg_metadata_fields
     suffix = params.bbg_security_suffix
@@ -493,42 +481,6 @@ class _DividendFX:
             series.index = pd.to_datetime(series.index)
             self.rates[cur] = series.dropna().sort_index()
         return self.rates[cur]
-
-
-def _actions(raw: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """DVD_HIST_ALL rows -> corporate_actions rows on the ex-date: cash types as dividends, share
-    ratios as splits, the rest unapplied under their kind (UNAPPLIED_TYPES; an unknown type is
-    "unvalued"), each counted in 01's log and, through the datalog, the quality report."""
-    columns = ["date", "action", "value"]
-    if raw.empty:
-        return pd.DataFrame(columns=columns)
-    ex = _column(raw, "ex_date", "DVD_HIST_ALL")
-    amount = _column(raw, "amount", "DVD_HIST_ALL")
-    kind = _column(raw, "type", "DVD_HIST_ALL")
-    kinds = raw[kind].astype(str).str.strip()
-    value = pd.to_numeric(raw[amount], errors="coerce")
-    # a split's amount is its ratio (0.1 for a 1-for-10 reverse split); a stock dividend's or
-    # bonus issue's fraction f (0.05 for 5%) is 1 + f shares per share
-    fraction = kinds.isin(("Stock Dividend", "Bonus")) & (value < 1)
-    action = kinds.map(
-        lambda k: "split" if k in SPLIT_TYPES else "dividend" if k in CASH_TYPES
-        else UNAPPLIED_TYPES.get(k, "unvalued")
-    )  # fmt: skip
-    frame = pd.DataFrame(
-        {
-            "date": pd.to_datetime(raw[ex], errors="coerce"),
-            "action": action,
-            "value": value.where(~fraction, 1 + value),
-        }
-    )
-    applied = frame["action"].isin(["split", "dividend"])
-    inside = frame["date"].between(pd.Timestamp(start), pd.Timestamp(end))
-    frame = frame[inside & (frame["value"].notna() | ~applied)]  # an applied one needs its amount
-    odd = kinds[frame.index][~applied[frame.index]]
-    if len(odd):
-        log.warning("DVD_HIST_ALL types logged but not applied (counted in the quality report): %s",
-                    ", ".join(f"{n} {k}" for k, n in odd.value_counts().sort_index().items()))  # fmt: skip
-    return frame.sort_values(["date", "action"], kind="stable").reset_index(drop=True)
 
 
 def latest_prices(params: Parameters, tickers: list[str]) -> pd.Series:

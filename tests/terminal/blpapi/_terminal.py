@@ -149,9 +149,14 @@ class RecordedTerminal:
         return messages
 
     def _split_factor(self, sec: str):
-        """day -> the product of the share ratios of the splits after it: a split-adjusted
-        price is the raw one divided by it (as a terminal adjusting for capital changes)."""
-        rows = self.recording.get("reference", {}).get(sec, {}).get("DVD_HIST_ALL", [])
+        """day -> the product of the share ratios of the splits after it (and of a spin-off's
+        1 / its price factor): a capital-change-adjusted price is the raw one divided by it (as
+        a terminal adjusting for capital changes)."""
+        reference = self.recording.get("reference", {}).get(sec, {})
+        rows = reference.get("DVD_HIST_ALL", [])
+        spun = [(r["Adjustment Date"], 1 / r["Adjustment Factor"])
+                for r in reference.get("EQY_DVD_ADJUST_FACT", [])
+                if r["Adjustment Factor Operator Type"] == 2]  # fmt: skip
         splits = [
             (
                 r["Ex-Date"],
@@ -161,7 +166,7 @@ class RecordedTerminal:
             )
             for r in rows
             if r["Dividend Type"] in SPLIT_TYPES
-        ]
+        ] + spun
 
         def factor(day: str) -> float:
             out = 1.0
