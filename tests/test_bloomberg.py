@@ -306,6 +306,15 @@ def test_a_terminal_s_quirks_are_asked_around_or_counted(tmp_path):
     # the member the terminal no longer resolves: named, not silently missing
     gone = members[2] + " US Equity"
     assert f"{gone}: the terminal returned no" in proc.stderr
+    # the reused ticker: its dead company's months have no prices (the ticker's now begin after
+    # that death): 02 names it, with the listing date the terminal gives today
+    died = sim["corporate_actions"]
+    died = died[(died["action"].astype(str) == "delisting") & died["ticker"].isin(members[5:])]
+    reused = str(died.sort_values("date")["ticker"].iloc[0]) + " US"
+    early = report["sources"][0]["members_before_prices"]
+    assert [e["ticker"] for e in early["examples"]] == [reused] and early["count"] == 1
+    assert early["examples"][0]["listing_date"] > early["examples"][0]["listed_from"]
+    assert reused in (next((root / "datasets").glob("v*/quality_report.md")).read_text())
     # the company with a February fiscal year: its fiscal quarter ends (asked FISCAL), each a
     # month before the calendar quarter end the terminal would otherwise give
     ends = set(fund.loc[fund["ticker"] == members[4] + " US", "period_end"])

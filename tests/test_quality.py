@@ -94,6 +94,30 @@ def test_clean_simulated_data_has_no_findings(small_store):
     assert s["calendar"]["checked"] and s["calendar"]["exchange"] == "XNYS"
     assert s["calendar"]["missing_sessions"]["count"] == 0
     assert s["calendar"]["days_not_sessions"]["count"] == 0
+    assert "members_before_prices" not in s
+
+
+def test_members_listed_before_their_security_traded_are_named(small_store):
+    """A member whose prices start more than a month after its first list, or whose listing
+    date comes after it (a reused ticker now naming a later company), is named with its dates;
+    a first price within a month of the first list is not."""
+    from equity_backtest.data.consistency import members_before_prices
+
+    _, tables = datasets.load_tables(small_store / "datasets")
+    cons, meta = tables["constituents"], tables["metadata"]
+    listed = cons.groupby(cons["ticker"].astype(str))["date"].min()
+    a, b, c = listed.index[:3]
+    first = listed.copy()
+    first[a] = listed[a] + pd.Timedelta(days=200)  # prices only from much later
+    first[b] = listed[b] + pd.Timedelta(days=20)  # a late start of data: not flagged
+    meta = meta.assign(listing_date=meta["ticker"].astype(str).map(
+        {c: f"{listed[c] + pd.Timedelta(days=400):%Y-%m-%d}"}).fillna("None"))  # fmt: skip
+    found = members_before_prices(cons, first, meta)["members_before_prices"]
+    assert found["count"] == 2 and {e["ticker"] for e in found["examples"]} == {a, c}
+    by = {e["ticker"]: e for e in found["examples"]}
+    assert by[a]["first_price"] == f"{first[a]:%Y-%m-%d}" and by[a]["listing_date"] is None
+    assert by[c]["listing_date"] > by[c]["listed_from"]
+    assert members_before_prices(cons, listed, tables["metadata"]) == {}
 
 
 def test_a_source_with_an_index_list_and_no_prices_is_reported(tmp_path):

@@ -105,3 +105,45 @@ def market_cap_units(mk: pd.DataFrame, fund: pd.DataFrame) -> dict:
             {"ticker": str(t), "ratio": round(float(r), 6)} for t, r in far.head(5).items()
         ],
     }
+
+
+# a member whose first price comes more than this after its first list: not a late start of data
+LATE_PRICES = pd.Timedelta(days=31)
+
+
+def members_before_prices(
+    cons: pd.DataFrame, first_price: pd.Series, metadata: pd.DataFrame
+) -> dict:
+    """Index members listed before their security traded: the first price more than LATE_PRICES
+    after the first list naming the ticker, or a listing date (metadata's `listing_date`, e.g.
+    Bloomberg's EQY_INIT_PO_DT) after it. The usual cause is a reused ticker: the list named a
+    company that died, and the ticker now names another, listed later, whose prices the vendor
+    gave; the dead company's own months then have no prices, and its returns are lost (a
+    survivorship gap). Absent when there are none."""
+    if cons.empty:
+        return {}
+    listed = cons.groupby(cons["ticker"].astype(str))["date"].min()
+    price = first_price.reindex(listed.index)
+    listing = pd.Series(pd.NaT, index=listed.index, dtype="datetime64[ns]")
+    if "listing_date" in metadata:
+        known = metadata.drop_duplicates("ticker", keep="last").set_index(
+            metadata.drop_duplicates("ticker", keep="last")["ticker"].astype(str)
+        )["listing_date"]
+        listing = pd.to_datetime(known.reindex(listed.index), errors="coerce", format="mixed")
+    late = (price > listed + LATE_PRICES) | (listing > listed)
+    if not late.any():
+        return {}
+    rows = pd.DataFrame({"listed_from": listed, "first_price": price, "listing_date": listing})
+    rows = rows[late.to_numpy()].sort_values("listed_from")
+    return {
+        "members_before_prices": {
+            "count": len(rows),
+            "examples": [
+                {
+                    "ticker": str(t),
+                    **{k: None if pd.isna(v) else f"{v:%Y-%m-%d}" for k, v in r.items()},
+                }  # fmt: skip
+                for t, r in rows.head(20).iterrows()
+            ],
+        }
+    }

@@ -5,7 +5,8 @@ Checks, per source:
 - counts of logs, tickers and rows per table;
 - coverage by month: tickers with market data, index members, members with market data, members
   with a fundamental report public that month or earlier;
-- index members with no market data at all, or no fundamentals at all;
+- index members with no market data at all, or no fundamentals at all, and members listed
+  before their security traded (a reused ticker: consistency.members_before_prices);
 - suspicious values: non-positive prices; implausible prices (above MAX_PLAUSIBLE_PRICE, which
   the engine treats as missing, or a one-day spike of SPIKE times or more that reverts the next
   day); runs of ZERO_VOLUME_RUN or more consecutive trading
@@ -29,6 +30,7 @@ from . import calendars, frequency
 from .consistency import (
     fundamentals_vintage,
     market_cap_units,
+    members_before_prices,
     unapplied_distributions,
     vendor_screens,
 )
@@ -334,6 +336,9 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         **unapplied_distributions(ca),
         **vendor_screens(ca),
         "market_cap_units": market_cap_units(mk, fund),
+        **members_before_prices(
+            cons, span["min"], tables["metadata"][tables["metadata"]["source"] == source]
+        ),
     }
 
 
@@ -380,7 +385,25 @@ def summary_lines(rep: dict) -> list[str]:
         units = s.get("market_cap_units", {})
         if units.get("checked") and not units["consistent"]:
             lines.append(f"quality [{s['source']}]: {_units_line(units)}")
+        if "members_before_prices" in s:
+            lines.append(f"quality [{s['source']}]: {_early_members_line(s)}")
     return lines
+
+
+def _early_members_line(s: dict) -> str:
+    found = s["members_before_prices"]
+    names = ", ".join(
+        f"{e['ticker']} (listed from {e['listed_from']}, "
+        + (f"first price {e['first_price']}" if e["first_price"] else "no price")
+        + (f", listed on the exchange {e['listing_date']}" if e["listing_date"] else "")
+        + ")"
+        for e in found["examples"][:5]
+    )
+    return (
+        f"{found['count']} index member(s) listed before their security traded: {names}; a "
+        "reused ticker (the list named a company that died, the ticker now names a later one) "
+        "loses the dead company's returns: find its own identifier and import its prices"
+    )
 
 
 def _units_line(units: dict) -> str:
@@ -446,6 +469,7 @@ def markdown(rep: dict) -> str:
             ),
             *([f"- {_unapplied_line(s)}"] if "unapplied_distributions" in s else []),
             *([f"- {_screens_line(s)}"] if "vendor_screens" in s else []),
+            *([f"- {_early_members_line(s)}"] if "members_before_prices" in s else []),
             *(
                 [f"- {_units_line(s['market_cap_units'])}"]
                 if s.get("market_cap_units", {}).get("checked")

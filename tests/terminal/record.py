@@ -7,8 +7,8 @@ QUARTERLY, with restated values where FILING_STATUS = OR is not asked) and bdp. 
 a terminal has beyond the simulated market: a restated quarter, capital changes other than
 splits and cash (a special dividend, a stock dividend, a spin-off with its price adjustment
 factor, a rights issue), a company
-whose fiscal quarters end a month before calendar quarters and a member whose ticker no longer
-resolves.
+whose fiscal quarters end a month before calendar quarters, a dead member whose ticker now names
+a company listed later, and a member whose ticker no longer resolves.
 Index members are named "<TICKER> US" and securities "<TICKER> US Equity".
 
     python tests/terminal/record.py OUT.json [n_tickers index_size start end seed]
@@ -160,6 +160,21 @@ def _add_quirks(market, ref: dict, hist: dict, member: dict) -> None:
     }
     hist[sec]["QUARTERLY"] = {f: {fiscal[d]: x for d, x in v.items()} for f, v in quarters.items()}
     hist[sec]["CALENDAR_DATES"] = {f: d for d, f in fiscal.items()}
+    # a reused ticker: the first member that died, whose ticker now names a company listed
+    # 90 days after that death (its own FIGI, IPO date and prices): the lists still name the
+    # ticker while the dead company was a member
+    dead = market.corporate_actions[market.corporate_actions["action"] == "delisting"]
+    dead = dead[dead["ticker"].isin(members[5:])].sort_values("date").iloc[0]
+    sec = member[dead["ticker"]] + " Equity"
+    later = days[days > dead["date"] + pd.Timedelta(days=90)]
+    price = 20.0 * np.exp(0.0005 * np.arange(len(later)))
+    series = {"PX_OPEN": price, "PX_HIGH": price * 1.01, "PX_LOW": price * 0.99, "PX_LAST": price,
+              "PX_VOLUME": np.full(len(later), 1e5), "CUR_MKT_CAP": price * 1e7}  # fmt: skip
+    hist[sec] = {"DAILY": {f: {_iso(d): float(v) for d, v in zip(later, values, strict=True)}
+                           for f, values in series.items()}}  # fmt: skip
+    for gone_field in ("INACTIVE_DATE", "DVD_HIST_ALL"):
+        ref[sec].pop(gone_field, None)
+    ref[sec].update(NAME="Newco Inc", ID_BB_GLOBAL="BBGNEWCO0001", EQY_INIT_PO_DT=_iso(later[0]))
     # a member whose ticker no longer resolves: the terminal knows nothing of it
     gone = member[members[2]] + " Equity"
     ref.pop(gone, None)
