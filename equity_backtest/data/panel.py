@@ -77,9 +77,10 @@ class Panel:
         """T x N standard deviation of daily total returns over the `days` before each day
         (known at the previous close, so it may price that day's fills). Computed once per window."""
         if days not in self._volatility:
-            sd = pd.DataFrame(self.total_return).rolling(days, min_periods=2).std().to_numpy()
-            out = np.full_like(sd, np.nan)
-            out[1:] = sd[:-1]
+            # the rolling windows of days 0..T-2, each placed a day later (no shifted copy)
+            before = pd.DataFrame(self.total_return[:-1], copy=False)
+            out = np.full_like(self.total_return, np.nan)
+            out[1:] = before.rolling(days, min_periods=2).std().to_numpy()
             self._volatility[days] = out
         return self._volatility[days]
 
@@ -140,7 +141,8 @@ def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = 
         load_tables(datasets_dir, version)  # raises the message that names what is missing
 
     def build() -> Panel:
-        tables = load_tables(datasets_dir, version)[1]
+        # the market table a column at a time: never whole beside the dense arrays
+        tables = load_tables(datasets_dir, version, by_column=("market",))[1]
         panel = panel_from_tables(version, tables, spec, extra_tickers)
         for days in spec.volatility_days:
             panel.volatility(days)
@@ -165,13 +167,13 @@ def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = 
 ALL = "ALL"  # index = "ALL": every ticker of the source with a price, no constituent lists
 
 
-def _every_ticker(market: pd.DataFrame, src: str, index: str, version: str) -> pd.DataFrame:
+def _every_ticker(market, src: str, index: str, version: str) -> pd.DataFrame:
     """One constituent list, dated before the first day, of every ticker the source has prices
     for: the universe of index = "ALL" (A3), and of a source without constituent lists (said
     once). A ticker is then a member while it has a price, so a single-instrument file or a
     basket without an index needs no constituent file."""
-    of_source = market[market["source"] == src]
-    if of_source.empty:
+    rows = (market["source"] == src).to_numpy()
+    if not rows.any():
         return pd.DataFrame(columns=["source", "index", "date", "ticker"])
     if index.upper() != ALL:
         log.warning(
@@ -180,8 +182,8 @@ def _every_ticker(market: pd.DataFrame, src: str, index: str, version: str) -> p
             version,
             src,
         )
-    tickers = sorted(set(of_source["ticker"].astype(str)))
-    first = pd.Timestamp(of_source["date"].min()) - pd.Timedelta(days=1)
+    tickers = sorted(set(market["ticker"][rows].astype(str)))
+    first = pd.Timestamp(market["date"][rows].min()) - pd.Timedelta(days=1)
     return pd.DataFrame({"source": src, "index": ALL, "date": first, "ticker": tickers})
 
 
@@ -216,7 +218,7 @@ def panel_from_tables(
     code = {t: i for i, t in enumerate(tickers)}
     N = len(tickers)
 
-    market = tables["market"]
+    market = tables["market"]  # (a DataFrame, or datasets.Columns: read by column only)
     cols = _codes(market["ticker"], tickers)
     keep_rows = ((market["source"] == src).to_numpy() & (cols >= 0)).nonzero()[0]
     if len(keep_rows) == 0:
@@ -229,22 +231,26 @@ def panel_from_tables(
     if T == 0:
         raise BadInputError(f"no trading days on or before end={spec.end} in dataset {version}")
     rows_all = all_dates.searchsorted(day)
-    keep = rows_all < T
-    rows, cols_k = rows_all[keep], cols[keep]
-    fields = {}
-    for f in MARKET_FIELDS:
-        arr = np.full((T, N), np.nan)
-        arr[rows, cols_k] = market[f].to_numpy(dtype=float)[keep_rows[keep]]
-        fields[f] = arr
-    _drop_implausible_prices(fields, tickers, dates)
+    del day
     # last row with data per ticker on the full calendar, to spot series that just stop
     last_row_full = np.full(N, -1)
     np.maximum.at(last_row_full, cols, rows_all)
+    keep = rows_all < T
+    at = rows_all[keep] * N + cols[keep]  # each kept row's place in a T x N array, flat
+    taken = keep_rows[keep]
+    del rows_all, cols, keep, keep_rows
+    fields = {}
+    for f in MARKET_FIELDS:  # one column at a time: read, placed, let go
+        arr = np.full((T, N), np.nan)
+        arr.reshape(-1)[at] = market[f].to_numpy(dtype=float)[taken]
+        fields[f] = arr
+    del at, taken
+    _drop_implausible_prices(fields, tickers, dates)
 
     events = _events(
         tables["corporate_actions"], src, code, dates, all_dates, fields["close"], last_row_full
     )
-    mark = pd.DataFrame(fields["close"]).ffill().to_numpy(copy=True)
+    mark = _carried_forward(fields["close"])
     for t, (idx, _) in events.delistings.items():
         mark[t:, idx] = np.nan  # never carried at a stale price after delisting
     total_return = _total_return(mark, events)
@@ -321,22 +327,33 @@ def _codes(column: pd.Series, tickers: np.ndarray) -> np.ndarray:
     return labels.get_indexer(column)
 
 
+def _carried_forward(close: np.ndarray) -> np.ndarray:
+    """Each ticker's last close carried over the days without one (a copy, built a day at a
+    time: no T x N temporaries)."""
+    mark = close.copy()
+    for t in range(1, len(mark)):
+        row = mark[t]
+        np.copyto(row, mark[t - 1], where=np.isnan(row))
+    return mark
+
+
 def _total_return(mark: np.ndarray, events: Events) -> np.ndarray:
     """Return of holding one share from the previous close to this close: splits multiply the
     share count, dividends arrive as cash, a delisting pays its value (takeover or recovery)."""
-    factor = np.ones_like(mark)
-    income = np.zeros_like(mark)
+    # (close x split ratio, or the delisting value) + dividend, over the previous close, less 1:
+    # computed in place on one T x N array, the events only where they are (a CRSP-sized panel
+    # holds no second or third array for factors and income)
+    ret = mark.copy()
     for t, (idx, val) in events.splits.items():
-        factor[t, idx] *= val
-    for t, (idx, val) in events.dividends.items():
-        income[t, idx] += val
-    now = mark.copy()
+        ret[t, idx] *= val
     for t, (idx, val) in events.delistings.items():
-        now[t, idx] = val
-        factor[t, idx] = 1.0
-    ret = np.full_like(mark, np.nan)
+        ret[t, idx] = val  # (the value paid: no split applies to it)
+    for t, (idx, val) in events.dividends.items():
+        ret[t, idx] += val
     with np.errstate(divide="ignore", invalid="ignore"):
-        ret[1:] = (now[1:] * factor[1:] + income[1:]) / mark[:-1] - 1.0
+        ret[1:] /= mark[:-1]
+    ret[1:] -= 1.0
+    ret[0] = np.nan
     return ret
 
 
