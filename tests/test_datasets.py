@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -460,3 +461,25 @@ def test_a_damaged_previous_version_is_named_with_the_way_out(store):
     assert datasets.current_version(store / "datasets") == first.version
     again = datasets.build(store / "datalog", store / "datasets", full=True)
     assert again.version != first.version and again.rows["market"] > 0
+
+
+def test_a_table_read_by_column_gives_the_whole_table_s_columns(small_store, tmp_path):
+    """datasets.Columns (how the panel reads the market table, a column at a time) gives each
+    column as the whole-table read does, dtypes included; a panel built from it equals one
+    built from whole tables; a version without the table reads it empty."""
+    from equity_backtest.config import Parameters
+    from equity_backtest.data.panel import panel_from_tables
+    from tests.conftest import SMALL
+
+    version, whole = datasets.load_tables(small_store / "datasets")
+    _, lazy = datasets.load_tables(small_store / "datasets", version, by_column=("market",))
+    for column in whole["market"].columns:
+        pd.testing.assert_series_equal(lazy["market"][column], whole["market"][column])
+    spec = Parameters(**SMALL, datasets_dir=str(small_store / "datasets"))
+    one, two = panel_from_tables(version, whole, spec), panel_from_tables(version, lazy, spec)
+    for name in one.fields:
+        np.testing.assert_array_equal(one.fields[name], two.fields[name])
+    np.testing.assert_array_equal(one.mark, two.mark)
+    np.testing.assert_array_equal(one.total_return, two.total_return)
+    np.testing.assert_array_equal(one.volatility(20), two.volatility(20))
+    assert datasets.Columns(tmp_path, "market")["close"].empty

@@ -16,11 +16,12 @@ version's tables). Callers import from here.
 
 from ..vocabulary import TABLES
 from .builder import BuildResult, build
-from .versions import current_version, load_table, load_tables, read_manifest
+from .versions import Columns, current_version, load_table, load_tables, read_manifest
 
 __all__ = [
     "TABLES",
     "BuildResult",
+    "Columns",
     "build",
     "current_version",
     "load_table",
