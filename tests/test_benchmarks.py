@@ -45,6 +45,15 @@ def test_the_scale_benchmark_deletes_its_work_folder_unless_kept(tmp_path):
     proc = subprocess.run([*args, "--keep", str(kept)], env=env, capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     assert proc.returncode == 0 and (kept / "datalog").is_dir()
+    # the panel build alone on the kept folder: its figures and the arrays' digest, the same
+    # on a second run (what compares two versions of the code)
+    panel = [sys.executable, str(REPO / "benchmarks" / "panel.py"), str(kept)]
+    runs = [subprocess.run(panel, env=env, capture_output=True, text=True, timeout=600)
+            for _ in range(2)]  # fmt: skip
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert "built in" in runs[0].stdout and "peak" in runs[0].stdout
+    digests = [r.stdout.split("SHA-256 ")[1].strip() for r in runs]
+    assert digests[0] == digests[1] and len(digests[0]) == 16
 
 
 def test_the_limit_benchmark_s_bare_loop_ends_at_our_final_value():
