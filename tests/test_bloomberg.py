@@ -500,7 +500,8 @@ def test_dvd_hist_all_types_become_the_right_actions():
                             "adjustment_factor_operator_type": [1, 2]})  # fmt: skip
     assert value_spinoffs(with_split, factors, closes).loc[4, "value"] == pytest.approx(2.0)
     for odd in (factors.assign(adjustment_date="2020-05-04"),
-                factors.assign(adjustment_factor=[2.0, -3.0])):  # fmt: skip
+                factors.assign(adjustment_factor=[2.0, -3.0]),
+                factors.rename(columns={"adjustment_factor": "factor"})):  # fmt: skip
         assert value_spinoffs(with_split, odd, closes).loc[4, "action"] == "unvalued"
 
 
