@@ -247,7 +247,9 @@ class _Decoder:
             start, size = self.spans[entry["buffer"]]
             if size != nbytes or self.mapped is None:
                 raise Unreadable(f"an array of {nbytes} bytes in a span of {size}")
-            raw = self.mapped[start : start + size]
+            # a plain ndarray over the mapping (np.memmap's Python hooks would run on every
+            # slice the loop takes, thousands of times a run)
+            raw = self.mapped[start : start + size].view(np.ndarray)
         else:
             raw = np.frombuffer(base64.b64decode(entry["inline"], validate=True), dtype=np.uint8)
             if raw.nbytes != nbytes:
