@@ -386,9 +386,10 @@ def live_against_backtest(live: pd.DataFrame, backtest: pd.DataFrame) -> tuple[p
     """Day by day, the live account's value against the backtest's over the same days, and the
     tracking difference (annualised mean of the daily return differences), the tracking error
     (their annualised standard deviation) and the largest gap in value."""
-    both = live.set_index("date")[["value"]].join(
-        backtest.set_index("date")[["value"]], how="inner", lsuffix="_live", rsuffix="_backtest"
-    )
+    both = live.set_index("date")[["value"]].merge(
+        backtest.set_index("date")[["value"]], how="inner", left_index=True, right_index=True,
+        suffixes=("_live", "_backtest"),
+    )  # fmt: skip
     both["difference"] = both["value_live"] - both["value_backtest"]
     both["relative_difference"] = both["value_live"] / both["value_backtest"] - 1
     diff = both["value_live"].pct_change() - both["value_backtest"].pct_change()
