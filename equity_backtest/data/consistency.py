@@ -126,9 +126,8 @@ def members_before_prices(
     price = first_price.reindex(listed.index)
     listing = pd.Series(pd.NaT, index=listed.index, dtype="datetime64[ns]")
     if "listing_date" in metadata:
-        known = metadata.drop_duplicates("ticker", keep="last").set_index(
-            metadata.drop_duplicates("ticker", keep="last")["ticker"].astype(str)
-        )["listing_date"]
+        last = metadata.drop_duplicates("ticker", keep="last")
+        known = pd.Series(last["listing_date"].to_numpy(), index=last["ticker"].astype(str))
         listing = pd.to_datetime(known.reindex(listed.index), errors="coerce", format="mixed")
     late = (price > listed + LATE_PRICES) | (listing > listed)
     if not late.any():

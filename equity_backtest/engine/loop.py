@@ -68,7 +68,7 @@ class RunResult:
 
     @functools.cached_property
     def positions(self) -> pd.DataFrame:
-        """Daily holdings in long format (_positions), built on first use: a sweep that reads
+        """Daily holdings in long format (positions_table), built on first use: a sweep that reads
         only values never pays for it."""
         return self.holdings()
 
@@ -436,7 +436,7 @@ def run_backtest(
         state.ledger.trades_table(dates, panel.tickers),
         state.ledger.cash_table(dates, panel.tickers),
         functools.partial(
-            _positions, state.shares_hist[:n], panel, t0, state.log_rows[:n, _C["value"]]
+            positions_table, state.shares_hist[:n], panel, t0, state.log_rows[:n, _C["value"]]
         ),
         _weights(state.weight_rows, dates, panel.tickers),
         status,
@@ -504,8 +504,9 @@ def _check_orders(
         )
 
 
-def _positions(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) -> pd.DataFrame:
-    """Daily holdings (long format, non-zero only) with close price, value and weight in equity."""
+def positions_table(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) -> pd.DataFrame:
+    """Daily holdings (long format, non-zero only) with close price, value and weight in equity:
+    `shares` holds one row per day from panel day t0 on. A backtest's and a live account's."""
     rows, cols = np.nonzero(shares)
     t = rows + t0
     price = panel.mark[t, cols]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..data.panel import Panel
 from ..engine.archive import FILES, finish_run_dir, start_run_dir
-from ..engine.loop import RUNTIME_COLUMNS
+from ..engine.loop import RUNTIME_COLUMNS, positions_table
 from ..infra.storage import atomic_write_csv, atomic_write_text
 from .live import JOURNAL, Journal
 
@@ -44,9 +44,8 @@ def write(account: Path, backtest: Path, out: Path, panel: Panel) -> Path:
     for name in (f.name for f in FILES if f.name not in OWN):
         if (backtest / name).is_file():
             shutil.copyfile(backtest / name, tmp / name)
-    for copied in ("parameters.py", *(p.name for p in backtest.glob("*.py"))):
-        if (backtest / copied).is_file():
-            shutil.copyfile(backtest / copied, tmp / copied)
+    for copied in backtest.glob("*.py"):  # parameters.py and the algorithm's copy
+        shutil.copyfile(copied, tmp / copied.name)
     runtime = runtime_log(days)
     atomic_write_csv(tmp / "runtime_log.csv", runtime)
     atomic_write_csv(tmp / "trades.csv", trades(days, panel))
@@ -135,24 +134,11 @@ def target_weights(days: list[dict], panel: Panel) -> pd.DataFrame:
 
 
 def positions(days: list[dict], panel: Panel, equity: np.ndarray) -> pd.DataFrame:
-    """Each bar's holdings (non-zero), priced at the panel's mark of that bar."""
-    rows = [(k, label, n) for k, r in enumerate(days) for label, n in r["positions"].items()]
-    k = np.array([row[0] for row in rows], dtype=np.int64)
-    labels = [row[1] for row in rows]
-    shares = np.array([row[2] for row in rows], dtype=float)
-    t = panel.dates.get_indexer(pd.to_datetime([r["date"] for r in days]))[k]
-    col = panel.labels.get_indexer(labels)
-    price = np.where(
-        (t >= 0) & (col >= 0), panel.mark[np.maximum(t, 0), np.maximum(col, 0)], np.nan
-    )
-    value = shares * price
-    return pd.DataFrame(
-        {
-            "date": pd.to_datetime([days[i]["date"] for i in k]),
-            "ticker": pd.Categorical(labels, categories=panel.labels),
-            "shares": shares,
-            "price": price,
-            "value": value,
-            "weight": value / equity[k],
-        }
-    )
+    """Each bar's holdings, as the engine tables a backtest's (engine.loop.positions_table)
+    from the journaled shares: priced at the panel's mark of that bar."""
+    t0 = int(panel.dates.get_indexer([pd.Timestamp(days[0]["date"])])[0])
+    shares = np.zeros((len(days), len(panel.labels)))
+    for k, record in enumerate(days):  # (a live account's bars are the panel's days in a row)
+        held = record["positions"]
+        shares[k, panel.labels.get_indexer(list(held))] = list(held.values())
+    return positions_table(shares, panel, t0, equity)
