@@ -11,6 +11,7 @@ from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
 from equity_backtest.data.datasets import builder as ds_builder
 from equity_backtest.data.datasets import fold as ds_fold
 from equity_backtest.data.datasets import resolve as ds_resolve
+from equity_backtest.data.datasets import year_parts as ds_year_parts
 from equity_backtest.errors import BadInputError
 from tests.conftest import tree_digest
 
@@ -22,8 +23,7 @@ def store(tmp_path, small_store):
 
 
 def _tables_digest(root, version):
-    m = datasets.read_manifest(root / "datasets", version)
-    return {t: info["sha256"] for t, info in m["tables"].items()}
+    return _tables_digest_of(root / "datasets", version)
 
 
 def test_build_writes_version_manifest_and_switches_current(store):
@@ -50,10 +50,7 @@ def test_incremental_build_equals_bootstrap_rebuild(store):
     r2 = datasets.build(half, store / "datasets")
     assert r2.version == "v000002" and r2.new_logs == len(logs) - len(logs) // 2
     boot = datasets.build(store / "datalog", store / "boot")
-    assert _tables_digest(store, "v000002") == {
-        t: i["sha256"]
-        for t, i in datasets.read_manifest(store / "boot", boot.version)["tables"].items()
-    }
+    assert _tables_digest(store, "v000002") == _tables_digest_of(store / "boot", boot.version)
 
 
 def test_logs_read_in_batches_give_the_tables_of_logs_read_one_by_one(store, monkeypatch):
@@ -108,9 +105,10 @@ def test_incremental_builds_that_fold_in_requeries_equal_the_bootstrap(store, mo
 
     datasets.build(store / "datalog", store / "datasets")
     folded, fold_in = [], ds_fold._fold_in
-    monkeypatch.setattr(
-        ds_builder, "_fold_in", lambda t, *a: folded.append((t, fold_in(t, *a))) or folded[-1][1]
-    )
+    for module in (ds_builder, ds_year_parts):  # (market folds a year part at a time)
+        monkeypatch.setattr(
+            module, "_fold_in", lambda t, *a: folded.append((t, fold_in(t, *a))) or folded[-1][1]
+        )
     logs = list_logs(store / "datalog")
     name, path = next((n, p) for n, p in logs if n.data_type == "ticker_market_data")
     ca_name = next(n for n, _ in logs if n.data_type == "corporate_actions")
@@ -131,10 +129,9 @@ def test_incremental_builds_that_fold_in_requeries_equal_the_bootstrap(store, mo
         write_log(store / "datalog", log_name, rows)
         r = datasets.build(store / "datalog", store / "datasets")
         boot = datasets.build(store / "datalog", store / f"boot{k}", full=True)
-        assert _tables_digest(store, r.version) == {
-            t: i["sha256"]
-            for t, i in datasets.read_manifest(store / f"boot{k}", boot.version)["tables"].items()
-        }, log_name
+        assert _tables_digest(store, r.version) == _tables_digest_of(
+            store / f"boot{k}", boot.version
+        ), log_name
     shortcut = [t for t, result in folded if result is not None]
     assert shortcut.count("market") == 4 and "corporate_actions" in shortcut  # not the "pe" log
 
@@ -256,7 +253,7 @@ def test_change_only_compaction_per_metric(tmp_path):
     assert _revenue_versions(boot) == expected
     m_inc = datasets.read_manifest(out, r.version)["tables"]
     m_boot = datasets.read_manifest(boot, datasets.current_version(boot))["tables"]
-    assert {t: i["sha256"] for t, i in m_inc.items()} == {t: i["sha256"] for t, i in m_boot.items()}
+    assert m_inc == m_boot
 
 
 def _random_rows(rng, n, tickers):
@@ -314,12 +311,12 @@ def test_column_by_column_concat_and_sort_equal_pandas(seed):
 
 
 def test_tables_without_new_rows_keep_the_previous_file(store, monkeypatch):
-    """An incremental build copies the previous file of a table no new log touches (the same
+    """An incremental build shares the previous file of a table no new log touches (the same
     builder wrote the same bytes from the same rows) instead of resolving and writing it again;
     a version built by another builder is resolved afresh. Either way it equals the bootstrap."""
     datasets.build(store / "datalog", store / "datasets")
     resolved, resolve = [], ds_resolve._resolve
-    for module in (ds_builder, ds_fold):  # both resolve tables
+    for module in (ds_builder, ds_fold, ds_year_parts):  # all resolve tables
         monkeypatch.setattr(module, "_resolve", lambda t, f: resolved.append(t) or resolve(t, f))
     logs = list_logs(store / "datalog")
     name, path = next((n, p) for n, p in logs if n.data_type == "ticker_market_data")
@@ -350,7 +347,16 @@ def test_tables_without_new_rows_keep_the_previous_file(store, monkeypatch):
 
 
 def _tables_digest_of(folder, version):
-    return {t: i["sha256"] for t, i in datasets.read_manifest(folder, version)["tables"].items()}
+    """Each table's rows and SHA-256 (per year part where partitioned) as its manifest says,
+    checked against the files."""
+    import hashlib
+
+    tables = datasets.read_manifest(folder, version)["tables"]
+    for t, info in tables.items():
+        files = {f"{t}/{y}.feather": i for y, i in info.get("parts", {}).items()}
+        for name, i in (files or {f"{t}.feather": info}).items():
+            assert hashlib.sha256((folder / version / name).read_bytes()).hexdigest() == i["sha256"]
+    return tables
 
 
 @pytest.mark.parametrize("pieces", ["run by run", "joined"])
@@ -440,13 +446,102 @@ def test_rows_taken_from_a_stored_table_read_as_its_frame(tmp_path):
     assert taken["count"].dtype == np.float64 and taken["flag"].dtype == object
 
 
-def test_a_damaged_previous_version_is_named_with_the_way_out(store):
-    """An incremental build reads the previous version's files; one Arrow cannot read (cut
-    short by a full disk, say) stops the build with its path and the --full way out, not a
-    traceback, and the version in use stays; --full then rebuilds from the datalog."""
+@pytest.mark.parametrize("damage", ["cut short", "one byte changed"])
+@pytest.mark.parametrize("which", ["the year the new rows fold into", "a year shared as it is"])
+def test_a_damaged_previous_version_is_named_with_the_way_out(store, damage, which):
+    """An incremental build reads the previous version's files and shares the years without
+    new rows; a year part Arrow cannot read (cut short by a full disk, say) or whose bytes are
+    not those its manifest names stops the build with its path and the --full way out, not a
+    traceback and not a damaged file passed on, and the version in use stays; --full then
+    rebuilds from the datalog."""
     first = datasets.build(store / "datalog", store / "datasets")
-    market = store / "datasets" / first.version / "market.feather"
-    market.write_bytes(market.read_bytes()[:5000])
+    name, path = next(
+        (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data"
+    )
+    rows = read_log(path).iloc[:2]
+    years = sorted(p.stem for p in (store / "datasets" / first.version / "market").iterdir())
+    year = str(rows["date"].iloc[0].year)
+    part = year if which.startswith("the year") else next(y for y in years if y != year)
+    market = store / "datasets" / first.version / "market" / f"{part}.feather"
+    data = market.read_bytes()
+    if damage == "cut short":
+        market.write_bytes(data[:5000])
+    else:  # a value's byte in the middle of the file: Arrow reads it, the hash does not match
+        middle = len(data) // 2
+        market.write_bytes(data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :])
+    later = max(n.timestamp for n, _ in list_logs(store / "datalog")) + 1
+    write_log(store / "datalog", LogName(later, name.source, name.data_type, name.label), rows)
+    with pytest.raises(
+        BadInputError, match=rf"market/{part}\.feather: the dataset version .*--full"
+    ):
+        datasets.build(store / "datalog", store / "datasets")
+    assert datasets.current_version(store / "datasets") == first.version
+    again = datasets.build(store / "datalog", store / "datasets", full=True)
+    assert again.version != first.version and again.rows["market"] > 0
+
+
+def test_a_new_day_rewrites_one_year_and_shares_the_others(store):
+    """Dataset format 2: the market table is one file per year; a new day's rows rewrite that
+    year's file only, and every other year's file is the previous version's own (a hard link,
+    no bytes written), as is every table the day leaves alone. The version equals a build from
+    scratch, and reads back as the table format 1 stored whole (the year parts joined in table
+    order)."""
+    first = datasets.build(store / "datalog", store / "datasets")
+    logs = list_logs(store / "datalog")
+    markets = [(n, p) for n, p in logs if n.data_type == "ticker_market_data"]
+    ts = max(n.timestamp for n, _ in logs)
+    last_day = max(read_log(p)["date"].max() for _, p in markets)
+    for k, (name, path) in enumerate(markets[:3]):  # the next day for three tickers
+        day = read_log(path).iloc[-1:].assign(date=last_day + pd.Timedelta(days=1))
+        write_log(
+            store / "datalog", LogName(ts + 1 + k, name.source, name.data_type, name.label), day
+        )
+    second = datasets.build(store / "datalog", store / "datasets")
+    old, new = (store / "datasets" / v for v in (first.version, second.version))
+    years = sorted(p.name for p in (old / "market").iterdir())
+    assert len(years) > 2 and (new / "market").is_dir() and not (new / "market.feather").exists()
+    changed = {f"{(last_day + pd.Timedelta(days=1)).year}.feather"}
+    for year in sorted(p.name for p in (new / "market").iterdir()):
+        same_file = year in years and (old / "market" / year).samefile(new / "market" / year)
+        assert same_file == (year not in changed), year
+    for table in ("fundamentals", "constituents", "metadata", "regimes"):
+        assert (old / f"{table}.feather").samefile(new / f"{table}.feather")
+    boot = datasets.build(store / "datalog", store / "boot", full=True)
+    assert _tables_digest(store, second.version) == _tables_digest_of(store / "boot", boot.version)
+    market = datasets.load_table(new, "market")
+    assert (market["date"] == last_day + pd.Timedelta(days=1)).sum() == 3
+    pd.testing.assert_frame_equal(
+        market,
+        market.sort_values(["source", "ticker", "date"], kind="stable").reset_index(drop=True),
+    )
+
+
+def test_a_format_1_version_reads_and_the_next_build_rebuilds_it_as_format_2(store):
+    """A version built before dataset format 2 (every table whole, no "format" in its manifest)
+    reads as it did, tables equal to the format-2 version of the same logs; the next build
+    leaves it as it is and writes format 2 from every log, equal to a build from scratch."""
+    import json
+
+    import pyarrow as pa
+    from pyarrow import feather
+
+    built = datasets.build(store / "datalog", store / "datasets")
+    _, tables = datasets.load_tables(store / "datasets")
+    folder = store / "datasets" / built.version
+    old = store / "datasets" / "v000009"  # the same tables as format 1 wrote them
+    shutil.copytree(folder, old)
+    shutil.rmtree(old / "market")
+    table = pa.Table.from_pandas(tables["market"], preserve_index=False)
+    feather.write_feather(table, old / "market.feather", compression="zstd")
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["format"]
+    manifest["version"] = "v000009"
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    (store / "datasets" / "CURRENT").write_text("v000009\n")
+    version, again = datasets.load_tables(store / "datasets")
+    assert version == "v000009"
+    for t in tables:
+        pd.testing.assert_frame_equal(again[t], tables[t])
     name, path = next(
         (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data"
     )
@@ -456,25 +551,31 @@ def test_a_damaged_previous_version_is_named_with_the_way_out(store):
         LogName(later, name.source, name.data_type, name.label),
         read_log(path).iloc[:2],
     )
-    with pytest.raises(BadInputError, match=r"market\.feather: the dataset version .*--full"):
-        datasets.build(store / "datalog", store / "datasets")
-    assert datasets.current_version(store / "datasets") == first.version
-    again = datasets.build(store / "datalog", store / "datasets", full=True)
-    assert again.version != first.version and again.rows["market"] > 0
+    before = tree_digest(old)
+    after = datasets.build(store / "datalog", store / "datasets")
+    assert after.version == "v000010" and after.new_logs == len(list_logs(store / "datalog"))
+    assert datasets.read_manifest(store / "datasets", after.version)["format"] == 2
+    assert tree_digest(old) == before
+    boot = datasets.build(store / "datalog", store / "boot", full=True)
+    assert _tables_digest(store, after.version) == _tables_digest_of(store / "boot", boot.version)
 
 
 def test_a_table_read_by_column_gives_the_whole_table_s_columns(small_store, tmp_path):
     """datasets.Columns (how the panel reads the market table, a column at a time) gives each
-    column as the whole-table read does, dtypes included; a panel built from it equals one
-    built from whole tables; a version without the table reads it empty."""
+    column with the whole-table read's dtype, its rows in the stored order (year part by year
+    part: the whole table's rows, sorted by year first); a panel built from it equals one built
+    from whole tables; a version without the table reads it empty."""
     from equity_backtest.config import Parameters
     from equity_backtest.data.panel import panel_from_tables
     from tests.conftest import SMALL
 
     version, whole = datasets.load_tables(small_store / "datasets")
     _, lazy = datasets.load_tables(small_store / "datasets", version, by_column=("market",))
+    by_year = whole["market"]["date"].dt.year.to_numpy()
+    stored = whole["market"].iloc[np.argsort(by_year, kind="stable")].reset_index(drop=True)
+    assert len(set(by_year)) > 1
     for column in whole["market"].columns:
-        pd.testing.assert_series_equal(lazy["market"][column], whole["market"][column])
+        pd.testing.assert_series_equal(lazy["market"][column], stored[column])
     spec = Parameters(**SMALL, datasets_dir=str(small_store / "datasets"))
     one, two = panel_from_tables(version, whole, spec), panel_from_tables(version, lazy, spec)
     for name in one.fields:

@@ -85,12 +85,17 @@ DATA_TYPES = tuple(LOG_TYPES)
 @dataclasses.dataclass(frozen=True)
 class Table:
     """A dataset table: its key, whether a newer log replaces the whole key group, row order and
-    standard columns (so an empty table reads like a full one)."""
+    standard columns (so an empty table reads like a full one); `partition`, where set, is the
+    date column whose calendar year cuts the table into one file per year (dataset format 2),
+    so that a new day rewrites one year's file and the other years are shared between versions.
+    The columns before it in `sort` are dictionary-encoded, so the whole table's order comes back
+    from the parts by one stable sort on their codes."""
 
     keys: tuple[str, ...]
     replace_group: bool
     sort: tuple[str, ...]
     columns: dict[str, str]
+    partition: str = ""
 
 
 _DATE, _F, _O = "datetime64[ns]", "float64", "object"
@@ -100,6 +105,7 @@ TABLES: dict[str, Table] = {
         False,
         ("source", "ticker", "date"),
         {"source": _O, "ticker": _O, "date": _DATE, **dict.fromkeys(MARKET_FIELDS, _F)},
+        partition="date",
     ),
     "fundamentals": Table(
         ("source", "ticker", "period_end", "announcement_date", "metric"),

@@ -27,9 +27,10 @@ from ...infra.storage import atomic_write_text, fsync_dir, sha256_file
 from .. import calendars, quality
 from ..datalog import LogName, list_logs, parse_log, parse_many, read_log
 from ..vocabulary import LOG_TYPES, TABLES
+from . import year_parts
 from .fold import _fold_in, _Stored
 from .resolve import _concat, _reorders_history, _resolve
-from .versions import _empty, current_version, read_manifest
+from .versions import FORMAT, _empty, current_version, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,9 @@ def build(
     if base:
         base_manifest = read_manifest(datasets_dir, base)
         prev_logs = {e["file"]: e["sha256"] for e in base_manifest["logs"]}
+        if base_manifest.get("format", 1) != FORMAT:  # (older versions stay as they are)
+            log.info("dataset %s is in an older format: building the next from every log", base)
+            base, prev_logs = None, {}
     new = [(n, p) for n, p in logs if p.name not in prev_logs]
     if base and not new:
         return BuildResult(base, 0, [], {}, up_to_date=True)
@@ -186,7 +190,7 @@ def build(
     parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}  # new rows, per table
     previous: dict[str, _Stored] = {}
     if base:
-        previous = {t: _Stored(datasets_dir / base, t) for t in TABLES}
+        previous = {t: _Stored(datasets_dir / base, t) for t in TABLES if not TABLES[t].partition}
     skipped, used = [p.name for p, _ in misnamed if p.name not in prev_logs], dict(prev_logs)
     for _, exc in misnamed:
         log.warning("skipped bad log: %s", exc)
@@ -210,10 +214,15 @@ def build(
             progress=progress,
             calendar=calendar,
         )
-    tables, kept = {}, {}
+    tables, kept, years = {}, {}, {}
     same_builder = base and base_manifest["builder"] == _BUILDER
     for t in TABLES:
         frames, parts[t] = [f for f in parts[t] if len(f)], []  # (each part freed once used)
+        if TABLES[t].partition and base:  # new rows folded into the years they fall in only
+            known = base_manifest["tables"].get(t, {})
+            years[t] = year_parts.fold(t, datasets_dir / base, frames, same_builder, known)
+            tables[t] = year_parts.whole(t, datasets_dir / base, years[t])
+            continue
         old = previous.pop(t, None)
         if old is not None and not frames and same_builder and old.exists:
             tables[t] = kept[t] = old.frame()  # no new rows: the previous file is the table
@@ -229,6 +238,8 @@ def build(
             ]
             folded = _resolve(t, _concat(frames)) if frames else None  # (parts freed as joined)
         tables[t] = folded if folded is not None else _empty(t)
+        if TABLES[t].partition:  # (cut while written, a year at a time)
+            years[t] = year_parts.split(t, tables[t])
         del old, folded
 
     version = _next_version(datasets_dir)
@@ -237,6 +248,7 @@ def build(
         shutil.rmtree(tmp)
     tmp.mkdir()
     manifest = {
+        "format": FORMAT,
         "version": version,
         "previous_version": base,
         "builder": _BUILDER,
@@ -246,13 +258,20 @@ def build(
     }
     # the tables are compressed, written and hashed from Arrow's view of them (Arrow and hashlib
     # work without the GIL) while the quality report reads the frames: on two cores they overlap
-    arrow = {
-        t: None if t in kept else pa.Table.from_pandas(frame, preserve_index=False)
+    arrow = {  # (a partitioned table: its (year, frame) parts; a kept table: None)
+        t: years[t]
+        if t in years
+        else None
+        if t in kept
+        else pa.Table.from_pandas(frame, preserve_index=False)
         for t, frame in tables.items()
     }
     with ThreadPoolExecutor(1, thread_name_prefix="write-tables") as writer:
         rows = {t: len(frame) for t, frame in tables.items()}
-        written = writer.submit(_write_tables, arrow, rows, tmp, base and datasets_dir / base)
+        shared = base_manifest["tables"] if base else {}
+        written = writer.submit(
+            _write_tables, arrow, rows, tmp, base and datasets_dir / base, shared
+        )
         quality_report = quality.report(tables, manifest, calendar)
         manifest["tables"] = written.result()
     restated = {
@@ -285,20 +304,45 @@ def build(
 
 
 def _write_tables(
-    tables: dict[str, pa.Table | None], rows: dict[str, int], folder: Path, base: Path | None
+    tables: dict, rows: dict[str, int], folder: Path, base: Path | None, shared: dict
 ) -> dict:
-    """Write each table as folder/<table>.feather; a table given as None is the base version's
-    file (kept: the same bytes the builder wrote from the same rows). Row counts and SHA-256."""
+    """Write each table as folder/<table>.feather (an Arrow table), a partitioned one as
+    folder/<table>/<year>.feather from its (year, frame) parts. A table or part given as None is
+    the base version's file (kept: the bytes the builder wrote from the same rows), shared. Row
+    counts and SHA-256, per part where partitioned."""
     info = {}
     for t, table in tables.items():
-        path = folder / f"{t}.feather"
-        faults.point("write")
-        if table is None:
-            shutil.copyfile(base / path.name, path)
-        else:
-            feather.write_feather(table, path, compression="zstd")
-        info[t] = {"rows": rows[t], "sha256": sha256_file(path)}
+        if not TABLES[t].partition:
+            known = shared.get(t, {})
+            info[t] = {"rows": rows[t], **_written(folder, f"{t}.feather", table, base, known)}
+            continue
+        (folder / t).mkdir()
+        known_parts = shared.get(t, {}).get("parts", {})
+        info[t] = {"rows": rows[t], "parts": {}}
+        for year, frame in table.items() if isinstance(table, dict) else table:
+            arrow = None if frame is None else pa.Table.from_pandas(frame, preserve_index=False)
+            written = _written(folder, f"{t}/{year}.feather", arrow, base, known_parts.get(year))
+            info[t]["parts"][year] = {
+                "rows": len(frame) if frame is not None else known_parts[year]["rows"],
+                **written,
+            }
+            del frame, arrow
     return info
+
+
+def _written(
+    folder: Path, name: str, table: pa.Table | None, base: Path | None, known: dict | None
+) -> dict:
+    """Write one file of the new version, or share the base version's where `table` is None:
+    its SHA-256. A shared file whose bytes are not those the base version's manifest names (a
+    damaged previous version) is refused with the way out."""
+    path = folder / name
+    faults.point("write")
+    if table is not None:
+        feather.write_feather(table, path, compression="zstd")
+        return {"sha256": sha256_file(path)}
+    year_parts.share(base / name, path)
+    return {"sha256": year_parts.checked(path, known)}
 
 
 def _clear_abandoned_builds(datasets_dir: Path) -> None:

@@ -25,8 +25,10 @@ class _Stored:
     previous rows straight into the new table, and a table the new logs leave alone is converted
     only if something needs its frame."""
 
-    def __init__(self, folder: Path, name: str):
-        self.name, self.path = name, Path(folder) / f"{name}.feather"
+    def __init__(self, folder: Path, name: str, part: str = ""):
+        """The table `name` of a version folder, or its year `part` (dataset format 2)."""
+        self.name = name
+        self.path = Path(folder) / (f"{name}/{part}.feather" if part else f"{name}.feather")
         self.exists = self.path.is_file()
         self.columns = list(self.schema.names) if self.exists else list(_empty(name).columns)
         self._chunk_rows: list[int] | None = None if self.exists else []

@@ -1,15 +1,23 @@
-"""Reading dataset versions: which one is current, its manifest, its tables."""
+"""Reading dataset versions: which one is current, its manifest, its tables.
+
+Format 2 (manifest "format": 2) stores a table with a partition column as one file per calendar
+year, <table>/<year>.feather, each in table order; format 1 (no "format" in the manifest) stored
+every table whole as <table>.feather. Both read the same way, through load_table(s)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.feather as feather
 
 from ...errors import BadInputError
 from ..vocabulary import TABLES
+from .resolve import _concat
+
+FORMAT = 2  # what the builder writes
 
 
 def current_version(datasets_dir: str | Path) -> str | None:
@@ -46,23 +54,61 @@ def load_tables(
 
 class Columns:
     """A table of a version folder read one column at a time, each read decompressing only that
-    column, as the whole-table read gives it: for a reader that needs the columns of a
-    CRSP-sized market table one after another (the panel), so the table is never whole in
-    memory beside what is built from it."""
+    column: for a reader that needs the columns of a CRSP-sized market table one after another
+    (the panel), so the table is never whole in memory beside what is built from it. Each column
+    has the whole-table read's dtype; its rows come in the stored order (year part by year part
+    where the table is partitioned), the same for every column, which a reader that places rows
+    by their keys does not mind."""
 
     def __init__(self, folder: Path, name: str):
-        self.path, self.name = Path(folder) / f"{name}.feather", name
+        self.files, self.name = table_files(folder, name), name
 
     def __getitem__(self, column: str) -> pd.Series:
-        if not self.path.is_file():
+        if not self.files:
             return _empty(self.name)[column]
-        return feather.read_table(self.path, columns=[column]).to_pandas()[column]
+        pieces = [feather.read_table(p, columns=[column]).to_pandas() for p in self.files]
+        return _concat(pieces)[column] if len(pieces) > 1 else pieces[0][column]
+
+
+def table_files(folder: Path, name: str) -> list[Path]:
+    """The files that hold a table of a version folder: <name>.feather (format 1, or a table
+    without a partition), or its year parts in year order; none for a table added since."""
+    whole, parts = Path(folder) / f"{name}.feather", Path(folder) / name
+    if whole.is_file():
+        return [whole]
+    return sorted(parts.glob("*.feather")) if parts.is_dir() else []
 
 
 def load_table(folder: Path, name: str) -> pd.DataFrame:
-    """One table of a version folder; a table added after the version was built reads empty."""
-    path = Path(folder) / f"{name}.feather"
-    return feather.read_feather(path) if path.is_file() else _empty(name)
+    """One table of a version folder, in table order whatever its format; a table added after
+    the version was built reads empty."""
+    files = table_files(folder, name)
+    if not files:
+        return _empty(name)
+    return joined(name, [feather.read_feather(p) for p in files])
+
+
+def joined(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """A partitioned table's year parts (each in table order, years rising) as the whole table:
+    the frame format 1 stored, dictionary-encoded columns on the sorted union of their values.
+    A table's order goes by the columns before its partition column, then the date: the parts
+    joined year after year, one stable sort by those columns' codes gives it. Empties `parts`."""
+    if len(parts) <= 1:
+        return parts.pop() if parts else _empty(name)
+    frame = _concat(parts)
+    sort = list(TABLES[name].sort)
+    ahead = sort[: sort.index(TABLES[name].partition)]
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for col in ahead:
+        column = frame[col]
+        if not isinstance(column.dtype, pd.CategoricalDtype) or column.isna().any():
+            return frame.sort_values(sort, kind="stable", ignore_index=True)
+        codes = codes * (len(column.cat.categories) + 1) + column.cat.codes.to_numpy()
+    if len(codes) < 2 or (np.diff(codes) >= 0).all():
+        return frame
+    order = np.argsort(codes, kind="stable")
+    del codes
+    return pd.DataFrame({c: frame.pop(c).array.take(order) for c in list(frame.columns)})
 
 
 def _empty(table: str) -> pd.DataFrame:

@@ -1,0 +1,112 @@
+"""Year parts (dataset format 2): a partitioned table cut into one frame per calendar year of its
+partition column, and new rows folded into the parts of the years they fall in only. A new day
+then reads, rewrites and hashes one year's file; the other years' files are the previous
+version's, shared (hard-linked) rather than written again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import BadInputError
+from ...infra.storage import sha256_file
+from ..vocabulary import CATEGORICAL, TABLES
+from .fold import _fold_in, _Stored
+from .resolve import _concat, _resolve, _sorted_categories
+from .versions import joined, table_files
+
+
+def split(
+    name: str, frame: pd.DataFrame, encode: bool = True
+) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(year, rows of that year) for each year the table's partition column holds, years rising,
+    rows in their order within the table. encode=True recodes dictionary-encoded columns on the
+    values each part holds: the part a fold of that year alone gives, so a build from scratch
+    and an incremental build write the same bytes."""
+    if not len(frame):
+        return
+    year = _years(frame[TABLES[name].partition])
+    order = np.argsort(year, kind="stable")  # (small integers: a radix sort)
+    for rows in np.split(order, np.flatnonzero(np.diff(year[order])) + 1):
+        part = {c: frame[c].array.take(rows) for c in frame.columns}
+        if encode:
+            part = {
+                c: _sorted_categories(pd.Series(v)) if c in CATEGORICAL else v
+                for c, v in part.items()
+            }
+        yield f"{year[rows[0]]:04d}", pd.DataFrame(part)
+
+
+def _years(dates: pd.Series) -> np.ndarray:
+    values = dates.to_numpy()
+    if pd.isna(values).any():  # (the datalog's checks refuse a market row without a date)
+        raise ValueError("a partitioned table's partition column holds a missing date")
+    return (values.astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.int16)
+
+
+def fold(
+    name: str, base: Path, frames: list[pd.DataFrame], share: bool, known: dict
+) -> dict[str, pd.DataFrame | None]:
+    """The parts of the table after the new rows `frames` join the base version's: per year,
+    the folded frame, or None where the year has no new rows and its file is shared as it is
+    (share=False, when another builder wrote the base, resolves those years again). New rows
+    with a column the table lacks rewrite every part, as a build from scratch has it in all.
+    `known`: the base manifest's entry of the table; a part read is checked against it."""
+    stored = {path.stem: path for path in table_files(base, name)}
+    columns = set(_Stored(base, name, min(stored)).columns) if stored else set()
+    if any(set(f.columns) - columns for f in frames):  # a new column: every part gets it
+        table = whole(name, base, dict.fromkeys(stored))
+        return dict(split(name, _resolve(name, _concat([table, *frames]))))
+    new = dict(split(name, _concat(frames), encode=False)) if frames else {}
+    parts: dict[str, pd.DataFrame | None] = {}
+    for year in sorted(set(stored) | set(new)):
+        rows = new.pop(year, None)
+        if year in stored and (rows is not None or not share):
+            checked(stored[year], known.get("parts", {}).get(year))
+        old = _Stored(base, name, year) if year in stored else None
+        if rows is None:
+            parts[year] = None if share else _resolve(name, old.frame())
+            continue
+        folded = _fold_in(name, old, rows) if old is not None and len(old) else None
+        if folded is None:
+            previous = old.frame() if old is not None else None
+            pieces = [f for f in (previous, rows) if f is not None and len(f)]
+            folded = _resolve(name, _concat(pieces))
+        parts[year] = folded
+    return parts
+
+
+def whole(name: str, base: Path, parts: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
+    """The table the parts make (shared ones read from the base version), in table order."""
+    frames = [  # (joined() takes the frames' columns: the folded parts stay whole)
+        _Stored(base, name, y).frame() if f is None else f.copy(deep=False)
+        for y, f in parts.items()
+    ]
+    return joined(name, frames)
+
+
+def checked(path: Path, known: dict | None) -> str:
+    """The SHA-256 of a file of the previous version, refused where it is not the one that
+    version's manifest names (a damaged file, which would be passed on)."""
+    digest = sha256_file(path)
+    if known and digest != known.get("sha256"):
+        raise BadInputError(
+            f"{path}: the dataset version this build starts from is damaged (its SHA-256 is "
+            "not the one its manifest names); rebuild from the datalog with "
+            "02_build_datasets.py --full"
+        )
+    return digest
+
+
+def share(source: Path, target: Path) -> None:
+    """A file of the previous version in the new one: a hard link (no bytes written), a copy
+    where the filesystem has none."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
