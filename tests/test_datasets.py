@@ -459,7 +459,9 @@ def test_a_damaged_previous_version_is_named_with_the_way_out(store, damage, whi
         (n, p) for n, p in list_logs(store / "datalog") if n.data_type == "ticker_market_data"
     )
     rows = read_log(path).iloc[:2]
-    years = sorted(p.stem for p in (store / "datasets" / first.version / "market").iterdir())
+    years = sorted(
+        p.stem for p in (store / "datasets" / first.version / "market").glob("*.feather")
+    )
     year = str(rows["date"].iloc[0].year)
     part = year if which.startswith("the year") else next(y for y in years if y != year)
     market = store / "datasets" / first.version / "market" / f"{part}.feather"
@@ -483,9 +485,9 @@ def test_a_damaged_previous_version_is_named_with_the_way_out(store, damage, whi
 def test_a_new_day_rewrites_one_year_and_shares_the_others(store):
     """Dataset format 2: the market table is one file per year; a new day's rows rewrite that
     year's file only, and every other year's file is the previous version's own (a hard link,
-    no bytes written), as is every table the day leaves alone. The version equals a build from
-    scratch, and reads back as the table format 1 stored whole (the year parts joined in table
-    order)."""
+    no bytes written), as are its market checks and every table the day leaves alone. The
+    version and its quality report equal a build from scratch, and the table reads back as
+    format 1 stored it whole (the year parts joined in table order)."""
     first = datasets.build(store / "datalog", store / "datasets")
     logs = list_logs(store / "datalog")
     markets = [(n, p) for n, p in logs if n.data_type == "ticker_market_data"]
@@ -501,13 +503,22 @@ def test_a_new_day_rewrites_one_year_and_shares_the_others(store):
     years = sorted(p.name for p in (old / "market").iterdir())
     assert len(years) > 2 and (new / "market").is_dir() and not (new / "market.feather").exists()
     changed = {f"{(last_day + pd.Timedelta(days=1)).year}.feather"}
-    for year in sorted(p.name for p in (new / "market").iterdir()):
+    for year in sorted(p.name for p in (new / "market").glob("*.feather")):
         same_file = year in years and (old / "market" / year).samefile(new / "market" / year)
         assert same_file == (year not in changed), year
+        checks = year.replace(".feather", ".checks.json")  # the part's market checks, kept
+        kept = (old / "market" / checks).is_file() and (old / "market" / checks).samefile(new / "market" / checks)  # fmt: skip
+        assert kept == same_file, checks
     for table in ("fundamentals", "constituents", "metadata", "regimes"):
         assert (old / f"{table}.feather").samefile(new / f"{table}.feather")
     boot = datasets.build(store / "datalog", store / "boot", full=True)
     assert _tables_digest(store, second.version) == _tables_digest_of(store / "boot", boot.version)
+    # the quality report from the kept checks of the shared years equals the one from scratch
+    for name in ("quality_report.json", "quality_report.md"):
+        ours = (new / name).read_text().replace(second.version, "vX")
+        assert ours == (store / "boot" / boot.version / name).read_text().replace(
+            boot.version, "vX"
+        )
     market = datasets.load_table(new, "market")
     assert (market["date"] == last_day + pd.Timedelta(days=1)).sum() == 3
     pd.testing.assert_frame_equal(

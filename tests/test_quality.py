@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 
-from equity_backtest.data import datasets
+from equity_backtest.data import datasets, market_checks
 from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
 
 
@@ -140,7 +140,7 @@ def test_a_source_with_an_index_list_and_no_prices_is_reported(tmp_path):
 
 
 def test_market_checks_block_by_block_equal_one_pass(tmp_path, small_store, monkeypatch):
-    """The market checks run on blocks of whole tickers (quality._BLOCK_ROWS rows or so), so
+    """The market checks run on blocks of whole tickers (market_checks._BLOCK_ROWS rows or so), so
     memory stays flat at CRSP size; the report is the same whatever the block size, down to
     one ticker a block, with more flagged rows than the examples listed and problems on the
     first and last rows of tickers (where blocks meet)."""
@@ -170,7 +170,7 @@ def test_market_checks_block_by_block_equal_one_pass(tmp_path, small_store, monk
     assert s["zero_volume_runs"]["count"] >= 30 and s["implausible_prices"]["count"] >= 15
     assert s["unexplained_split_like_jumps"]["count"] >= 10
     for rows in (1, 7, 1000):
-        monkeypatch.setattr(quality, "_BLOCK_ROWS", rows)
+        monkeypatch.setattr(market_checks, "_BLOCK_ROWS", rows)
         assert quality.report(tables, manifest) == whole, rows
 
 
@@ -206,3 +206,96 @@ def test_market_caps_in_other_units_than_price_x_shares_are_flagged(small_store)
     assert summary_lines(report) == ["quality: 1 logs, 0 skipped"]
     nothing = market_cap_units(mk.assign(market_cap=np.nan), fund)
     assert nothing["checked"] == 0 and "no market caps" in nothing["why"]
+
+
+def _market_over_three_years() -> pd.DataFrame:
+    """Twelve tickers over 2019-2021 business days with problems planted where the years meet:
+    a spike on a year's last day that reverts, split-like moves on a year's first day (one
+    explained by a split), zero-volume runs across one, two and no year ends, a ticker absent
+    for a year whose run goes on across the gap, and a single row in a year that spikes."""
+    days = pd.bdate_range("2019-01-01", "2021-12-31")
+    y1 = days[days.year == 2019]
+    y2 = days[days.year == 2020]
+    frames = []
+    for k in range(12):
+        ticker = f"T{k:02d}"
+        on = days
+        if ticker == "T07":
+            on = days[days.year != 2020]
+        if ticker == "T09":
+            on = days[(days.year != 2020) | (days == y2[100])]
+        close = np.full(len(on), 10.0 + k)
+        frame = pd.DataFrame(
+            {"source": "s", "ticker": ticker, "date": on, "open": close, "high": close * 1.01,
+             "low": close * 0.99, "close": close, "volume": 1000.0, "market_cap": close * 1e6}
+        )  # fmt: skip
+        at = {d: i for i, d in enumerate(on)}
+        if ticker == "T01":
+            frame.loc[at[y1[-1]], "close"] = 500.0  # spike on 2019's last day, back on 2020's first
+        if ticker in ("T02", "T03"):
+            frame.loc[at[y2[0]] :, ["open", "high", "low", "close"]] *= (
+                0.5  # halved on 2020's first
+            )
+        if ticker == "T04":
+            frame.loc[at[y1[-6]] : at[y2[4]], "volume"] = 0.0  # 6 + 5 days across a year end
+        if ticker == "T05":
+            frame.loc[at[y1[-4]] : at[y2[3]], "volume"] = 0.0  # 4 + 4: too short
+        if ticker == "T06":  # 3 days, the whole of 2020, 3 days: one run over three parts
+            frame.loc[at[y1[-3]] : at[days[days.year == 2021][2]], "volume"] = 0.0
+        if ticker == "T07":  # 5 days before the gap, 6 after: consecutive rows, one run
+            first_2021 = days[days.year == 2021][0]
+            frame.loc[at[y1[-5]] : at[first_2021] + 5, "volume"] = 0.0
+        if ticker == "T08":
+            frame.loc[:30, "low"] = 0.0  # more non-positive rows than examples, in 2019
+            frame.loc[at[y2[0]], "low"] = -1.0
+        if ticker == "T09":
+            frame.loc[at[y2[100]], "close"] = 900.0  # its one 2020 row spikes against 2019 and 2021
+        if ticker == "T10":
+            frame.loc[at[y2[-1]], "close"] = 2e9  # absurd on a year's last day
+        frames.append(frame)
+    market = pd.concat(frames, ignore_index=True)
+    market["source"] = pd.Categorical(market["source"])
+    market["ticker"] = pd.Categorical(
+        market["ticker"], categories=sorted(market["ticker"].unique())
+    )
+    return market.assign(log_ts=np.int64(1))
+
+
+def test_market_checks_by_year_part_equal_one_pass_over_the_table(tmp_path):
+    """A dataset's year parts are summarised alone (and the summaries kept as JSON beside them):
+    combined, they give the report one pass over the whole table gives, the checks across year
+    ends included: spikes, split-like moves (explained or not), zero-volume runs over one, two or
+    no year ends, a ticker absent for a year, more flagged rows than examples."""
+    from equity_backtest.data import quality
+    from equity_backtest.data.datasets import versions, year_parts
+
+    market = _market_over_three_years()
+    tables = {t: versions._empty(t) for t in datasets.TABLES}
+    tables["market"] = market
+    tables["corporate_actions"] = pd.DataFrame(
+        {"source": ["s"], "ticker": ["T03"], "date": [pd.Timestamp("2020-01-01")],
+         "action": ["split"], "value": [2.0], "log_ts": [np.int64(1)]}
+    )  # fmt: skip
+    manifest = {"version": "v1", "logs": [], "skipped_logs": []}
+    whole = quality.report(tables, manifest, "XNYS")
+    parts = []
+    for year, part in year_parts.split("market", market):
+        path = tmp_path / f"{year}.feather"
+        parts.append(year_parts.checked_part(path, part, None)["s"])
+        assert path.with_suffix(".checks.json").is_file()
+    by_part = quality.report(tables, manifest, "XNYS", {"s": parts})
+    assert by_part == whole
+    reloaded = [market_checks.load(p)["s"] for p in sorted(tmp_path.glob("*.checks.json"))]
+    assert quality.report(tables, manifest, "XNYS", {"s": reloaded}) == whole
+    s = whole["sources"][0]
+    flagged = {c: {e["ticker"] for e in s[c]["examples"]} for c in market_checks.FLAGGING}
+    assert flagged["implausible_prices"] == {"T01", "T09", "T10"}
+    assert (
+        flagged["unexplained_split_like_jumps"] >= {"T02"}
+        and "T03" not in flagged["unexplained_split_like_jumps"]
+    )
+    runs = {e["ticker"]: e["days"] for e in s["zero_volume_runs"]["examples"]}
+    assert runs == {"T04": "11", "T06": str(3 + 262 + 3), "T07": "11"}
+    assert (
+        s["non_positive_prices"]["count"] == 32 and len(s["non_positive_prices"]["examples"]) == 20
+    )

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInputError
-from . import calendars, frequency
+from . import calendars, frequency, market_checks
 from .consistency import (
     fundamentals_vintage,
     market_cap_units,
@@ -34,31 +34,16 @@ from .consistency import (
     unapplied_distributions,
     vendor_screens,
 )
-
-ZERO_VOLUME_RUN = 10
-# no listed share trades above this in any currency; the panel treats such prices as missing
-MAX_PLAUSIBLE_PRICE = 1e9
-SPIKE = 20.0
-SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 10.0, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 10)
-EXAMPLES = 20  # listed per check; counts are always complete
-
-
-def _examples(frame: pd.DataFrame) -> list[dict]:
-    out = []
-    for rec in frame.head(EXAMPLES).to_dict("records"):
-        out.append(
-            {
-                k: (
-                    f"{v:%Y-%m-%d}"
-                    if isinstance(v, pd.Timestamp)
-                    else float(v)
-                    if isinstance(v, float | np.floating)
-                    else str(v)
-                )
-                for k, v in rec.items()
-            }
-        )
-    return out
+from .market_checks import (  # noqa: F401  (the checks' thresholds, named here as before)
+    EXAMPLES,
+    MAX_PLAUSIBLE_PRICE,
+    SPIKE,
+    SPLIT_RATIOS,
+    ZERO_VOLUME_RUN,
+)
+from .market_checks import (
+    examples as _examples,
+)
 
 
 def calendar_check(dates: pd.DatetimeIndex, exchange: str) -> dict:
@@ -98,170 +83,26 @@ def source_exchange(metadata: pd.DataFrame, default: str) -> str:
     return default
 
 
-def _by_ticker(mk: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Market rows ordered by ticker then day, with an integer code per row (equal codes: one
-    ticker, codes in ticker order) and the ticker names of the codes. A built table is in that
-    order with tickers dictionary-encoded already: then nothing is sorted or hashed again."""
-    tick = mk["ticker"]
-    if isinstance(tick.dtype, pd.CategoricalDtype) and not tick.isna().any():
-        names = np.asarray(tick.cat.categories.astype(str), dtype=object)
-        codes = tick.cat.codes.to_numpy()
-        names_sorted = all(a < b for a, b in zip(names[:-1], names[1:], strict=True))
-        if names_sorted and _by_ticker_and_day(codes, mk["date"].to_numpy()):
-            return mk, codes, names
-    mk = mk.assign(ticker=tick.astype(str)).sort_values(["ticker", "date"], kind="stable")
-    codes, names = pd.factorize(mk["ticker"], sort=True)
-    return mk, codes.astype(np.int64), np.asarray(names, dtype=object)
-
-
-_BLOCK_ROWS = 1 << 20  # market rows checked at a time, so memory stays flat at any table size
-
-
-def _by_ticker_and_day(codes: np.ndarray, days: np.ndarray) -> bool:
-    """Whether rows go by ticker code, and by day within a ticker (block by block)."""
-    for start in range(0, max(len(codes) - 1, 0), _BLOCK_ROWS):
-        c, d = codes[start : start + _BLOCK_ROWS + 1], days[start : start + _BLOCK_ROWS + 1]
-        same = c[1:] == c[:-1]
-        if (c[1:] < c[:-1]).any() or (d[1:][same] < d[:-1][same]).any():
-            return False
-    return True
-
-
-def _ticker_blocks(codes: np.ndarray):
-    """Slices of about _BLOCK_ROWS rows that begin and end where a ticker does (codes sorted):
-    every market check looks at one ticker's rows only, so block by block gives what one pass
-    over all rows gives."""
-    start = 0
-    while start < len(codes):
-        end = min(start + _BLOCK_ROWS, len(codes))
-        if end < len(codes):
-            end = int(np.searchsorted(codes, codes[end - 1], side="right"))
-        yield slice(start, end)
-        start = end
-
-
-class _Flagged:
-    """Rows a check flags, gathered block by block: how many, and the first EXAMPLES."""
-
-    def __init__(self) -> None:
-        self.count, self.head = 0, []
-
-    def add(self, rows: pd.DataFrame) -> None:
-        self.count += len(rows)
-        room = EXAMPLES - sum(len(h) for h in self.head)
-        if room > 0 and len(rows):
-            self.head.append(rows.head(room))
-
-    def block(self) -> dict:
-        return {
-            "count": self.count,
-            "examples": _examples(pd.concat(self.head)) if self.head else [],
-        }
-
-
-def _distinct_days(days: np.ndarray) -> pd.DatetimeIndex:
-    """The distinct days of millions of rows, by counting (no sort of the rows)."""
-    if not len(days):
-        return pd.DatetimeIndex(days)
-    ns = days.astype("datetime64[ns]").astype(np.int64)
-    whole = ns % 86_400_000_000_000 == 0
-    if np.isnat(days).any() or not whole.all():
-        return pd.DatetimeIndex(np.unique(days))
-    number = ns // 86_400_000_000_000
-    low = number.min()
-    seen = np.flatnonzero(np.bincount(number - low)) + low
-    return pd.DatetimeIndex((seen * 86_400_000_000_000).astype("datetime64[ns]"))
-
-
 def _of_source(table: pd.DataFrame, source: str) -> pd.DataFrame:
     """The rows of one source (the table itself, not a copy, where it holds only that one)."""
     mine = (table["source"] == source).to_numpy()
     return table if mine.all() else table[mine]
 
 
-def _market_checks(mk: pd.DataFrame, codes: np.ndarray, names: np.ndarray, splits: set) -> dict:
-    """The per-ticker checks of a source's market rows (ordered by ticker, then day), one block
-    of whole tickers at a time: flagged rows, each ticker's first and last day and row count,
-    the (month, ticker) pairs with prices, and the distinct trading days."""
-    price_cols = [c for c in ("open", "high", "low", "close") if c in mk]
-    flagged = {check: _Flagged() for check in _FLAGGING}
-    none = mk["date"].to_numpy()[:0]
-    spans = [(none, none, np.zeros(0, dtype=np.int64), codes[:0])]
-    pairs, day_sets = [(np.zeros(0, dtype=np.int64), codes[:0])], [none]
-    for rows in _ticker_blocks(codes):
-        blk, code = mk.iloc[rows], codes[rows]
-        first = np.diff(code, prepend=-1) != 0  # a ticker's first row (a ticker's rows are
-        last = np.diff(code, append=-1) != 0  # together, by day), and its last
-        days = blk["date"].to_numpy()
-        prices = [blk[c].to_numpy() for c in price_cols] or [np.full(len(blk), np.nan)]
-        nonpositive = np.logical_or.reduce([p <= 0 for p in prices])
-        flagged["non_positive_prices"].add(blk[nonpositive][["ticker", "date", *price_cols]])
-        close = blk["close"].to_numpy()
-        prev_close, next_close = np.full(len(close), np.nan), np.full(len(close), np.nan)
-        prev_close[1:], next_close[:-1] = close[:-1], close[1:]
-        prev_close[first], next_close[last] = np.nan, np.nan
-        with np.errstate(divide="ignore", invalid="ignore"):
-            up = (close / prev_close >= SPIKE) & (close / next_close >= SPIKE)
-            down = (prev_close / close >= SPIKE) & (next_close / close >= SPIKE)
-        absurd = np.logical_or.reduce([p > MAX_PLAUSIBLE_PRICE for p in prices])
-        flagged["implausible_prices"].add(blk[absurd | up | down][["ticker", "date", *price_cols]])
-
-        zero = blk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
-        run_id = np.cumsum(first | (np.diff(zero.astype(np.int8), prepend=2) != 0))
-        runs = pd.DataFrame({"run": run_id[zero], "ticker": names[code[zero]], "date": days[zero]})
-        runs = runs.groupby("run").agg(
-            ticker=("ticker", "first"),
-            start=("date", "first"),
-            end=("date", "last"),
-            days=("date", "size"),
-        )
-        long_runs = runs[runs["days"] >= ZERO_VOLUME_RUN].reset_index(drop=True)
-        flagged["zero_volume_runs"].add(long_runs)
-
-        ratio = close / prev_close
-        near = np.zeros(len(blk), dtype=bool)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.log(ratio)
-            for k in SPLIT_RATIOS:
-                near |= np.abs(log_ratio - np.log(1 / k)) < np.log(1.05)
-        candidates = blk[near].assign(ticker=names[code[near]], ratio=ratio[near])  # few rows
-        explained = [
-            (t, d) in splits for t, d in zip(candidates["ticker"], candidates["date"], strict=True)
-        ]
-        jumps = candidates[~np.array(explained, dtype=bool)][["ticker", "date", "close", "ratio"]]
-        flagged["unexplained_split_like_jumps"].add(jumps)
-
-        starts, ends = np.flatnonzero(first), np.flatnonzero(last)
-        spans.append((days[starts], days[ends], ends - starts + 1, code[starts]))
-        # (month, ticker) pairs with prices, on integer codes (a month's code is its Period
-        # ordinal): a ticker's rows go by day, so a pair starts where the ticker or the month changes
-        month_code = days.astype("datetime64[M]").astype(np.int64)
-        starts_pair = first | (np.diff(month_code, prepend=np.int64(-1)) != 0)
-        pairs.append((month_code[starts_pair], code[starts_pair]))
-        day_sets.append(_distinct_days(days).to_numpy())
-    return {
-        **{check: found.block() for check, found in flagged.items()},
-        "trading_days": _distinct_days(np.concatenate(day_sets)),
-        "spans": [np.concatenate(parts) for parts in zip(*spans, strict=True)],
-        "pairs": [np.concatenate(parts) for parts in zip(*pairs, strict=True)],
-    }
-
-
-_FLAGGING = (
-    "non_positive_prices",
-    "implausible_prices",
-    "zero_volume_runs",
-    "unexplained_split_like_jumps",
-)
-
-
-def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = "XNYS") -> dict:
-    mk, codes, names = _by_ticker(_of_source(tables["market"], source))
+def source_report(
+    tables: dict[str, pd.DataFrame],
+    source: str,
+    exchange: str = "XNYS",
+    market: list[market_checks.Summary] | None = None,
+) -> dict:
+    """One source's report. `market`: its market rows' summaries, one per year part (a build
+    keeps them beside its parts); None summarises tables["market"] whole, as one part."""
+    if market is None:
+        market = [market_checks.summarise(_of_source(tables["market"], source))]
     fund = _of_source(tables["fundamentals"], source)
     cons = _of_source(tables["constituents"], source)
     ca = _of_source(tables["corporate_actions"], source)
     members = set(cons["ticker"].astype(str))
-    with_market = set(names[np.flatnonzero(np.bincount(codes, minlength=len(names)))])
     with_fund = set(_values(fund["ticker"]))
     splits = set(
         zip(
@@ -270,16 +111,13 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
             strict=True,
         )
     )
-    checks = _market_checks(mk, codes, names, splits)
+    checks = market_checks.combine(market, splits)
     trading_days = checks["trading_days"]
-    first_day, last_day, size, code = checks["spans"]
-    span = pd.DataFrame(
-        {"min": first_day, "max": last_day, "size": size},
-        index=pd.Index(names[code], name="ticker"),
-    )
-    expected = trading_days.searchsorted(span["max"], side="right") - trading_days.searchsorted(
-        span["min"]
-    )
+    span = checks["spans"]
+    with_market = set(span.index)
+    expected = trading_days.searchsorted(
+        span["last_day"], side="right"
+    ) - trading_days.searchsorted(span["first_day"])
     gaps = (expected - span["size"]).rename("missing_days")
     gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
 
@@ -298,7 +136,7 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         listed = _in_force(cons, months)
         cmonth = listed["month"]
         coverage["index_members"] = listed.groupby("month")["ticker"].nunique()
-        traded = pd.DataFrame({"code": pair_month, "ticker": names[pair_ticker]})
+        traded = pd.DataFrame({"code": pair_month, "ticker": pair_ticker})
         both = listed.assign(code=cmonth.array.asi8).merge(traded, on=["code", "ticker"])
         coverage["members_with_market_data"] = both.groupby("month")["ticker"].nunique()
         first = fund["announcement_date"].fillna(fund["period_end"])
@@ -312,12 +150,17 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
 
     return {
         "source": source,
-        "rows": {name: int((t["source"] == source).sum()) for name, t in tables.items()},
+        "rows": {
+            name: int(span["size"].sum())
+            if name == "market"
+            else int((t["source"] == source).sum())
+            for name, t in tables.items()
+        },
         "tickers_with_market_data": len(with_market),
         "index_members_ever": len(members),
         "members_without_market_data": sorted(members - with_market),
         "members_without_fundamentals": sorted(members - with_fund),
-        **{check: checks[check] for check in _FLAGGING},
+        **{check: checks[check] for check in market_checks.FLAGGING},
         "gaps": {
             "tickers": len(gaps),
             "missing_days": int(gaps["missing_days"].sum()) if len(gaps) else 0,
@@ -335,9 +178,9 @@ def source_report(tables: dict[str, pd.DataFrame], source: str, exchange: str = 
         ),
         **unapplied_distributions(ca),
         **vendor_screens(ca),
-        "market_cap_units": market_cap_units(mk, fund),
+        "market_cap_units": market_cap_units(_market_of(tables["market"], source), fund),
         **members_before_prices(
-            cons, span["min"], tables["metadata"][tables["metadata"]["source"] == source]
+            cons, span["first_day"], tables["metadata"][tables["metadata"]["source"] == source]
         ),
     }
 
@@ -350,17 +193,39 @@ def _values(column: pd.Series) -> list[str]:
     return list(column.astype(str).unique())
 
 
-def report(tables: dict[str, pd.DataFrame], manifest: dict, calendar: str = "XNYS") -> dict:
+def _market_of(market, source: str) -> pd.DataFrame:
+    """A source's market rows with the columns the units check reads, from a table or from a
+    version read by column (datasets.Columns: the table is then never whole)."""
+    if isinstance(market, pd.DataFrame):
+        return _of_source(market, source)
+    columns = ["source", "ticker", "date", "close", "market_cap"]
+    return _of_source(pd.DataFrame({c: market[c] for c in columns}, copy=False), source)
+
+
+def report(
+    tables: dict[str, pd.DataFrame],
+    manifest: dict,
+    calendar: str = "XNYS",
+    market: dict[str, list[market_checks.Summary]] | None = None,
+) -> dict:
     """The report of a dataset version; `calendar` is the exchange assumed where a source's
-    metadata names none."""
-    sources = sorted(
-        set(_values(tables["market"]["source"])) | set(_values(tables["constituents"]["source"]))
-    )
+    metadata names none. `market`: per source, the summaries of the market table's year parts
+    (then tables["market"] may be read by column); None checks tables["market"] whole."""
+    with_prices = set(market) if market is not None else set(_values(tables["market"]["source"]))
+    sources = sorted(with_prices | set(_values(tables["constituents"]["source"])))
     return {
         "version": manifest["version"],
         "logs": len(manifest["logs"]),
         "skipped_logs": manifest["skipped_logs"],
-        "sources": [source_report(tables, s, calendar) for s in sources],
+        "sources": [
+            source_report(
+                tables,
+                s,
+                calendar,
+                None if market is None else market.get(s) or [market_checks.nothing()],
+            )
+            for s in sources
+        ],
     }
 
 

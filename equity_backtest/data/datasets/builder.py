@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from ..vocabulary import LOG_TYPES, TABLES
 from . import year_parts
 from .fold import _fold_in, _Stored
 from .resolve import _concat, _reorders_history, _resolve
-from .versions import FORMAT, _empty, current_version, read_manifest
+from .versions import FORMAT, Columns, _empty, current_version, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +220,7 @@ def build(
         if TABLES[t].partition and base:  # new rows folded into the years they fall in only
             known = base_manifest["tables"].get(t, {})
             years[t] = year_parts.fold(t, datasets_dir / base, frames, same_builder, known)
-            tables[t] = year_parts.whole(t, datasets_dir / base, years[t])
+            tables[t] = None  # (read by column from the new version once written)
             continue
         old = previous.pop(t, None)
         if old is not None and not frames and same_builder and old.exists:
@@ -256,24 +255,20 @@ def build(
         "new_logs": read,
         "skipped_logs": skipped,
     }
-    # the tables are compressed, written and hashed from Arrow's view of them (Arrow and hashlib
-    # work without the GIL) while the quality report reads the frames: on two cores they overlap
-    arrow = {  # (a partitioned table: its (year, frame) parts; a kept table: None)
-        t: years[t]
-        if t in years
-        else None
-        if t in kept
-        else pa.Table.from_pandas(frame, preserve_index=False)
-        for t, frame in tables.items()
-    }
-    with ThreadPoolExecutor(1, thread_name_prefix="write-tables") as writer:
-        rows = {t: len(frame) for t, frame in tables.items()}
-        shared = base_manifest["tables"] if base else {}
-        written = writer.submit(
-            _write_tables, arrow, rows, tmp, base and datasets_dir / base, shared
-        )
-        quality_report = quality.report(tables, manifest, calendar)
-        manifest["tables"] = written.result()
+    arrow = {}  # what is written: an Arrow table; (year, frame) parts; None (kept: shared)
+    for t, frame in tables.items():
+        kind = years.get(t) if t in years else None if t in kept else frame
+        arrow[t] = pa.Table.from_pandas(kind, preserve_index=False) if isinstance(kind, pd.DataFrame) else kind  # fmt: skip
+    rows = {t: len(frame) for t, frame in tables.items() if frame is not None}
+    shared = base_manifest["tables"] if base else {}
+    # (the year parts' market checks are made as each part is written)
+    manifest["tables"], market = _write_tables(
+        arrow, rows, tmp, base and datasets_dir / base, shared
+    )
+    del arrow
+    for t in years:  # the whole table is never needed: the report reads a few of its columns
+        tables[t] = Columns(tmp, t)
+    quality_report = quality.report(tables, manifest, calendar, market)
     restated = {
         s["source"]: s["fundamentals_vintage"]
         for s in quality_report["sources"]
@@ -281,7 +276,6 @@ def build(
     }
     if restated:  # (only then: other datasets' manifests keep their bytes)
         manifest["fundamentals_vintage"] = restated
-    del arrow
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
     atomic_write_text(
         tmp / "quality_report.json", json.dumps(quality_report, indent=1, sort_keys=True) + "\n"
@@ -298,19 +292,19 @@ def build(
         read,
         len(skipped),
     )
-    return BuildResult(
-        version, read, skipped, {t: len(f) for t, f in tables.items()}, quality=quality_report
-    )
+    rows = {t: info["rows"] for t, info in manifest["tables"].items()}
+    return BuildResult(version, read, skipped, rows, quality=quality_report)
 
 
 def _write_tables(
     tables: dict, rows: dict[str, int], folder: Path, base: Path | None, shared: dict
-) -> dict:
+) -> tuple[dict, dict]:
     """Write each table as folder/<table>.feather (an Arrow table), a partitioned one as
-    folder/<table>/<year>.feather from its (year, frame) parts. A table or part given as None is
-    the base version's file (kept: the bytes the builder wrote from the same rows), shared. Row
-    counts and SHA-256, per part where partitioned."""
-    info = {}
+    folder/<table>/<year>.feather from its (year, frame) parts, each with its market checks'
+    summary beside it. A table or part given as None is the base version's file (kept: the
+    bytes the builder wrote from the same rows), shared. The manifest's entries (row counts and
+    SHA-256, per part where partitioned) and, per source, the parts' summaries."""
+    info, summaries = {}, {}
     for t, table in tables.items():
         if not TABLES[t].partition:
             known = shared.get(t, {})
@@ -318,16 +312,19 @@ def _write_tables(
             continue
         (folder / t).mkdir()
         known_parts = shared.get(t, {}).get("parts", {})
-        info[t] = {"rows": rows[t], "parts": {}}
+        info[t] = {"rows": 0, "parts": {}}
         for year, frame in table.items() if isinstance(table, dict) else table:
             arrow = None if frame is None else pa.Table.from_pandas(frame, preserve_index=False)
-            written = _written(folder, f"{t}/{year}.feather", arrow, base, known_parts.get(year))
-            info[t]["parts"][year] = {
-                "rows": len(frame) if frame is not None else known_parts[year]["rows"],
-                **written,
-            }
+            part = f"{t}/{year}.feather"
+            entry = _written(folder, part, arrow, base, known_parts.get(year))
+            entry = {"rows": known_parts[year]["rows"] if frame is None else len(frame), **entry}
+            info[t]["parts"][year] = entry
+            info[t]["rows"] += entry["rows"]
+            kept = base / part if frame is None else None
+            for source, summary in year_parts.checked_part(folder / part, frame, kept).items():
+                summaries.setdefault(source, []).append(summary)
             del frame, arrow
-    return info
+    return info, summaries
 
 
 def _written(

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.feather as feather
 
 from ...errors import BadInputError
 from ...infra.storage import sha256_file
+from .. import market_checks
 from ..vocabulary import CATEGORICAL, TABLES
 from .fold import _fold_in, _Stored
 from .resolve import _concat, _resolve, _sorted_categories
@@ -88,6 +90,32 @@ def whole(name: str, base: Path, parts: dict[str, pd.DataFrame | None]) -> pd.Da
         for y, f in parts.items()
     ]
     return joined(name, frames)
+
+
+def checked_part(
+    path: Path, frame: pd.DataFrame | None, base_part: Path | None
+) -> dict[str, market_checks.Summary]:
+    """The market checks' summaries, by source, of the part just written at `path` from
+    `frame`, saved beside it; for a part shared from the base version (frame None), the base
+    part's summary, shared too (made from the file where the base has none readable)."""
+    target = path.with_suffix(".checks.json")
+    if frame is None:
+        kept = base_part.with_suffix(".checks.json")
+        try:
+            summaries = market_checks.load(kept)
+        except (OSError, ValueError, KeyError, TypeError):
+            frame = feather.read_feather(path)
+        else:
+            share(kept, target)
+            return summaries
+    sources = frame["source"]
+    names = sources.cat.categories if isinstance(sources.dtype, pd.CategoricalDtype) else sources.unique()  # fmt: skip
+    summaries = {
+        str(s): market_checks.summarise(frame if len(names) == 1 else frame[(sources == s).to_numpy()])
+        for s in names
+    }  # fmt: skip
+    market_checks.save(summaries, target)
+    return summaries
 
 
 def checked(path: Path, known: dict | None) -> str:
