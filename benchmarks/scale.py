@@ -50,7 +50,8 @@ def _one_more_day(folder: Path) -> int:
     """A newer market log with one more session for every ticker that traded on the latest day
     of the current dataset (so a rerun on a kept folder adds another day each time)."""
     version = datasets.current_version(folder / "datasets")
-    market = datasets.load_table(folder / "datasets" / version, "market")
+    last_part = datasets.table_files(folder / "datasets" / version, "market")[-1]
+    market = pd.read_feather(last_part)  # (the last year's part, or a format-1 table whole)
     last = market["date"].max()
     rows = market[market["date"] == last]
     following = calendars.sessions("XNYS", last.date(), (last + pd.Timedelta(days=10)).date())

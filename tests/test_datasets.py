@@ -506,9 +506,10 @@ def test_a_new_day_rewrites_one_year_and_shares_the_others(store):
     for year in sorted(p.name for p in (new / "market").glob("*.feather")):
         same_file = year in years and (old / "market" / year).samefile(new / "market" / year)
         assert same_file == (year not in changed), year
-        checks = year.replace(".feather", ".checks.json")  # the part's market checks, kept
-        kept = (old / "market" / checks).is_file() and (old / "market" / checks).samefile(new / "market" / checks)  # fmt: skip
-        assert kept == same_file, checks
+        checks = year.replace(".feather", ".checks")  # the part's market checks, kept
+        for file in sorted((new / "market" / checks).rglob("*.feather")):
+            was = old / "market" / file.relative_to(new / "market")
+            assert (was.is_file() and was.samefile(file)) == same_file, file
     for table in ("fundamentals", "constituents", "metadata", "regimes"):
         assert (old / f"{table}.feather").samefile(new / f"{table}.feather")
     boot = datasets.build(store / "datalog", store / "boot", full=True)

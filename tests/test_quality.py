@@ -261,7 +261,7 @@ def _market_over_three_years() -> pd.DataFrame:
     return market.assign(log_ts=np.int64(1))
 
 
-def test_market_checks_by_year_part_equal_one_pass_over_the_table(tmp_path):
+def test_market_checks_by_year_part_equal_one_pass_over_the_table(tmp_path, monkeypatch):
     """A dataset's year parts are summarised alone (and the summaries kept as JSON beside them):
     combined, they give the report one pass over the whole table gives, the checks across year
     ends included: spikes, split-like moves (explained or not), zero-volume runs over one, two or
@@ -276,18 +276,32 @@ def test_market_checks_by_year_part_equal_one_pass_over_the_table(tmp_path):
         {"source": ["s"], "ticker": ["T03"], "date": [pd.Timestamp("2020-01-01")],
          "action": ["split"], "value": [2.0], "log_ts": [np.int64(1)]}
     )  # fmt: skip
+    # shares at quarter ends, and at a period end that is no month end (read from its part)
+    ends = [*pd.date_range("2019-03-31", "2021-12-31", freq="QE"), pd.Timestamp("2020-06-17")]
+    tables["fundamentals"] = pd.DataFrame(
+        {"source": "s", "ticker": "T00", "period_end": ends, "announcement_date": ends,
+         "metric": "shares_outstanding", "value": 1e6, "log_ts": np.int64(1)}
+    ).assign(value=lambda f: np.where(f["period_end"] == ends[-1], 1e3, 1e6))  # fmt: skip
     manifest = {"version": "v1", "logs": [], "skipped_logs": []}
     whole = quality.report(tables, manifest, "XNYS")
     parts = []
+    (tmp_path / "market").mkdir()
     for year, part in year_parts.split("market", market):
-        path = tmp_path / f"{year}.feather"
+        path = tmp_path / "market" / f"{year}.feather"
+        part.to_feather(path)
         parts.append(year_parts.checked_part(path, part, None)["s"])
-        assert path.with_suffix(".checks.json").is_file()
-    by_part = quality.report(tables, manifest, "XNYS", {"s": parts})
+        assert path.with_suffix(".checks").is_dir()
+    read, rows_on = [], datasets.Columns.rows_on
+    monkeypatch.setattr(datasets.Columns, "rows_on", lambda c, d, k: read.append(d) or rows_on(c, d, k))  # fmt: skip
+    by_part = quality.report({**tables, "market": datasets.Columns(tmp_path, "market")}, manifest, "XNYS", {"s": parts})  # fmt: skip
     assert by_part == whole
-    reloaded = [market_checks.load(p)["s"] for p in sorted(tmp_path.glob("*.checks.json"))]
+    assert [list(d) for d in read] == [[np.datetime64("2020-06-17", "ns")]]  # the odd day only
+    folders = sorted((tmp_path / "market").glob("*.checks"))
+    reloaded = [market_checks.load(p)["s"] for p in folders]
     assert quality.report(tables, manifest, "XNYS", {"s": reloaded}) == whole
     s = whole["sources"][0]
+    units = s["market_cap_units"]  # the odd day's shares are off by 1000: one ticker's median
+    assert units["checked"] == len(ends) and units["consistent"], units
     flagged = {c: {e["ticker"] for e in s[c]["examples"]} for c in market_checks.FLAGGING}
     assert flagged["implausible_prices"] == {"T01", "T09", "T10"}
     assert (

@@ -65,23 +65,30 @@ def _counted(ca: pd.DataFrame, kinds: tuple[str, ...], key: str) -> dict:
     return {key: out}
 
 
-def market_cap_units(mk: pd.DataFrame, fund: pd.DataFrame) -> dict:
+def market_cap_units(mk, fund: pd.DataFrame, days=None, has_caps: bool = True) -> dict:
     """Whether market caps are in the same units as prices x shares: at each reported period
     end, a ticker's market cap against its close times the shares outstanding it reported. A
     median far from 1 (1e-6: caps in millions; 1e3: shares in thousands) means a vendor's units
-    were not normalised, which silently breaks cap weights and any ratio of the two."""
-    shares = fund[fund["metric"].astype(str) == "shares_outstanding"]
-    if shares.empty or "market_cap" not in mk or not mk["market_cap"].notna().any():
+    were not normalised, which silently breaks cap weights and any ratio of the two.
+    `mk`: the source's market rows; or, for a table kept in parts, a function of some days giving
+    the rows of those days, with `days` (the source's trading days, sorted) and `has_caps`."""
+    shares = fund[(fund["metric"] == "shares_outstanding").to_numpy()]  # (no text copy)
+    if not callable(mk):
+        frame = mk
+        has_caps = "market_cap" in frame and frame["market_cap"].notna().any()
+        days = np.sort(pd.unique(frame["date"].to_numpy()))
+        mk = lambda wanted: frame[frame["date"].isin(wanted)]  # noqa: E731
+    if shares.empty or not has_caps:
         return {"checked": 0, "why": "no market caps, or no shares_outstanding reported"}
     # each period end's last trading day: only the market rows of those days are compared, so a
     # CRSP-sized table is not copied whole (a few hundred days of it)
-    days = np.sort(pd.unique(mk["date"].to_numpy()))
+    days = np.asarray(days)
     at = np.searchsorted(days, shares["period_end"].to_numpy(), side="right") - 1
     left = pd.DataFrame(
         {"ticker": shares["ticker"].astype(str).to_numpy(), "date": days[np.maximum(at, 0)],
          "shares": shares["value"].to_numpy(dtype=float)}
     )[at >= 0]  # fmt: skip
-    rows = mk[mk["date"].isin(np.unique(left["date"]))]
+    rows = mk(np.unique(left["date"]))
     right = pd.DataFrame(
         {"ticker": rows["ticker"].astype(str).to_numpy(), "date": rows["date"].to_numpy(),
          "close": rows["close"].to_numpy(dtype=float),
@@ -122,7 +129,8 @@ def members_before_prices(
     survivorship gap). Absent when there are none."""
     if cons.empty:
         return {}
-    listed = cons.groupby(cons["ticker"].astype(str))["date"].min()
+    listed = cons.groupby("ticker", observed=True)["date"].min()  # (on codes if encoded)
+    listed.index = listed.index.astype(str)
     price = first_price.reindex(listed.index)
     listing = pd.Series(pd.NaT, index=listed.index, dtype="datetime64[ns]")
     if "listing_date" in metadata:

@@ -11,13 +11,11 @@ summarises only the parts it wrote, and keeps each summary beside its part (`sav
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from ..infra.storage import atomic_write_text
+import pyarrow.feather as feather
 
 ZERO_VOLUME_RUN = 10
 # no listed share trades above this in any currency; the panel treats such prices as missing
@@ -101,12 +99,40 @@ def summarise(mk: pd.DataFrame) -> Summary:
             pieces.setdefault(key, []).append(frame)
     if not pieces:
         return _empty_summary(mk, price_cols)
-    return {key: pd.concat(frames, ignore_index=True) for key, frames in pieces.items()}
+    summary = {key: pd.concat(frames, ignore_index=True) for key, frames in pieces.items()}
+    return {**summary, **_month_ends(mk, names, codes, summary["days"]["date"].to_numpy())}
+
+
+def _month_ends(
+    mk: pd.DataFrame, names: np.ndarray, codes: np.ndarray, days: np.ndarray
+) -> Summary:
+    """The rows of each month's last trading day (where the units check compares market caps
+    with shares: period ends are mostly month ends), and whether any row has a market cap."""
+    month = days.astype("datetime64[M]")
+    ends = days[np.r_[month[1:] != month[:-1], True]] if len(days) else days
+    at = np.flatnonzero(np.isin(mk["date"].to_numpy(), ends))
+    caps = (
+        mk["market_cap"].to_numpy(dtype=float) if "market_cap" in mk else np.full(len(mk), np.nan)
+    )
+    return {
+        "month_ends": pd.DataFrame(
+            {
+                "ticker": names[codes[at]],
+                "date": mk["date"].to_numpy()[at],
+                "close": mk["close"].to_numpy(dtype=float)[at],
+                "market_cap": caps[at],
+            }
+        ),  # fmt: skip
+        "month_end_days": pd.DataFrame({"date": ends}),
+        "caps": pd.DataFrame({"any": [bool(np.isfinite(caps).any())]}),
+    }
 
 
 def _empty_summary(mk: pd.DataFrame, price_cols: list[str]) -> Summary:
     empty = mk.iloc[:0].assign(ticker=pd.Series(dtype=object))
-    return _block(empty, np.zeros(0, np.int64), np.array([], dtype=object), price_cols)
+    none, codes = np.array([], dtype=object), np.zeros(0, np.int64)
+    summary = _block(empty, codes, none, price_cols)
+    return {**summary, **_month_ends(empty, none, codes, empty["date"].to_numpy())}
 
 
 def nothing() -> Summary:
@@ -312,50 +338,30 @@ def examples(frame: pd.DataFrame) -> list[dict]:
     return out
 
 
-# -- a summary kept beside its part: plain JSON, floats written exactly (repr), days as ns
+# -- a summary kept beside its part: a folder of feather files, one per frame
 
 
-def save(summaries: dict[str, Summary], path: Path) -> None:
-    """Write a part's summaries (by source) as JSON beside the part."""
-    body = {
-        source: {key: _encoded(frame) for key, frame in summary.items()}
-        for source, summary in summaries.items()
-    }
-    atomic_write_text(path, json.dumps(body, sort_keys=True))
+def save(summaries: dict[str, Summary], folder: Path) -> None:
+    """Write a part's summaries (by source) as <folder>/<source>/<frame>.feather."""
+    for source, summary in summaries.items():
+        (folder / source).mkdir(parents=True)
+        for key, frame in summary.items():
+            feather.write_feather(frame.reset_index(drop=True), folder / source / f"{key}.feather")
 
 
-def load(path: Path) -> dict[str, Summary]:
-    body = json.loads(path.read_text())
-    return {
-        source: {key: _decoded(frame) for key, frame in summary.items()}
-        for source, summary in body.items()
-    }
-
-
-def _encoded(frame: pd.DataFrame) -> dict:
-    columns = {}
-    for col in frame.columns:
-        values = frame[col]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            columns[col] = ["datetime", values.to_numpy("datetime64[ns]").astype(np.int64).tolist()]
-        elif pd.api.types.is_bool_dtype(values):
-            columns[col] = ["bool", values.to_numpy(bool).tolist()]
-        elif pd.api.types.is_integer_dtype(values):
-            columns[col] = ["int", values.to_numpy(np.int64).tolist()]
-        elif pd.api.types.is_float_dtype(values):
-            columns[col] = ["float", values.to_numpy(float).tolist()]
-        else:
-            columns[col] = ["text", values.astype(str).tolist()]
-    return columns
-
-
-def _decoded(columns: dict) -> pd.DataFrame:
+def load(folder: Path) -> dict[str, Summary]:
+    """A part's summaries as save() wrote them, text columns as the summaries hold them."""
     out = {}
-    for col, (kind, values) in columns.items():
-        if kind == "datetime":
-            out[col] = np.array(values, dtype=np.int64).view("datetime64[ns]")
-        elif kind == "text":
-            out[col] = np.array(values, dtype=object)
-        else:
-            out[col] = np.array(values, dtype={"bool": bool, "int": np.int64, "float": float}[kind])
-    return pd.DataFrame(out)
+    for source in sorted(p for p in folder.iterdir() if p.is_dir()):
+        summary = {}
+        for path in sorted(source.glob("*.feather")):
+            frame = feather.read_feather(path)
+            text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]  # fmt: skip
+            summary[path.stem] = frame.astype(dict.fromkeys(text, object)) if text else frame
+        out[source.name] = summary
+    return out
+
+
+def keys() -> set[str]:
+    """The frames a summary holds (a kept summary without all of them is made again)."""
+    return set(nothing())

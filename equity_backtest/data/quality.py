@@ -102,7 +102,7 @@ def source_report(
     fund = _of_source(tables["fundamentals"], source)
     cons = _of_source(tables["constituents"], source)
     ca = _of_source(tables["corporate_actions"], source)
-    members = set(cons["ticker"].astype(str))
+    members = set(_values(cons["ticker"]))
     with_fund = set(_values(fund["ticker"]))
     splits = set(
         zip(
@@ -178,7 +178,7 @@ def source_report(
         ),
         **unapplied_distributions(ca),
         **vendor_screens(ca),
-        "market_cap_units": market_cap_units(_market_of(tables["market"], source), fund),
+        "market_cap_units": _units(tables["market"], source, fund, market, trading_days),
         **members_before_prices(
             cons, span["first_day"], tables["metadata"][tables["metadata"]["source"] == source]
         ),
@@ -193,13 +193,26 @@ def _values(column: pd.Series) -> list[str]:
     return list(column.astype(str).unique())
 
 
-def _market_of(market, source: str) -> pd.DataFrame:
-    """A source's market rows with the columns the units check reads, from a table or from a
-    version read by column (datasets.Columns: the table is then never whole)."""
-    if isinstance(market, pd.DataFrame):
-        return _of_source(market, source)
-    columns = ["source", "ticker", "date", "close", "market_cap"]
-    return _of_source(pd.DataFrame({c: market[c] for c in columns}, copy=False), source)
+def _units(table, source: str, fund: pd.DataFrame, parts: list, days) -> dict:
+    """market_cap_units on a whole table; on a table kept in year parts (read by column,
+    datasets.Columns), from the month-end rows the parts' summaries keep, reading only the
+    parts of other days that a period end falls on."""
+    if isinstance(table, pd.DataFrame):
+        return market_cap_units(_of_source(table, source), fund)
+    ends = pd.concat([p["month_ends"] for p in parts], ignore_index=True)
+    end_days = np.concatenate([p["month_end_days"]["date"].to_numpy() for p in parts])
+
+    def rows_on(wanted: np.ndarray) -> pd.DataFrame:
+        other = np.setdiff1d(wanted, end_days)
+        found = ends[ends["date"].isin(wanted)]
+        if len(other):
+            more = table.rows_on(other, ["source", "ticker", "date", "close", "market_cap"])
+            more = _of_source(more, source).drop(columns="source")
+            found = pd.concat([found, more.astype({"ticker": object})], ignore_index=True)
+        return found
+
+    has_caps = any(bool(p["caps"]["any"].iloc[0]) for p in parts)
+    return market_cap_units(rows_on, fund, days.to_numpy(), has_caps)
 
 
 def report(
@@ -401,4 +414,4 @@ def _in_force(cons: pd.DataFrame, months: pd.PeriodIndex) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame({"month": pd.PeriodIndex([], freq="M"), "ticker": []})
     out = pd.concat(parts, ignore_index=True)
-    return out.assign(ticker=out["ticker"].astype(str))[["month", "ticker"]]
+    return out.assign(ticker=out["ticker"].astype(object))[["month", "ticker"]]

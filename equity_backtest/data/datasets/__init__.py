@@ -18,7 +18,14 @@ version's tables), `year_parts` (a table cut by year, new rows folded into their
 
 from ..vocabulary import TABLES
 from .builder import BuildResult, build
-from .versions import Columns, current_version, load_table, load_tables, read_manifest
+from .versions import (
+    Columns,
+    current_version,
+    load_table,
+    load_tables,
+    read_manifest,
+    table_files,
+)
 
 __all__ = [
     "TABLES",
@@ -29,4 +36,5 @@ __all__ = [
     "load_table",
     "load_tables",
     "read_manifest",
+    "table_files",
 ]

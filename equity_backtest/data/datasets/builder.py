@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import shutil
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -310,21 +312,49 @@ def _write_tables(
             known = shared.get(t, {})
             info[t] = {"rows": rows[t], **_written(folder, f"{t}.feather", table, base, known)}
             continue
-        (folder / t).mkdir()
-        known_parts = shared.get(t, {}).get("parts", {})
-        info[t] = {"rows": 0, "parts": {}}
-        for year, frame in table.items() if isinstance(table, dict) else table:
-            arrow = None if frame is None else pa.Table.from_pandas(frame, preserve_index=False)
-            part = f"{t}/{year}.feather"
-            entry = _written(folder, part, arrow, base, known_parts.get(year))
-            entry = {"rows": known_parts[year]["rows"] if frame is None else len(frame), **entry}
-            info[t]["parts"][year] = entry
-            info[t]["rows"] += entry["rows"]
-            kept = base / part if frame is None else None
-            for source, summary in year_parts.checked_part(folder / part, frame, kept).items():
-                summaries.setdefault(source, []).append(summary)
-            del frame, arrow
+        known = shared.get(t, {}).get("parts", {})
+        info[t], checks = _write_parts(table, folder, t, base, known)
+        for source, found in checks.items():
+            summaries.setdefault(source, []).extend(found)
     return info, summaries
+
+
+def _write_parts(parts, folder: Path, table: str, base: Path | None, known: dict):
+    """Write a partitioned table's (year, frame) parts, two at a time (compression, hashing and
+    most of the checks' numpy work run without the GIL; never more than two wait), taken in year
+    order: its manifest entry and, by source, the parts' summaries."""
+    (folder / table).mkdir()
+    entry, summaries = {"rows": 0, "parts": {}}, {}
+
+    def take(future) -> None:
+        year, part, checks = future.result()
+        entry["parts"][year] = part
+        entry["rows"] += part["rows"]
+        for source, summary in checks.items():
+            summaries.setdefault(source, []).append(summary)
+
+    with ThreadPoolExecutor(2, thread_name_prefix="year-parts") as pool:
+        pending: deque = deque()
+        for year, frame in parts.items() if isinstance(parts, dict) else parts:
+            if len(pending) == 2:
+                take(pending.popleft())
+            pending.append(pool.submit(_part, folder, table, year, frame, base, known.get(year)))
+            del frame
+        while pending:
+            take(pending.popleft())
+    return entry, summaries
+
+
+def _part(folder: Path, table: str, year: str, frame, base: Path | None, known: dict | None):
+    """Write one year part (or share the base version's where `frame` is None) and its market
+    checks: (year, its manifest entry, its checks' summaries by source)."""
+    arrow = None if frame is None else pa.Table.from_pandas(frame, preserve_index=False)
+    part = f"{table}/{year}.feather"
+    entry = _written(folder, part, arrow, base, known)
+    entry = {"rows": known["rows"] if frame is None else len(frame), **entry}
+    del arrow
+    kept = base / part if frame is None else None
+    return year, entry, year_parts.checked_part(folder / part, frame, kept)
 
 
 def _written(

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.feather as feather
 
 from ...errors import BadInputError
+from ...infra import heap
 from ..vocabulary import TABLES
 from .resolve import _concat
 
@@ -63,11 +66,32 @@ class Columns:
     def __init__(self, folder: Path, name: str):
         self.files, self.name = table_files(folder, name), name
 
+    def names(self) -> list[str]:
+        """The table's columns, in their stored order."""
+        if not self.files:
+            return list(_empty(self.name).columns)
+        with pa.memory_map(str(self.files[0])) as source:
+            return list(pa.ipc.open_file(source).schema.names)
+
     def __getitem__(self, column: str) -> pd.Series:
         if not self.files:
             return _empty(self.name)[column]
-        pieces = [feather.read_table(p, columns=[column]).to_pandas() for p in self.files]
-        return _concat(pieces)[column] if len(pieces) > 1 else pieces[0][column]
+        tables = [feather.read_table(p, columns=[column]) for p in self.files]
+        if pa.types.is_dictionary(tables[0].schema.types[0]):  # on the union of the categories
+            return _concat([t.to_pandas() for t in tables])[column]
+        return pa.concat_tables(tables).to_pandas()[column]  # (one copy out of the chunks)
+
+    def rows_on(self, days: np.ndarray, columns: list[str]) -> pd.DataFrame:
+        """The rows of these days, these columns: only the year parts of those days are read."""
+        years = {str(y) for y in np.asarray(days).astype("datetime64[Y]").astype(int) + 1970}
+        wanted = pa.array(np.asarray(days, dtype="datetime64[ns]"))
+        frames = []
+        for path in self.files:
+            if path.parent.name == self.name and path.stem not in years:
+                continue
+            table = feather.read_table(path, columns=columns)
+            frames.append(table.filter(pc.is_in(table["date"], value_set=wanted)).to_pandas())
+        return _concat(frames) if frames else _empty(self.name)[columns]
 
 
 def table_files(folder: Path, name: str) -> list[Path]:
@@ -81,34 +105,52 @@ def table_files(folder: Path, name: str) -> list[Path]:
 
 def load_table(folder: Path, name: str) -> pd.DataFrame:
     """One table of a version folder, in table order whatever its format; a table added after
-    the version was built reads empty."""
+    the version was built reads empty. Year parts are read a column at a time and each column
+    put in table order as it comes, so the table is held about once, not once per step."""
     files = table_files(folder, name)
-    if not files:
-        return _empty(name)
-    return joined(name, [feather.read_feather(p) for p in files])
+    if len(files) <= 1:
+        return feather.read_feather(files[0]) if files else _empty(name)
+    columns = Columns(folder, name)
+    order = _order(name, columns)
+    out = {}
+    for col in columns.names():
+        column = columns[col]
+        out[col] = column if order is None else column.array.take(order)
+        del column
+        heap.release_freed_memory()
+    return pd.DataFrame(out, copy=False)
 
 
 def joined(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
     """A partitioned table's year parts (each in table order, years rising) as the whole table:
     the frame format 1 stored, dictionary-encoded columns on the sorted union of their values.
-    A table's order goes by the columns before its partition column, then the date: the parts
-    joined year after year, one stable sort by those columns' codes gives it. Empties `parts`."""
+    Empties `parts`."""
     if len(parts) <= 1:
         return parts.pop() if parts else _empty(name)
     frame = _concat(parts)
-    sort = list(TABLES[name].sort)
-    ahead = sort[: sort.index(TABLES[name].partition)]
-    codes = np.zeros(len(frame), dtype=np.int64)
-    for col in ahead:
-        column = frame[col]
-        if not isinstance(column.dtype, pd.CategoricalDtype) or column.isna().any():
-            return frame.sort_values(sort, kind="stable", ignore_index=True)
-        codes = codes * (len(column.cat.categories) + 1) + column.cat.codes.to_numpy()
-    if len(codes) < 2 or (np.diff(codes) >= 0).all():
+    order = _order(name, frame)
+    if order is None:
         return frame
-    order = np.argsort(codes, kind="stable")
-    del codes
     return pd.DataFrame({c: frame.pop(c).array.take(order) for c in list(frame.columns)})
+
+
+def _order(name: str, parts) -> np.ndarray | None:
+    """The row order that puts a partitioned table's year parts, joined year after year, in
+    table order (None: they are in it): a table's order goes by the columns before its
+    partition column, then the date, so one stable sort by those columns' codes gives it.
+    `parts`: the joined frame, or Columns."""
+    sort = list(TABLES[name].sort)
+    codes = None
+    for col in sort[: sort.index(TABLES[name].partition)]:
+        column = parts[col]
+        if not isinstance(column.dtype, pd.CategoricalDtype) or column.isna().any():
+            frame = pd.DataFrame({c: parts[c] for c in sort})  # (text not encoded: by value)
+            return np.lexsort([frame[c].to_numpy() for c in reversed(sort)])
+        code = column.cat.codes.to_numpy().astype(np.int64)
+        codes = code if codes is None else codes * (len(column.cat.categories) + 1) + code
+    if codes is None or len(codes) < 2 or (np.diff(codes) >= 0).all():
+        return None
+    return np.argsort(codes, kind="stable")
 
 
 def _empty(table: str) -> pd.DataFrame:

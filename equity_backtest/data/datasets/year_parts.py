@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.feather as feather
 
 from ...errors import BadInputError
@@ -96,17 +97,22 @@ def checked_part(
     path: Path, frame: pd.DataFrame | None, base_part: Path | None
 ) -> dict[str, market_checks.Summary]:
     """The market checks' summaries, by source, of the part just written at `path` from
-    `frame`, saved beside it; for a part shared from the base version (frame None), the base
-    part's summary, shared too (made from the file where the base has none readable)."""
-    target = path.with_suffix(".checks.json")
+    `frame`, saved beside it (<year>.checks/); for a part shared from the base version (frame
+    None), the base part's summaries, shared too (made from the file where the base has none
+    whole)."""
+    target = path.with_suffix(".checks")
     if frame is None:
-        kept = base_part.with_suffix(".checks.json")
+        kept = base_part.with_suffix(".checks")
         try:
             summaries = market_checks.load(kept)
-        except (OSError, ValueError, KeyError, TypeError):
+            if not summaries or any(set(s) != market_checks.keys() for s in summaries.values()):
+                raise ValueError("incomplete")
+        except (OSError, ValueError, pa.ArrowException):
             frame = feather.read_feather(path)
         else:
-            share(kept, target)
+            for file in kept.rglob("*.feather"):
+                (target / file.parent.name).mkdir(parents=True, exist_ok=True)
+                share(file, target / file.parent.name / file.name)
             return summaries
     sources = frame["source"]
     names = sources.cat.categories if isinstance(sources.dtype, pd.CategoricalDtype) else sources.unique()  # fmt: skip
