@@ -2,6 +2,7 @@
 """Scale benchmark: the whole data path at a chosen universe size, towards CRSP-sized histories.
 
     python benchmarks/scale.py [--tickers 2000] [--index-size 1000] [--years 21] [--keep FOLDER]
+    python benchmarks/scale.py --keep FOLDER --more-days 3    (02 after one more day, 3 times)
 
 Steps, each timed, with the peak memory of the process that ran it:
   01  the simulated vendor writes the datalog (a subprocess running 01_query_vendor.py);
@@ -72,7 +73,23 @@ def main() -> None:
     )
     workload.size_arguments(ap, tickers=2000, index_size=1000, years=21)
     ap.add_argument("--keep", help="work folder to keep (and reuse)")
+    ap.add_argument(
+        "--more-days",
+        type=int,
+        metavar="N",
+        help="with --keep FOLDER (a kept run): only add one more day N times, timing 02 each time",
+    )
     args = ap.parse_args()
+    if args.more_days:
+        if not (args.keep and (Path(args.keep) / "datasets").is_dir()):
+            ap.error("--more-days needs --keep FOLDER of an earlier run")
+        for _ in range(args.more_days):
+            added = _one_more_day(Path(args.keep))
+            seconds, peak = _stage(Path(args.keep), "02_build_datasets.py")
+            print(
+                f"02 after one more day: {seconds:7.1f} s, peak {peak:6.0f} MB ({added} new logs)"
+            )
+        return
     folder = Path(args.keep or tempfile.mkdtemp(prefix="scale_"))
     folder.mkdir(parents=True, exist_ok=True)
     try:

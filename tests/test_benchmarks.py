@@ -28,7 +28,8 @@ def test_a_childs_peak_is_its_own_not_its_large_parents(tmp_path):
 
 def test_the_scale_benchmark_deletes_its_work_folder_unless_kept(tmp_path):
     """benchmarks/scale.py at a tiny size: it prints every stage and leaves nothing in the
-    temporary folder it made (a CRSP-sized run writes about 9 GB); --keep keeps the folder."""
+    temporary folder it made (a CRSP-sized run writes about 9 GB); --keep keeps the folder, and
+    --more-days times further incremental builds on it."""
     import os
     import subprocess
     import sys
@@ -54,6 +55,12 @@ def test_the_scale_benchmark_deletes_its_work_folder_unless_kept(tmp_path):
     assert "built in" in runs[0].stdout and "peak" in runs[0].stdout
     digests = [r.stdout.split("SHA-256 ")[1].strip() for r in runs]
     assert digests[0] == digests[1] and len(digests[0]) == 16
+    # 02 after one more day alone, twice, on the kept folder: two more versions
+    more = [*args, "--keep", str(kept), "--more-days", "2"]
+    proc = subprocess.run(more, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("02 after one more day") == 2
+    assert len(list((kept / "datasets").glob("v*"))) == 4
 
 
 def test_the_limit_benchmark_s_bare_loop_ends_at_our_final_value():

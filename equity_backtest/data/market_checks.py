@@ -170,15 +170,7 @@ def _block(
     )  # fmt: skip
 
     zero = blk["volume"].eq(0).to_numpy()  # missing volume is unknown, not zero
-    run_id = np.cumsum(first | (np.diff(zero.astype(np.int8), prepend=2) != 0))
-    runs = pd.DataFrame(
-        {"run": run_id[zero], "ticker": ticker[zero], "date": days[zero],
-         "at_first": first[zero], "at_last": last[zero]}
-    ).groupby("run").agg(
-        ticker=("ticker", "first"), start=("date", "first"), end=("date", "last"),
-        days=("date", "size"), at_first=("at_first", "any"), at_last=("at_last", "any"),
-    )  # fmt: skip
-    runs = runs.reset_index(drop=True)
+    runs = _zero_runs(zero, first, last, ticker, days)
     open_ = (runs["at_first"] | runs["at_last"]).to_numpy()
     closed = runs[~open_]
     return {
@@ -205,6 +197,28 @@ def _block(
         "pairs": _pairs(ticker, days, first),
         "days": pd.DataFrame({"date": distinct_days(days).to_numpy()}),
     }
+
+
+def _zero_runs(
+    zero: np.ndarray, first: np.ndarray, last: np.ndarray, ticker: np.ndarray, days: np.ndarray
+) -> pd.DataFrame:
+    """Runs of consecutive zero-volume rows of one ticker: ticker, first and last day, rows, and
+    whether the run holds the ticker's first or last row here (then it may go on next door)."""
+    run_id = np.cumsum(first | (np.diff(zero.astype(np.int8), prepend=2) != 0))[zero]
+    starts = np.flatnonzero(np.r_[True, run_id[1:] != run_id[:-1]]) if len(run_id) else run_id
+    sizes = np.diff(np.r_[starts, len(run_id)])
+    ends = starts + sizes - 1
+    rows = np.flatnonzero(zero)
+
+    def reach(flags: np.ndarray) -> np.ndarray:
+        if not len(starts):
+            return np.zeros(0, dtype=bool)
+        return np.add.reduceat(flags[rows].astype(np.int64), starts) > 0
+
+    return pd.DataFrame(
+        {"ticker": ticker[rows[starts]], "start": days[rows[starts]], "end": days[rows[ends]],
+         "days": sizes.astype(np.int64), "at_first": reach(first), "at_last": reach(last)}
+    )  # fmt: skip
 
 
 def _spikes(close: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
