@@ -596,3 +596,17 @@ def test_a_table_read_by_column_gives_the_whole_table_s_columns(small_store, tmp
     np.testing.assert_array_equal(one.total_return, two.total_return)
     np.testing.assert_array_equal(one.volatility(20), two.volatility(20))
     assert datasets.Columns(tmp_path, "market")["close"].empty
+
+
+def test_a_damaged_year_part_is_named_when_read(store):
+    """Reading a version (load_tables, or the panel's read by column) whose year part Arrow
+    cannot read names the file and the way out (--full), not a traceback."""
+    first = datasets.build(store / "datalog", store / "datasets")
+    part = sorted((store / "datasets" / first.version / "market").glob("*.feather"))[1]
+    part.write_bytes(part.read_bytes()[:5000])
+    with pytest.raises(
+        BadInputError, match=rf"{part.name}: this dataset file cannot be read.*--full"
+    ):
+        datasets.load_tables(store / "datasets")
+    with pytest.raises(BadInputError, match=rf"{part.name}: this dataset file cannot be read"):
+        datasets.Columns(store / "datasets" / first.version, "market")["close"]

@@ -70,13 +70,12 @@ class Columns:
         """The table's columns, in their stored order."""
         if not self.files:
             return list(_empty(self.name).columns)
-        with pa.memory_map(str(self.files[0])) as source:
-            return list(pa.ipc.open_file(source).schema.names)
+        return list(_read(self.files[0], schema_only=True).names)
 
     def __getitem__(self, column: str) -> pd.Series:
         if not self.files:
             return _empty(self.name)[column]
-        tables = [feather.read_table(p, columns=[column]) for p in self.files]
+        tables = [_read(p, [column]) for p in self.files]
         if pa.types.is_dictionary(tables[0].schema.types[0]):  # on the union of the categories
             return _concat([t.to_pandas() for t in tables])[column]
         return pa.concat_tables(tables).to_pandas()[column]  # (one copy out of the chunks)
@@ -89,9 +88,24 @@ class Columns:
         for path in self.files:
             if path.parent.name == self.name and path.stem not in years:
                 continue
-            table = feather.read_table(path, columns=columns)
+            table = _read(path, columns)
             frames.append(table.filter(pc.is_in(table["date"], value_set=wanted)).to_pandas())
         return _concat(frames) if frames else _empty(self.name)[columns]
+
+
+def _read(path: Path, columns: list[str] | None = None, schema_only: bool = False):
+    """A table file of a version (these columns, or only its schema); one that Arrow cannot read
+    is named, with the way out, instead of a traceback."""
+    try:
+        if schema_only:
+            with pa.memory_map(str(path)) as source:
+                return pa.ipc.open_file(source).schema
+        return feather.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise BadInputError(
+            f"{path}: this dataset file cannot be read ({exc}); rebuild the version from the "
+            "datalog with 02_build_datasets.py --full"
+        ) from None
 
 
 def table_files(folder: Path, name: str) -> list[Path]:
@@ -109,7 +123,7 @@ def load_table(folder: Path, name: str) -> pd.DataFrame:
     put in table order as it comes, so the table is held about once, not once per step."""
     files = table_files(folder, name)
     if len(files) <= 1:
-        return feather.read_feather(files[0]) if files else _empty(name)
+        return _read(files[0]).to_pandas() if files else _empty(name)
     columns = Columns(folder, name)
     order = _order(name, columns)
     out = {}
