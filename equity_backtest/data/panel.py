@@ -73,6 +73,17 @@ class Panel:
         make it its Arrow-backed string type, whose lookups made the loop half as slow again."""
         return pd.Index(self.tickers, name="ticker", dtype=object)
 
+    @functools.cached_property
+    def mark_or_zero(self) -> np.ndarray:
+        """The mark with 0 where there is none: what a position is worth at each close. Built
+        once per panel, so that runs on one panel (a sweep, trials) share it."""
+        return np.nan_to_num(self.mark)
+
+    @functools.cached_property
+    def priced(self) -> np.ndarray:
+        """T x N bool: the ticker has a mark at that close (it may be weighted)."""
+        return np.isfinite(self.mark)
+
     def volatility(self, days: int) -> np.ndarray:
         """T x N standard deviation of daily total returns over the `days` before each day
         (known at the previous close, so it may price that day's fills). Computed once per window."""

@@ -68,7 +68,7 @@ class Broker:
         cap = np.where(
             ok, np.where(unknown, np.inf, self.volume_cap * np.where(ok & ~unknown, vol, 0.0)), 0.0
         )
-        q = np.clip(want, -cap, cap)
+        q = np.minimum(np.maximum(want, -cap), cap)  # (np.clip, without its wrapper's cost)
         if not self.allow_short:
             q = np.maximum(q, -np.maximum(held[idx], 0.0))  # never sell more than is held
         if (
@@ -76,9 +76,10 @@ class Broker:
         ):  # whole shares, except that a whole position (fraction and all) may close
             q = np.where(q == -held[idx], q, np.trunc(q))
         px = np.where(ok, px, 0.0)
+        price_cost = self.costs.pricer(vol, sig)
 
         def fill_price(q):
-            return px * (1.0 + np.sign(q) * self.costs.price_cost(q, vol, sig))
+            return px * (1.0 + np.sign(q) * price_cost(q))
 
         sells = q < 0
         fp = fill_price(q)
@@ -87,22 +88,26 @@ class Broker:
         if cash + net.sum() < cash_floor:  # sales that cost more than they bring cannot be paid for
             q = np.where(net < 0, 0.0, q)
             net = np.where(q < 0, net, 0.0)
-        q = self._fit_buys(q, fill_price, max(cash + float(net.sum()) - cash_floor, 0.0))
-        fp = fill_price(q)
+            fp = fill_price(q)
+        fitted = self._fit_buys(q, fill_price, max(cash + float(net.sum()) - cash_floor, 0.0), fp)
+        if fitted is not q:  # (fill prices are elementwise: unchanged shares, unchanged prices)
+            q, fp = fitted, fill_price(fitted)
         return Fills(idx, q, fp, px, self.costs.commission(q, q * fp), np.abs(q * (fp - px)))
 
-    def _fit_buys(self, q: np.ndarray, fill_price, available: float) -> np.ndarray:
-        """Scale the buys in `q` down together until cost plus commission fits in `available`.
+    def _fit_buys(self, q: np.ndarray, fill_price, available: float, fp: np.ndarray) -> np.ndarray:
+        """Scale the buys in `q` down together until cost plus commission fits in `available`;
+        `fp` is fill_price(q). Returns `q` itself when it fits as it is.
 
         Scaling stops helping when minimum commissions dominate; then the smallest buy is
         dropped. Ends after at most (number of buys + 50) steps with buys that fit (maybe none).
         """
         prev_need = np.inf
-        for _ in range(int((q > 0).sum()) + 50):
+        for step in range(int((q > 0).sum()) + 50):
             buys = q > 0
             if not buys.any():
                 break
-            fp = fill_price(q)
+            if step:
+                fp = fill_price(q)
             fee = self.costs.commission(np.where(buys, q, 0.0), np.where(buys, q * fp, 0.0))
             need = float((q[buys] * fp[buys]).sum() + fee[buys].sum())
             if need <= available * (1 + 1e-12):

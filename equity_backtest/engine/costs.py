@@ -14,8 +14,17 @@ as a broker charges it (a tiny trade still pays the minimum), and zero when noth
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
+
+_LARGEST = np.finfo(np.float64).max
+
+
+def nan_to_zero(x: np.ndarray) -> np.ndarray:
+    """np.nan_to_num(x) (NaN -> 0, +-inf -> the largest finite float) for float arrays, without
+    its per-call cost: the loop calls this on every day with fills."""
+    return np.minimum(np.maximum(np.where(np.isnan(x), 0.0, x), -_LARGEST), _LARGEST)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,12 +40,23 @@ class CostModel:
         self, shares: np.ndarray, day_volume: np.ndarray, sigma: np.ndarray | None
     ) -> np.ndarray:
         """Fraction of the reference price each fill pays (buys) or gives up (sells)."""
-        frac = np.full(len(shares), self.spread_bps * 0.5e-4 + self.slippage_bps * 1e-4)
-        if self.impact_coef > 0 and sigma is not None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                participation = np.where(day_volume > 0, np.abs(shares) / day_volume, 0.0)
-            frac = frac + self.impact_coef * np.nan_to_num(sigma) * np.sqrt(participation)
-        return frac
+        return self.pricer(day_volume, sigma)(shares)
+
+    def pricer(
+        self, day_volume: np.ndarray, sigma: np.ndarray | None
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """price_cost for one day's volume and volatility, as a function of the shares alone:
+        the broker prices several candidate fills of one day, and what does not depend on the
+        shares is worked out once."""
+        fixed = self.spread_bps * 0.5e-4 + self.slippage_bps * 1e-4
+        if not (self.impact_coef > 0 and sigma is not None):
+            return lambda shares: np.full(len(shares), fixed)
+        scale = self.impact_coef * nan_to_zero(sigma)
+        traded = day_volume > 0  # participation is 0 where the day's volume is 0 or unknown
+        volume = np.where(traded, day_volume, 1.0)
+        return lambda shares: (
+            fixed + scale * np.sqrt(np.where(traded, np.abs(shares) / volume, 0.0))
+        )
 
     def commission(self, shares: np.ndarray, notional: np.ndarray) -> np.ndarray:
         qty = np.abs(shares)

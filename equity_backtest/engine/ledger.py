@@ -88,10 +88,13 @@ class Ledger:
         """Cash on the ex-date for shares held at the previous close."""
         amount = self.shares[idx] * per_share
         paid = amount != 0
-        if paid.any():
-            self.cash += float(amount[paid].sum())
-            self._cash.append((t, "dividend", idx[paid], amount[paid]))
-        return float(amount[paid].sum())
+        if not paid.any():
+            return 0.0
+        amount = amount[paid]
+        total = float(amount.sum())
+        self.cash += total
+        self._cash.append((t, "dividend", idx[paid], amount))
+        return total
 
     def delist(self, t: int, idx: np.ndarray, value: np.ndarray) -> float:
         """Close positions at the delisting value (takeover price, bankruptcy recovery, last price)."""

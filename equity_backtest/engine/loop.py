@@ -31,20 +31,12 @@ from ..infra import faults
 from .broker import Broker, Fills
 from .checkpoint import Checkpoints
 from .clock import heartbeat_range, rebalance_days
-from .ledger import Ledger
+from .loop_state import COL, RUNTIME_COLUMNS, LoopState
 from .orders import borrowing_room, validate_exits, validate_weights, weights_to_orders
 from .spec import EngineSpec
 from .view import View
 
 log = logging.getLogger(__name__)
-
-RUNTIME_COLUMNS = [
-    "date", "value", "cash", "holdings_value", "positions", "rebalance", "orders", "fills",
-    "bought", "sold", "commission", "slippage", "dividends", "delisting_proceeds", "stops",
-    "interest", "short_fees",
-]  # fmt: skip
-_C = {name: i - 1 for i, name in enumerate(RUNTIME_COLUMNS)}  # column -> index in the log array
-COST_ALARMS = (0.25, 0.5, 0.75, 1.0)  # warn when costs pass these fractions of the starting value
 
 
 class InvariantError(BacktestError):
@@ -55,11 +47,11 @@ class InvariantError(BacktestError):
 
 @dataclasses.dataclass
 class RunResult:
+    """A run's outcome. Its tables (trades, cash ledger, target weights, daily positions) are
+    built from the books on first use: a sweep that reads only values never pays for them."""
+
     runtime_log: pd.DataFrame
-    trades: pd.DataFrame
-    cash_ledger: pd.DataFrame
-    holdings: Callable[[], pd.DataFrame]  # builds the positions table (millions of rows) on demand
-    target_weights: pd.DataFrame
+    tables: dict[str, Callable[[], pd.DataFrame]]  # table name -> what builds it
     status: str  # "completed" or "stopped: equity exhausted"
     message: str
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -67,90 +59,25 @@ class RunResult:
     bar_frequency: str = "daily"  # each heartbeat is one bar of the data (frequency module)
 
     @functools.cached_property
+    def trades(self) -> pd.DataFrame:
+        return self.tables["trades"]()
+
+    @functools.cached_property
+    def cash_ledger(self) -> pd.DataFrame:
+        return self.tables["cash_ledger"]()
+
+    @functools.cached_property
+    def target_weights(self) -> pd.DataFrame:
+        return self.tables["target_weights"]()
+
+    @functools.cached_property
     def positions(self) -> pd.DataFrame:
-        """Daily holdings in long format (positions_table), built on first use: a sweep that reads
-        only values never pays for it."""
-        return self.holdings()
+        """Daily holdings in long format (positions_table): millions of rows in a long run."""
+        return self.tables["positions"]()
 
 
 def make_broker(params: Parameters) -> Broker:
     return EngineSpec.of(params).broker()
-
-
-@dataclasses.dataclass
-class LoopState:
-    """Everything the loop carries from one day to the next, and so what a checkpoint holds:
-    the books, orders waiting for tomorrow, stops, the day-by-day log so far, and the alarms."""
-
-    ledger: Ledger
-    pending: np.ndarray  # signed shares to trade at the next fill
-    stop: np.ndarray  # protective stop per ticker (NaN: none)
-    take_profit: np.ndarray  # take-profit target per ticker (NaN: none)
-    exit_day: np.ndarray  # heartbeat on whose fill the position is closed (-1: none)
-    log_rows: np.ndarray  # one row per heartbeat of the window (RUNTIME_COLUMNS[1:])
-    shares_hist: np.ndarray  # shares held at each close of the window
-    weight_rows: list[tuple[int, np.ndarray]]
-    warnings: list[str]
-    alarms: list[float]  # cost alarms not yet raised
-    costs_paid: float
-    prev_value: float  # equity at the previous close
-    starting_value: float
-
-    @classmethod
-    def fresh(
-        cls, spec: EngineSpec, n: int, n_days: int, shares: np.ndarray | None, mark: np.ndarray
-    ) -> LoopState:
-        ledger = Ledger(n, spec.starting_cash, shares)
-        value = ledger.cash + float(ledger.shares @ mark)
-        return cls(
-            ledger, np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.full(n, -1),
-            np.zeros((n_days, len(RUNTIME_COLUMNS) - 1)), np.zeros((n_days, n)), [], [],
-            list(COST_ALARMS), 0.0, value, value,
-        )  # fmt: skip
-
-    @classmethod
-    def resume(cls, saved: dict, spec: EngineSpec, n: int, n_days: int, t0: int) -> LoopState:
-        """The state a checkpoint saved before day saved["next_t"]."""
-        k = int(saved["next_t"]) - t0
-        state = cls.fresh(spec, n, n_days, None, np.zeros(n))
-        state.ledger = Ledger.from_state(saved, spec.starting_cash)
-        state.pending, state.stop = saved["pending"].copy(), saved["stop"].copy()
-        if "take_profit" in saved:  # checkpoints written before take-profits had none
-            state.take_profit = saved["take_profit"].copy()
-            state.exit_day = saved["exit_day"].astype(np.int64)
-        state.log_rows[:k], state.shares_hist[:k] = saved["log_rows"], saved["shares_hist"]
-        state.weight_rows = list(
-            zip(saved["weight_t"].tolist(), saved["weight_targets"], strict=True)
-        )
-        state.warnings, state.alarms = list(saved["warnings"]), list(saved["alarms"])
-        state.costs_paid, state.prev_value = saved["costs_paid"], saved["prev_value"]
-        state.starting_value = saved["starting_value"]
-        return state
-
-    def save(self, checkpoints: Checkpoints, t: int, t0: int) -> None:
-        """Checkpoint the state before day t (every day before it done)."""
-        checkpoints.save(self.as_dict(t, t0))
-
-    def as_dict(self, t: int, t0: int) -> dict:
-        """The state before day t as flat arrays and plain values (what a checkpoint holds)."""
-        k, n = t - t0, len(self.pending)
-        return {
-            **self.ledger.state(),
-            "next_t": t,
-            "pending": self.pending,
-            "stop": self.stop,
-            "take_profit": self.take_profit,
-            "exit_day": self.exit_day,
-            "log_rows": self.log_rows[:k],
-            "shares_hist": self.shares_hist[:k],
-            "weight_t": np.array([w[0] for w in self.weight_rows], dtype=np.int64),
-            "weight_targets": np.array([w[1] for w in self.weight_rows]).reshape(-1, n),
-            "warnings": self.warnings,
-            "alarms": self.alarms,
-            "costs_paid": self.costs_paid,
-            "prev_value": self.prev_value,
-            "starting_value": self.starting_value,
-        }
 
 
 class Heartbeat:
@@ -161,8 +88,7 @@ class Heartbeat:
         self.panel, self.spec, self.state, self.t0 = panel, spec, state, t0
         self.dates, self.fields = panel.dates, panel.fields
         self.fill_px, self.volume = self.fields[spec.fill_timing], self.fields["volume"]
-        self.mark0 = np.nan_to_num(panel.mark)
-        self.priced = np.isfinite(panel.mark)
+        self.mark0, self.priced = panel.mark_or_zero, panel.priced
         self.sigma = panel.volatility(spec.impact_vol_days) if spec.costs.impact_coef > 0 else None
         self.broker = spec.broker()
         # a live account's broker that reports fills (run.live_file_broker): the orders' fills
@@ -173,6 +99,8 @@ class Heartbeat:
         self.rf = periodic_rate(spec.risk_free_rate, periods)  # per bar
         self.borrow_rate = periodic_rate(spec.risk_free_rate + spec.borrow_spread, periods)
         self.short_fee = periodic_rate(spec.short_fee_rate, periods)
+        # below this, equity cannot pay a minimum commission: trading stops
+        self.least_equity = max(1e-9 * spec.starting_cash, spec.costs.commission_min)
         self._exits_set()
 
     def _exits_set(self) -> None:
@@ -210,10 +138,10 @@ class Heartbeat:
             st.stop[idx] /= ratio
             st.take_profit[idx] /= ratio
         if t in ev.dividends:
-            row[_C["dividends"]] = st.ledger.dividend(t, *ev.dividends[t])
+            row[COL["dividends"]] = st.ledger.dividend(t, *ev.dividends[t])
         if t in ev.delistings:
             idx, value = ev.delistings[t]
-            row[_C["delisting_proceeds"]] = st.ledger.delist(t, idx, value)
+            row[COL["delisting_proceeds"]] = st.ledger.delist(t, idx, value)
             st.pending[idx] = 0.0
             st.stop[idx] = np.nan
             st.take_profit[idx] = np.nan
@@ -246,11 +174,11 @@ class Heartbeat:
         st.ledger.apply(t, fills, reason)
         traded = fills.shares * fills.mid
         row = self.row(t)
-        row[_C["fills"]] += np.count_nonzero(fills.shares)
-        row[_C["bought"]] += traded[traded > 0].sum()
-        row[_C["sold"]] -= traded[traded < 0].sum()
-        row[_C["commission"]] += fills.commission.sum()
-        row[_C["slippage"]] += fills.slippage.sum()
+        row[COL["fills"]] += np.count_nonzero(fills.shares)
+        row[COL["bought"]] += traded[traded > 0].sum()
+        row[COL["sold"]] -= traded[traded < 0].sum()
+        row[COL["commission"]] += fills.commission.sum()
+        row[COL["slippage"]] += fills.slippage.sum()
         st.costs_paid += fills.costs
         while st.alarms and st.costs_paid >= st.alarms[0] * self.spec.starting_cash:
             st.warnings.append(
@@ -296,7 +224,7 @@ class Heartbeat:
             # at the stop, or at the open when the price gapped through it
             price = np.where(long_hit, np.fmin(opened, st.stop), np.fmax(opened, st.stop))
             fills = self._fill(t, np.where(hit, -held, 0.0), price, "stop")
-            self.row(t)[_C["stops"]] += np.count_nonzero(fills.shares)
+            self.row(t)[COL["stops"]] += np.count_nonzero(fills.shares)
             st.pending[hit] = 0.0
         held = st.ledger.shares
         long_tp = (held > 0) & (high >= st.take_profit) & ~hit
@@ -324,55 +252,106 @@ class Heartbeat:
     def financing(self, t: int) -> None:
         ledger, row = self.state.ledger, self.row(t)
         if ledger.cash > 0 and self.spec.cash_interest:
-            row[_C["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * self.rf)
+            row[COL["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * self.rf)
         elif ledger.cash < 0:
-            row[_C["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * self.borrow_rate)
+            row[COL["interest"]] = ledger.cash_flow(t, "interest", ledger.cash * self.borrow_rate)
         if self.spec.allow_short:
             short_value = -float(np.minimum(ledger.shares, 0.0) @ self.mark0[t])
             if short_value > 0:
-                row[_C["short_fees"]] = -ledger.cash_flow(
+                row[COL["short_fees"]] = -ledger.cash_flow(
                     t, "short_fee", -short_value * self.short_fee
                 )
 
     # 4. mark to market; returns the message that stops trading when equity is gone
     def mark(self, t: int) -> str | None:
-        st, row, spec = self.state, self.row(t), self.spec
+        st, row = self.state, self.row(t)
         holdings = float(st.ledger.shares @ self.mark0[t])
         value = st.ledger.cash + holdings
-        row[_C["value"]], row[_C["cash"]], row[_C["holdings_value"]] = (
+        row[COL["value"]], row[COL["cash"]], row[COL["holdings_value"]] = (
             value,
             st.ledger.cash,
             holdings,
         )
-        row[_C["positions"]] = np.count_nonzero(st.ledger.shares)
+        row[COL["positions"]] = np.count_nonzero(st.ledger.shares)
         st.shares_hist[t - self.t0] = st.ledger.shares
         st.prev_value = value
-        if value > max(1e-9 * spec.starting_cash, spec.costs.commission_min):
-            return None
+        return None if value > self.least_equity else self._gone(t, value)
+
+    def _gone(self, t: int, value: float) -> str:
+        spec, paid = self.spec, self.state.costs_paid
         return (
             f"portfolio equity is gone on {self.dates[t]:%Y-%m-%d}: value {value:.2f} cannot pay "
             f"a minimum commission of {spec.costs.commission_min:g}; trading stopped. Costs paid "
-            f"so far: {st.costs_paid:,.2f} ({st.costs_paid / spec.starting_cash:.0%} of the "
-            "starting value)"
+            f"so far: {paid:,.2f} ({paid / spec.starting_cash:.0%} of the starting value)"
         )
+
+    # quiet days: steps 1, 3 and 4 alone, many days at a time
+    def quiet_until(self, t: int, limit: int, rebalance: np.ndarray) -> int:
+        """The first day in [t, limit) that is not quiet (limit if none; t if t is not).
+
+        A quiet day has no decision, no order waiting, no stop, target or time exit to watch and
+        no split or delisting: the shares held cannot change, so all it does is book dividends
+        and financing and mark the books to market, which coast() does for a run of such days
+        with no per-day call of each step."""
+        st, ev = self.state, self.panel.events
+        if self.watching or self.timed or st.pending.any():
+            return t
+        u = t
+        while u < limit and not rebalance[u] and u not in ev.splits and u not in ev.delistings:
+            u += 1
+        return u
+
+    def coast(self, t: int, end: int) -> tuple[int, str | None]:
+        """Quiet days t..end-1, each as step() would do it: dividends at the start of the day,
+        financing, then the mark (the same sums, in the same order). Returns the last day done,
+        which is the day equity is gone if it goes (with the message that stops trading), else
+        end - 1."""
+        st, dividends, least = self.state, self.panel.events.dividends, self.least_equity
+        ledger, shares = st.ledger, st.ledger.shares
+        # financing books nothing on a day whose cash is not negative, unless interest on cash
+        # or short fees are on
+        financed = self.spec.cash_interest or self.spec.allow_short
+        k, cash, held, gone = t - self.t0, [], [], None
+        for u in range(t, end):
+            if u in dividends:
+                st.log_rows[u - self.t0, COL["dividends"]] = ledger.dividend(u, *dividends[u])
+            if financed or ledger.cash < 0:
+                self.financing(u)
+            holdings = float(shares @ self.mark0[u])
+            cash.append(ledger.cash)
+            held.append(holdings)
+            if not ledger.cash + holdings > least:
+                gone = self._gone(u, ledger.cash + holdings)
+                break
+        n = len(cash)
+        rows = st.log_rows[k : k + n]
+        rows[:, COL["cash"]], rows[:, COL["holdings_value"]] = cash, held
+        rows[:, COL["value"]] = rows[:, COL["cash"]] + rows[:, COL["holdings_value"]]
+        rows[:, COL["positions"]] = np.count_nonzero(shares)
+        st.shares_hist[k : k + n] = shares
+        st.prev_value = float(rows[-1, COL["value"]])
+        return t + n - 1, gone
 
     # 5. on a rebalance day, the algorithm's target weights become tomorrow's orders
     def decide(self, t: int, compute_weights: Callable, params: Parameters, name: str) -> None:
         st, spec, panel = self.state, self.spec, self.panel
-        self.row(t)[_C["rebalance"]] = 1
+        self.row(t)[COL["rebalance"]] = 1
         view = View(panel, t, st.ledger.shares, st.ledger.cash, spec.lookback_days)
         decision = _call(compute_weights, view, params, name)
         if decision is None:  # leave the portfolio (and its stops) as it is
             return
         allowed = panel.members(t) | (st.ledger.shares != 0)
+        date = self.dates[t]
         target, st.stop = validate_weights(
-            decision, self.dates[t], panel.labels, allowed, self.priced[t], spec.orders.max_leverage,
-            name, spec.allow_short,
+            decision, date, panel.labels, allowed, self.priced[t], spec.orders.max_leverage,
+            name, spec.allow_short, view.given_universe,
         )  # fmt: skip
-        st.take_profit, holds = validate_exits(decision, self.dates[t], panel.labels, name)
+        st.take_profit, holds = validate_exits(decision, date, panel.labels, name)
         # a time exit of N bars: closed at the fill N bars after this decision (an order made
         # now fills at the next bar, so a new position is held N - 1 bars)
-        st.exit_day = np.where(np.isfinite(holds), t + np.nan_to_num(holds), -1).astype(np.int64)
+        timed = np.isfinite(holds)
+        st.exit_day = np.full(len(holds), -1, dtype=np.int64)
+        st.exit_day[timed] = t + holds[timed]
         self._exits_set()
         st.weight_rows.append((t, target))
         st.pending = weights_to_orders(
@@ -382,7 +361,7 @@ class Heartbeat:
             t, self.dates, st.pending, self.mark0[t], st.ledger.cash, st.prev_value,
             spec.orders.max_leverage,
         )  # fmt: skip
-        self.row(t)[_C["orders"]] = np.count_nonzero(st.pending)
+        self.row(t)[COL["orders"]] = np.count_nonzero(st.pending)
 
 
 def run_backtest(
@@ -413,17 +392,26 @@ def run_backtest(
         log.info("resuming from the checkpoint at %s", f"{dates[first]:%Y-%m-%d}")
     day = Heartbeat(panel, spec, state, t0)
     status, message, last = "completed", "", t1
-    for t in tqdm(
-        range(first, t1 + 1), desc="trading", unit="day", disable=not progress, leave=False
-    ):
+    bar = tqdm(total=t1 + 1 - first, desc="trading", unit="day", disable=not progress, leave=False)
+    t = first
+    while t <= t1:
         faults.point("heartbeat")
         if checkpoints and t > first and checkpoints.due(t - t0):
             state.save(checkpoints, t, t0)
-        gone = day.step(t, rebalance[t], compute_weights, params, algorithm_name)
+        quiet = day.quiet_until(t, _next_checkpoint(t, t0, t1, checkpoints), rebalance)
+        if quiet > t:  # a run of quiet days (each still a heartbeat that a kill may stop)
+            done, gone = day.coast(t, quiet)
+            for _ in range(t + 1, done + 1):
+                faults.point("heartbeat")
+        else:
+            done, gone = t, day.step(t, rebalance[t], compute_weights, params, algorithm_name)
+        bar.update(done + 1 - t)
         if gone:
-            status, message, last = "stopped: equity exhausted", gone, t
+            status, message, last = "stopped: equity exhausted", gone, done
             log.warning(message)
             break
+        t = done + 1
+    bar.close()
 
     n = last - t0 + 1
     runtime = pd.DataFrame(state.log_rows[:n], columns=RUNTIME_COLUMNS[1:])
@@ -431,20 +419,31 @@ def run_backtest(
     runtime["rebalance"] = runtime["rebalance"].astype(bool)
     for col in ("positions", "orders", "fills", "stops"):
         runtime[col] = runtime[col].astype(np.int64)
+    tables = {
+        "trades": functools.partial(state.ledger.trades_table, dates, panel.tickers),
+        "cash_ledger": functools.partial(state.ledger.cash_table, dates, panel.tickers),
+        "target_weights": functools.partial(_weights, state.weight_rows, dates, panel.tickers),
+        "positions": functools.partial(
+            positions_table, state.shares_hist[:n], panel, t0, state.log_rows[:n, COL["value"]]
+        ),
+    }
     return RunResult(
         runtime,
-        state.ledger.trades_table(dates, panel.tickers),
-        state.ledger.cash_table(dates, panel.tickers),
-        functools.partial(
-            positions_table, state.shares_hist[:n], panel, t0, state.log_rows[:n, _C["value"]]
-        ),
-        _weights(state.weight_rows, dates, panel.tickers),
+        tables,
         status,
         message,
         state.warnings,
         state.starting_value,
         day.bar_frequency,
     )
+
+
+def _next_checkpoint(t: int, t0: int, t1: int, checkpoints: Checkpoints | None) -> int:
+    """The next day after t on which a checkpoint may be due (t1 + 1 if none): a run of quiet
+    days stops before it, so that the state saved there is the one before that day."""
+    if not checkpoints or checkpoints.every <= 0:
+        return t1 + 1
+    return min(t1 + 1, t + checkpoints.every - (t - t0) % checkpoints.every)
 
 
 def _call(compute_weights: Callable, view: View, params: Parameters, name: str):

@@ -68,10 +68,13 @@ def validate_weights(
     max_leverage: float,
     source: str,
     allow_short: bool = False,
+    universe: tuple[pd.Index, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Check the algorithm's output; return dense (weights, stops) vectors over the panel's tickers.
 
     allowed: bool mask of tickers it may weight (universe members or current holdings).
+    universe: the Index the view handed out as view.universe and its mask over the tickers; a
+    decision indexed by that very Index needs no lookup of its labels (the common case).
     Raises BadInputError naming the day, the ticker and the rule broken.
     """
     where = f"{source}: compute_weights on {date:%Y-%m-%d}"
@@ -96,8 +99,10 @@ def validate_weights(
             f"{where} returned {type(weights).__name__}; return a pandas Series "
             "indexed by ticker with target weights as values"
         )
-    if weights.index.has_duplicates:
-        dup = weights.index[weights.index.duplicated()][0]
+    names = weights.index
+    pos = _positions(names, tickers, universe)
+    if pos is None:
+        dup = names[names.duplicated()][0]
         raise BadInputError(f"{where} returned ticker {dup!r} more than once")
     try:
         values = weights.to_numpy(dtype=float)
@@ -106,7 +111,6 @@ def validate_weights(
         raise BadInputError(
             f"{where} returned weight {bad[1]!r} for {bad[0]!r}; weights must be numbers"
         ) from None
-    names = weights.index
     if not np.isfinite(values).all():
         k = _first(~np.isfinite(values))
         raise BadInputError(
@@ -125,20 +129,18 @@ def validate_weights(
             f"allowed leverage {max_leverage:g}"
         )
     nonzero = values != 0
-    labels = tickers if isinstance(tickers, pd.Index) else pd.Index(tickers)
-    pos = labels.get_indexer(names[nonzero])
-    names, vals = names[nonzero], values[nonzero]
+    pos, vals = pos[nonzero], values[nonzero]
     outside = (pos < 0) | ~allowed[np.maximum(pos, 0)]
     if outside.any():
         k = _first(outside)
         raise BadInputError(
-            f"{where} returned weight {vals[k]:g} for {names[k]!r}, which is not in "
+            f"{where} returned weight {vals[k]:g} for {names[nonzero][k]!r}, which is not in "
             "the universe on that day nor held; weight only view.universe or holdings"
         )
     if (~priced[pos]).any():
         k = _first(~priced[pos])
         raise BadInputError(
-            f"{where} returned weight {vals[k]:g} for {names[k]!r}, which has no price yet"
+            f"{where} returned weight {vals[k]:g} for {names[nonzero][k]!r}, which has no price yet"
         )
     gross = float(np.abs(vals).sum())
     if gross > max_leverage + 1e-9:
@@ -149,8 +151,26 @@ def validate_weights(
     out = np.zeros(len(tickers))
     out[pos] = vals
     if stop_values is not None:
-        stops[pos] = _prices(stop_values[nonzero], names, where, "stop", "a stop")
+        stops[pos] = _prices(stop_values[nonzero], names[nonzero], where, "stop", "a stop")
     return out, stops
+
+
+def _positions(
+    names: pd.Index, tickers: np.ndarray, universe: tuple[pd.Index, np.ndarray] | None
+) -> np.ndarray | None:
+    """Each decision label's column in the panel (-1: not a ticker of it), or None when a label
+    comes twice. The view's own universe Index is already known to be unique, and its columns are
+    its mask's; other labels are looked up once."""
+    if universe is not None and names is universe[0]:
+        return np.flatnonzero(universe[1])
+    labels = tickers if isinstance(tickers, pd.Index) else pd.Index(tickers)
+    pos = labels.get_indexer(names)
+    known = pos >= 0
+    if np.bincount(pos[known], minlength=1).max() > 1:
+        return None
+    if not known.all() and names[~known].has_duplicates:
+        return None
+    return pos
 
 
 def _prices(values: np.ndarray, names, where: str, column: str, what: str) -> np.ndarray:

@@ -48,6 +48,12 @@ class View:
         return labels
 
     @property
+    def given_universe(self) -> tuple[pd.Index, np.ndarray] | None:
+        """The Index that view.universe last handed out and its mask over the panel's tickers
+        (None if it was not read): weights indexed by it need no label lookup."""
+        return self._universe
+
+    @property
     def holdings(self) -> pd.Series:
         """Shares currently held (non-zero positions only)."""
         held = self._shares != 0

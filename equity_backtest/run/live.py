@@ -45,7 +45,8 @@ from ..engine import live_state
 from ..engine.broker import Fills
 from ..engine.checkpoint import file_digest
 from ..engine.clock import rebalance_days
-from ..engine.loop import RUNTIME_COLUMNS, Heartbeat, LoopState
+from ..engine.loop import Heartbeat
+from ..engine.loop_state import RUNTIME_COLUMNS, LoopState
 from ..engine.orders import borrowing_room
 from ..engine.spec import EngineSpec
 from ..engine.strategy_loader import load_compute_weights

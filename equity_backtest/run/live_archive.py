@@ -22,7 +22,8 @@ import pandas as pd
 
 from ..data.panel import Panel
 from ..engine.archive import FILES, finish_run_dir, start_run_dir
-from ..engine.loop import RUNTIME_COLUMNS, positions_table
+from ..engine.loop import positions_table
+from ..engine.loop_state import RUNTIME_COLUMNS
 from ..infra.storage import atomic_write_csv, atomic_write_text
 from .live import JOURNAL, Journal
 
