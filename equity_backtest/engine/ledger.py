@@ -90,10 +90,11 @@ class Ledger:
         paid = amount != 0
         if not paid.any():
             return 0.0
-        amount = amount[paid]
+        if not paid.all():
+            idx, amount = idx[paid], amount[paid]
         total = float(amount.sum())
         self.cash += total
-        self._cash.append((t, "dividend", idx[paid], amount))
+        self._cash.append((t, "dividend", idx, amount))
         return total
 
     def delist(self, t: int, idx: np.ndarray, value: np.ndarray) -> float:

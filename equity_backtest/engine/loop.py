@@ -265,7 +265,7 @@ class Heartbeat:
     # 4. mark to market; returns the message that stops trading when equity is gone
     def mark(self, t: int) -> str | None:
         st, row = self.state, self.row(t)
-        holdings = float(st.ledger.shares @ self.mark0[t])
+        holdings = float(st.ledger.shares.dot(self.mark0[t]))
         value = st.ledger.cash + holdings
         row[COL["value"]], row[COL["cash"]], row[COL["holdings_value"]] = (
             value,
@@ -312,12 +312,12 @@ class Heartbeat:
         # or short fees are on
         financed = self.spec.cash_interest or self.spec.allow_short
         k, cash, held, gone = t - self.t0, [], [], None
-        for u in range(t, end):
+        for u, marks in enumerate(self.mark0[t:end], t):
             if u in dividends:
                 st.log_rows[u - self.t0, COL["dividends"]] = ledger.dividend(u, *dividends[u])
             if financed or ledger.cash < 0:
                 self.financing(u)
-            holdings = float(shares @ self.mark0[u])
+            holdings = float(shares.dot(marks))  # (the dot product mark() takes, called directly)
             cash.append(ledger.cash)
             held.append(holdings)
             if not ledger.cash + holdings > least:
