@@ -610,3 +610,23 @@ def test_a_damaged_year_part_is_named_when_read(store):
         datasets.load_tables(store / "datasets")
     with pytest.raises(BadInputError, match=rf"{part.name}: this dataset file cannot be read"):
         datasets.Columns(store / "datasets" / first.version, "market")["close"]
+
+
+def test_the_manifest_is_json_dumps_text_to_the_byte():
+    """builder.manifest_text lays out the list of logs itself (for speed): the text must be
+    json.dumps(manifest, indent=1, sort_keys=True), odd file names, one log and none included."""
+    import json
+    import random
+
+    rng = random.Random(3)
+    names = [f"17000000000{i:05d}__sim__ticker_market_data__T{i}.csv" for i in range(500)]
+    names += ['1700000000000000__s__metadata__we"ird\\\\ \u00e9\u2603\x01.csv']
+    logs = [{"file": f, "sha256": f"{rng.getrandbits(256):064x}"} for f in sorted(names)]
+    manifest = {
+        "format": 2, "version": "v000002", "previous_version": None, "builder": "b",
+        "logs": logs, "new_logs": 3, "skipped_logs": ["x.csv"],
+        "tables": {"market": {"rows": 1, "parts": {"2001": {"rows": 1, "sha256": "ab"}}}},
+    }  # fmt: skip
+    for entries in (logs, logs[:1], []):
+        m = {**manifest, "logs": entries}
+        assert ds_builder.manifest_text(m) == json.dumps(m, indent=1, sort_keys=True)

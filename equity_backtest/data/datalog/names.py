@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import urllib.parse
+from collections.abc import Container
 from pathlib import Path
 
 from ...errors import BadInputError
@@ -74,8 +75,11 @@ def parse_name(filename: str) -> LogName:
     return LogName(int(ts), source, data_type, decode_label(label))
 
 
-def list_logs(datalog_dir: str | Path, bad: list | None = None) -> list[tuple[LogName, Path]]:
-    """All logfiles in time order (hidden temp files are not logs).
+def list_logs(
+    datalog_dir: str | Path, bad: list | None = None, known: Container[str] = ()
+) -> list[tuple[LogName, Path]]:
+    """All logfiles in time order (hidden temp files are not logs), but those named in `known`
+    (a dataset version's logs, read before: an incremental build need not parse their names).
 
     A file whose name does not parse raises BadInputError, unless a `bad` list is given: then
     (path, error) is appended to it and the file is passed over.
@@ -86,7 +90,7 @@ def list_logs(datalog_dir: str | Path, bad: list | None = None) -> list[tuple[Lo
     out = []
     with os.scandir(root) as entries:  # (the kind of each entry without a stat per file)
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file():
+            if entry.name.startswith(".") or entry.name in known or not entry.is_file():
                 continue
             try:
                 out.append((parse_name(entry.name), root / entry.name))
