@@ -192,9 +192,10 @@ def test_market_caps_in_other_units_than_price_x_shares_are_flagged(small_store)
     """The simulated market's caps are close x shares (ratio 1); the same caps in millions, as a
     vendor might give them unscaled, are flagged with the ratio that says so."""
     from equity_backtest.data.consistency import market_cap_units
+    from equity_backtest.data.fundamentals_checks import shares_outstanding
 
     _, tables = datasets.load_tables(small_store / "datasets")
-    mk, fund = tables["market"], tables["fundamentals"]
+    mk, fund = tables["market"], shares_outstanding(tables["fundamentals"])
     same = market_cap_units(mk, fund)
     assert same["checked"] > 100 and same["consistent"] and abs(same["median_ratio"] - 1) < 0.05
     millions = market_cap_units(mk.assign(market_cap=mk["market_cap"] / 1e6), fund)

@@ -65,14 +65,14 @@ def _counted(ca: pd.DataFrame, kinds: tuple[str, ...], key: str) -> dict:
     return {key: out}
 
 
-def market_cap_units(mk, fund: pd.DataFrame, days=None, has_caps: bool = True) -> dict:
+def market_cap_units(mk, shares: pd.DataFrame, days=None, has_caps: bool = True) -> dict:
     """Whether market caps are in the same units as prices x shares: at each reported period
     end, a ticker's market cap against its close times the shares outstanding it reported. A
     median far from 1 (1e-6: caps in millions; 1e3: shares in thousands) means a vendor's units
     were not normalised, which silently breaks cap weights and any ratio of the two.
     `mk`: the source's market rows; or, for a table kept in parts, a function of some days giving
-    the rows of those days, with `days` (the source's trading days, sorted) and `has_caps`."""
-    shares = fund[(fund["metric"] == "shares_outstanding").to_numpy()]  # (no text copy)
+    the rows of those days, with `days` (the source's trading days, sorted) and `has_caps`.
+    `shares`: the shares outstanding the source reported (fundamentals_checks.shares_outstanding)."""
     if not callable(mk):
         frame = mk
         has_caps = "market_cap" in frame and frame["market_cap"].notna().any()
@@ -94,7 +94,7 @@ def market_cap_units(mk, fund: pd.DataFrame, days=None, has_caps: bool = True) -
          "close": rows["close"].to_numpy(dtype=float),
          "cap": rows["market_cap"].to_numpy(dtype=float)}
     )  # fmt: skip
-    both = left.merge(right, on=["ticker", "date"], how="left")
+    both = _looked_up(left, right, days)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (both["cap"] / (both["close"] * both["shares"])).to_numpy()
     good = np.isfinite(ratio) & (ratio > 0)
@@ -112,6 +112,37 @@ def market_cap_units(mk, fund: pd.DataFrame, days=None, has_caps: bool = True) -
             {"ticker": str(t), "ratio": round(float(r), 6)} for t, r in far.head(5).items()
         ],
     }
+
+
+def pairs_in(pairs: tuple[np.ndarray, np.ndarray], among: tuple[np.ndarray, np.ndarray]):
+    """Bool per pair (an integer key, a text key) of `pairs`: whether it is among `among`'s
+    pairs. (What an inner merge on both keys finds, without pandas factorizing text twice.)"""
+    text, _ = pd.factorize(np.concatenate([pairs[1], among[1]]))
+    width = int(text.max()) + 1 if len(text) else 1
+    key = np.asarray(pairs[0], dtype=np.int64) * width + text[: len(pairs[1])]
+    return np.isin(key, np.asarray(among[0], dtype=np.int64) * width + text[len(pairs[1]) :])
+
+
+def _looked_up(left: pd.DataFrame, right: pd.DataFrame, days: np.ndarray) -> pd.DataFrame:
+    """left.merge(right, on=["ticker", "date"], how="left") where right has one row per
+    ticker and day and every date is one of `days` (sorted): each left row gets its right row's
+    other columns by an integer key instead of a merge on text."""
+    text, _ = pd.factorize(np.concatenate([left["ticker"].to_numpy(), right["ticker"].to_numpy()]))
+    dates = np.concatenate([left["date"].to_numpy(), right["date"].to_numpy()])
+    day = np.searchsorted(days, dates)
+    exact = day < len(days)
+    exact[exact] = days[day[exact]] == dates[exact]
+    keys = np.where(exact, text * len(days) + day, -1 - np.arange(len(dates)))  # (-: no day)
+    at = pd.Index(keys[len(left) :])
+    if not at.is_unique:  # (not from a dataset: the merge, whatever it gives)
+        return left.merge(right, on=["ticker", "date"], how="left")
+    pos = at.get_indexer(keys[: len(left)])
+    found = pos >= 0
+    out = left.copy()
+    for column in right.columns.drop(["ticker", "date"]):
+        values = right[column].to_numpy(dtype=float)
+        out[column] = np.where(found, values[np.maximum(pos, 0)], np.nan)
+    return out
 
 
 # a member whose first price comes more than this after its first list: not a late start of data

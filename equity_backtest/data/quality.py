@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInputError
-from . import calendars, frequency, market_checks
+from . import calendars, consistency, frequency, fundamentals_checks, market_checks
 from .consistency import (
     fundamentals_vintage,
     market_cap_units,
@@ -90,20 +90,25 @@ def _of_source(table: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def source_report(
-    tables: dict[str, pd.DataFrame],
+    tables: dict[str, pd.DataFrame | None],
     source: str,
     exchange: str = "XNYS",
     market: list[market_checks.Summary] | None = None,
+    fundamentals: fundamentals_checks.Summary | None = None,
 ) -> dict:
     """One source's report. `market`: its market rows' summaries, one per year part (a build
-    keeps them beside its parts); None summarises tables["market"] whole, as one part."""
+    keeps them beside its parts); None summarises tables["market"] whole, as one part.
+    `fundamentals`: its fundamentals' summary (a build keeps it beside the table, which is then
+    not read); None summarises tables["fundamentals"]."""
     if market is None:
         market = [market_checks.summarise(_of_source(tables["market"], source))]
-    fund = _of_source(tables["fundamentals"], source)
+    if fundamentals is None:
+        fundamentals = fundamentals_checks.summarise(_of_source(tables["fundamentals"], source))
+    first_public = fundamentals_checks.first_public(fundamentals)
     cons = _of_source(tables["constituents"], source)
     ca = _of_source(tables["corporate_actions"], source)
     members = set(_values(cons["ticker"]))
-    with_fund = set(_values(fund["ticker"]))
+    with_fund = set(first_public.index)
     splits = set(
         zip(
             ca.loc[ca["action"] == "split", "ticker"].astype(str),
@@ -136,12 +141,10 @@ def source_report(
         listed = _in_force(cons, months)
         cmonth = listed["month"]
         coverage["index_members"] = listed.groupby("month")["ticker"].nunique()
-        traded = pd.DataFrame({"code": pair_month, "ticker": pair_ticker})
-        both = listed.assign(code=cmonth.array.asi8).merge(traded, on=["code", "ticker"])
-        coverage["members_with_market_data"] = both.groupby("month")["ticker"].nunique()
-        first = fund["announcement_date"].fillna(fund["period_end"])
-        first_public = first.groupby(fund["ticker"], observed=True).min()  # (on codes if encoded)
-        first_public.index = first_public.index.astype(str)
+        traded = consistency.pairs_in(
+            (cmonth.array.asi8, listed["ticker"].to_numpy(object)), (pair_month, pair_ticker)
+        )
+        coverage["members_with_market_data"] = listed[traded].groupby("month")["ticker"].nunique()
         known_from = first_public.reindex(listed["ticker"]).to_numpy()  # NaT: never reported
         listed["has_fundamentals"] = known_from <= listed["month"].dt.end_time.to_numpy()
         coverage["members_with_fundamentals"] = listed.groupby("month")["has_fundamentals"].sum()
@@ -153,6 +156,8 @@ def source_report(
         "rows": {
             name: int(span["size"].sum())
             if name == "market"
+            else fundamentals_checks.rows(fundamentals)
+            if name == "fundamentals"
             else int((t["source"] == source).sum())
             for name, t in tables.items()
         },
@@ -173,12 +178,15 @@ def source_report(
         "coverage_by_month": coverage.reset_index(names="month").to_dict("records"),
         **(
             {"fundamentals_vintage": vintage}
-            if (vintage := fundamentals_vintage(tables["metadata"], source)) and len(fund)
+            if (vintage := fundamentals_vintage(tables["metadata"], source))
+            and fundamentals_checks.rows(fundamentals)
             else {}
         ),
         **unapplied_distributions(ca),
         **vendor_screens(ca),
-        "market_cap_units": _units(tables["market"], source, fund, market, trading_days),
+        "market_cap_units": _units(
+            tables["market"], source, fundamentals["shares"], market, trading_days
+        ),
         **members_before_prices(
             cons, span["first_day"], tables["metadata"][tables["metadata"]["source"] == source]
         ),
@@ -193,12 +201,12 @@ def _values(column: pd.Series) -> list[str]:
     return list(column.astype(str).unique())
 
 
-def _units(table, source: str, fund: pd.DataFrame, parts: list, days) -> dict:
+def _units(table, source: str, shares: pd.DataFrame, parts: list, days) -> dict:
     """market_cap_units on a whole table; on a table kept in year parts (read by column,
     datasets.Columns), from the month-end rows the parts' summaries keep, reading only the
     parts of other days that a period end falls on."""
     if isinstance(table, pd.DataFrame):
-        return market_cap_units(_of_source(table, source), fund)
+        return market_cap_units(_of_source(table, source), shares)
     ends = pd.concat([p["month_ends"] for p in parts], ignore_index=True)
     end_days = np.concatenate([p["month_end_days"]["date"].to_numpy() for p in parts])
 
@@ -212,18 +220,21 @@ def _units(table, source: str, fund: pd.DataFrame, parts: list, days) -> dict:
         return found
 
     has_caps = any(bool(p["caps"]["any"].iloc[0]) for p in parts)
-    return market_cap_units(rows_on, fund, days.to_numpy(), has_caps)
+    return market_cap_units(rows_on, shares, days.to_numpy(), has_caps)
 
 
 def report(
-    tables: dict[str, pd.DataFrame],
+    tables: dict[str, pd.DataFrame | None],
     manifest: dict,
     calendar: str = "XNYS",
     market: dict[str, list[market_checks.Summary]] | None = None,
+    fundamentals: dict[str, fundamentals_checks.Summary] | None = None,
 ) -> dict:
     """The report of a dataset version; `calendar` is the exchange assumed where a source's
     metadata names none. `market`: per source, the summaries of the market table's year parts
-    (then tables["market"] may be read by column); None checks tables["market"] whole."""
+    (then tables["market"] may be read by column); None checks tables["market"] whole.
+    `fundamentals`: per source, the fundamentals' summaries (then tables["fundamentals"] may be
+    None: not read); None summarises tables["fundamentals"]."""
     with_prices = set(market) if market is not None else set(_values(tables["market"]["source"]))
     sources = sorted(with_prices | set(_values(tables["constituents"]["source"])))
     return {
@@ -236,6 +247,9 @@ def report(
                 s,
                 calendar,
                 None if market is None else market.get(s) or [market_checks.nothing()],
+                None
+                if fundamentals is None
+                else fundamentals.get(s) or fundamentals_checks.nothing(),
             )
             for s in sources
         ],

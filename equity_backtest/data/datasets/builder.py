@@ -26,7 +26,7 @@ from ...errors import BadInputError
 from ...infra import faults
 from ...infra.locks import process_alive
 from ...infra.storage import atomic_write_text, fsync_dir, sha256_file
-from .. import calendars, quality
+from .. import calendars, fundamentals_checks, quality
 from ..datalog import LogName, list_logs, parse_log, parse_many, read_log
 from ..vocabulary import LOG_TYPES, TABLES
 from . import year_parts
@@ -205,7 +205,11 @@ def build(
         used.update((path.name, digest) for path, digest in digests)
         read += len(digests)
 
-    if base and _reorders_history([previous["fundamentals"].frame(), *parts["fundamentals"]]):
+    if (
+        base
+        and parts["fundamentals"]
+        and _reorders_history([previous["fundamentals"].frame(), *parts["fundamentals"]])
+    ):
         log.info("new fundamentals land before versions already compacted: rebuilding in full")
         return build(
             datalog_dir,
@@ -226,7 +230,9 @@ def build(
             continue
         old = previous.pop(t, None)
         if old is not None and not frames and same_builder and old.exists:
-            tables[t] = kept[t] = old.frame()  # no new rows: the previous file is the table
+            kept[t] = old  # no new rows: the previous file is the table (the report reads
+            # the fundamentals' summary kept beside it, not the table)
+            tables[t] = None if t == "fundamentals" else old.frame()
             continue
         folded = None
         if old is not None and len(old) and frames:
@@ -262,6 +268,7 @@ def build(
         kind = years.get(t) if t in years else None if t in kept else frame
         arrow[t] = pa.Table.from_pandas(kind, preserve_index=False) if isinstance(kind, pd.DataFrame) else kind  # fmt: skip
     rows = {t: len(frame) for t, frame in tables.items() if frame is not None}
+    rows.update({t: base_manifest["tables"][t]["rows"] for t in kept})
     shared = base_manifest["tables"] if base else {}
     # (the year parts' market checks are made as each part is written)
     manifest["tables"], market = _write_tables(
@@ -270,7 +277,10 @@ def build(
     del arrow
     for t in years:  # the whole table is never needed: the report reads a few of its columns
         tables[t] = Columns(tmp, t)
-    quality_report = quality.report(tables, manifest, calendar, market)
+    fundamentals = _fundamentals_checks(
+        tmp, tables["fundamentals"], base and datasets_dir / base, kept.get("fundamentals")
+    )
+    quality_report = quality.report(tables, manifest, calendar, market, fundamentals)
     restated = {
         s["source"]: s["fundamentals_vintage"]
         for s in quality_report["sources"]
@@ -313,6 +323,24 @@ def manifest_text(manifest: dict) -> str:
         for e in logs
     )
     return text.replace(f'"{marker}"', f"[\n{entries}\n ]")
+
+
+def _fundamentals_checks(
+    folder: Path, table: pd.DataFrame | None, base: Path | None, stored: _Stored | None
+) -> dict:
+    """The fundamentals' summaries by source (data/fundamentals_checks), kept in the new
+    version's folder: the base version's, shared, where the table is the base's (`table`
+    None: not read); else made from the table (read from `stored` if the base kept none)."""
+    target = folder / "fundamentals.checks"
+    if table is None:
+        summaries = fundamentals_checks.load(base / "fundamentals.checks")
+        if summaries is not None:
+            year_parts.share_tree(base / "fundamentals.checks", target)
+            return summaries
+        table = stored.frame()
+    summaries = fundamentals_checks.by_source(table)
+    fundamentals_checks.save(summaries, target)
+    return summaries
 
 
 def _write_tables(

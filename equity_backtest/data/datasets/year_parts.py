@@ -110,9 +110,7 @@ def checked_part(
         except (OSError, ValueError, pa.ArrowException):
             frame = feather.read_feather(path)
         else:
-            for file in kept.rglob("*.feather"):
-                (target / file.parent.name).mkdir(parents=True, exist_ok=True)
-                share(file, target / file.parent.name / file.name)
+            share_tree(kept, target)
             return summaries
     sources = frame["source"]
     names = sources.cat.categories if isinstance(sources.dtype, pd.CategoricalDtype) else sources.unique()  # fmt: skip
@@ -144,3 +142,10 @@ def share(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def share_tree(source: Path, target: Path) -> None:
+    """A folder of kept checks (<source>/<frame>.feather) of the previous version, shared."""
+    for file in source.rglob("*.feather"):
+        (target / file.parent.name).mkdir(parents=True, exist_ok=True)
+        share(file, target / file.parent.name / file.name)
