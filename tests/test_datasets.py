@@ -1,5 +1,6 @@
 """D5: versioned builds, latest query wins, incremental == bootstrap, crash safety, bad logs."""
 
+import json
 import shutil
 
 import numpy as np
@@ -512,6 +513,8 @@ def test_a_new_day_rewrites_one_year_and_shares_the_others(store):
             assert (was.is_file() and was.samefile(file)) == same_file, file
     for table in ("fundamentals", "constituents", "metadata", "regimes"):
         assert (old / f"{table}.feather").samefile(new / f"{table}.feather")
+    kept = sorted((new / "fundamentals.checks").rglob("*.feather"))  # its summary, shared too
+    assert kept and all(f.samefile(old / f.relative_to(new)) for f in kept)
     boot = datasets.build(store / "datalog", store / "boot", full=True)
     assert _tables_digest(store, second.version) == _tables_digest_of(store / "boot", boot.version)
     # the quality report from the kept checks of the shared years equals the one from scratch
@@ -630,3 +633,51 @@ def test_the_manifest_is_json_dumps_text_to_the_byte():
     for entries in (logs, logs[:1], []):
         m = {**manifest, "logs": entries}
         assert ds_builder.manifest_text(m) == json.dumps(m, indent=1, sort_keys=True)
+
+
+@pytest.mark.parametrize("damage", ["missing", "cut short", "a frame lost"])
+def test_fundamentals_kept_without_their_summary_are_read_and_summarised_again(
+    store, monkeypatch, damage
+):
+    """An incremental build that leaves the fundamentals as they are reads only the summary
+    kept beside them (fundamentals.checks/), never the table; where the base version has none
+    whole (built before they were kept, or damaged), the table is read and summarised again,
+    and the quality report is the one a build from scratch writes."""
+    first = datasets.build(store / "datalog", store / "datasets")
+    checks = store / "datasets" / first.version / "fundamentals.checks"
+    reads = []
+    real_frame = ds_fold._Stored.frame
+
+    def frame(self, *args, **kwargs):
+        reads.append(self.name)
+        return real_frame(self, *args, **kwargs)
+
+    monkeypatch.setattr(ds_fold._Stored, "frame", frame)
+    shares = next(checks.rglob("shares.feather"))
+    if damage == "missing":
+        shutil.rmtree(checks)
+    elif damage == "cut short":
+        shares.write_bytes(shares.read_bytes()[:50])
+    else:
+        shares.unlink()
+    logs = list_logs(store / "datalog")
+    name, path = next((n, p) for n, p in logs if n.data_type == "ticker_market_data")
+    day = read_log(path).iloc[-1:].assign(date=read_log(path)["date"].max() + pd.Timedelta(days=1))
+    ts = max(n.timestamp for n, _ in logs) + 1
+    write_log(store / "datalog", LogName(ts, name.source, name.data_type, name.label), day)
+    second = datasets.build(store / "datalog", store / "datasets")
+    assert reads.count("fundamentals") == 1  # read once, to summarise it again
+    reads.clear()
+    write_log(store / "datalog", LogName(ts + 1, name.source, name.data_type, name.label), day)
+    third = datasets.build(store / "datalog", store / "datasets")
+    assert "fundamentals" not in reads  # the summary made again was kept: the table not read
+    boot = datasets.build(store / "datalog", store / "boot", full=True)
+    for version in (second.version, third.version):
+        ours = (store / "datasets" / version / "quality_report.json").read_text()
+        theirs = (store / "boot" / boot.version / "quality_report.json").read_text()
+        if version == third.version:
+            assert ours.replace(version, "vX") == theirs.replace(boot.version, "vX")
+        assert (
+            json.loads(ours)["sources"][0]["members_without_fundamentals"]
+            == json.loads(theirs)["sources"][0]["members_without_fundamentals"]
+        )
