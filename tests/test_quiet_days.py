@@ -125,10 +125,12 @@ def test_a_run_resumed_inside_a_quiet_stretch_is_the_uninterrupted_run(small_pan
     params = small_params(rebalance="quarterly")
     whole = run_backtest(small_panel, params, equal_weights)
     saved = Checkpoints(Path(tmp_path), "quiet", 7, 0.0)
+    before_days, save = [], saved.save
+    saved.save = lambda state: (before_days.append(int(state["next_t"])), save(state))[1]
     run_backtest(small_panel, params, equal_weights, checkpoints=saved)
+    t0, t1 = heartbeat_range(small_panel.dates, params.start, params.end)
+    assert before_days == list(range(t0 + 7, t1 + 1, 7))  # every 7th day, quiet or not
     resumed = run_backtest(small_panel, params, equal_weights, checkpoints=saved)
-    t0 = heartbeat_range(small_panel.dates, params.start, params.end)[0]
-    assert (int(saved.load()["next_t"]) - t0) % 7 == 0
     pd.testing.assert_frame_equal(resumed.runtime_log, whole.runtime_log, check_exact=True)
     pd.testing.assert_frame_equal(resumed.cash_ledger, whole.cash_ledger, check_exact=True)
 
