@@ -404,3 +404,24 @@ def test_many_logs_read_non_ascii_text_and_step_aside_for_bytes_that_are_not_utf
     assert parse_many([(early, good), (late, latin)]) is None
     with pytest.raises(BadInputError, match="more"):
         parse_log(latin, late, f"logfile {late.filename}")
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_a_date_a_dataset_cannot_hold_is_named_with_its_row(tmp_path, day):
+    """Found by test_datalog_fuzz: pandas 3 parses 0001-01-01 at a coarser unit, and turning it
+    into the datasets' nanoseconds raised a bare OutOfBoundsDatetime from 02. Now the log's row
+    and field are named, by the careful reader and by 02 reading many logs at once."""
+    name = LogName(1_700_000_000_000_000, "files", "constituent_list", "20200102_TOP10")
+    path = tmp_path / name.filename
+    path.write_bytes(
+        f"date,index,ticker,weight\n2020-01-02,TOP10,AAB,1\n{day},TOP10,AAA,1\n".encode()
+    )
+    with pytest.raises(
+        BadInputError,
+        match=rf"row 3, field 'date': '{day}' is not a date from 1677-09-22 to 2262-04-11",
+    ):
+        read_log(path)
+    from equity_backtest.data import datasets
+
+    with pytest.raises(BadInputError, match=rf"{name.filename}, row 3, field 'date'"):
+        datasets.build(tmp_path, tmp_path / "datasets")

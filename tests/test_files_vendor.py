@@ -231,3 +231,20 @@ def test_a_date_column_without_a_name_is_pointed_out(tmp_path):
         files.query(
             REPO / "mappings" / "ohlcv_one_ticker.toml", tmp_path / "bars.csv", tmp_path / "log"
         )
+
+
+@pytest.mark.parametrize("day", ["01/01/0001", "31/12/9999"])
+def test_a_date_a_dataset_cannot_hold_is_named(tmp_path, day):
+    """pandas 3 reads year 1 (at a coarser unit than the nanoseconds the datasets hold): a date
+    outside 1677-09-22..2262-04-11 is named with its row and column, not a traceback, and nothing
+    is logged."""
+    lines = (REPO / "samples" / "datastream_close.csv").read_text().splitlines()
+    row = lines[2].split(",")
+    row[0] = day  # (the Date column, day/month/year in this export)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([lines[0], lines[1], ",".join(row), *lines[3:]]) + "\n")
+    with pytest.raises(BadInputError, match=r"row 3, column 'Date': .* is not a date from 1677"):
+        files.query(REPO / "mappings" / "datastream_close.toml", bad, tmp_path / "datalog")
+    assert (
+        not list((tmp_path / "datalog").glob("*.csv")) if (tmp_path / "datalog").exists() else True
+    )

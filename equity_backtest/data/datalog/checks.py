@@ -162,11 +162,21 @@ def _parse_numbers(col: pd.Series, where: str, name: str, rows: np.ndarray) -> p
     return pd.Series(arr, index=col.index)
 
 
+# the days a datetime64[ns] column holds (pandas 3 parses 0001-01-01 at a coarser unit)
+FIRST_DAY, LAST_DAY = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
+
+
 def _parse_dates(col: pd.Series, where: str, name: str, rows: np.ndarray) -> pd.Series:
     values = pd.to_datetime(col.str.strip(), format="%Y-%m-%d", errors="coerce")
     bad = values.isna().to_numpy() & col.notna().to_numpy()
     if bad.any():
         raise _bad_row(where, name, col, bad, "a date written YYYY-MM-DD", rows)
+    outside = ((values < FIRST_DAY) | (values > LAST_DAY)).to_numpy()
+    if outside.any():
+        raise _bad_row(
+            where, name, col, outside,
+            f"a date from {FIRST_DAY:%Y-%m-%d} to {LAST_DAY:%Y-%m-%d}", rows,
+        )  # fmt: skip
     return values.astype("datetime64[ns]")
 
 

@@ -51,6 +51,7 @@ import pandas as pd
 from ...errors import BadInputError, some
 from .. import textio
 from ..datalog import LogName, check_frame, render_log, short_label, write_log_bytes
+from ..datalog.checks import FIRST_DAY, LAST_DAY
 from ..vocabulary import LOG_TYPES
 
 log = logging.getLogger(__name__)
@@ -297,7 +298,14 @@ def _dates(values: pd.Series, fmt: str | None, where: str, column: str, rows) ->
             )
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.dt.normalize().astype("datetime64[ns]")
+    parsed = parsed.dt.normalize()
+    outside = (parsed < FIRST_DAY) | (parsed > LAST_DAY)  # (pandas 3 reads 0001-01-01)
+    if outside.any():
+        raise _fail(
+            where, rows, outside, column,
+            lambda i: f"{values.iloc[i]!r} is not a date from {FIRST_DAY:%Y-%m-%d} to {LAST_DAY:%Y-%m-%d}",
+        )  # fmt: skip
+    return parsed.astype("datetime64[ns]")
 
 
 def _guess_dates(text: pd.Series, where: str, column: str, rows) -> pd.Series:
