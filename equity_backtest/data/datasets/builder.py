@@ -311,7 +311,7 @@ def build(
 def manifest_text(manifest: dict) -> str:
     """json.dumps(manifest, indent=1, sort_keys=True), with the list of logs (an entry per
     logfile: tens of thousands) laid out here: json's indenting encoder is pure Python, and took
-    1.6 s over them at CRSP size. The same text to the byte (tests compare)."""
+    0.4 s over 30,000 of them (0.1 s here). The same text to the byte (tests compare)."""
     logs = manifest["logs"]
     marker = f"logs-{uuid.uuid4().hex}"
     text = json.dumps({**manifest, "logs": marker}, indent=1, sort_keys=True)
