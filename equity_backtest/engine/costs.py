@@ -18,14 +18,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-_LARGEST = np.finfo(np.float64).max
-
-
-def nan_to_zero(x: np.ndarray) -> np.ndarray:
-    """np.nan_to_num(x) (NaN -> 0, +-inf -> the largest finite float) for float arrays, without
-    its per-call cost: the loop calls this on every day with fills."""
-    return np.minimum(np.maximum(np.where(np.isnan(x), 0.0, x), -_LARGEST), _LARGEST)
-
 
 @dataclasses.dataclass(frozen=True)
 class CostModel:
@@ -51,7 +43,7 @@ class CostModel:
         fixed = self.spread_bps * 0.5e-4 + self.slippage_bps * 1e-4
         if not (self.impact_coef > 0 and sigma is not None):
             return lambda shares: np.full(len(shares), fixed)
-        scale = self.impact_coef * nan_to_zero(sigma)
+        scale = self.impact_coef * np.nan_to_num(sigma)
         traded = day_volume > 0  # participation is 0 where the day's volume is 0 or unknown
         volume = np.where(traded, day_volume, 1.0)
         return lambda shares: (
