@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The panel build alone: a project folder's current dataset version into the engine's dense
 arrays, without the panel cache, in this process. Prints the seconds, this process's peak
-memory, and a SHA-256 of the arrays (every market field, the mark, total returns and the
-volatility), so that two versions of the code can be compared on one dataset: same digest, same
+memory, and a SHA-256 of everything the panel holds (dates, tickers, every market field, the
+mark, total returns, the volatility, the corporate actions by day, membership, fundamentals and
+metadata), so that two versions of the code can be compared on one dataset: same digest, same
 panel.
 
     python benchmarks/panel.py FOLDER    (FOLDER: e.g. made by benchmarks/scale.py --keep FOLDER)
@@ -20,6 +21,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 if os.environ.get("PYTHONPATH") is None:  # (the repository's own code unless told otherwise)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,17 +44,33 @@ def main() -> None:
     t = time.perf_counter()
     panel = load_panel(params)
     seconds = time.perf_counter() - t
-    digest = hashlib.sha256()
-    for name in sorted(panel.fields):
-        digest.update(panel.fields[name].tobytes())
-    digest.update(panel.mark.tobytes())
-    digest.update(panel.total_return.tobytes())
-    for days in sorted(panel._volatility):
-        digest.update(panel._volatility[days].tobytes())
     print(
         f"panel {len(panel.dates)} days x {len(panel.tickers)} tickers: built in {seconds:.1f} s, "
-        f"peak {own_peak_mb():.0f} MB, arrays' SHA-256 {digest.hexdigest()[:16]}"
+        f"peak {own_peak_mb():.0f} MB, SHA-256 {digest(panel)[:16]}"
     )
+
+
+def digest(panel) -> str:
+    """SHA-256 of every array of the panel, with its dtype and shape, in a fixed order."""
+    sha = hashlib.sha256()
+
+    def add(*arrays) -> None:
+        for a in arrays:
+            a = np.asarray(a)
+            sha.update(f"{a.dtype}{a.shape}".encode())
+            sha.update(a.tobytes() if a.dtype != object else "\x1f".join(map(str, a)).encode())
+
+    add(panel.dates.asi8, panel.tickers, panel.mark, panel.total_return)
+    add(*(panel.fields[name] for name in sorted(panel.fields)))
+    add(*(panel._volatility[days] for days in sorted(panel._volatility)))
+    for kind in ("splits", "dividends", "delistings"):
+        by_day = getattr(panel.events, kind)
+        add(list(by_day), *(a for day in by_day for a in by_day[day]))
+    add(panel.list_dates.asi8, panel.membership, panel.list_of_day)
+    for metric, series in panel.fundamentals.items():
+        add([metric], series.ticker, series.period_end, series.public_day, series.value)
+    add(panel.metadata.index, *(panel.metadata[c] for c in panel.metadata.columns))
+    return sha.hexdigest()
 
 
 if __name__ == "__main__":

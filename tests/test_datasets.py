@@ -602,7 +602,7 @@ def test_a_table_read_by_column_gives_the_whole_table_s_columns(small_store, tmp
 
 
 def test_a_damaged_year_part_is_named_when_read(store):
-    """Reading a version (load_tables, or the panel's read by column) whose year part Arrow
+    """Reading a version (load_tables, or the panel's read by column or by part) whose year part Arrow
     cannot read names the file and the way out (--full), not a traceback."""
     first = datasets.build(store / "datalog", store / "datasets")
     part = sorted((store / "datasets" / first.version / "market").glob("*.feather"))[1]
@@ -613,6 +613,8 @@ def test_a_damaged_year_part_is_named_when_read(store):
         datasets.load_tables(store / "datasets")
     with pytest.raises(BadInputError, match=rf"{part.name}: this dataset file cannot be read"):
         datasets.Columns(store / "datasets" / first.version, "market")["close"]
+    with pytest.raises(BadInputError, match=rf"{part.name}: this dataset file cannot be read"):
+        list(datasets.Columns(store / "datasets" / first.version, "market").parts(["close"]))
 
 
 def test_the_manifest_is_json_dumps_text_to_the_byte():

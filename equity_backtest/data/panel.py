@@ -12,6 +12,8 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +21,17 @@ import pandas as pd
 
 from ..config import Parameters
 from ..errors import BadInputError
+from ..infra import heap
 from . import panel_cache
 from .consistency import fundamentals_vintage
 from .datasets import current_version, load_tables
+from .panel_fundamentals import FundamentalSeries, fundamental_series
 from .quality import MAX_PLAUSIBLE_PRICE
 from .vocabulary import MARKET_FIELDS, PRICE_FIELDS
 
 log = logging.getLogger(__name__)
+_THREADS = min(4, os.cpu_count() or 1)
+_VOLATILITY_BLOCK = 64  # tickers per task of the volatility's rolling windows
 
 
 @dataclasses.dataclass
@@ -35,16 +41,6 @@ class Events:
     splits: dict[int, tuple[np.ndarray, np.ndarray]]
     dividends: dict[int, tuple[np.ndarray, np.ndarray]]
     delistings: dict[int, tuple[np.ndarray, np.ndarray]]
-
-
-@dataclasses.dataclass
-class FundamentalSeries:
-    """One metric's reports sorted by (ticker, period end, public day) for as-of lookups."""
-
-    ticker: np.ndarray  # int codes into Panel.tickers
-    period_end: np.ndarray  # datetime64[ns]
-    public_day: np.ndarray  # first trading-day index at whose close the value is known
-    value: np.ndarray
 
 
 @dataclasses.dataclass
@@ -88,10 +84,19 @@ class Panel:
         """T x N standard deviation of daily total returns over the `days` before each day
         (known at the previous close, so it may price that day's fills). Computed once per window."""
         if days not in self._volatility:
-            # the rolling windows of days 0..T-2, each placed a day later (no shifted copy)
-            before = pd.DataFrame(self.total_return[:-1], copy=False)
-            out = np.full_like(self.total_return, np.nan)
-            out[1:] = before.rolling(days, min_periods=2).std().to_numpy()
+            # the rolling windows of days 0..T-2, each placed a day later (no shifted copy), a
+            # block of tickers at a time on threads (pandas' rolling kernel runs without the
+            # GIL; each ticker's column is computed alone, so the blocks change no bit)
+            before, out = self.total_return[:-1], np.empty_like(self.total_return)
+            out[0] = np.nan
+
+            def block(first: int) -> None:
+                cut = slice(first, first + _VOLATILITY_BLOCK)
+                rolling = pd.DataFrame(before[:, cut]).rolling(days, min_periods=2)
+                out[1:, cut] = rolling.std().to_numpy()
+
+            with ThreadPoolExecutor(_THREADS) as pool:
+                list(pool.map(block, range(0, out.shape[1], _VOLATILITY_BLOCK)))
             self._volatility[days] = out
         return self._volatility[days]
 
@@ -152,11 +157,13 @@ def load_panel(params: Parameters | PanelSpec, extra_tickers: tuple[str, ...] = 
         load_tables(datasets_dir, version)  # raises the message that names what is missing
 
     def build() -> Panel:
-        # the market table a column at a time: never whole beside the dense arrays
-        tables = load_tables(datasets_dir, version, by_column=("market",))[1]
-        panel = panel_from_tables(version, tables, spec, extra_tickers)
-        for days in spec.volatility_days:
-            panel.volatility(days)
+        # the market table a column at a time: never whole beside the dense arrays; the
+        # temporaries' blocks kept for the next (see heap: fresh pages cost more than the work)
+        with heap.kept():
+            tables = load_tables(datasets_dir, version, by_column=("market",))[1]
+            panel = panel_from_tables(version, tables, spec, extra_tickers)
+            for days in spec.volatility_days:
+                panel.volatility(days)
         return panel
 
     settings = (
@@ -229,33 +236,22 @@ def panel_from_tables(
     code = {t: i for i, t in enumerate(tickers)}
     N = len(tickers)
 
-    market = tables["market"]  # (a DataFrame, or datasets.Columns: read by column only)
-    cols = _codes(market["ticker"], tickers)
-    keep_rows = ((market["source"] == src).to_numpy() & (cols >= 0)).nonzero()[0]
-    if len(keep_rows) == 0:
+    market = tables["market"]  # (a DataFrame, or datasets.Columns: read part by part)
+    where = _placement(market, src, tickers, pd.Timestamp(spec.end))
+    if where is None:
         raise BadInputError(f"dataset {version} has no market data for the members of {spec.index}")
-    cols = cols[keep_rows]
-    day = market["date"].to_numpy()[keep_rows]
-    all_dates = pd.DatetimeIndex(pd.unique(day)).sort_values()
-    dates = all_dates[all_dates <= pd.Timestamp(spec.end)]
+    dates, all_dates, places, last_row_full = where
     T = len(dates)
     if T == 0:
         raise BadInputError(f"no trading days on or before end={spec.end} in dataset {version}")
-    rows_all = all_dates.searchsorted(day)
-    del day
-    # last row with data per ticker on the full calendar, to spot series that just stop
-    last_row_full = np.full(N, -1)
-    np.maximum.at(last_row_full, cols, rows_all)
-    keep = rows_all < T
-    at = rows_all[keep] * N + cols[keep]  # each kept row's place in a T x N array, flat
-    taken = keep_rows[keep]
-    del rows_all, cols, keep, keep_rows
     fields = {}
-    for f in MARKET_FIELDS:  # one column at a time: read, placed, let go
+    for f in MARKET_FIELDS:  # one column at a time, part by part: read, placed, let go
         arr = np.full((T, N), np.nan)
-        arr.reshape(-1)[at] = market[f].to_numpy(dtype=float)[taken]
+        flat = arr.reshape(-1)
+        for (taken, at), part in zip(places, _parts(market, [f]), strict=True):
+            flat[at] = part[f].to_numpy(dtype=float)[taken]
         fields[f] = arr
-    del at, taken
+    del places
     _drop_implausible_prices(fields, tickers, dates)
 
     events = _events(
@@ -290,16 +286,41 @@ def panel_from_tables(
         list_dates,
         membership,
         list_of_day,
-        _fundamentals(
-            tables["fundamentals"],
-            src,
-            code,
-            dates,
-            spec,
-            fundamentals_vintage(tables["metadata"], src) or "",
-        ),  # fmt: skip
+        _fundamentals(tables["fundamentals"], src, tickers, dates, spec, tables["metadata"]),
         meta,
     )
+
+
+def _parts(market, columns: list[str]):
+    """The market table's columns part by part (datasets.Columns), or whole (a DataFrame)."""
+    return [market[columns]] if isinstance(market, pd.DataFrame) else market.parts(columns)
+
+
+def _placement(market, src: str, tickers: np.ndarray, end: pd.Timestamp):
+    """Where the market rows of the source's tickers go in the T x N arrays, part by part:
+    (dates up to `end`, every date, [(rows of the part, flat places)], each ticker's last row on
+    every date); None when no row is of them. Rows dated after `end` are left out."""
+    kept = []  # per part: its rows of these tickers, their ticker codes, their dates (coded)
+    labels = pd.Index(tickers)
+    for part in _parts(market, ["source", "ticker", "date"]):
+        cols = _codes(part["ticker"], labels)
+        rows = ((part["source"] == src).to_numpy() & (cols >= 0)).nonzero()[0]
+        day, days = pd.factorize(part["date"].to_numpy()[rows], use_na_sentinel=False)
+        kept.append((rows.astype(np.int32), cols[rows].astype(np.int32), day, days))
+    if not any(len(rows) for rows, *_ in kept):
+        return None
+    all_dates = pd.DatetimeIndex(np.unique(np.concatenate([days for *_, days in kept])))
+    dates = all_dates[all_dates <= end]
+    T, N = len(dates), len(tickers)
+    last_row_full = np.full(N, -1)  # to spot series that just stop
+    places = []
+    for rows, cols, day, days in kept:
+        row = all_dates.searchsorted(days)[day]
+        np.maximum.at(last_row_full, cols, row)
+        keep = row < T
+        at = row * N + cols  # (int64: row is)
+        places.append((rows, at) if keep.all() else (rows[keep], at[keep]))
+    return dates, all_dates, places, last_row_full
 
 
 def _drop_implausible_prices(
@@ -328,10 +349,10 @@ def _drop_implausible_prices(
         arr[bad] = np.nan
 
 
-def _codes(column: pd.Series, tickers: np.ndarray) -> np.ndarray:
+def _codes(column: pd.Series, tickers: np.ndarray | pd.Index) -> np.ndarray:
     """Position of each row's ticker in `tickers` (-1 if absent); categorical columns (as the
     builder writes them) map through their few categories instead of every row's string."""
-    labels = pd.Index(tickers)
+    labels = tickers if isinstance(tickers, pd.Index) else pd.Index(tickers)
     if isinstance(column.dtype, pd.CategoricalDtype):
         lookup = np.append(labels.get_indexer(column.cat.categories), -1)  # code -1 (missing) -> -1
         return lookup[column.cat.codes.to_numpy()]
@@ -435,44 +456,14 @@ def _events(
 def _fundamentals(
     fund: pd.DataFrame,
     src: str,
-    code: dict,
+    tickers: np.ndarray,
     dates: pd.DatetimeIndex,
     spec: PanelSpec,
-    vintage: str = "",
+    metadata: pd.DataFrame,
 ) -> dict[str, FundamentalSeries]:
-    fund = fund[(fund["source"] == src) & fund["ticker"].isin(code)]
-    fund = fund.assign(code=pd.Index(list(code)).get_indexer(fund["ticker"]))
-    out = {}
-    # a source whose fundamentals are restated figures: each is public restated_lag_days later
-    later = pd.Timedelta(days=spec.restated_lag_days if vintage.startswith("as restated") else 0)
-    for metric, grp in fund.groupby("metric", sort=True, observed=True):
-        lag = pd.Timedelta(days=spec.lag_days(str(metric)))
-        public = grp["announcement_date"].fillna(grp["period_end"] + lag) + later
-        frame = pd.DataFrame(
-            {
-                "ticker": grp["code"].to_numpy(),
-                "period_end": grp["period_end"].to_numpy(),
-                "public_day": dates.searchsorted(public.to_numpy()),  # visible at that day's close
-                "value": grp["value"].to_numpy(dtype=float),
-            }
-        ).sort_values(["ticker", "period_end", "public_day"], kind="stable")
-        out[str(metric)] = FundamentalSeries(*(frame[c].to_numpy() for c in frame.columns))
-    return out
-
-
-def latest_fundamentals(
-    series: FundamentalSeries, t: int, n_tickers: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """As-of lookup at the close of day t: per ticker, the latest period public by then.
-
-    Returns (values, period_end) arrays of length n_tickers (NaN / NaT where nothing is known yet).
-    """
-    idx = np.flatnonzero(series.public_day <= t)
-    values = np.full(n_tickers, np.nan)
-    period = np.full(n_tickers, np.datetime64("NaT"), dtype="datetime64[ns]")
-    if len(idx):
-        tick = series.ticker[idx]
-        last = idx[np.r_[tick[1:] != tick[:-1], True]]
-        values[series.ticker[last]] = series.value[last]
-        period[series.ticker[last]] = series.period_end[last]
-    return values, period
+    """The source's reports of these tickers as series; where the source's fundamentals are
+    restated figures, each is public restated_lag_days later."""
+    vintage = fundamentals_vintage(metadata, src) or ""
+    later = spec.restated_lag_days if vintage.startswith("as restated") else 0
+    cols = _codes(fund["ticker"], tickers)
+    return fundamental_series(fund, src, cols, dates, spec.lag_days, later)

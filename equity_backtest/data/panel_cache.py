@@ -36,6 +36,7 @@ KEEP_VERSIONS = 2
 META, BUFFERS = "panel.json", "buffers.bin"
 _BUILDER_SOURCES = (
     "panel.py",
+    "panel_fundamentals.py",
     "datasets/__init__.py",
     "datasets/versions.py",
     "datasets/builder.py",

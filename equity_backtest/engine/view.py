@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.panel import Panel, latest_fundamentals
+from ..data.panel import Panel
+from ..data.panel_fundamentals import latest_fundamentals
 from ..data.vocabulary import MARKET_FIELDS
 
 

@@ -7,6 +7,10 @@ every table whole as <table>.feather. Both read the same way, through load_table
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +84,23 @@ class Columns:
             return _concat([t.to_pandas() for t in tables])[column]
         return pa.concat_tables(tables).to_pandas()[column]  # (one copy out of the chunks)
 
+    def parts(self, columns: list[str], ahead: int = 2) -> Iterator[pd.DataFrame]:
+        """These columns of each stored file (a year part, or the whole table), in stored order:
+        for a reader that can work part by part, so no column is ever joined whole. The next
+        `ahead` files are read (and decompressed, which Arrow does without the GIL) on threads
+        while the caller works on this one."""
+        if not self.files:
+            yield _empty(self.name)[columns]
+            return
+        files = iter(self.files)
+        with ThreadPoolExecutor(ahead) as pool:
+            coming = deque(pool.submit(_frame, p, columns) for p in islice(files, ahead))
+            while coming:
+                frame = coming.popleft().result()
+                for path in islice(files, 1):
+                    coming.append(pool.submit(_frame, path, columns))
+                yield frame
+
     def rows_on(self, days: np.ndarray, columns: list[str]) -> pd.DataFrame:
         """The rows of these days, these columns: only the year parts of those days are read."""
         years = {str(y) for y in np.asarray(days).astype("datetime64[Y]").astype(int) + 1970}
@@ -91,6 +112,10 @@ class Columns:
             table = _read(path, columns)
             frames.append(table.filter(pc.is_in(table["date"], value_set=wanted)).to_pandas())
         return _concat(frames) if frames else _empty(self.name)[columns]
+
+
+def _frame(path: Path, columns: list[str]) -> pd.DataFrame:
+    return _read(path, columns).to_pandas()
 
 
 def _read(path: Path, columns: list[str] | None = None, schema_only: bool = False):
