@@ -244,23 +244,28 @@ def panel_from_tables(
     T = len(dates)
     if T == 0:
         raise BadInputError(f"no trading days on or before end={spec.end} in dataset {version}")
-    fields = {}
-    for f in MARKET_FIELDS:  # one column at a time, part by part: read, placed, let go
-        arr = np.full((T, N), np.nan)
-        flat = arr.reshape(-1)
-        for (taken, at), part in zip(places, _parts(market, [f]), strict=True):
-            flat[at] = part[f].to_numpy(dtype=float)[taken]
-        fields[f] = arr
-    del places
+    # the panel's T x N arrays allocated and touched on a thread while this one places values
+    # (faulting in fresh pages costs more than the placing, and the kernel does it beside us)
+    with ThreadPoolExecutor(1) as pool:
+        blank = [pool.submit(np.full, (T, N), np.nan) for _ in MARKET_FIELDS]
+        spare = [pool.submit(_touched, (T, N)) for _ in ("mark", "total return")]
+        fields = {}
+        for f, arr in zip(MARKET_FIELDS, blank, strict=True):  # a column at a time, by part
+            flat = arr.result().reshape(-1)
+            for (taken, at), part in zip(places, _parts(market, [f]), strict=True):
+                flat[at] = part[f].to_numpy(dtype=float)[taken]
+            fields[f] = arr.result()
+        del places, blank
+        spare = [a.result() for a in spare]
     _drop_implausible_prices(fields, tickers, dates)
 
     events = _events(
         tables["corporate_actions"], src, code, dates, all_dates, fields["close"], last_row_full
     )
-    mark = _carried_forward(fields["close"])
+    mark = _carried_forward(fields["close"], spare[0])
     for t, (idx, _) in events.delistings.items():
         mark[t:, idx] = np.nan  # never carried at a stale price after delisting
-    total_return = _total_return(mark, events)
+    total_return = _total_return(mark, events, spare[1])
 
     list_dates = pd.DatetimeIndex(np.unique(cons["date"].to_numpy()))
     membership = np.zeros((len(list_dates), N), dtype=bool)
@@ -359,23 +364,32 @@ def _codes(column: pd.Series, tickers: np.ndarray | pd.Index) -> np.ndarray:
     return labels.get_indexer(column)
 
 
-def _carried_forward(close: np.ndarray) -> np.ndarray:
-    """Each ticker's last close carried over the days without one (a copy, built a day at a
+def _touched(shape: tuple[int, int]) -> np.ndarray:
+    """An array whose pages are faulted in (np.zeros' would be, lazily, at first write)."""
+    out = np.empty(shape)
+    out.fill(0.0)
+    return out
+
+
+def _carried_forward(close: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Each ticker's last close carried over the days without one (into `out`, built a day at a
     time: no T x N temporaries)."""
-    mark = close.copy()
+    mark = out
+    np.copyto(mark, close)
     for t in range(1, len(mark)):
         row = mark[t]
         np.copyto(row, mark[t - 1], where=np.isnan(row))
     return mark
 
 
-def _total_return(mark: np.ndarray, events: Events) -> np.ndarray:
+def _total_return(mark: np.ndarray, events: Events, out: np.ndarray) -> np.ndarray:
     """Return of holding one share from the previous close to this close: splits multiply the
     share count, dividends arrive as cash, a delisting pays its value (takeover or recovery)."""
     # (close x split ratio, or the delisting value) + dividend, over the previous close, less 1:
     # computed in place on one T x N array, the events only where they are (a CRSP-sized panel
     # holds no second or third array for factors and income)
-    ret = mark.copy()
+    ret = out  # (into `out`: no T x N temporaries)
+    np.copyto(ret, mark)
     for t, (idx, val) in events.splits.items():
         ret[t, idx] *= val
     for t, (idx, val) in events.delistings.items():
