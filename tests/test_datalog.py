@@ -1,5 +1,7 @@
 """D1: logfile names, label encoding, write-once, and validated reading."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -274,6 +276,28 @@ def test_many_logs_read_at_once_equal_the_logs_read_one_by_one(small_store):
         assert owner.tolist() == np.repeat(np.arange(len(logs)), [len(f) for f in alone]).tolist()
 
 
+def test_many_logs_over_several_of_the_reader_s_blocks_equal_the_logs_read_one_by_one(
+    small_store,
+):
+    """Over 4 MB, parse_many's text is parsed in blocks on Arrow's threads: the rows still come
+    in order, each with its log, as parse_log reads the logs one at a time (the small market's
+    price logs under new names until they pass 10 MB)."""
+    import numpy as np
+
+    from equity_backtest.data.datalog import parse_log, parse_many
+
+    groups = _by_header(list_logs(small_store / "datalog"))
+    market = next(g for (kind, _), g in groups.items() if kind == "ticker_market_data")
+    logs, copy = [], 0
+    while sum(len(data) for _, data in logs) < 10 << 20:
+        logs += [(dataclasses.replace(n, label=f"{n.label}{copy}"), data) for n, data in market]
+        copy += 1
+    frame, owner = parse_many(logs)
+    alone = [parse_log(data, name, "x") for name, data in logs]
+    pd.testing.assert_frame_equal(frame, pd.concat(alone, ignore_index=True), check_exact=True)
+    assert owner.tolist() == np.repeat(np.arange(len(logs)), [len(f) for f in alone]).tolist()
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -285,6 +309,7 @@ def test_many_logs_read_at_once_equal_the_logs_read_one_by_one(small_store):
         MARKET + "2012-01-04,x,2,0.5,1.5,100,1e9\n",
         MARKET + "\n2012-01-04,1,2,0.5,1.5,100,1e9\n",  # a blank line first
         MARKET + "2012-01-04,1,2,0.5,1.5,100,1e9\n\n",  # and last
+        MARKET + "2012-01-03,1,2,0.5,1.5,100,1e9\n\n2012-01-04,1,2,0.5,1.5,100,1e9\n",  # between
         MARKET + '2012-01-04,1,2,0.5,1.5,100,"1e9"\n',
     ],
 )

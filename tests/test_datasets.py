@@ -67,6 +67,19 @@ def test_logs_read_in_batches_give_the_tables_of_logs_read_one_by_one(store, mon
         )
 
 
+def test_the_reader_gives_logs_in_the_order_they_are_listed(store, monkeypatch):
+    """02 parses a batch on a thread while it reads the next logs: what comes out is still in
+    the order the logs went in (a batch of one byte's budget: each log is its own batch)."""
+    logs = list_logs(store / "datalog")
+    monkeypatch.setattr(ds_builder, "_BATCH_BYTES", 1)
+    out = [
+        path.name
+        for table, rows, digests, bad in ds_builder._read_logs(logs, False, False)
+        for path, _ in digests
+    ]
+    assert len(logs) > 50 and out == [path.name for _, path in logs]
+
+
 def test_latest_query_wins_and_exact_ticker_match(store):
     datasets.build(store / "datalog", store / "datasets")
     name, path = next(
@@ -683,3 +696,37 @@ def test_fundamentals_kept_without_their_summary_are_read_and_summarised_again(
             json.loads(ours)["sources"][0]["members_without_fundamentals"]
             == json.loads(theirs)["sources"][0]["members_without_fundamentals"]
         )
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+@pytest.mark.parametrize("missing", [False, True])
+def test_change_only_compaction_equals_a_groupby_shift(encoded, missing):
+    """The fundamentals keep a later version of a period's figure only where its value differs
+    from the version before it: the same rows as pandas' groupby(...).shift() on the rows sorted
+    by group and announcement, with ties, missing values and missing keys (grouped together)."""
+    rng = np.random.default_rng(3)
+    n = 5000
+    none = [None] if missing else []
+    frame = pd.DataFrame(
+        {
+            "source": rng.choice(["a", "b"], n),
+            "ticker": rng.choice(["X", "Y", "Z", *none], n),
+            "period_end": rng.choice(pd.to_datetime(["2020-03-31", "2020-06-30", *none]), n),
+            "announcement_date": pd.Timestamp("2020-01-01")
+            + pd.to_timedelta(rng.integers(0, 200, n), "D"),
+            "metric": rng.choice(["ebit", "revenue"], n),
+            "value": rng.choice([1.0, 2.0, np.nan], n),
+            "log_ts": np.arange(n),
+        }
+    )
+    if encoded:
+        frame = frame.astype({c: "category" for c in ("source", "ticker", "metric")})
+    group = ["source", "ticker", "metric", "period_end"]
+    ordered = frame.sort_values([*group, "announcement_date"], kind="stable")
+    prev = ordered.groupby(group, dropna=False, observed=True, sort=False)["value"].shift()
+    expected = ordered[~(prev == ordered["value"]).to_numpy()]
+    got = ds_resolve._changes_only(frame.copy())
+    assert 0 < len(got) < n
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), expected.reset_index(drop=True), check_exact=True
+    )

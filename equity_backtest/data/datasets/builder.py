@@ -94,6 +94,7 @@ def _encoded(labels: list[str], of_row: np.ndarray) -> pd.Categorical:
 
 _BUILDER = f"equity_backtest {__version__}"
 _BATCH_BYTES = 64 << 20  # logs of one type read together: bounded, so memory stays flat
+_BATCHES_AHEAD = 1  # batches parsed on the thread while the next are read
 
 
 def _read_logs(new: list[tuple[LogName, Path]], skip_bad_logs: bool, progress: bool):
@@ -129,13 +130,22 @@ def _read_logs(new: list[tuple[LogName, Path]], skip_bad_logs: bool, progress: b
 
     batches: dict[tuple[str, bytes], list] = {}
     sizes: dict[tuple[str, bytes], int] = {}
-    with tqdm(total=len(new), desc="reading datalog", unit="log", disable=not progress,
-              leave=False) as bar:  # fmt: skip
+    # a batch is parsed on a thread while the next logs are read (Arrow's CSV reader and the
+    # file reads both run without the GIL); the results come out in the order they went in
+    coming: deque = deque()
+    with ThreadPoolExecutor(1) as pool, tqdm(total=len(new), desc="reading datalog", unit="log",
+                                             disable=not progress, leave=False) as bar:  # fmt: skip
+
+        def later(work, *args):
+            coming.append(pool.submit(lambda: list(work(*args))))
+            while len(coming) > _BATCHES_AHEAD or (coming and coming[0].done()):
+                yield from coming.popleft().result()
+
         for name, path in new:
             try:
                 data = path.read_bytes()
             except OSError:
-                yield alone(name, path, None)
+                yield from later(lambda n, p: [alone(n, p, None)], name, path)
                 bar.update()
                 continue
             key = (name.data_type, data[: data.find(b"\n") + 1])
@@ -144,9 +154,11 @@ def _read_logs(new: list[tuple[LogName, Path]], skip_bad_logs: bool, progress: b
             bar.update()
             if sizes[key] >= _BATCH_BYTES:
                 del sizes[key]
-                yield from flush(batches.pop(key))
+                yield from later(flush, batches.pop(key))
         for key in list(batches):
-            yield from flush(batches.pop(key))
+            yield from later(flush, batches.pop(key))
+        while coming:
+            yield from coming.popleft().result()
 
 
 def build(

@@ -123,9 +123,26 @@ def _changes_only(frame: pd.DataFrame) -> pd.DataFrame:
     """Change-only compaction per metric: a later version of a period's figure (a re-query or a
     restatement with a later announcement date) is kept only if its value differs from the version
     before it. What was public on any date is unchanged; repeated re-queries add no rows."""
-    frame = frame.sort_values([*_VERSION_GROUP, "announcement_date"], kind="stable")
-    prev = frame.groupby(_VERSION_GROUP, dropna=False, observed=True, sort=False)["value"].shift()
-    return frame[~(prev == frame["value"]).to_numpy()]
+    frame = _in_order(frame, [*_VERSION_GROUP, "announcement_date"])
+    if len(frame) < 2:
+        return frame
+    # sorted by its group first, a row's version before it is the row above, where that row is
+    # of the same group (missing keys grouping together, as groupby's dropna=False does)
+    same = np.ones(len(frame) - 1, dtype=bool)
+    for col in _VERSION_GROUP:
+        codes = _group_codes(frame[col])
+        same &= codes[1:] == codes[:-1]
+    value = frame["value"].to_numpy(dtype=float)
+    return frame[~np.r_[False, same & (value[1:] == value[:-1])]]
+
+
+def _group_codes(column: pd.Series) -> np.ndarray:
+    """Integers equal where the column's values are (a missing value equal to another)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy()
+    if column.dtype.kind == "M":
+        return column.to_numpy().view(np.int64)
+    return pd.factorize(column, use_na_sentinel=False)[0]
 
 
 def _reorders_history(parts: list[pd.DataFrame]) -> bool:
