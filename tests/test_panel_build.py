@@ -142,8 +142,8 @@ def test_market_fields_equal_the_pivot_of_the_stored_parts(small_store):
 def test_the_fast_path_takes_only_rows_already_in_key_order(keys, expected):
     """The panel keeps the builder's row order of fundamentals only where it is the order of
     (metric, ticker, period end, public day); a missing date is never taken as in order."""
-    from equity_backtest.data.panel_fundamentals import _increasing
+    from equity_backtest.data.datalog.checks import in_key_order
 
-    assert _increasing(*(np.array(k) for k in keys)) is expected
+    assert in_key_order([np.array(k) for k in keys], strict=False) is expected
     nat = np.array(["2020-01-01", "NaT"], dtype="datetime64[ns]")
-    assert _increasing(np.zeros(2, int), nat) is False
+    assert in_key_order([np.zeros(2, int), nat], strict=False) is False

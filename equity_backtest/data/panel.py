@@ -250,11 +250,11 @@ def panel_from_tables(
         blank = [pool.submit(np.full, (T, N), np.nan) for _ in MARKET_FIELDS]
         spare = [pool.submit(_touched, (T, N)) for _ in ("mark", "total return")]
         fields = {}
-        for f, arr in zip(MARKET_FIELDS, blank, strict=True):  # a column at a time, by part
-            flat = arr.result().reshape(-1)
+        for f, allocated in zip(MARKET_FIELDS, blank, strict=True):  # a column at a time
+            fields[f] = allocated.result()
+            flat = fields[f].reshape(-1)
             for (taken, at), part in zip(places, _parts(market, [f]), strict=True):
                 flat[at] = part[f].to_numpy(dtype=float)[taken]
-            fields[f] = arr.result()
         del places, blank
         spare = [a.result() for a in spare]
     _drop_implausible_prices(fields, tickers, dates)
@@ -374,12 +374,11 @@ def _touched(shape: tuple[int, int]) -> np.ndarray:
 def _carried_forward(close: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Each ticker's last close carried over the days without one (into `out`, built a day at a
     time: no T x N temporaries)."""
-    mark = out
-    np.copyto(mark, close)
-    for t in range(1, len(mark)):
-        row = mark[t]
-        np.copyto(row, mark[t - 1], where=np.isnan(row))
-    return mark
+    np.copyto(out, close)
+    for t in range(1, len(out)):
+        row = out[t]
+        np.copyto(row, out[t - 1], where=np.isnan(row))
+    return out
 
 
 def _total_return(mark: np.ndarray, events: Events, out: np.ndarray) -> np.ndarray:

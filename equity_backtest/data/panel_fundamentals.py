@@ -9,6 +9,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from .datalog.checks import in_key_order
+
 
 @dataclasses.dataclass
 class FundamentalSeries:
@@ -51,7 +53,7 @@ def fundamental_series(
     public = np.where(np.isnat(announced), period_end + lag[ids], announced) + later.to_numpy()
     public_day = dates.searchsorted(public)  # visible at that day's close
     value = fund["value"].to_numpy(dtype=float)[rows]
-    if not _increasing(ids, cols, period_end, public_day):
+    if not in_key_order([ids, cols, period_end, public_day], strict=False):
         order = np.lexsort((public_day, period_end, cols, ids))
         ids, cols, period_end, public_day, value = (
             a[order] for a in (ids, cols, period_end, public_day, value)
@@ -63,20 +65,6 @@ def fundamental_series(
         at = slice(ends[m] - counts[m], ends[m])
         out[str(names[m])] = FundamentalSeries(cols[at], period_end[at], public_day[at], value[at])
     return out
-
-
-def _increasing(*keys: np.ndarray) -> bool:
-    """The rows are in ascending order of these keys (the first the most significant); a
-    missing date (NaT) compares as out of order."""
-    if len(keys[0]) < 2:
-        return True
-    after = np.zeros(len(keys[0]) - 1, dtype=bool)  # row k+1 is after row k on the keys so far
-    tied = np.ones_like(after)  # row k+1 equals row k on the keys so far
-    for key in keys:
-        before, next_ = key[:-1], key[1:]
-        after |= tied & (next_ > before)
-        tied &= next_ == before
-    return bool((after | tied).all())
 
 
 def latest_fundamentals(

@@ -127,18 +127,30 @@ def keys_increase(frame: pd.DataFrame, keys) -> bool:
     need no merge. False where a key is missing or its values do not compare."""
     if len(frame) < 2:
         return True
-    later = np.zeros(len(frame) - 1, dtype=bool)
-    tied = np.ones(len(frame) - 1, dtype=bool)
+    columns = []
     for key in keys:
         values = comparable(frame[key])
         if values.dtype.kind not in "MiO" or pd.isna(values).any():
             return False
-        try:
-            later |= tied & (values[1:] > values[:-1])
-            tied &= values[1:] == values[:-1]
-        except TypeError:  # text and numbers in one column
-            return False
-    return bool(later.all())
+        columns.append(values)
+    try:
+        return in_key_order(columns)
+    except TypeError:  # text and numbers in one column
+        return False
+
+
+def in_key_order(keys: list[np.ndarray], strict: bool = True) -> bool:
+    """Whether rows are in ascending order of these arrays, the first the most significant:
+    strictly (no two rows with equal keys) or allowing ties. A value that compares with
+    nothing (NaN, NaT) is out of order."""
+    if len(keys[0]) < 2:
+        return True
+    later = np.zeros(len(keys[0]) - 1, dtype=bool)  # row k+1 after row k on the keys so far
+    tied = np.ones_like(later)  # row k+1 equal to row k on the keys so far
+    for values in keys:
+        later |= tied & (values[1:] > values[:-1])
+        tied &= values[1:] == values[:-1]
+    return bool(later.all() if strict else (later | tied).all())
 
 
 def comparable(column: pd.Series) -> np.ndarray:

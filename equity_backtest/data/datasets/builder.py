@@ -5,6 +5,7 @@ folder, renamed into place, and only then made current."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from ... import __version__
 from ...errors import BadInputError
 from ...infra import faults
+from ...infra.ahead import in_order
 from ...infra.locks import process_alive
 from ...infra.storage import atomic_write_text, fsync_dir, sha256_file
 from .. import calendars, fundamentals_checks, quality
@@ -117,48 +119,44 @@ def _read_logs(new: list[tuple[LogName, Path]], skip_bad_logs: bool, progress: b
         rows = _log_rows([name], frame, np.zeros(len(frame), dtype=np.int64))
         return LOG_TYPES[name.data_type].table, rows, [(path, digest)], []
 
-    def flush(batch: list[tuple[LogName, Path, bytes]]):
+    def flush(batch: list[tuple[LogName, Path, bytes]]) -> list:
         parsed = parse_many([(n, d) for n, _, d in batch]) if len(batch) > 1 else None
         if parsed is None:
-            for name, path, data in batch:
-                yield alone(name, path, data)
-            return
+            return [alone(name, path, data) for name, path, data in batch]
         frame, owner = parsed
         rows = _log_rows([n for n, _, _ in batch], frame, owner)
         digests = [(p, hashlib.sha256(d).hexdigest()) for _, p, d in batch]
-        yield LOG_TYPES[batch[0][0].data_type].table, rows, digests, []
+        return [(LOG_TYPES[batch[0][0].data_type].table, rows, digests, [])]
 
-    batches: dict[tuple[str, bytes], list] = {}
-    sizes: dict[tuple[str, bytes], int] = {}
+    def unread(name: LogName, path: Path) -> list:
+        return [alone(name, path, None)]
+
+    def tasks():  # (the logs are read here, in the caller's thread; each batch parsed ahead)
+        batches: dict[tuple[str, bytes], list] = {}
+        sizes: dict[tuple[str, bytes], int] = {}
+        with tqdm(total=len(new), desc="reading datalog", unit="log", disable=not progress,
+                  leave=False) as bar:  # fmt: skip
+            for name, path in new:
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    yield functools.partial(unread, name, path)
+                    bar.update()
+                    continue
+                key = (name.data_type, data[: data.find(b"\n") + 1])
+                batches.setdefault(key, []).append((name, path, data))
+                sizes[key] = sizes.get(key, 0) + len(data)
+                bar.update()
+                if sizes[key] >= _BATCH_BYTES:
+                    del sizes[key]
+                    yield functools.partial(flush, batches.pop(key))
+        for key in list(batches):
+            yield functools.partial(flush, batches.pop(key))
+
     # a batch is parsed on a thread while the next logs are read (Arrow's CSV reader and the
     # file reads both run without the GIL); the results come out in the order they went in
-    coming: deque = deque()
-    with ThreadPoolExecutor(1) as pool, tqdm(total=len(new), desc="reading datalog", unit="log",
-                                             disable=not progress, leave=False) as bar:  # fmt: skip
-
-        def later(work, *args):
-            coming.append(pool.submit(lambda: list(work(*args))))
-            while len(coming) > _BATCHES_AHEAD or (coming and coming[0].done()):
-                yield from coming.popleft().result()
-
-        for name, path in new:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                yield from later(lambda n, p: [alone(n, p, None)], name, path)
-                bar.update()
-                continue
-            key = (name.data_type, data[: data.find(b"\n") + 1])
-            batches.setdefault(key, []).append((name, path, data))
-            sizes[key] = sizes.get(key, 0) + len(data)
-            bar.update()
-            if sizes[key] >= _BATCH_BYTES:
-                del sizes[key]
-                yield from later(flush, batches.pop(key))
-        for key in list(batches):
-            yield from later(flush, batches.pop(key))
-        while coming:
-            yield from coming.popleft().result()
+    for results in in_order(tasks(), _BATCHES_AHEAD):
+        yield from results
 
 
 def build(

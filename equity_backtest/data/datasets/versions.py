@@ -6,11 +6,9 @@ every table whole as <table>.feather. Both read the same way, through load_table
 
 from __future__ import annotations
 
+import functools
 import json
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import pyarrow.feather as feather
 
 from ...errors import BadInputError
 from ...infra import heap
+from ...infra.ahead import in_order
 from ..vocabulary import TABLES
 from .resolve import _concat
 
@@ -92,14 +91,7 @@ class Columns:
         if not self.files:
             yield _empty(self.name)[columns]
             return
-        files = iter(self.files)
-        with ThreadPoolExecutor(ahead) as pool:
-            coming = deque(pool.submit(_frame, p, columns) for p in islice(files, ahead))
-            while coming:
-                frame = coming.popleft().result()
-                for path in islice(files, 1):
-                    coming.append(pool.submit(_frame, path, columns))
-                yield frame
+        yield from in_order((functools.partial(_frame, p, columns) for p in self.files), ahead)
 
     def rows_on(self, days: np.ndarray, columns: list[str]) -> pd.DataFrame:
         """The rows of these days, these columns: only the year parts of those days are read."""
