@@ -14,8 +14,9 @@ import pytest
 from equity_backtest.config import Parameters
 from equity_backtest.engine.checkpoint import Checkpoints
 from equity_backtest.engine.clock import heartbeat_range, rebalance_days
-from equity_backtest.engine.loop import Heartbeat, positions_table, run_backtest
+from equity_backtest.engine.loop import Heartbeat, run_backtest
 from equity_backtest.engine.loop_state import COL, RUNTIME_COLUMNS, LoopState
+from equity_backtest.engine.positions import positions_table
 from equity_backtest.engine.spec import EngineSpec
 from tests.conftest import SMALL, panel_of
 from tests.test_engine_features import FLAT, hold, tiny_panel
@@ -38,7 +39,7 @@ def every_day(panel, params, rule) -> dict:
         "trades": state.ledger.trades_table(panel.dates, panel.tickers),
         "cash": state.ledger.cash_table(panel.dates, panel.tickers),
         "positions": positions_table(
-            state.shares_hist[:k], panel, t0, state.log_rows[:k, COL["value"]]
+            state.held.dense(k), panel, t0, state.log_rows[:k, COL["value"]]
         ),
     }
 

@@ -33,6 +33,7 @@ from .checkpoint import Checkpoints
 from .clock import heartbeat_range, rebalance_days
 from .loop_state import COL, RUNTIME_COLUMNS, LoopState
 from .orders import borrowing_room, validate_exits, validate_weights, weights_to_orders
+from .positions import held_positions
 from .spec import EngineSpec
 from .view import View
 
@@ -101,6 +102,7 @@ class Heartbeat:
         self.short_fee = periodic_rate(spec.short_fee_rate, periods)
         # below this, equity cannot pay a minimum commission: trading stops
         self.least_equity = max(1e-9 * spec.starting_cash, spec.costs.commission_min)
+        self._decisions: tuple[np.ndarray, np.ndarray] | None = None  # (rebalance, its days)
         self._exits_set()
 
     def _exits_set(self) -> None:
@@ -273,7 +275,7 @@ class Heartbeat:
             holdings,
         )
         row[COL["positions"]] = np.count_nonzero(st.ledger.shares)
-        st.shares_hist[t - self.t0] = st.ledger.shares
+        st.held.hold(t - self.t0, st.ledger.shares)
         st.prev_value = value
         return None if value > self.least_equity else self._gone(t, value)
 
@@ -289,48 +291,61 @@ class Heartbeat:
     def quiet_until(self, t: int, limit: int, rebalance: np.ndarray) -> int:
         """The first day in [t, limit) that is not quiet (limit if none; t if t is not).
 
-        A quiet day has no decision, no order waiting, no stop, target or time exit to watch and
-        no split or delisting: the shares held cannot change, so all it does is book dividends
-        and financing and mark the books to market, which coast() does for a run of such days
-        with no per-day call of each step."""
-        st, ev = self.state, self.panel.events
+        A quiet day has no decision, no order waiting and no stop, target or time exit to watch:
+        nothing can trade, so all it does is apply the day's corporate actions, book financing
+        and mark the books to market, which coast() does for a run of such days with no
+        per-day call of the fill and decision steps."""
+        st = self.state
         if self.watching or self.timed or st.pending.any():
             return t
-        u = t
-        while u < limit and not rebalance[u] and u not in ev.splits and u not in ev.delistings:
-            u += 1
-        return u
+        if self._decisions is None or self._decisions[0] is not rebalance:
+            self._decisions = (rebalance, np.flatnonzero(rebalance))
+        days = self._decisions[1]
+        k = int(np.searchsorted(days, t))  # the first decision on or after t
+        return min(limit, int(days[k])) if k < len(days) else limit
 
     def coast(self, t: int, end: int) -> tuple[int, str | None]:
-        """Quiet days t..end-1, each as step() would do it: dividends at the start of the day,
+        """Quiet days t..end-1, each as step() would do it: the day's corporate actions,
         financing, then the mark (the same sums, in the same order). Returns the last day done,
         which is the day equity is gone if it goes (with the message that stops trading), else
         end - 1."""
-        st, dividends, least = self.state, self.panel.events.dividends, self.least_equity
-        ledger, shares = st.ledger, st.ledger.shares
+        st, ev, least = self.state, self.panel.events, self.least_equity
+        dividends, splits, delistings = ev.dividends, ev.splits, ev.delistings
+        ledger = st.ledger
         # financing books nothing on a day whose cash is not negative, unless interest on cash
         # or short fees are on
         financed = self.spec.cash_interest or self.spec.allow_short
         k, cash, held, gone = t - self.t0, [], [], None
+        since = k  # the first day holding the shares held now (a split or delisting changes them)
         for u, marks in enumerate(self.mark0[t:end], t):
-            if u in dividends:
+            if u in splits or u in delistings:
+                self._held(since, u - self.t0)
+                since = u - self.t0
+                self.corporate_actions(u)
+            elif u in dividends:
                 st.log_rows[u - self.t0, COL["dividends"]] = ledger.dividend(u, *dividends[u])
             if financed or ledger.cash < 0:
                 self.financing(u)
-            holdings = float(shares.dot(marks))  # (the dot product mark() takes, called directly)
+            holdings = float(ledger.shares.dot(marks))  # (the dot product mark() takes)
             cash.append(ledger.cash)
             held.append(holdings)
             if not ledger.cash + holdings > least:
                 gone = self._gone(u, ledger.cash + holdings)
                 break
         n = len(cash)
+        self._held(since, k + n)
         rows = st.log_rows[k : k + n]
         rows[:, COL["cash"]], rows[:, COL["holdings_value"]] = cash, held
         rows[:, COL["value"]] = rows[:, COL["cash"]] + rows[:, COL["holdings_value"]]
-        rows[:, COL["positions"]] = np.count_nonzero(shares)
-        st.shares_hist[k : k + n] = shares
         st.prev_value = float(rows[-1, COL["value"]])
         return t + n - 1, gone
+
+    def _held(self, first: int, stop: int) -> None:
+        """The books' rows first..stop-1 (from the first heartbeat) hold the shares held now."""
+        st = self.state
+        if stop > first:
+            st.held.hold(first, st.ledger.shares)
+            st.log_rows[first:stop, COL["positions"]] = np.count_nonzero(st.ledger.shares)
 
     # 5. on a rebalance day, the algorithm's target weights become tomorrow's orders
     def decide(self, t: int, compute_weights: Callable, params: Parameters, name: str) -> None:
@@ -424,7 +439,7 @@ def run_backtest(
         "cash_ledger": functools.partial(state.ledger.cash_table, dates, panel.tickers),
         "target_weights": functools.partial(_weights, state.weight_rows, dates, panel.tickers),
         "positions": functools.partial(
-            positions_table, state.shares_hist[:n], panel, t0, state.log_rows[:n, COL["value"]]
+            held_positions, state.held, n, panel, t0, state.log_rows[:n, COL["value"]]
         ),
     }
     return RunResult(
@@ -501,26 +516,6 @@ def _check_orders(
             f"orders made on {dates[t]:%Y-%m-%d} need {need:,.2f} of cash but only {room:,.2f} is "
             "available"
         )
-
-
-def positions_table(shares: np.ndarray, panel: Panel, t0: int, equity: np.ndarray) -> pd.DataFrame:
-    """Daily holdings (long format, non-zero only) with close price, value and weight in equity:
-    `shares` holds one row per day from panel day t0 on. A backtest's and a live account's."""
-    rows, cols = np.nonzero(shares)
-    t = rows + t0
-    price = panel.mark[t, cols]
-    value = shares[rows, cols] * price
-    return pd.DataFrame(
-        {
-            "date": panel.dates[t],
-            "ticker": pd.Categorical.from_codes(cols, categories=panel.labels),
-            "shares": shares[rows, cols],
-            "price": price,
-            "value": value,
-            "weight": value / equity[rows],
-        },
-        copy=False,  # fresh arrays: no need to copy millions of rows into one block
-    )
 
 
 def _weights(rows: list[tuple[int, np.ndarray]], dates, tickers) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import numpy as np
 
 from .checkpoint import Checkpoints
 from .ledger import Ledger
+from .positions import Holdings
 from .spec import EngineSpec
 
 RUNTIME_COLUMNS = [
@@ -31,7 +32,7 @@ class LoopState:
     take_profit: np.ndarray  # take-profit target per ticker (NaN: none)
     exit_day: np.ndarray  # heartbeat on whose fill the position is closed (-1: none)
     log_rows: np.ndarray  # one row per heartbeat of the window (RUNTIME_COLUMNS[1:])
-    shares_hist: np.ndarray  # shares held at each close of the window
+    held: Holdings  # shares held at each close of the window
     weight_rows: list[tuple[int, np.ndarray]]
     warnings: list[str]
     alarms: list[float]  # cost alarms not yet raised
@@ -47,7 +48,7 @@ class LoopState:
         value = ledger.cash + float(ledger.shares @ mark)
         return cls(
             ledger, np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.full(n, -1),
-            np.zeros((n_days, len(RUNTIME_COLUMNS) - 1)), np.zeros((n_days, n)), [], [],
+            np.zeros((n_days, len(RUNTIME_COLUMNS) - 1)), Holdings(n), [], [],
             list(COST_ALARMS), 0.0, value, value,
         )  # fmt: skip
 
@@ -61,7 +62,8 @@ class LoopState:
         if "take_profit" in saved:  # checkpoints written before take-profits had none
             state.take_profit = saved["take_profit"].copy()
             state.exit_day = saved["exit_day"].astype(np.int64)
-        state.log_rows[:k], state.shares_hist[:k] = saved["log_rows"], saved["shares_hist"]
+        state.log_rows[:k] = saved["log_rows"]
+        state.held = Holdings.from_dense(saved["shares_hist"])
         state.weight_rows = list(
             zip(saved["weight_t"].tolist(), saved["weight_targets"], strict=True)
         )
@@ -85,7 +87,7 @@ class LoopState:
             "take_profit": self.take_profit,
             "exit_day": self.exit_day,
             "log_rows": self.log_rows[:k],
-            "shares_hist": self.shares_hist[:k],
+            "shares_hist": self.held.dense(k),
             "weight_t": np.array([w[0] for w in self.weight_rows], dtype=np.int64),
             "weight_targets": np.array([w[1] for w in self.weight_rows]).reshape(-1, n),
             "warnings": self.warnings,

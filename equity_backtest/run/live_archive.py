@@ -22,8 +22,8 @@ import pandas as pd
 
 from ..data.panel import Panel
 from ..engine.archive import FILES, finish_run_dir, start_run_dir
-from ..engine.loop import positions_table
 from ..engine.loop_state import RUNTIME_COLUMNS
+from ..engine.positions import positions_table
 from ..infra.storage import atomic_write_csv, atomic_write_text
 from .live import JOURNAL, Journal
 
@@ -135,7 +135,7 @@ def target_weights(days: list[dict], panel: Panel) -> pd.DataFrame:
 
 
 def positions(days: list[dict], panel: Panel, equity: np.ndarray) -> pd.DataFrame:
-    """Each bar's holdings, as the engine tables a backtest's (engine.loop.positions_table)
+    """Each bar's holdings, as the engine tables a backtest's (engine.positions.positions_table)
     from the journaled shares: priced at the panel's mark of that bar."""
     t0 = int(panel.dates.get_indexer([pd.Timestamp(days[0]["date"])])[0])
     shares = np.zeros((len(days), len(panel.labels)))
