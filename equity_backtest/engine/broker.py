@@ -83,32 +83,39 @@ class Broker:
 
         sells = q < 0
         fp = fill_price(q)
-        fee = self.costs.commission(np.where(sells, q, 0.0), np.where(sells, q * fp, 0.0))
+        fee = self.costs.commission(q, q * fp)  # (elementwise: each fill's alone)
         net = np.where(sells, -q * fp - fee, 0.0)
         if cash + net.sum() < cash_floor:  # sales that cost more than they bring cannot be paid for
             q = np.where(net < 0, 0.0, q)
             net = np.where(q < 0, net, 0.0)
             fp = fill_price(q)
-        fitted = self._fit_buys(q, fill_price, max(cash + float(net.sum()) - cash_floor, 0.0), fp)
+            fee = self.costs.commission(q, q * fp)
+        available = max(cash + float(net.sum()) - cash_floor, 0.0)
+        fitted = self._fit_buys(q, fill_price, available, fp, fee)
         if fitted is not q:  # (fill prices are elementwise: unchanged shares, unchanged prices)
             q, fp = fitted, fill_price(fitted)
-        return Fills(idx, q, fp, px, self.costs.commission(q, q * fp), np.abs(q * (fp - px)))
+            fee = self.costs.commission(q, q * fp)
+        return Fills(idx, q, fp, px, fee, np.abs(q * (fp - px)))
 
-    def _fit_buys(self, q: np.ndarray, fill_price, available: float, fp: np.ndarray) -> np.ndarray:
+    def _fit_buys(
+        self, q: np.ndarray, fill_price, available: float, fp: np.ndarray, fee: np.ndarray
+    ) -> np.ndarray:
         """Scale the buys in `q` down together until cost plus commission fits in `available`;
-        `fp` is fill_price(q). Returns `q` itself when it fits as it is.
+        `fp` is fill_price(q) and `fee` each of its fills' commission. Returns `q` itself when
+        it fits as it is.
 
         Scaling stops helping when minimum commissions dominate; then the smallest buy is
         dropped. Ends after at most (number of buys + 50) steps with buys that fit (maybe none).
         """
         prev_need = np.inf
-        for step in range(int((q > 0).sum()) + 50):
-            buys = q > 0
+        buys = q > 0
+        for step in range(int(np.count_nonzero(buys)) + 50):
+            if step:  # (q changed below)
+                buys = q > 0
+                fp = fill_price(q)
+                fee = self.costs.commission(q, q * fp)
             if not buys.any():
                 break
-            if step:
-                fp = fill_price(q)
-            fee = self.costs.commission(np.where(buys, q, 0.0), np.where(buys, q * fp, 0.0))
             need = float((q[buys] * fp[buys]).sum() + fee[buys].sum())
             if need <= available * (1 + 1e-12):
                 break

@@ -52,8 +52,7 @@ class CostModel:
 
     def commission(self, shares: np.ndarray, notional: np.ndarray) -> np.ndarray:
         qty = np.abs(shares)
-        value = np.abs(notional)
-        fee = np.maximum(
-            self.commission_min, self.commission_rate * value + self.commission_per_share * qty
-        )
-        return np.where(qty > 0, fee, 0.0)
+        fee = self.commission_rate * np.abs(notional)
+        if self.commission_per_share:  # (+ 0 x shares would add nothing to a finite fee)
+            fee = fee + self.commission_per_share * qty
+        return np.where(qty > 0, np.maximum(self.commission_min, fee), 0.0)

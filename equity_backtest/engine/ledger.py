@@ -87,10 +87,11 @@ class Ledger:
     def dividend(self, t: int, idx: np.ndarray, per_share: np.ndarray) -> float:
         """Cash on the ex-date for shares held at the previous close."""
         amount = self.shares[idx] * per_share
-        paid = amount != 0
-        if not paid.any():
+        paid = np.count_nonzero(amount)  # (one pass: most days pay all or none of them)
+        if not paid:
             return 0.0
-        if not paid.all():
+        if paid < len(amount):
+            paid = amount != 0
             idx, amount = idx[paid], amount[paid]
         total = float(amount.sum())
         self.cash += total

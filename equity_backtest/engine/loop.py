@@ -172,16 +172,18 @@ class Heartbeat:
             fills = self.broker.execute(
                 orders, price, self.volume[t], st.ledger.shares, st.ledger.cash, sigma, floor
             )
-        _check_fill(t, self.dates, fills, before, floor)
-        st.ledger.apply(t, fills, reason)
         traded = fills.shares * fills.mid
+        commission, slippage = fills.commission.sum(), fills.slippage.sum()
+        costs = float(commission + slippage)  # (Fills.costs, its sums taken once)
+        _check_fill(t, self.dates, fills, before, floor, float(traded.sum()), commission, costs)
+        st.ledger.apply(t, fills, reason)
         row = self.row(t)
         row[COL["fills"]] += np.count_nonzero(fills.shares)
         row[COL["bought"]] += traded[traded > 0].sum()
         row[COL["sold"]] -= traded[traded < 0].sum()
-        row[COL["commission"]] += fills.commission.sum()
-        row[COL["slippage"]] += fills.slippage.sum()
-        st.costs_paid += fills.costs
+        row[COL["commission"]] += commission
+        row[COL["slippage"]] += slippage
+        st.costs_paid += costs
         while st.alarms and st.costs_paid >= st.alarms[0] * self.spec.starting_cash:
             st.warnings.append(
                 f"by {self.dates[t]:%Y-%m-%d} costs have consumed {st.costs_paid:,.2f}, "
@@ -480,11 +482,15 @@ def _call(compute_weights: Callable, view: View, params: Parameters, name: str):
         ) from exc
 
 
-def _check_fill(t: int, dates, fills: Fills, cash_before: float, floor: float) -> None:
+def _check_fill(
+    t: int, dates, fills: Fills, cash_before: float, floor: float, traded: float, commission, costs
+) -> None:
     """E11: value is conserved across a fill (cash change + shares x reference price =
-    -(commission + price costs)), and the fills do not take cash below its floor."""
-    lhs = fills.cash_flow + float((fills.shares * fills.mid).sum())
-    rhs = -fills.costs
+    -(commission + price costs)), and the fills do not take cash below its floor. `traded` is
+    the sum of shares x reference price, `commission` and `costs` the fills' (summed once)."""
+    cash_flow = float(-(fills.shares * fills.price).sum() - commission)  # (Fills.cash_flow)
+    lhs = cash_flow + traded
+    rhs = -costs
     scale = max(1.0, abs(cash_before))
     if abs(lhs - rhs) > 1e-6 * scale:
         raise InvariantError(
@@ -492,9 +498,9 @@ def _check_fill(t: int, dates, fills: Fills, cash_before: float, floor: float) -
         )
     # a levered book whose equity fell may start the day below its floor (no trade put it
     # there): then the fills must not take cash lower still
-    if cash_before + fills.cash_flow < min(floor, cash_before) - 1e-6 * scale:
+    if cash_before + cash_flow < min(floor, cash_before) - 1e-6 * scale:
         raise InvariantError(
-            f"cash went below its floor ({cash_before + fills.cash_flow:.2f} < {floor:.2f}) on "
+            f"cash went below its floor ({cash_before + cash_flow:.2f} < {floor:.2f}) on "
             f"{dates[t]:%Y-%m-%d}"
         )
 

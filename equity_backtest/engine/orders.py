@@ -29,6 +29,22 @@ def _first(mask: np.ndarray) -> int:
 EXIT_COLUMNS = ("stop", "target", "exit_after")
 
 
+class _Where:
+    """A message's opening, "<algorithm>: compute_weights on <day>", written only when a
+    message is (a decision that passes every check never formats its day)."""
+
+    __slots__ = ("source", "date")
+
+    def __init__(self, source: str, date: pd.Timestamp):
+        self.source, self.date = source, date
+
+    def __format__(self, spec: str) -> str:
+        return format(f"{self.source}: compute_weights on {self.date:%Y-%m-%d}", spec)
+
+    def __str__(self) -> str:
+        return format(self, "")
+
+
 def validate_exits(
     decision, date: pd.Timestamp, tickers: np.ndarray, source: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +55,7 @@ def validate_exits(
     targets, holds = np.full(n, np.nan), np.full(n, np.nan)
     if not isinstance(decision, pd.DataFrame) or not {"target", "exit_after"} & set(decision):
         return targets, holds
-    where = f"{source}: compute_weights on {date:%Y-%m-%d}"
+    where = _Where(source, date)
     rows = decision[pd.to_numeric(decision["weight"], errors="coerce").fillna(0) != 0]
     labels = tickers if isinstance(tickers, pd.Index) else pd.Index(tickers)
     pos = labels.get_indexer(rows.index)
@@ -77,7 +93,7 @@ def validate_weights(
     decision indexed by that very Index needs no lookup of its labels (the common case).
     Raises BadInputError naming the day, the ticker and the rule broken.
     """
-    where = f"{source}: compute_weights on {date:%Y-%m-%d}"
+    where = _Where(source, date)
     stops = np.full(len(tickers), np.nan)
     stop_values = None
     if isinstance(weights, dict):
@@ -231,15 +247,19 @@ def weights_to_orders(
         return np.zeros_like(shares)
     current = value / equity
     target_value = target * equity * (1.0 - params.cash_buffer)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        target_shares = np.where(px > 0, target_value / px, 0.0)
+    priced = px > 0
+    target_shares = np.divide(target_value, px, out=np.zeros_like(target_value), where=priced)
     if not params.fractional_shares:
         target_shares = np.trunc(target_shares)
     orders = target_shares - shares
-    keep = (np.abs(target - current) < params.no_trade_band) & (target != 0) & (shares != 0)
-    closing = (target == 0) & (shares != 0)
-    small = (np.abs(orders) * px < params.min_trade_value) & ~closing
-    orders[keep | small | (px <= 0)] = 0.0
+    held = shares != 0
+    skip = ~priced
+    if params.no_trade_band > 0:  # (|a difference| < 0 never holds)
+        skip |= (np.abs(target - current) < params.no_trade_band) & (target != 0) & held
+    if params.min_trade_value > 0:
+        skip |= np.abs(orders) * px < params.min_trade_value  # (a close is set again below)
+    orders[skip] = 0.0
+    closing = (target == 0) & held
     orders[closing] = -shares[closing]
     # self-financing at the decision prices: buys scaled to the cash the sells and account allow
     # (positions kept inside the no-trade band can leave less than the targets assume)
