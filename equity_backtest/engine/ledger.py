@@ -118,20 +118,21 @@ class Ledger:
         return amount
 
     def apply(self, t: int, fills: Fills, reason: str = "rebalance") -> None:
-        done = fills.shares != 0
-        if not done.any():
+        done = np.flatnonzero(fills.shares)
+        if not len(done):
             return
-        order = np.argsort(fills.shares[done] > 0, kind="stable")  # sells settle before buys
-        i, q, p = fills.idx[done][order], fills.shares[done][order], fills.price[done][order]
-        c, s = fills.commission[done][order], fills.slippage[done][order]
+        done = done[np.argsort(fills.shares[done] > 0, kind="stable")]  # sells settle before buys
+        i, q, p = fills.idx[done], fills.shares[done], fills.price[done]
+        c, s = fills.commission[done], fills.slippage[done]
         self.shares[i] += q
         self.cash += float(-(q * p).sum() - c.sum())
         self._trades.append((t, i, q, p, c, s, reason))
         sell = q < 0
+        buy = ~sell
         self._cash.append((t, "sale", i[sell], -q[sell] * p[sell]))
         self._cash.append((t, "commission", i[sell], -c[sell]))
-        self._cash.append((t, "purchase", i[~sell], -q[~sell] * p[~sell]))
-        self._cash.append((t, "commission", i[~sell], -c[~sell]))
+        self._cash.append((t, "purchase", i[buy], -q[buy] * p[buy]))
+        self._cash.append((t, "commission", i[buy], -c[buy]))
 
     # --- tables ---------------------------------------------------------------------------------
     def trades_table(self, dates: pd.DatetimeIndex, tickers: np.ndarray) -> pd.DataFrame:

@@ -364,12 +364,15 @@ class Heartbeat:
             name, spec.allow_short, view.given_universe,
         )  # fmt: skip
         st.take_profit, holds = validate_exits(decision, date, panel.labels, name)
-        # a time exit of N bars: closed at the fill N bars after this decision (an order made
-        # now fills at the next bar, so a new position is held N - 1 bars)
-        timed = np.isfinite(holds)
         st.exit_day = np.full(len(holds), -1, dtype=np.int64)
-        st.exit_day[timed] = t + holds[timed]
-        self._exits_set()
+        if isinstance(decision, pd.DataFrame):
+            # a time exit of N bars: closed at the fill N bars after this decision (an order
+            # made now fills at the next bar, so a new position is held N - 1 bars)
+            timed = np.isfinite(holds)
+            st.exit_day[timed] = t + holds[timed]
+            self._exits_set()
+        else:  # weights alone set no stop, target or time exit: none to watch
+            self.watching = self.timed = False
         st.weight_rows.append((t, target))
         st.pending = weights_to_orders(
             target, st.ledger.shares, st.ledger.cash, panel.mark[t], spec.orders
@@ -431,11 +434,12 @@ def run_backtest(
     bar.close()
 
     n = last - t0 + 1
-    runtime = pd.DataFrame(state.log_rows[:n], columns=RUNTIME_COLUMNS[1:])
-    runtime.insert(0, "date", dates[t0 : last + 1])
-    runtime["rebalance"] = runtime["rebalance"].astype(bool)
+    columns = {"date": dates[t0 : last + 1]}
+    columns |= {name: state.log_rows[:n, k] for k, name in enumerate(RUNTIME_COLUMNS[1:])}
+    columns["rebalance"] = columns["rebalance"].astype(bool)
     for col in ("positions", "orders", "fills", "stops"):
-        runtime[col] = runtime[col].astype(np.int64)
+        columns[col] = columns[col].astype(np.int64)
+    runtime = pd.DataFrame(columns)  # (column by column: no frame built and then converted)
     tables = {
         "trades": functools.partial(state.ledger.trades_table, dates, panel.tickers),
         "cash_ledger": functools.partial(state.ledger.cash_table, dates, panel.tickers),
