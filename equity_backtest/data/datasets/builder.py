@@ -60,14 +60,17 @@ def _log_rows(names: list[LogName], frame: pd.DataFrame, owner: np.ndarray) -> p
     if table == "fundamentals":
         ids = ["ticker", "period_end", "announcement_date"]
         metrics = [c for c in frame.columns if c not in ids]
-        melted = frame.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
-        # log by log, each log metric by metric (a melt of one log at a time)
-        n = len(frame)
-        order = np.lexsort((np.tile(np.arange(n), len(metrics)),
-                            np.repeat(np.arange(len(metrics)), n), np.tile(owner, len(metrics))))  # fmt: skip
-        keep = melted["value"].notna().to_numpy()[order]
-        owner = np.tile(owner, len(metrics))[order][keep]
-        frame = melted.iloc[order[keep]].reset_index(drop=True)
+        # a melt of one log at a time: log by log, each log metric by metric, its rows in order
+        # (melt's row j x n + i is row i of metric j), the rows without a value left out
+        n, m = len(frame), len(metrics)
+        order = np.lexsort((np.tile(np.arange(n), m), np.repeat(np.arange(m), n), np.tile(owner, m)))  # fmt: skip
+        value = frame[metrics].to_numpy(dtype=float).ravel(order="F")[order]
+        at = order[~np.isnan(value)]
+        row = at % n
+        melted = {c: frame[c].array.take(row) for c in ids}
+        # the metric's name dictionary-encoded, as the table stores it (resolving orders codes)
+        melted |= {"metric": _encoded(metrics, at // n), "value": value[~np.isnan(value)]}
+        frame, owner = pd.DataFrame(melted, copy=False), owner[row]
     if table == "corporate_actions":
         # two dividends on one ex-date (a regular and a special) are both paid: one summed row
         frame = (
@@ -199,6 +202,8 @@ def build(
         )
 
     parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}  # new rows, per table
+    # (from scratch, a partitioned table's rows are cut by year as they are read)
+    cut = {} if base else {t: year_parts.ByYear(t) for t in TABLES if TABLES[t].partition}
     previous: dict[str, _Stored] = {}
     if base:
         previous = {t: _Stored(datasets_dir / base, t) for t in TABLES if not TABLES[t].partition}
@@ -210,7 +215,9 @@ def build(
         for path, exc in bad:
             log.warning("skipped bad log: %s", exc)
             skipped.append(path.name)
-        if table is not None:
+        if table in cut:
+            cut[table].add(frame)
+        elif table is not None:
             parts[table].append(frame)
         used.update((path.name, digest) for path, digest in digests)
         read += len(digests)
@@ -238,6 +245,9 @@ def build(
             years[t] = year_parts.fold(t, datasets_dir / base, frames, same_builder, known)
             tables[t] = None  # (read by column from the new version once written)
             continue
+        if TABLES[t].partition:  # from scratch: cut by year as read, resolved as written
+            years[t], tables[t] = cut[t].parts(), None
+            continue
         old = previous.pop(t, None)
         if old is not None and not frames and same_builder and old.exists:
             kept[t] = old  # no new rows: the previous file is the table (the report reads
@@ -255,8 +265,6 @@ def build(
             ]
             folded = _resolve(t, _concat(frames)) if frames else None  # (parts freed as joined)
         tables[t] = folded if folded is not None else _empty(t)
-        if TABLES[t].partition:  # (cut while written, a year at a time)
-            years[t] = year_parts.split(t, tables[t])
         del old, folded
 
     version = _next_version(datasets_dir)

@@ -18,12 +18,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     columns and dtypes, one column at a time, each part's column freed once joined (the peak is
     the table and one column, not the parts and the table), dictionary-encoded columns joined
     on the sorted union of their categories."""
-    same = all(
-        list(f.columns) == list(frames[0].columns)
-        and all(_kind(f[c]) == _kind(frames[0][c]) for c in f.columns)
-        for f in frames
-    )
-    if not same:
+    if not alike(frames):
         whole = pd.concat(frames, ignore_index=True)
         frames.clear()
         return whole
@@ -40,6 +35,16 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         heap.release_freed_memory()
     frames.clear()
     return pd.DataFrame(columns, copy=False)
+
+
+def alike(frames: list[pd.DataFrame]) -> bool:
+    """Whether every frame has the first one's columns, in its order, of the same kinds (a
+    dictionary-encoded column alike whatever its categories)."""
+    return all(
+        list(f.columns) == list(frames[0].columns)
+        and all(_kind(f[c]) == _kind(frames[0][c]) for c in f.columns)
+        for f in frames
+    )
 
 
 def _kind(column: pd.Series) -> str:
@@ -70,12 +75,15 @@ def _in_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Latest query wins per key; deterministic row order and dtypes."""
-    keys = list(TABLES[table].keys)
-    frame = _in_order(frame, [*keys, "log_ts"])
+    keys, sort = list(TABLES[table].keys), list(TABLES[table].sort)
+    # a key's rows next to each other, oldest log first: in the table's own order where that
+    # orders the key's columns alone (fundamentals), so the rows need no second sort
+    by = sort if sorted(sort) == sorted(keys) else keys
+    frame = _in_order(frame, [*by, "log_ts"])
     if TABLES[table].replace_group:
         latest = frame.groupby(keys, dropna=False, observed=True)["log_ts"].transform("max")
         frame = frame[frame["log_ts"] == latest]
-    elif keys_increase(frame, keys):  # sorted, one row per key (a first build): nothing to merge
+    elif keys_increase(frame, by):  # sorted, one row per key (a first build): nothing to merge
         order = [*keys, *(c for c in frame.columns if c not in keys)]
         frame = frame if list(frame.columns) == order else frame[order]
     else:
@@ -83,8 +91,8 @@ def _resolve(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.groupby(keys, dropna=False, sort=False, observed=True).last().reset_index()
     if table == "fundamentals":
         frame = _changes_only(frame)
-    if list(TABLES[table].sort) != keys:  # (rows are in key order already)
-        frame = frame.sort_values(list(TABLES[table].sort), kind="stable")
+    if sort != by:  # (rows are in that order already)
+        frame = _in_order(frame, sort)
     frame.index = pd.RangeIndex(len(frame))  # (reset_index would copy every column)
     for col in frame.columns:
         if col in CATEGORICAL:

@@ -16,11 +16,12 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from ...errors import BadInputError
+from ...infra import heap
 from ...infra.storage import sha256_file
 from .. import market_checks
 from ..vocabulary import CATEGORICAL, TABLES
 from .fold import _fold_in, _Stored
-from .resolve import _concat, _resolve, _sorted_categories
+from .resolve import _concat, _resolve, _sorted_categories, alike
 from .versions import joined, table_files
 
 
@@ -43,6 +44,45 @@ def split(
                 for c, v in part.items()
             }
         yield f"{year[rows[0]]:04d}", pd.DataFrame(part)
+
+
+class ByYear:
+    """A partitioned table built from scratch, cut by year as its rows arrive: each batch of
+    parsed rows is cut when it is read (and freed), and each year's rows are resolved alone
+    when its part is written. A key holds its date, so no key spans two years and each year
+    resolves as it does within the whole table (split() of it); the peak is the rows and one
+    year's working copy, not the batches and then the table beside them. A batch whose columns
+    or their kinds differ from the first is kept whole, and the table is then resolved whole
+    (it gives every part all of its columns), from the rows cut so far and the batches kept."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.pieces: dict[str, list[pd.DataFrame]] = {}  # year -> rows cut from batches
+        self.first: pd.DataFrame | None = None  # (the first batch's columns, no rows)
+        self.whole: list[pd.DataFrame] = []  # batches kept as they came
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if not len(frame):
+            return
+        if self.whole or (self.first is not None and not alike([self.first, frame])):
+            self.whole.append(frame)
+            return
+        if self.first is None:
+            self.first = frame.iloc[:0]
+        heap.release_freed_memory()  # (the last batch's pages back before this one is cut)
+        for year, rows in split(self.name, frame, encode=False):
+            self.pieces.setdefault(year, []).append(rows)
+
+    def parts(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """(year, part) in year order, as split() gives them of the whole table resolved."""
+        years = sorted(self.pieces)
+        if self.whole:  # (the rows' order does not matter: resolving sorts them by key)
+            frames = [rows for year in years for rows in self.pieces.pop(year)] + self.whole
+            self.whole = []
+            yield from split(self.name, _resolve(self.name, _concat(frames)))
+            return
+        for year in years:
+            yield from split(self.name, _resolve(self.name, _concat(self.pieces.pop(year))))
 
 
 def _years(dates: pd.Series) -> np.ndarray:
