@@ -730,3 +730,40 @@ def test_change_only_compaction_equals_a_groupby_shift(encoded, missing):
     pd.testing.assert_frame_equal(
         got.reset_index(drop=True), expected.reset_index(drop=True), check_exact=True
     )
+
+
+def test_fundamentals_logs_become_rows_as_a_melt_of_each_log_in_turn():
+    """The builder turns a batch of fundamentals logs into rows without pandas' melt (and with
+    the metric dictionary-encoded); the reference is melt itself, one log at a time, log after
+    log, each log metric by metric, the rows without a value left out."""
+    rng = np.random.default_rng(5)
+    names = [LogName(10 + k, "sim", "ticker_fundamental_data", t) for k, t in enumerate("QAB")]
+    logs = []
+    for _ in names:
+        n = int(rng.integers(1, 6))
+        logs.append(
+            pd.DataFrame(
+                {
+                    "period_end": pd.date_range("2020-03-31", periods=n, freq="QE"),
+                    "announcement_date": pd.date_range("2020-05-01", periods=n, freq="91D"),
+                    "revenue": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
+                    "ebit": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
+                    "capex": np.full(n, np.nan),
+                }
+            )
+        )
+    owner = np.repeat(np.arange(len(logs)), [len(f) for f in logs])
+    got = ds_builder._log_rows(names, pd.concat(logs, ignore_index=True), owner)
+    want = pd.concat(
+        [
+            f.assign(ticker=name.label)
+            .melt(["ticker", "period_end", "announcement_date"], var_name="metric")
+            .dropna(subset=["value"])
+            .assign(source="sim", log_ts=name.timestamp)
+            for name, f in zip(names, logs, strict=True)
+        ],
+        ignore_index=True,
+    )[["source", "ticker", "period_end", "announcement_date", "metric", "value", "log_ts"]]
+    assert isinstance(got["metric"].dtype, pd.CategoricalDtype)
+    text = {"source": object, "ticker": object, "metric": object}
+    pd.testing.assert_frame_equal(got.astype(text), want.astype(text))
