@@ -41,6 +41,7 @@ def test_the_scale_benchmark_deletes_its_work_folder_unless_kept(tmp_path):
     proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "loop:" in proc.stdout and "02 after one more day" in proc.stdout
+    assert "written to the panel cache in" in proc.stdout  # (the build timed without it)
     assert not list((tmp_path / "tmp").iterdir())
     kept = tmp_path / "kept"
     proc = subprocess.run([*args, "--keep", str(kept)], env=env, capture_output=True, text=True,
