@@ -3,6 +3,8 @@ the daily positions table made from them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -30,7 +32,7 @@ class Holdings:
         self.rows.append(k)
         self.shares.append(shares.copy())
 
-    def spans(self, k: int):
+    def spans(self, k: int) -> Iterator[tuple[int, int, np.ndarray]]:
         """(first row, end row, shares) of each holding within rows 0..k-1."""
         for j, first in enumerate(self.rows):
             end = self.rows[j + 1] if j + 1 < len(self.rows) else k
