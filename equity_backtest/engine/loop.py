@@ -175,7 +175,7 @@ class Heartbeat:
         traded = fills.shares * fills.mid
         commission, slippage = fills.commission.sum(), fills.slippage.sum()
         costs = float(commission + slippage)  # (Fills.costs, its sums taken once)
-        _check_fill(t, self.dates, fills, before, floor, float(traded.sum()), commission, costs)
+        _check_fill(t, self.dates, fills, before, floor, float(traded.sum()), costs)
         st.ledger.apply(t, fills, reason)
         row = self.row(t)
         row[COL["fills"]] += np.count_nonzero(fills.shares)
@@ -487,12 +487,12 @@ def _call(compute_weights: Callable, view: View, params: Parameters, name: str):
 
 
 def _check_fill(
-    t: int, dates, fills: Fills, cash_before: float, floor: float, traded: float, commission, costs
+    t: int, dates, fills: Fills, cash_before: float, floor: float, traded: float, costs: float
 ) -> None:
     """E11: value is conserved across a fill (cash change + shares x reference price =
     -(commission + price costs)), and the fills do not take cash below its floor. `traded` is
-    the sum of shares x reference price, `commission` and `costs` the fills' (summed once)."""
-    cash_flow = float(-(fills.shares * fills.price).sum() - commission)  # (Fills.cash_flow)
+    the sum of shares x reference price and `costs` Fills.costs, both taken once by the caller."""
+    cash_flow = fills.cash_flow
     lhs = cash_flow + traded
     rhs = -costs
     scale = max(1.0, abs(cash_before))
