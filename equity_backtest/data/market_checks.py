@@ -11,10 +11,13 @@ summarises only the parts it wrote, and keeps each summary beside its part (`sav
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.feather as feather
 
 ZERO_VOLUME_RUN = 10
@@ -239,8 +242,9 @@ def _pairs(ticker: np.ndarray, days: np.ndarray, first: np.ndarray) -> pd.DataFr
 
 def combine(parts: list[Summary], splits: set) -> dict:
     """The checks of the whole table from its parts' summaries: flagged rows (count and the
-    first examples, in ticker then day order), each ticker's span (ticker order), the (month,
-    ticker) pairs and the distinct trading days. `splits`: the (ticker, day) pairs with a split
+    first examples, in ticker then day order), each ticker's span (ticker order) and the
+    distinct trading days (the (month, ticker) pairs are read part by part, quality._coverage).
+    `splits`: the (ticker, day) pairs with a split
     recorded, which explain a split-like move."""
 
     def joined(key: str) -> pd.DataFrame:
@@ -292,12 +296,10 @@ def combine(parts: list[Summary], splits: set) -> dict:
         .groupby("ticker", sort=True)
         .agg(first_day=("first_day", "min"), last_day=("last_day", "max"), size=("size", "sum"))
     )
-    pairs = joined("pairs")
     return {
         **{check: _block_of(frame) for check, frame in flagged.items()},
         "trading_days": distinct_days(joined("days")["date"].to_numpy()),
         "spans": spans,
-        "pairs": (pairs["month"].to_numpy(np.int64), pairs["ticker"].to_numpy(object)),
     }
 
 
@@ -363,17 +365,71 @@ def save(summaries: dict[str, Summary], folder: Path) -> None:
             feather.write_feather(frame.reset_index(drop=True), folder / source / f"{key}.feather")
 
 
-def load(folder: Path) -> dict[str, Summary]:
-    """A part's summaries as save() wrote them, text columns as the summaries hold them."""
+def load(
+    folder: Path, later: tuple[str, ...] = (), remake: Callable[[str], Summary] | None = None
+) -> dict[str, Summary]:
+    """A part's summaries as save() wrote them, text columns as the summaries hold them.
+    `later`: frames read only where first used (Kept); `remake(source)`: that source's summary
+    made again from its part, for a frame read later that cannot be read."""
     out = {}
     for source in sorted(p for p in folder.iterdir() if p.is_dir()):
-        summary = {}
-        for path in sorted(source.glob("*.feather")):
-            frame = feather.read_feather(path)
-            text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]  # fmt: skip
-            summary[path.stem] = frame.astype(dict.fromkeys(text, object)) if text else frame
-        out[source.name] = summary
+        paths = {path.stem: path for path in sorted(source.glob("*.feather"))}
+        frames = {k: read_frame(p) for k, p in paths.items() if k not in later}  # fmt: skip
+        again = None if remake is None else functools.partial(remake, source.name)
+        out[source.name] = Kept(frames, paths, again) if set(paths) - set(frames) else frames
     return out
+
+
+class Kept(Mapping):
+    """A part's summary read back, some frames read where first used (a report that keeps a
+    part's coverage rows never reads its pairs). A frame that cannot be read then is taken from
+    the summary made again (`remake`), as load() does for one it cannot read at once."""
+
+    def __init__(self, frames: dict, paths: dict[str, Path], remake: Callable[[], Summary] | None):
+        self._frames, self._paths, self._remake = frames, paths, remake
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            try:
+                self._frames[name] = read_frame(self._paths[name])
+            except (OSError, ValueError, pa.ArrowException):
+                if self._remake is None:
+                    raise
+                self._frames[name] = self._remake()[name]
+        return self._frames[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """A kept frame as the summaries hold it: text as Python strings (object), numbers, days
+    and flags as numpy arrays. Columns without missing values are taken straight from Arrow
+    (a build loads some 300 of these small frames, so pandas' conversion per file counted);
+    any other frame goes through pandas, text then made object."""
+    table = feather.read_table(path, memory_map=False)
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+            if column.null_count and not pa.types.is_null(kind):
+                break
+            columns[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+        elif column.null_count == 0 and (
+            pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+            or (pa.types.is_timestamp(kind) and kind.tz is None and kind.unit == "ns")
+        ):  # fmt: skip
+            columns[name] = column.to_numpy()
+        else:
+            break
+    else:
+        return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+    frame = table.to_pandas()
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]  # fmt: skip
+    return frame.astype(dict.fromkeys(text, object)) if text else frame
 
 
 def keys() -> set[str]:

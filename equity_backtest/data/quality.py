@@ -22,11 +22,13 @@ Checks, per source:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
 from ..errors import BadInputError
-from . import calendars, consistency, frequency, fundamentals_checks, market_checks
+from . import calendars, consistency, frequency, fundamentals_checks, market_checks, quality_parts
 from .consistency import (
     fundamentals_vintage,
     market_cap_units,
@@ -95,6 +97,7 @@ def source_report(
     exchange: str = "XNYS",
     market: list[market_checks.Summary] | None = None,
     fundamentals: fundamentals_checks.Summary | None = None,
+    memo: quality_parts.Memo | None = None,
 ) -> dict:
     """One source's report. `market`: its market rows' summaries, one per year part (a build
     keeps them beside its parts); None summarises tables["market"] whole, as one part.
@@ -126,30 +129,12 @@ def source_report(
     gaps = (expected - span["size"]).rename("missing_days")
     gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
 
-    pair_month, pair_ticker = checks["pairs"]
-    months, counts = np.unique(pair_month, return_counts=True)
-    coverage = pd.DataFrame(
-        {"tickers_with_market_data": counts},
-        index=pd.PeriodIndex.from_ordinals(months, freq="M"),
+    made = [  # (each part's rows, kept by the memo between builds where it has them)
+        functools.partial(_coverage, part, cons, first_public) for part in market
+    ]
+    coverage = pd.concat(
+        [m() if memo is None else memo.coverage(source, i, m) for i, m in enumerate(made)]
     )
-    if len(cons):
-        months = (  # (a source with lists and no prices: the months of its lists)
-            coverage.index
-            if len(coverage)
-            else pd.PeriodIndex(np.unique(cons["date"].dt.to_period("M").to_numpy()), freq="M")
-        )
-        listed = _in_force(cons, months)
-        cmonth = listed["month"]
-        coverage["index_members"] = listed.groupby("month")["ticker"].nunique()
-        traded = consistency.pairs_in(
-            (cmonth.array.asi8, listed["ticker"].to_numpy(object)), (pair_month, pair_ticker)
-        )
-        coverage["members_with_market_data"] = listed[traded].groupby("month")["ticker"].nunique()
-        known_from = first_public.reindex(listed["ticker"]).to_numpy()  # NaT: never reported
-        listed["has_fundamentals"] = known_from <= listed["month"].dt.end_time.to_numpy()
-        coverage["members_with_fundamentals"] = listed.groupby("month")["has_fundamentals"].sum()
-    coverage = coverage.fillna(0).astype(int)
-    coverage.index = coverage.index.astype(str)
 
     return {
         "source": source,
@@ -185,12 +170,47 @@ def source_report(
         **unapplied_distributions(ca),
         **vendor_screens(ca),
         "market_cap_units": _units(
-            tables["market"], source, fundamentals["shares"], market, trading_days
+            tables["market"], source, fundamentals["shares"], market, trading_days, memo
         ),
         **members_before_prices(
             cons, span["first_day"], tables["metadata"][tables["metadata"]["source"] == source]
         ),
     }
+
+
+def _coverage(
+    part: market_checks.Summary, cons: pd.DataFrame, first_public: pd.Series
+) -> pd.DataFrame:
+    """The coverage table's rows of the months of one market part (months as text): tickers
+    with market data, and where the source has lists, the index members in force at each
+    month's end, those with market data that month and those with fundamentals public by then.
+    A month's counts read only its own pairs, so the whole table is its parts' rows joined."""
+    pairs = part["pairs"]
+    months, counts = np.unique(pairs["month"].to_numpy(np.int64), return_counts=True)
+    coverage = pd.DataFrame(
+        {"tickers_with_market_data": counts},
+        index=pd.PeriodIndex.from_ordinals(months, freq="M"),
+    )
+    if len(cons):
+        months = (  # (a source with lists and no prices: the months of its lists)
+            coverage.index
+            if len(coverage)
+            else pd.PeriodIndex(np.unique(cons["date"].dt.to_period("M").to_numpy()), freq="M")
+        )
+        listed = _in_force(cons, months)
+        cmonth = listed["month"]
+        coverage["index_members"] = listed.groupby("month")["ticker"].nunique()
+        traded = consistency.pairs_in(
+            (cmonth.array.asi8, listed["ticker"].to_numpy(object)),
+            (pairs["month"].to_numpy(np.int64), pairs["ticker"].to_numpy(object)),
+        )
+        coverage["members_with_market_data"] = listed[traded].groupby("month")["ticker"].nunique()
+        known_from = first_public.reindex(listed["ticker"]).to_numpy()  # NaT: never reported
+        listed["has_fundamentals"] = known_from <= listed["month"].dt.end_time.to_numpy()
+        coverage["members_with_fundamentals"] = listed.groupby("month")["has_fundamentals"].sum()
+    coverage = coverage.fillna(0).astype(int)
+    coverage.index = coverage.index.astype(str).astype(object)
+    return coverage
 
 
 def _values(column: pd.Series) -> list[str]:
@@ -201,26 +221,44 @@ def _values(column: pd.Series) -> list[str]:
     return list(column.astype(str).unique())
 
 
-def _units(table, source: str, shares: pd.DataFrame, parts: list, days) -> dict:
+def _units(
+    table, source: str, shares: pd.DataFrame, parts: list, days, memo: quality_parts.Memo | None
+) -> dict:
     """market_cap_units on a whole table; on a table kept in year parts (read by column,
-    datasets.Columns), from the month-end rows the parts' summaries keep, reading only the
-    parts of other days that a period end falls on."""
+    datasets.Columns), part by part (each part's ratios kept by the memo where it has them):
+    a part's period ends are those from its first day to the next part's, read from the
+    month-end rows its summary keeps and, for other days a period end falls on, its file."""
     if isinstance(table, pd.DataFrame):
         return market_cap_units(_of_source(table, source), shares)
-    ends = pd.concat([p["month_ends"] for p in parts], ignore_index=True)
-    end_days = np.concatenate([p["month_end_days"]["date"].to_numpy() for p in parts])
+    if shares.empty or not any(bool(p["caps"]["any"].iloc[0]) for p in parts):
+        return consistency.NO_CAPS
+    days = days.to_numpy()
+    at = np.searchsorted(days, shares["period_end"].to_numpy(), side="right") - 1
+    held = [i for i, p in enumerate(parts) if len(p["days"])]  # (the parts of its days)
+    firsts = np.array([parts[i]["days"]["date"].to_numpy()[0] for i in held], dtype=days.dtype)
+    part_of = np.searchsorted(firsts, days[np.maximum(at, 0)], side="right") - 1
+    ratios = [pd.DataFrame({"ticker": pd.Series(dtype=object), "ratio": pd.Series(dtype=float)})]
+    for k, i in enumerate(held):
+        following = firsts[k + 1] if k + 1 < len(held) else None
+        make = functools.partial(
+            consistency.cap_ratios, functools.partial(_rows_on, table, source, parts[i]),
+            shares[(at >= 0) & (part_of == k)], days,
+        )  # fmt: skip
+        ratios.append(make() if memo is None else memo.ratios(source, i, following, make))
+    return consistency.units_verdict(pd.concat(ratios, ignore_index=True))
 
-    def rows_on(wanted: np.ndarray) -> pd.DataFrame:
-        other = np.setdiff1d(wanted, end_days)
-        found = ends[ends["date"].isin(wanted)]
-        if len(other):
-            more = table.rows_on(other, ["source", "ticker", "date", "close", "market_cap"])
-            more = _of_source(more, source).drop(columns="source")
-            found = pd.concat([found, more.astype({"ticker": object})], ignore_index=True)
-        return found
 
-    has_caps = any(bool(p["caps"]["any"].iloc[0]) for p in parts)
-    return market_cap_units(rows_on, shares, days.to_numpy(), has_caps)
+def _rows_on(table, source: str, part: market_checks.Summary, wanted: np.ndarray) -> pd.DataFrame:
+    """A part's rows (ticker, date, close, market cap) of the source on the days `wanted`: the
+    month-end rows its summary keeps, the others read from the table's files."""
+    ends = part["month_ends"]
+    other = np.setdiff1d(wanted, part["month_end_days"]["date"].to_numpy())
+    found = ends[ends["date"].isin(wanted)]
+    if len(other):
+        more = table.rows_on(other, ["source", "ticker", "date", "close", "market_cap"])
+        more = _of_source(more, source).drop(columns="source")
+        found = pd.concat([found, more.astype({"ticker": object})], ignore_index=True)
+    return found
 
 
 def report(
@@ -229,12 +267,14 @@ def report(
     calendar: str = "XNYS",
     market: dict[str, list[market_checks.Summary]] | None = None,
     fundamentals: dict[str, fundamentals_checks.Summary] | None = None,
+    memo: quality_parts.Memo | None = None,
 ) -> dict:
     """The report of a dataset version; `calendar` is the exchange assumed where a source's
     metadata names none. `market`: per source, the summaries of the market table's year parts
     (then tables["market"] may be read by column); None checks tables["market"] whole.
     `fundamentals`: per source, the fundamentals' summaries (then tables["fundamentals"] may be
-    None: not read); None summarises tables["fundamentals"]."""
+    None: not read); None summarises tables["fundamentals"]. `memo`: the results kept per part
+    (a key for each of `market`'s parts), taken where kept, made and kept otherwise."""
     with_prices = set(market) if market is not None else set(_values(tables["market"]["source"]))
     sources = sorted(with_prices | set(_values(tables["constituents"]["source"])))
     return {
@@ -250,6 +290,7 @@ def report(
                 None
                 if fundamentals is None
                 else fundamentals.get(s) or fundamentals_checks.nothing(),
+                memo if market is not None and market.get(s) else None,
             )
             for s in sources
         ],

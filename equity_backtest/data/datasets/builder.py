@@ -28,7 +28,7 @@ from ...infra import faults
 from ...infra.ahead import in_order
 from ...infra.locks import process_alive
 from ...infra.storage import atomic_write_text, fsync_dir, sha256_file
-from .. import calendars, fundamentals_checks, quality
+from .. import calendars, fundamentals_checks, quality, quality_parts
 from ..datalog import LogName, list_logs, parse_log, parse_many, read_log
 from ..vocabulary import LOG_TYPES, TABLES
 from . import year_parts
@@ -184,23 +184,47 @@ def build(
     _clear_abandoned_builds(datasets_dir)
     base = None if full else current_version(datasets_dir)
     prev_logs: dict[str, str] = {}
+    base_manifest = None
     if base:
         base_manifest = read_manifest(datasets_dir, base)
         prev_logs = {e["file"]: e["sha256"] for e in base_manifest["logs"]}
         if base_manifest.get("format", 1) != FORMAT:  # (older versions stay as they are)
             log.info("dataset %s is in an older format: building the next from every log", base)
-            base, prev_logs = None, {}
-    misnamed: list = []
-    new = list_logs(datalog_dir, bad=misnamed, known=prev_logs)  # (those not yet read)
-    if misnamed and not skip_bad_logs:
-        raise misnamed[0][1]
-    if base and not new:
-        return BuildResult(base, 0, [], {}, up_to_date=True)
-    if not new and not prev_logs:
-        raise BadInputError(
-            f"the datalog {datalog_dir} holds no logfiles; run 01_query_vendor.py first"
-        )
+            base, base_manifest, prev_logs = None, None, {}
+    with year_parts.BaseDigests(
+        base and datasets_dir / base, base_manifest["tables"] if base_manifest else {}
+    ) as digests:  # (the base version's files hashed on a thread from now on)
+        misnamed: list = []
+        new = list_logs(datalog_dir, bad=misnamed, known=prev_logs)  # (those not yet read)
+        if misnamed and not skip_bad_logs:
+            raise misnamed[0][1]
+        if base and not new:
+            return BuildResult(base, 0, [], {}, up_to_date=True)
+        if not new and not prev_logs:
+            raise BadInputError(
+                f"the datalog {datalog_dir} holds no logfiles; run 01_query_vendor.py first"
+            )
+        return _new_version(
+            datalog_dir, datasets_dir, new, misnamed, prev_logs, base, base_manifest, digests,
+            skip_bad_logs, progress, calendar,
+        )  # fmt: skip
 
+
+def _new_version(
+    datalog_dir: str | Path,
+    datasets_dir: Path,
+    new: list,
+    misnamed: list,
+    prev_logs: dict[str, str],
+    base: str | None,
+    base_manifest: dict | None,
+    digests: year_parts.BaseDigests,
+    skip_bad_logs: bool,
+    progress: bool,
+    calendar: str,
+) -> BuildResult:
+    """build()'s work once the logs to read are known: read them, fold them into the base
+    version's tables (none from scratch) and write the next version beside it, then switch."""
     parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}  # new rows, per table
     # (from scratch, a partitioned table's rows are cut by year as they are read)
     cut = {} if base else {t: year_parts.ByYear(t) for t in TABLES if TABLES[t].partition}
@@ -211,7 +235,7 @@ def build(
     for _, exc in misnamed:
         log.warning("skipped bad log: %s", exc)
     read = 0
-    for table, frame, digests, bad in _read_logs(new, skip_bad_logs, progress):
+    for table, frame, log_digests, bad in _read_logs(new, skip_bad_logs, progress):
         for path, exc in bad:
             log.warning("skipped bad log: %s", exc)
             skipped.append(path.name)
@@ -219,8 +243,8 @@ def build(
             cut[table].add(frame)
         elif table is not None:
             parts[table].append(frame)
-        used.update((path.name, digest) for path, digest in digests)
-        read += len(digests)
+        used.update((path.name, digest) for path, digest in log_digests)
+        read += len(log_digests)
 
     if (
         base
@@ -241,8 +265,7 @@ def build(
     for t in TABLES:
         frames, parts[t] = [f for f in parts[t] if len(f)], []  # (each part freed once used)
         if TABLES[t].partition and base:  # new rows folded into the years they fall in only
-            known = base_manifest["tables"].get(t, {})
-            years[t] = year_parts.fold(t, datasets_dir / base, frames, same_builder, known)
+            years[t] = year_parts.fold(t, digests, frames, same_builder)
             tables[t] = None  # (read by column from the new version once written)
             continue
         if TABLES[t].partition:  # from scratch: cut by year as read, resolved as written
@@ -289,16 +312,19 @@ def build(
     rows.update({t: base_manifest["tables"][t]["rows"] for t in kept})
     shared = base_manifest["tables"] if base else {}
     # (the year parts' market checks are made as each part is written)
-    manifest["tables"], market = _write_tables(
-        arrow, rows, tmp, base and datasets_dir / base, shared
-    )
+    manifest["tables"], market = _write_tables(arrow, rows, tmp, digests, shared)
     del arrow
     for t in years:  # the whole table is never needed: the report reads a few of its columns
         tables[t] = Columns(tmp, t)
     fundamentals = _fundamentals_checks(
         tmp, tables["fundamentals"], base and datasets_dir / base, kept.get("fundamentals")
     )
-    quality_report = quality.report(tables, manifest, calendar, market, fundamentals)
+    memo = _memo(manifest["tables"], market, digests.base)
+    quality_report = quality.report(
+        tables, manifest, calendar, {s: list(p.values()) for s, p in market.items()}, fundamentals,
+        memo,
+    )  # fmt: skip
+    memo.save(tmp)
     restated = {
         s["source"]: s["fundamentals_vintage"]
         for s in quality_report["sources"]
@@ -306,6 +332,7 @@ def build(
     }
     if restated:  # (only then: other datasets' manifests keep their bytes)
         manifest["fundamentals_vintage"] = restated
+    digests.verify()  # (every shared file is the base version's as its manifest says)
     atomic_write_text(tmp / "manifest.json", manifest_text(manifest))
     atomic_write_text(
         tmp / "quality_report.json", json.dumps(quality_report, indent=1, sort_keys=True) + "\n"
@@ -362,30 +389,42 @@ def _fundamentals_checks(
 
 
 def _write_tables(
-    tables: dict, rows: dict[str, int], folder: Path, base: Path | None, shared: dict
+    tables: dict, rows: dict[str, int], folder: Path, digests: year_parts.BaseDigests, shared: dict
 ) -> tuple[dict, dict]:
     """Write each table as folder/<table>.feather (an Arrow table), a partitioned one as
     folder/<table>/<year>.feather from its (year, frame) parts, each with its market checks'
     summary beside it. A table or part given as None is the base version's file (kept: the
     bytes the builder wrote from the same rows), shared. The manifest's entries (row counts and
-    SHA-256, per part where partitioned) and, per source, the parts' summaries."""
+    SHA-256, per part where partitioned) and, per source, the parts' summaries by year."""
     info, summaries = {}, {}
     for t, table in tables.items():
         if not TABLES[t].partition:
-            known = shared.get(t, {})
-            info[t] = {"rows": rows[t], **_written(folder, f"{t}.feather", table, base, known)}
+            info[t] = {"rows": rows[t], **_written(folder, f"{t}.feather", table, digests)}
             continue
         known = shared.get(t, {}).get("parts", {})
-        info[t], checks = _write_parts(table, folder, t, base, known)
+        info[t], checks = _write_parts(table, folder, t, digests, known)
         for source, found in checks.items():
-            summaries.setdefault(source, []).extend(found)
+            summaries.setdefault(source, {}).update(found)
     return info, summaries
 
 
-def _write_parts(parts, folder: Path, table: str, base: Path | None, known: dict):
+def _memo(entries: dict, market: dict[str, dict], base: Path | None) -> quality_parts.Memo:
+    """The quality report's memo: each source's market parts by their SHA-256, with those of
+    the tables their results read, so the base version's results are taken where all are the
+    same."""
+    parts = entries["market"]["parts"]
+    made_from = {t: entries[t]["sha256"] for t in ("constituents", "fundamentals")}
+    return quality_parts.Memo(
+        {s: [parts[y]["sha256"] for y in by_year] for s, by_year in market.items()},
+        {"builder": _BUILDER, **made_from},
+        base,
+    )
+
+
+def _write_parts(parts, folder: Path, table: str, digests: year_parts.BaseDigests, known: dict):
     """Write a partitioned table's (year, frame) parts, two at a time (compression, hashing and
     most of the checks' numpy work run without the GIL; never more than two wait), taken in year
-    order: its manifest entry and, by source, the parts' summaries."""
+    order: its manifest entry and, by source, the parts' summaries by year."""
     (folder / table).mkdir()
     entry, summaries = {"rows": 0, "parts": {}}, {}
 
@@ -394,45 +433,48 @@ def _write_parts(parts, folder: Path, table: str, base: Path | None, known: dict
         entry["parts"][year] = part
         entry["rows"] += part["rows"]
         for source, summary in checks.items():
-            summaries.setdefault(source, []).append(summary)
+            summaries.setdefault(source, {})[year] = summary
 
     with ThreadPoolExecutor(2, thread_name_prefix="year-parts") as pool:
         pending: deque = deque()
         for year, frame in parts.items() if isinstance(parts, dict) else parts:
             if len(pending) == 2:
                 take(pending.popleft())
-            pending.append(pool.submit(_part, folder, table, year, frame, base, known.get(year)))
+            pending.append(pool.submit(_part, folder, table, year, frame, digests, known.get(year)))
             del frame
         while pending:
             take(pending.popleft())
     return entry, summaries
 
 
-def _part(folder: Path, table: str, year: str, frame, base: Path | None, known: dict | None):
+def _part(
+    folder: Path, table: str, year: str, frame, digests: year_parts.BaseDigests, known: dict | None
+):
     """Write one year part (or share the base version's where `frame` is None) and its market
     checks: (year, its manifest entry, its checks' summaries by source)."""
     arrow = None if frame is None else pa.Table.from_pandas(frame, preserve_index=False)
     part = f"{table}/{year}.feather"
-    entry = _written(folder, part, arrow, base, known)
+    entry = _written(folder, part, arrow, digests)
     entry = {"rows": known["rows"] if frame is None else len(frame), **entry}
     del arrow
-    kept = base / part if frame is None else None
+    kept = digests.base / part if frame is None else None
     return year, entry, year_parts.checked_part(folder / part, frame, kept)
 
 
 def _written(
-    folder: Path, name: str, table: pa.Table | None, base: Path | None, known: dict | None
+    folder: Path, name: str, table: pa.Table | None, digests: year_parts.BaseDigests
 ) -> dict:
     """Write one file of the new version, or share the base version's where `table` is None:
-    its SHA-256. A shared file whose bytes are not those the base version's manifest names (a
-    damaged previous version) is refused with the way out."""
+    its SHA-256 (a shared file's as the base version's manifest names it: the build checks
+    every shared file's bytes before the version is switched, refusing a damaged previous
+    version with the way out)."""
     path = folder / name
     faults.point("write")
     if table is not None:
         feather.write_feather(table, path, compression="zstd")
         return {"sha256": sha256_file(path)}
-    year_parts.share(base / name, path)
-    return {"sha256": year_parts.checked(path, known)}
+    year_parts.share(digests.base / name, path)
+    return {"sha256": digests.shared(name)}
 
 
 def _clear_abandoned_builds(datasets_dir: Path) -> None:

@@ -5,9 +5,8 @@ version's, shared (hard-linked) rather than written again."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pyarrow.feather as feather
 
 from ...errors import BadInputError
 from ...infra import heap
-from ...infra.storage import sha256_file
+from ...infra.storage import link_or_copy, sha256_file
 from .. import market_checks
 from ..vocabulary import CATEGORICAL, TABLES
 from .fold import _fold_in, _Stored
@@ -93,13 +92,15 @@ def _years(dates: pd.Series) -> np.ndarray:
 
 
 def fold(
-    name: str, base: Path, frames: list[pd.DataFrame], share: bool, known: dict
+    name: str, digests: BaseDigests, frames: list[pd.DataFrame], share: bool
 ) -> dict[str, pd.DataFrame | None]:
     """The parts of the table after the new rows `frames` join the base version's: per year,
     the folded frame, or None where the year has no new rows and its file is shared as it is
     (share=False, when another builder wrote the base, resolves those years again). New rows
     with a column the table lacks rewrite every part, as a build from scratch has it in all.
-    `known`: the base manifest's entry of the table; a part read is checked against it."""
+    `digests`: the base version's (its folder, and each part read is checked against its
+    manifest)."""
+    base = digests.base
     stored = {path.stem: path for path in table_files(base, name)}
     columns = set(_Stored(base, name, min(stored)).columns) if stored else set()
     if any(set(f.columns) - columns for f in frames):  # a new column: every part gets it
@@ -110,7 +111,7 @@ def fold(
     for year in sorted(set(stored) | set(new)):
         rows = new.pop(year, None)
         if year in stored and (rows is not None or not share):
-            checked(stored[year], known.get("parts", {}).get(year))
+            digests.checked(f"{name}/{year}.feather")
         old = _Stored(base, name, year) if year in stored else None
         if rows is None:
             parts[year] = None if share else _resolve(name, old.frame())
@@ -143,8 +144,9 @@ def checked_part(
     target = path.with_suffix(".checks")
     if frame is None:
         kept = base_part.with_suffix(".checks")
-        try:
-            summaries = market_checks.load(kept)
+        try:  # (pairs and month-end rows: read where the report makes the part's results)
+            later = ("pairs", "month_ends")
+            summaries = market_checks.load(kept, later, lambda s: _summaries(path)[s])
             if not summaries or any(set(s) != market_checks.keys() for s in summaries.values()):
                 raise ValueError("incomplete")
         except (OSError, ValueError, pa.ArrowException):
@@ -152,36 +154,83 @@ def checked_part(
         else:
             share_tree(kept, target)
             return summaries
-    sources = frame["source"]
-    names = sources.cat.categories if isinstance(sources.dtype, pd.CategoricalDtype) else sources.unique()  # fmt: skip
-    summaries = {
-        str(s): market_checks.summarise(frame if len(names) == 1 else frame[(sources == s).to_numpy()])
-        for s in names
-    }  # fmt: skip
+    summaries = _summaries(frame)
     market_checks.save(summaries, target)
     return summaries
 
 
-def checked(path: Path, known: dict | None) -> str:
-    """The SHA-256 of a file of the previous version, refused where it is not the one that
-    version's manifest names (a damaged file, which would be passed on)."""
-    digest = sha256_file(path)
-    if known and digest != known.get("sha256"):
-        raise BadInputError(
-            f"{path}: the dataset version this build starts from is damaged (its SHA-256 is "
-            "not the one its manifest names); rebuild from the datalog with "
-            "02_build_datasets.py --full"
-        )
-    return digest
+def _summaries(part: pd.DataFrame | Path) -> dict[str, market_checks.Summary]:
+    """A part's market checks' summaries, by source (`part`: its rows, or its file)."""
+    frame = feather.read_feather(part) if isinstance(part, Path) else part
+    sources = frame["source"]
+    names = sources.cat.categories if isinstance(sources.dtype, pd.CategoricalDtype) else sources.unique()  # fmt: skip
+    return {
+        str(s): market_checks.summarise(frame if len(names) == 1 else frame[(sources == s).to_numpy()])
+        for s in names
+    }  # fmt: skip
 
 
-def share(source: Path, target: Path) -> None:
-    """A file of the previous version in the new one: a hard link (no bytes written), a copy
-    where the filesystem has none."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+class BaseDigests:
+    """The SHA-256 of every file the base version's manifest names, hashed on one thread from
+    the start of an incremental build (file reads and hashing run without the GIL, so on a
+    second core, beside the build's own work) and compared with the manifest's: a file the
+    build reads before it reads it (checked), a file it shares before the new version is
+    switched (shared, then verify). A damaged previous version is refused, never passed on.
+    The newest year parts go first (a new day folds into them first); the rest in the
+    manifest's order. A context manager: what is not hashed when the build ends is dropped."""
+
+    def __init__(self, base: Path | None, tables: dict):
+        self.base = base
+        self._known: dict[str, str] = {}  # a file's name in a version folder -> its SHA-256
+        self._shared: list[str] = []  # the files shared with the new version, to verify
+        newest = []
+        for table, entry in tables.items():
+            if "parts" in entry:
+                years = sorted(entry["parts"])
+                self._known.update(
+                    (f"{table}/{y}.feather", entry["parts"][y]["sha256"]) for y in years
+                )
+                newest += [f"{table}/{y}.feather" for y in years[-1:]]
+            else:
+                self._known[f"{table}.feather"] = entry["sha256"]
+        order = newest + [n for n in self._known if n not in newest]
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="base-digests")
+        self._hashes = {n: self._pool.submit(sha256_file, base / n) for n in order} if base else {}
+
+    def __enter__(self) -> BaseDigests:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def shared(self, name: str) -> str:
+        """The SHA-256 the base version's manifest names for its file `name` (a file shared
+        with the new version), which verify() checks later; computed now where none is named."""
+        self._shared.append(name)
+        return self._known.get(name) or self.checked(name)
+
+    def verify(self) -> None:
+        """Check every shared file (waiting for its hash), as checked() does."""
+        for name in self._shared:
+            self.checked(name)
+
+    def checked(self, name: str) -> str:
+        """The SHA-256 of the base version's file `name` (table/year.feather or table.feather),
+        refused where it is not the one the base version's manifest names."""
+        path = self.base / name
+        future = self._hashes.get(name)
+        digest = future.result() if future is not None else sha256_file(path)
+        known = self._known.get(name)
+        if known and digest != known:
+            raise BadInputError(
+                f"{path}: the dataset version this build starts from is damaged (its SHA-256 is "
+                "not the one its manifest names); rebuild from the datalog with "
+                "02_build_datasets.py --full"
+            )
+        return digest
+
+
+share = link_or_copy  # a file of the previous version in the new one (no bytes written)
 
 
 def share_tree(source: Path, target: Path) -> None:
