@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_backtest.data import consistency, datasets, market_checks, quality, quality_parts
+from equity_backtest.data import datasets, market_checks, quality_parts
 from equity_backtest.data.datalog import LogName, list_logs, read_log, write_log
 
 
@@ -34,17 +34,14 @@ def _next_day(store, tickers: int = 3) -> pd.Timestamp:
 def _made(monkeypatch) -> dict[str, int]:
     """Count the parts whose coverage rows and market-cap ratios are made (not taken)."""
     made = {"coverage": 0, "ratios": 0}
-    coverage, ratios = quality._coverage, consistency.cap_ratios
+    for kind in made:
+        keep = getattr(quality_parts.Memo, f"keep_{kind}")
 
-    def count(kind, f):
-        def counted(*a, **k):
+        def counted(self, *a, kind=kind, keep=keep):
             made[kind] += 1
-            return f(*a, **k)
+            return keep(self, *a)
 
-        return counted
-
-    monkeypatch.setattr(quality, "_coverage", count("coverage", coverage))
-    monkeypatch.setattr(consistency, "cap_ratios", count("ratios", ratios))
+        monkeypatch.setattr(quality_parts.Memo, f"keep_{kind}", counted)
     return made
 
 

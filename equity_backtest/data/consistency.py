@@ -87,8 +87,9 @@ NO_CAPS = {"checked": 0, "why": "no market caps, or no shares_outstanding report
 
 
 def cap_ratios(mk, shares: pd.DataFrame, days) -> pd.DataFrame:
-    """market_cap_units' ratios: (ticker, ratio) of each period end of `shares` whose ratio is
-    finite and positive. `mk`, `days`: as market_cap_units takes them for a table in parts."""
+    """market_cap_units' ratios: (ticker, the day compared, ratio) of each period end of
+    `shares` whose ratio is finite and positive. `mk`, `days`: as market_cap_units takes them
+    for a table in parts."""
     # each period end's last trading day: only the market rows of those days are compared, so a
     # CRSP-sized table is not copied whole (a few hundred days of it)
     days = np.asarray(days)
@@ -108,8 +109,9 @@ def cap_ratios(mk, shares: pd.DataFrame, days) -> pd.DataFrame:
         ratio = (both["cap"] / (both["close"] * both["shares"])).to_numpy()
     good = np.isfinite(ratio) & (ratio > 0)
     return pd.DataFrame(
-        {"ticker": pd.Series(both["ticker"].to_numpy()[good], dtype=object), "ratio": ratio[good]}
-    )
+        {"ticker": pd.Series(both["ticker"].to_numpy()[good], dtype=object),
+         "date": both["date"].to_numpy()[good], "ratio": ratio[good]}
+    )  # fmt: skip
 
 
 def units_verdict(ratios: pd.DataFrame) -> dict:

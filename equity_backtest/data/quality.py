@@ -129,12 +129,7 @@ def source_report(
     gaps = (expected - span["size"]).rename("missing_days")
     gaps = gaps[gaps > 0].sort_values(ascending=False).reset_index()
 
-    made = [  # (each part's rows, kept by the memo between builds where it has them)
-        functools.partial(_coverage, part, cons, first_public) for part in market
-    ]
-    coverage = pd.concat(
-        [m() if memo is None else memo.coverage(source, i, m) for i, m in enumerate(made)]
-    )
+    coverage = _coverage_by_part(market, cons, first_public, memo, source)
 
     return {
         "source": source,
@@ -178,14 +173,36 @@ def source_report(
     }
 
 
-def _coverage(
-    part: market_checks.Summary, cons: pd.DataFrame, first_public: pd.Series
+def _coverage_by_part(
+    parts: list,
+    cons: pd.DataFrame,
+    first_public: pd.Series,
+    memo: quality_parts.Memo | None,
+    source: str,
 ) -> pd.DataFrame:
-    """The coverage table's rows of the months of one market part (months as text): tickers
-    with market data, and where the source has lists, the index members in force at each
-    month's end, those with market data that month and those with fundamentals public by then.
-    A month's counts read only its own pairs, so the whole table is its parts' rows joined."""
-    pairs = part["pairs"]
+    """The coverage table, its parts' rows in part order: those the memo keeps taken, the
+    others made in one pass over their pairs joined (a month's counts read only its own pairs
+    and lists, so rows made together are the rows made apart) and kept part by part."""
+    rows = [None if memo is None else memo.kept_coverage(source, i) for i in range(len(parts))]
+    todo = [i for i, frame in enumerate(rows) if frame is None]
+    if todo:
+        pairs = [parts[i]["pairs"] for i in todo]
+        made = _coverage(pd.concat(pairs, ignore_index=True), cons, first_public)
+        if len(todo) == len(parts) and not any(len(p) for p in pairs):
+            return made  # (a source with lists and no prices: the months of its lists)
+        for i, part in zip(todo, pairs, strict=True):
+            months = np.unique(part["month"].to_numpy(np.int64))
+            rows[i] = made.loc[pd.PeriodIndex.from_ordinals(months, freq="M").astype(str)]
+            if memo is not None:
+                memo.keep_coverage(source, i, rows[i])
+    return pd.concat(rows)
+
+
+def _coverage(pairs: pd.DataFrame, cons: pd.DataFrame, first_public: pd.Series) -> pd.DataFrame:
+    """The coverage table's rows of the months of these (month, ticker) pairs (months as
+    text): tickers with market data, and where the source has lists, the index members in
+    force at each month's end, those with market data that month and those with fundamentals
+    public by then."""
     months, counts = np.unique(pairs["month"].to_numpy(np.int64), return_counts=True)
     coverage = pd.DataFrame(
         {"tickers_with_market_data": counts},
@@ -236,23 +253,29 @@ def _units(
     at = np.searchsorted(days, shares["period_end"].to_numpy(), side="right") - 1
     held = [i for i, p in enumerate(parts) if len(p["days"])]  # (the parts of its days)
     firsts = np.array([parts[i]["days"]["date"].to_numpy()[0] for i in held], dtype=days.dtype)
+    # the part of the day each period end is compared on (none before the first day: dropped)
     part_of = np.searchsorted(firsts, days[np.maximum(at, 0)], side="right") - 1
-    ratios = [pd.DataFrame({"ticker": pd.Series(dtype=object), "ratio": pd.Series(dtype=float)})]
-    for k, i in enumerate(held):
-        following = firsts[k + 1] if k + 1 < len(held) else None
-        make = functools.partial(
-            consistency.cap_ratios, functools.partial(_rows_on, table, source, parts[i]),
-            shares[(at >= 0) & (part_of == k)], days,
-        )  # fmt: skip
-        ratios.append(make() if memo is None else memo.ratios(source, i, following, make))
-    return consistency.units_verdict(pd.concat(ratios, ignore_index=True))
+    following = [firsts[k + 1] if k + 1 < len(held) else None for k in range(len(held))]
+    ratios = [None if memo is None else memo.kept_ratios(source, i, following[k]) for k, i in enumerate(held)]  # fmt: skip
+    todo = [k for k, frame in enumerate(ratios) if frame is None]
+    if todo:  # the parts without kept ratios, in one pass (split by the day each is read on)
+        rows_on = functools.partial(_rows_on, table, source, [parts[held[k]] for k in todo])
+        made = consistency.cap_ratios(rows_on, shares[np.isin(part_of, todo)], days)
+        of = np.searchsorted(firsts, made["date"].to_numpy(), side="right") - 1
+        for k in todo:
+            ratios[k] = made[of == k].reset_index(drop=True)
+            if memo is not None:
+                memo.keep_ratios(source, held[k], following[k], ratios[k])
+    none = pd.DataFrame({"ticker": pd.Series(dtype=object), "ratio": pd.Series(dtype=float)})
+    return consistency.units_verdict(pd.concat([none, *ratios], ignore_index=True))
 
 
-def _rows_on(table, source: str, part: market_checks.Summary, wanted: np.ndarray) -> pd.DataFrame:
-    """A part's rows (ticker, date, close, market cap) of the source on the days `wanted`: the
-    month-end rows its summary keeps, the others read from the table's files."""
-    ends = part["month_ends"]
-    other = np.setdiff1d(wanted, part["month_end_days"]["date"].to_numpy())
+def _rows_on(table, source: str, parts: list, wanted: np.ndarray) -> pd.DataFrame:
+    """The rows (ticker, date, close, market cap) of the source on the days `wanted`, days of
+    these parts: the month-end rows their summaries keep, the others read from their files."""
+    ends = pd.concat([p["month_ends"] for p in parts], ignore_index=True)
+    end_days = np.concatenate([p["month_end_days"]["date"].to_numpy() for p in parts])
+    other = np.setdiff1d(wanted, end_days)
     found = ends[ends["date"].isin(wanted)]
     if len(other):
         more = table.rows_on(other, ["source", "ticker", "date", "close", "market_cap"])

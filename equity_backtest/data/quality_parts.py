@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -27,40 +26,53 @@ from .market_checks import read_frame
 FOLDER = "quality.parts"
 FORMAT = 1
 _COVERAGE = "coverage.feather"  # every part's coverage rows, with their keys (a few hundred)
-_RATIOS = "ratios"  # a file per part: its market-cap ratios (ticker, ratio), by key
+_RATIOS = "ratios"  # a file per part: its market-cap ratios (ticker, day, ratio), by key
 
 
 class Memo:
-    """`parts`: per source, the SHA-256 of each of its market parts, in the report's order;
+    """What the report takes (kept_*) from the base version and what it uses in this one
+    (taken, or made by the report and given back with keep_*), written by save().
+    `parts`: per source, the SHA-256 of each of its market parts, in the report's order;
     `made_from`: the builder and the SHA-256 of the constituents and fundamentals tables;
     `base`: the version folder whose kept results may be taken."""
 
     def __init__(self, parts: dict[str, list[str]], made_from: dict[str, str], base: Path | None):
         self.parts, self.made_from, self.base = parts, made_from, base
         self._coverage = _read_coverage(base / FOLDER / _COVERAGE) if base else {}
-        self._made: dict[str, dict[str, pd.DataFrame]] = {"coverage": {}, "ratios": {}}
+        self._used: dict[str, dict[str, pd.DataFrame]] = {"coverage": {}, "ratios": {}}
+        self._taken: set[str] = set()  # ratio files taken from the base version (shared)
 
-    def coverage(self, source: str, part: int, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        """The coverage rows of a source's part (quality._coverage): kept, or made."""
-        name = self._key("coverage", source, part, *self._tables("constituents", "fundamentals"))
+    def kept_coverage(self, source: str, part: int) -> pd.DataFrame | None:
+        """The coverage rows (quality._coverage) the base version keeps for a source's part."""
+        name = self._coverage_key(source, part)
         frame = self._coverage.get(name)
-        self._made["coverage"][name] = make() if frame is None else frame
-        return self._made["coverage"][name]
+        if frame is not None:
+            self._used["coverage"][name] = frame
+        return frame
 
-    def ratios(
-        self, source: str, part: int, following: object, make: Callable[[], pd.DataFrame]
-    ) -> pd.DataFrame:
-        """The market-cap ratios of a source's part (consistency.cap_ratios), whose period ends
-        run to `following` (the next part's first day; None for the last): kept, or made."""
-        name = self._key("ratios", source, part, *self._tables("fundamentals"), str(following))
-        frame = None
-        if self.base and (self.base / FOLDER / _RATIOS / f"{name}.feather").is_file():
-            try:
-                frame = read_frame(self.base / FOLDER / _RATIOS / f"{name}.feather")
-            except (OSError, ValueError, pa.ArrowException):
-                frame = None
-        self._made["ratios"][name] = make() if frame is None else frame
-        return self._made["ratios"][name]
+    def keep_coverage(self, source: str, part: int, frame: pd.DataFrame) -> None:
+        name = self._coverage_key(source, part)
+        self._used["coverage"][name] = frame
+
+    def kept_ratios(self, source: str, part: int, following: object) -> pd.DataFrame | None:
+        """The market-cap ratios (consistency.cap_ratios) the base version keeps for a
+        source's part whose period ends run to `following` (the next part's first day; None
+        for the last); None where it keeps none that can be read."""
+        name = self._ratios_key(source, part, following)
+        path = self.base / FOLDER / _RATIOS / f"{name}.feather" if self.base else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            frame = read_frame(path)
+        except (OSError, ValueError, pa.ArrowException):
+            return None
+        self._used["ratios"][name] = frame
+        self._taken.add(name)
+        return frame
+
+    def keep_ratios(self, source: str, part: int, following: object, frame: pd.DataFrame) -> None:
+        name = self._ratios_key(source, part, following)
+        self._used["ratios"][name] = frame
 
     def save(self, folder: Path) -> None:
         """Keep what this build used (made, or taken: shared, not written again) in the new
@@ -68,20 +80,23 @@ class Memo:
         (folder / FOLDER / _RATIOS).mkdir(parents=True)
         frames = [
             f.rename_axis("month").reset_index().assign(key=k)
-            for k, f in self._made["coverage"].items()
+            for k, f in self._used["coverage"].items()
         ]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"key": []})
         feather.write_feather(table, folder / FOLDER / _COVERAGE, compression="zstd")
-        for name, frame in self._made["ratios"].items():
+        for name, frame in self._used["ratios"].items():
             path = folder / FOLDER / _RATIOS / f"{name}.feather"
-            kept = self.base / FOLDER / _RATIOS / path.name if self.base else None
-            if kept is not None and kept.is_file():
-                link_or_copy(kept, path)
+            if name in self._taken:
+                link_or_copy(self.base / FOLDER / _RATIOS / path.name, path)
             else:
                 feather.write_feather(frame, path, compression="zstd")
 
-    def _tables(self, *names: str) -> list[str]:
-        return [self.made_from[n] for n in names]
+    def _coverage_key(self, source: str, part: int) -> str:
+        tables = [self.made_from["constituents"], self.made_from["fundamentals"]]
+        return self._key("coverage", source, part, *tables)
+
+    def _ratios_key(self, source: str, part: int, following: object) -> str:
+        return self._key("ratios", source, part, self.made_from["fundamentals"], str(following))
 
     def _key(self, kind: str, source: str, part: int, *made_from: str) -> str:
         """The SHA-256 of what a result is made from."""
