@@ -98,7 +98,14 @@ def test_new_lists_remake_every_part_s_coverage_and_keep_its_ratios(store, monke
 
 
 @pytest.mark.parametrize(
-    "damage", ["coverage rows cut short", "a part's ratios garbled", "a part's pairs garbled"]
+    "damage",
+    [
+        "coverage rows cut short",
+        "coverage rows of text",
+        "a part's ratios garbled",
+        "a part's ratios of other columns",
+        "a part's pairs garbled",
+    ],
 )
 def test_kept_results_that_cannot_be_read_are_made_again(store, monkeypatch, damage):
     first = datasets.build(store / "datalog", store / "datasets")
@@ -106,9 +113,16 @@ def test_kept_results_that_cannot_be_read_are_made_again(store, monkeypatch, dam
     if damage == "coverage rows cut short":
         path = kept / quality_parts.FOLDER / "coverage.feather"
         path.write_bytes(path.read_bytes()[:100])
+    elif damage == "coverage rows of text":  # (the columns it expects, values it cannot count)
+        path = kept / quality_parts.FOLDER / "coverage.feather"
+        table = pd.read_feather(path)
+        table.astype({c: str for c in table.columns}).assign(index_members="many").to_feather(path)
     elif damage == "a part's ratios garbled":
         path = sorted((kept / quality_parts.FOLDER / "ratios").glob("*.feather"))[0]
         path.write_bytes(b"not an arrow file")
+    elif damage == "a part's ratios of other columns":
+        path = sorted((kept / quality_parts.FOLDER / "ratios").glob("*.feather"))[-1]
+        pd.DataFrame({"ticker": ["X"], "value": [1.0]}).to_feather(path)
     else:  # the earliest year's kept pairs: read only where the coverage rows are made again
         (kept / quality_parts.FOLDER / "coverage.feather").unlink()
         path = sorted((kept / "market").glob("*.checks"))[0]

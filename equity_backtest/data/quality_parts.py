@@ -66,6 +66,8 @@ class Memo:
             frame = read_frame(path)
         except (OSError, ValueError, pa.ArrowException):
             return None
+        if not {"ticker", "ratio"} <= set(frame) or frame["ratio"].dtype != float:
+            return None  # (a file this code did not write)
         self._used["ratios"][name] = frame
         self._taken.add(name)
         return frame
@@ -114,8 +116,11 @@ def _read_coverage(path: Path) -> dict[str, pd.DataFrame]:
     if "key" not in table or "month" not in table:
         return {}
     out = {}
-    for name, rows in table.groupby("key", sort=False):
-        rows = rows.drop(columns="key").dropna(axis=1, how="all").set_index("month")
-        rows.index = rows.index.astype(object)
-        out[str(name)] = rows.astype("int64").rename_axis(None)
+    try:
+        for name, rows in table.groupby("key", sort=False):
+            rows = rows.drop(columns="key").dropna(axis=1, how="all").set_index("month")
+            rows.index = rows.index.astype(str).astype(object)
+            out[str(name)] = rows.astype("int64").rename_axis(None)
+    except (TypeError, ValueError):  # (not counts: a file this code did not write)
+        return {}
     return out
