@@ -79,11 +79,14 @@ def market_cap_units(mk, shares: pd.DataFrame, days=None, has_caps: bool = True)
         days = np.sort(pd.unique(frame["date"].to_numpy()))
         mk = lambda wanted: frame[frame["date"].isin(wanted)]  # noqa: E731
     if shares.empty or not has_caps:
-        return NO_CAPS
+        return no_caps()
     return units_verdict(cap_ratios(mk, shares, days))
 
 
-NO_CAPS = {"checked": 0, "why": "no market caps, or no shares_outstanding reported"}
+def no_caps() -> dict:
+    """market_cap_units' verdict where nothing can be compared (a new dict each time: it goes
+    into a report that callers may change)."""
+    return {"checked": 0, "why": "no market caps, or no shares_outstanding reported"}
 
 
 def cap_ratios(mk, shares: pd.DataFrame, days) -> pd.DataFrame:

@@ -244,8 +244,7 @@ def combine(parts: list[Summary], splits: set) -> dict:
     """The checks of the whole table from its parts' summaries: flagged rows (count and the
     first examples, in ticker then day order), each ticker's span (ticker order) and the
     distinct trading days (the (month, ticker) pairs are read part by part, quality._coverage).
-    `splits`: the (ticker, day) pairs with a split
-    recorded, which explain a split-like move."""
+    `splits`: the (ticker, day) pairs with a split recorded, which explain a split-like move."""
 
     def joined(key: str) -> pd.DataFrame:
         return pd.concat([p[key] for p in parts], ignore_index=True)
@@ -374,7 +373,7 @@ def load(
     out = {}
     for source in sorted(p for p in folder.iterdir() if p.is_dir()):
         paths = {path.stem: path for path in sorted(source.glob("*.feather"))}
-        frames = {k: read_frame(p) for k, p in paths.items() if k not in later}  # fmt: skip
+        frames = {k: read_frame(p) for k, p in paths.items() if k not in later}
         again = None if remake is None else functools.partial(remake, source.name)
         out[source.name] = Kept(frames, paths, again) if set(paths) - set(frames) else frames
     return out

@@ -248,7 +248,7 @@ def _units(
     if isinstance(table, pd.DataFrame):
         return market_cap_units(_of_source(table, source), shares)
     if shares.empty or not any(bool(p["caps"]["any"].iloc[0]) for p in parts):
-        return consistency.NO_CAPS
+        return consistency.no_caps()
     days = days.to_numpy()
     at = np.searchsorted(days, shares["period_end"].to_numpy(), side="right") - 1
     held = [i for i, p in enumerate(parts) if len(p["days"])]  # (the parts of its days)

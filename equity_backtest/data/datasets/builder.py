@@ -27,7 +27,7 @@ from ...errors import BadInputError
 from ...infra import faults
 from ...infra.ahead import in_order
 from ...infra.locks import process_alive
-from ...infra.storage import atomic_write_text, fsync_dir, sha256_file
+from ...infra.storage import atomic_write_text, fsync_dir, link_or_copy, sha256_file
 from .. import calendars, fundamentals_checks, quality, quality_parts
 from ..datalog import LogName, list_logs, parse_log, parse_many, read_log
 from ..vocabulary import LOG_TYPES, TABLES
@@ -473,7 +473,7 @@ def _written(
     if table is not None:
         feather.write_feather(table, path, compression="zstd")
         return {"sha256": sha256_file(path)}
-    year_parts.share(digests.base / name, path)
+    link_or_copy(digests.base / name, path)
     return {"sha256": digests.shared(name)}
 
 

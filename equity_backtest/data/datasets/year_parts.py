@@ -230,11 +230,8 @@ class BaseDigests:
         return digest
 
 
-share = link_or_copy  # a file of the previous version in the new one (no bytes written)
-
-
 def share_tree(source: Path, target: Path) -> None:
     """A folder of kept checks (<source>/<frame>.feather) of the previous version, shared."""
     for file in source.rglob("*.feather"):
         (target / file.parent.name).mkdir(parents=True, exist_ok=True)
-        share(file, target / file.parent.name / file.name)
+        link_or_copy(file, target / file.parent.name / file.name)
